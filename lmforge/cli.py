@@ -1,0 +1,77 @@
+"""The `lmforge` entry point: one click group, each part registers its own commands.
+
+Subcommands are imported lazily so that `lmforge --help` and `lmforge corpus --help` stay
+fast and never import torch or the corpus engines they do not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+# name -> "module:attribute"; each part owns its group or command.
+COMMANDS: dict[str, str] = {
+    "corpus": "lmforge.corpus.cli:corpus",
+    "tokenizer": "lmforge.tokenize.cli:tokenizer",
+    "demo": "lmforge.pipelines.demo_cli:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used."""
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx):
+        names = set(super().list_commands(ctx))
+        names.update(n for n, target in self.lazy.items() if _available(target))
+        return sorted(names)
+
+    def get_command(self, ctx, name):
+        if name in self.lazy and _available(self.lazy[name]):
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+def _available(target: str) -> bool:
+    module = target.split(":")[0]
+    return importlib.util.find_spec(module) is not None
+
+
+def setup_logging(verbose: int) -> None:
+    """Configure logging once, here, for the whole process."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:  # datatrove logs through loguru; keep it quiet unless asked
+        from loguru import logger as loguru_logger
+
+        loguru_logger.remove()
+        loguru_logger.add(sys.stderr, level="DEBUG" if verbose >= 2 else "INFO" if verbose else "WARNING")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.version_option(package_name="lmforge")
+def main(verbose: int) -> None:
+    """lmforge: raw web crawl dumps to a small aligned chat model.
+
+    \b
+    Stages:
+      lmforge corpus process  CC-MAIN-*.warc.gz -o corpus/     # crawl -> clean documents
+      lmforge corpus dedup    corpus/ -o dedup/                 # near-duplicate removal
+      lmforge tokenizer train dedup/ -o tok/                    # byte-level BPE
+      lmforge demo                                              # every stage on a built-in sample
+    """
+    setup_logging(verbose)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,132 @@
+"""Running a list of corpus steps with one of datatrove's executors.
+
+`local` (default) runs tasks in a process pool on this machine; `slurm` and `ray` hand the
+same pipeline to datatrove's Slurm or Ray executors. Completed tasks are recorded in
+`LOGGING_DIR/completions/` by datatrove, so a rerun skips them; each task writes its output
+atomically, so a task killed half way is simply run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datatrove.executor import LocalPipelineExecutor
+
+EXECUTORS = ("local", "slurm", "ray")
+
+
+@dataclass
+class ExecutorConfig:
+    """How to run a pipeline: which engine, how many tasks, how many at once."""
+
+    executor: str = "local"
+    tasks: int = 1
+    workers: int = 1
+    #: Slurm only: partition, time limit, extra sbatch options
+    slurm_partition: str | None = None
+    slurm_time: str = "24:00:00"
+    slurm_cpus_per_task: int = 1
+    slurm_mem_per_cpu_gb: int = 2
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
+        if self.tasks < 1:
+            raise ValueError(f"tasks must be >= 1 (got {self.tasks})")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1 (got {self.workers})")
+        if self.executor == "slurm" and not self.slurm_partition:
+            raise ValueError("the slurm executor needs a partition: pass --slurm-partition NAME")
+
+
+def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Path, verbose: bool = False):
+    """Build the datatrove executor that runs `pipeline` as `config` says."""
+    logging_dir = str(logging_dir)
+    if config.executor == "local":
+        return QuietLocalExecutor(
+            pipeline,
+            tasks=config.tasks,
+            workers=min(config.workers, config.tasks),
+            logging_dir=logging_dir,
+            skip_completed=True,
+            verbose=verbose,
+        )
+    if config.executor == "slurm":
+        from datatrove.executor import SlurmPipelineExecutor
+
+        return SlurmPipelineExecutor(
+            pipeline,
+            tasks=config.tasks,
+            workers=config.workers,
+            time=config.slurm_time,
+            partition=config.slurm_partition,
+            cpus_per_task=config.slurm_cpus_per_task,
+            mem_per_cpu_gb=config.slurm_mem_per_cpu_gb,
+            logging_dir=logging_dir,
+            job_name="lmforge",
+            skip_completed=True,
+            **config.extra,
+        )
+    try:
+        from datatrove.executor import RayPipelineExecutor
+    except ImportError as exc:  # pragma: no cover - depends on ray being installed
+        raise RuntimeError("the ray executor needs ray: pip install 'ray[default]'") from exc
+    return RayPipelineExecutor(
+        pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logging_dir, skip_completed=True
+    )
+
+
+class QuietLocalExecutor(LocalPipelineExecutor):
+    """datatrove's local executor with its console logging turned down to warnings.
+
+    datatrove's task logger prints every step of every task at INFO to stderr; a command
+    line tool prints a progress bar and a summary table instead. The full log still goes to
+    `LOGGING_DIR/logs/task_NNNNN.log`.
+    """
+
+    def __init__(self, *args, verbose: bool = False, **kwargs):
+        kwargs.setdefault("start_method", "fork" if sys.platform == "linux" else "spawn")
+        super().__init__(*args, **kwargs)
+        self.verbose = verbose
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        with _quiet_task_logger(self.verbose):
+            return super()._run_for_rank(rank, local_rank, node_rank)
+
+    def run(self):
+        with _quiet_task_logger(self.verbose):
+            return super().run()
+
+
+@contextlib.contextmanager
+def _quiet_task_logger(verbose: bool):
+    import datatrove.executor.base as base
+    from loguru import logger
+
+    original_add, original_close = base.add_task_logger, base.close_task_logger
+    level = "INFO" if verbose else "WARNING"
+
+    def add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
+        logger.remove()
+        logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+        logger.add(sys.stderr, level=level if local_rank == 0 else "ERROR", format="{level}: {message}")
+        logger.add(logfile, level="DEBUG")
+        return logfile
+
+    def close_task_logger(logfile):
+        logger.complete()
+        logger.remove()
+        logger.add(sys.stderr, level=level, format="{level}: {message}")
+        logfile.close()
+
+    base.add_task_logger, base.close_task_logger = add_task_logger, close_task_logger
+    try:
+        logger.remove()
+        logger.add(sys.stderr, level=level, format="{level}: {message}")
+        yield
+    finally:
+        base.add_task_logger, base.close_task_logger = original_add, original_close

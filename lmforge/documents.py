@@ -1,0 +1,184 @@
+"""Document files: the contract between the corpus stage and everything after it.
+
+A document set is a folder with `documents/**/*.jsonl.zst`: one JSON object per line,
+`{"id": str, "text": str, "metadata": {"url", "date", "language", "language_score", ...}}`.
+Readers here also take plain `.jsonl` (`.jsonl.gz`), `.txt` (one document per line) and
+Parquet, so later stages (tokenizer training, shards) can start from other people's data.
+
+Writers are atomic: they write `NAME.tmp` and rename it to `NAME` on close, so a file that
+exists under its final name is complete. This module imports nothing heavy and neither
+torch nor datatrove.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import orjson
+import zstandard
+
+DOC_SUFFIXES = (".jsonl.zst", ".jsonl", ".jsonl.gz", ".txt", ".parquet")
+
+
+class DocumentFileError(Exception):
+    """A document file that cannot be read; the message names the file and the line."""
+
+
+def find_document_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand folders, globs and files into a sorted list of document files.
+
+    A folder means every document file below it (preferring its `documents/` subfolder
+    when it is an lmforge output folder). Raises FileNotFoundError naming what is missing.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        item = str(item)
+        if any(ch in item for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"no files match {item!r}")
+            found.extend(m for m in matches if m.is_file())
+            continue
+        path = Path(item)
+        if path.is_dir():
+            root = path / "documents" if (path / "documents").is_dir() else path
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(DOC_SUFFIXES))
+            if not files:
+                raise FileNotFoundError(f"{path}: no document files ({', '.join(DOC_SUFFIXES)}) inside")
+            found.extend(files)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return found
+
+
+@dataclass(slots=True)
+class DocRecord:
+    id: str
+    text: str
+    metadata: dict
+
+
+def iter_documents(path: str | os.PathLike, text_key: str = "text", errors: dict | None = None) -> Iterator[DocRecord]:
+    """Yield the documents of one file.
+
+    Malformed JSON lines are counted in `errors` (when given) and skipped; with
+    `errors=None` they raise DocumentFileError naming the file and line.
+    """
+    path = Path(path)
+    name = path.name
+    if name.endswith(".parquet"):
+        yield from _iter_parquet(path, text_key)
+        return
+    if name.endswith(".txt"):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for i, line in enumerate(f):
+                line = line.rstrip("\n")
+                if line:
+                    yield DocRecord(f"{path.stem}/{i}", line, {})
+        return
+    for i, line in enumerate(_open_lines(path)):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+            text = obj[text_key]
+            if not isinstance(text, str):
+                raise TypeError(f"{text_key!r} is not a string")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            if errors is None:
+                raise DocumentFileError(f"{path}: line {i + 1}: not a JSON document with a {text_key!r} string ({exc})") from None
+            errors["malformed_line"] = errors.get("malformed_line", 0) + 1
+            continue
+        meta = obj.get("metadata") or {}
+        doc_id = str(obj.get("id", f"{path.stem}/{i}"))
+        yield DocRecord(doc_id, text, meta if isinstance(meta, dict) else {})
+
+
+def _open_lines(path: Path) -> Iterator[bytes]:
+    try:
+        if path.name.endswith(".zst"):
+            with open(path, "rb") as raw:
+                reader = zstandard.ZstdDecompressor().stream_reader(raw)
+                yield from io.BufferedReader(reader)
+        elif path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                yield from f
+        else:
+            with open(path, "rb") as f:
+                yield from f
+    except (zstandard.ZstdError, gzip.BadGzipFile, EOFError, OSError) as exc:
+        raise DocumentFileError(f"{path}: corrupted or truncated compressed file ({exc}); re-create it") from None
+
+
+def _iter_parquet(path: Path, text_key: str) -> Iterator[DocRecord]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for bad files
+        raise DocumentFileError(f"{path}: not a readable Parquet file ({exc})") from None
+    if text_key not in pf.schema_arrow.names:
+        raise DocumentFileError(f"{path}: no column {text_key!r} (columns: {', '.join(pf.schema_arrow.names)}); pass --text-key")
+    row = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        cols = batch.to_pydict()
+        ids = cols.get("id")
+        for j, text in enumerate(cols[text_key]):
+            meta = {k: v[j] for k, v in cols.items() if k not in (text_key, "id", "metadata")}
+            if isinstance(cols.get("metadata"), list) and isinstance(cols["metadata"][j], dict):
+                meta.update(cols["metadata"][j])
+            yield DocRecord(str(ids[j]) if ids else f"{path.stem}/{row}", text or "", meta)
+            row += 1
+
+
+class DocumentWriter:
+    """Atomic writer of one `.jsonl.zst` document file.
+
+    Lines go to `PATH.tmp` through a zstd stream (level 3: ~4x smaller than raw JSON at
+    ~300 MB/s); `close()` finishes the frame, fsyncs and renames to PATH. A writer that is
+    never closed (a killed process) leaves only the `.tmp` file, which the next run
+    overwrites.
+    """
+
+    def __init__(self, path: str | os.PathLike, level: int = 3):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = self.path.with_name(self.path.name + ".tmp")
+        self._raw = open(self.tmp_path, "wb")
+        self._zst = zstandard.ZstdCompressor(level=level).stream_writer(self._raw, closefd=False)
+        self.count = 0
+
+    def write(self, doc_id: str, text: str, metadata: dict) -> None:
+        self._zst.write(orjson.dumps({"id": doc_id, "text": text, "metadata": metadata}, option=orjson.OPT_APPEND_NEWLINE))
+        self.count += 1
+
+    def close(self) -> None:
+        if self._raw.closed:
+            return
+        self._zst.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        os.replace(self.tmp_path, self.path)
+
+    def abort(self) -> None:
+        if not self._raw.closed:
+            self._raw.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
