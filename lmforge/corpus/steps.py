@@ -1,0 +1,210 @@
+"""The corpus pipeline's own steps: read crawl files, extract main text, write documents.
+
+Each is a datatrove `PipelineStep`, so any datatrove executor runs them. Filters live in
+`lmforge.corpus.filters` and language ID in `lmforge.corpus.langid`.
+
+Work is split between tasks by input file (task `rank` of `world_size` reads files
+`rank, rank + world_size, ...`), exactly as datatrove's readers split it, and every task
+writes its own output files atomically: a killed task leaves only `*.tmp` files and is run
+again from the start by the next invocation.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from lmforge.corpus.base import REJECTED_KEY
+
+log = logging.getLogger(__name__)
+
+# stat names shown in the summary table
+EXTRACTED = "extracted"
+EXTRACT_EMPTY = "dropped_no_main_text"
+EXTRACT_TIMEOUT = "dropped_extract_timeout"
+EXTRACT_ERROR = "dropped_extract_error"
+
+
+class WarcPages(PipelineStep):
+    """Stream HTML responses (and WET conversions) from WARC files into Documents.
+
+    A Document's `text` holds the decoded HTML until `MainText` replaces it with the
+    extracted text; `metadata["kind"]` says which ("html" or "text").
+    """
+
+    name = "🕷 WARC pages"
+    type = "📖 - READER"
+
+    def __init__(self, files: list[str], limit: int = -1, progress: bool = True):
+        super().__init__()
+        self.files = list(files)
+        self.limit = limit
+        self.progress = progress
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from tqdm.auto import tqdm
+
+        from lmforge.corpus import warc
+
+        if data:
+            yield from data
+        files = self.files[rank::world_size]
+        bar = tqdm(
+            desc=f"task {rank}" if world_size > 1 else "pages",
+            unit=" rec",
+            disable=None if self.progress else True,
+            leave=False,
+            mininterval=0.5,
+            position=rank % 8 if world_size > 1 else None,
+        )
+        emitted = 0
+        with bar:
+            for path in files:
+                counts: dict[str, int] = {}
+                try:
+                    for page in warc.iter_warc_pages(path, counts):
+                        bar.update(1)
+                        if 0 <= self.limit <= emitted:
+                            break
+                        emitted += 1
+                        meta = {"url": page.url, "date": page.date, "kind": page.kind, "charset": page.charset, "source": path}
+                        yield Document(text=page.content, id=page.id, metadata=meta)
+                finally:
+                    for key, value in counts.items():
+                        if value:
+                            self.stat_update(key, value=value)
+                    self.stat_update("files")
+                if 0 <= self.limit <= emitted:
+                    break
+
+
+class _Timeout(Exception):
+    pass
+
+
+class MainText(PipelineStep):
+    """Replace each page's HTML with its main text (`lmforge.corpus.extract`).
+
+    A page that takes longer than `timeout` seconds is cut off and counted
+    (`dropped_extract_timeout`): the timer is a SIGALRM interval timer, which costs nothing
+    per page, but it interrupts Python code only, so a hang inside C code waits for C to
+    return (datatrove instead ships every page to a sandbox process, which bounds C hangs
+    too but pays a round trip per page). Empty extractions are dropped
+    (`dropped_no_main_text`).
+    """
+
+    name = "✂ main text"
+    type = "🛢 - EXTRACTOR"
+
+    def __init__(self, timeout: float = 2.0, keep_rejected: bool = False):
+        super().__init__()
+        self.timeout = timeout
+        self.keep_rejected = keep_rejected
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from lmforge.corpus import extract
+
+        use_alarm = self.timeout > 0 and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        previous = signal.signal(signal.SIGALRM, _raise_timeout) if use_alarm else None
+        try:
+            for doc in data:
+                if REJECTED_KEY in doc.metadata or doc.metadata.get("kind") == "text":
+                    yield doc  # rejected upstream, or WET text that needs no extraction
+                    continue
+                self.stat_update("documents")
+                reason = None
+                with self.track_time():
+                    try:
+                        if use_alarm:
+                            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+                        text = extract.extract_main_text(doc.text, doc.metadata.get("url"))
+                    except _Timeout:
+                        reason, text = EXTRACT_TIMEOUT, ""
+                        log.warning("%s: extraction timed out after %.1fs", doc.metadata.get("url"), self.timeout)
+                    except Exception as exc:  # the extractor must not kill a run
+                        reason, text = EXTRACT_ERROR, ""
+                        log.warning("%s: extraction failed: %s", doc.metadata.get("url"), exc)
+                    finally:
+                        if use_alarm:
+                            signal.setitimer(signal.ITIMER_REAL, 0)
+                if reason is None and not text.strip():
+                    reason = EXTRACT_EMPTY
+                if reason:
+                    self.stat_update("dropped", reason)
+                    if self.keep_rejected:
+                        doc.metadata[REJECTED_KEY] = reason.removeprefix("dropped_")
+                        yield doc
+                    continue
+                doc.text = text
+                self.stat_update(EXTRACTED)
+                yield doc
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous or signal.SIG_DFL)
+
+
+def _raise_timeout(signum, frame):
+    raise _Timeout()
+
+
+#: metadata keys used inside the pipeline, not written to the output
+INTERNAL_KEYS = ("kind", "charset", REJECTED_KEY)
+
+
+class WriteDocuments(PipelineStep):
+    """Write kept documents to `OUT/documents/NNNNN.jsonl.zst` (one file per task) and, with
+    `keep_rejected`, rejected ones to `OUT/rejected/<reason>/NNNNN.jsonl.zst`.
+
+    Files appear under their final names only when the task finishes (atomic rename), so
+    the output folder never holds a partial file under a real name.
+    """
+
+    name = "💾 write documents"
+    type = "💽 - WRITER"
+
+    def __init__(self, output_dir: str, keep_rejected: bool = False, passthrough: bool = False):
+        super().__init__()
+        self.output_dir = str(output_dir)
+        self.keep_rejected = keep_rejected
+        self.passthrough = passthrough
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from pathlib import Path
+
+        from lmforge.documents import DocumentWriter
+
+        out = Path(self.output_dir)
+        kept = DocumentWriter(out / "documents" / f"{rank:05d}.jsonl.zst")
+        rejected: dict[str, DocumentWriter] = {}
+        ok = False
+        try:
+            for doc in data:
+                reason = doc.metadata.get(REJECTED_KEY)
+                meta = {k: v for k, v in doc.metadata.items() if k not in INTERNAL_KEYS}
+                if reason is None:
+                    with self.track_time():
+                        kept.write(doc.id, doc.text, meta)
+                    self.stat_update("kept")
+                    language = doc.metadata.get("language")
+                    if language:
+                        self.stat_update(f"kept_language_{language}")
+                    if self.passthrough:
+                        yield doc
+                elif self.keep_rejected:
+                    writer = rejected.get(reason)
+                    if writer is None:
+                        writer = rejected[reason] = DocumentWriter(out / "rejected" / reason / f"{rank:05d}.jsonl.zst")
+                    writer.write(doc.id, doc.text, {**meta, "reason": reason})
+                    self.stat_update(f"rejected_written_{reason}")
+            ok = True
+        finally:
+            for writer in (kept, *rejected.values()):
+                writer.close() if ok else writer.abort()
+
+
