@@ -74,7 +74,7 @@ def dataclass_options(cls, exclude: tuple[str, ...] = ()):
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None
             )
-            help_text = _field_docs(owner).get(f.name, "")
+            help_text = f.metadata.get("help") or _field_docs(owner).get(f.name, "")
             param = "cfg__" + "__".join(path)
             if kind is bool:
                 opt = click.option(f"--{name}/--no-{name}", param, default=None, show_default=False,

@@ -89,16 +89,16 @@ def build_pipeline(config: CorpusConfig, files: list[str], progress: bool = True
 
         pipeline.append(URLFilter(keep_rejected=keep))
     pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep))
-    pipeline.append(langid.LanguageLabeler(model_path=config.lid_model))
+    if config.mode == "process" or config.languages:
+        # the filter labels every document as it decides, so it replaces the labeller
+        pipeline.append(langid.LanguageFilter(
+            languages=config.languages, min_score=config.min_language_score, model_path=config.lid_model, keep_rejected=keep))
+    else:
+        pipeline.append(langid.LanguageLabeler(model_path=config.lid_model))
     if config.mode == "process":
         from lmforge.corpus import filters
 
-        pipeline.append(
-            langid.LanguageFilter(languages=config.languages, min_score=config.min_language_score, keep_rejected=keep)
-        )
         pipeline.extend(filters.fineweb_filters(config.filters, keep_rejected=keep))
-    elif config.languages:
-        pipeline.append(langid.LanguageFilter(languages=config.languages, min_score=config.min_language_score, keep_rejected=keep))
     pipeline.append(steps.WriteDocuments(config.output_dir, keep_rejected=keep))
     return pipeline
 

@@ -1,0 +1,144 @@
+"""The corpus commands end to end: output contract, bad input, resume after kill -9."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from conftest import shared_path
+from lmforge.cli import main
+
+LMFORGE = [sys.executable, "-m", "lmforge.cli"]
+
+
+def read_docs(out: Path) -> dict[str, list[dict]]:
+    """Every output file's documents, by file name relative to OUT."""
+    result = {}
+    for path in sorted(out.rglob("*.jsonl.zst")):
+        data = zstandard.ZstdDecompressor().stream_reader(open(path, "rb")).read()
+        result[str(path.relative_to(out))] = [orjson.loads(line) for line in data.splitlines()]
+    return result
+
+
+def run_cli(*args: str):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=True)
+    return result
+
+
+@pytest.fixture(scope="module")
+def sample_warc(tmp_path_factory) -> Path:
+    from lmforge.pipelines.sample import write_sample_warc
+
+    path = tmp_path_factory.mktemp("sample") / "sample.warc.gz"
+    write_sample_warc(path)
+    return path
+
+
+def test_extract_output_contract(tmp_path):
+    warc = shared_path("warc", "cc-main-2020-34-multilingual.warc.gz")
+    result = run_cli("corpus", "extract", str(warc), "-o", str(tmp_path / "out"), "--no-progress")
+    assert result.exit_code == 0, result.output
+    docs = [d for file in read_docs(tmp_path / "out").values() for d in file]
+    assert len(docs) >= 10
+    for doc in docs:
+        assert doc["id"] and doc["text"].strip()
+        meta = doc["metadata"]
+        assert meta["url"].startswith("http")
+        assert meta["date"]
+        assert isinstance(meta["language"], str) and 0.0 <= meta["language_score"] <= 1.0
+    languages = {d["metadata"]["language"] for d in docs}
+    assert {"zh", "ru", "de"} <= languages
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["summary"]["kept"] == len(docs)
+    assert stats["summary"]["records"] > stats["summary"]["pages"]
+    assert "kept" in result.output and "records" in result.output  # the summary table
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    result = run_cli("corpus", "extract", str(tmp_path / "nope.warc.gz"), "-o", str(tmp_path / "out"))
+    assert result.exit_code != 0
+    assert "nope.warc.gz" in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+def test_nonsense_flags_are_clear_errors(tmp_path, sample_warc):
+    result = run_cli("corpus", "extract", str(sample_warc), "-o", str(tmp_path / "o"), "--tasks", "0")
+    assert result.exit_code == 2 and "--tasks" in result.output
+    result = run_cli("corpus", "extract", str(sample_warc), "-o", str(tmp_path / "o"), "--min-language-score", "3")
+    assert result.exit_code != 0 and "min-language-score" in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_bad_archives_do_not_crash(tmp_path):
+    bad = shared_path("warc", "bad")
+    files = sorted(str(p) for p in bad.iterdir())
+    result = run_cli("corpus", "extract", *files, "-o", str(tmp_path / "out"), "--no-progress", "--tasks", "2")
+    assert result.exit_code == 0, result.output
+    assert isinstance(result.exception, (SystemExit, type(None)))
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["summary"]["records"] > 0
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path, sample_warc):
+    out = tmp_path / "out"
+    assert run_cli("corpus", "extract", str(sample_warc), "-o", str(out), "--no-progress").exit_code == 0
+    result = run_cli("corpus", "extract", str(sample_warc), "-o", str(out), "--no-progress", "--languages", "de")
+    assert result.exit_code != 0 and "other settings" in result.output
+    result = run_cli("corpus", "extract", str(sample_warc), "-o", str(out), "--no-progress", "--languages", "de", "--overwrite")
+    assert result.exit_code == 0, result.output
+
+
+def test_extraction_timeout_is_counted(tmp_path, sample_warc, monkeypatch):
+    from lmforge.corpus import extract
+    from lmforge.corpus.pipeline import CorpusConfig, run_corpus
+
+    real = extract.extract_main_text
+
+    def sometimes_hangs(html, url=None):
+        if "mirror0" in (url or ""):
+            while True:  # a pathological page
+                pass
+        return real(html, url)
+
+    monkeypatch.setattr(extract, "extract_main_text", sometimes_hangs)
+    config = CorpusConfig(inputs=[str(sample_warc)], output_dir=str(tmp_path / "out"), mode="extract", extract_timeout=0.2)
+    stats = run_corpus(config, progress=False)
+    assert stats["summary"]["dropped"]["extract_timeout"] == 4  # mirror0 holds 4 of the 12 copies
+    assert stats["summary"]["kept"] > 50
+
+
+@pytest.mark.parametrize("kill_after", [0.5, 1.2, 2.0])
+def test_kill_9_and_resume_gives_the_uninterrupted_output(tmp_path, sample_warc, kill_after):
+    inputs = [str(sample_warc)]
+    for name in ("cc-main-2020-34-multilingual.warc.gz", "wget-2024-homepages.warc.gz", "clueweb09-ja-near-duplicates.warc.gz"):
+        path = shared_path("warc", name)
+        inputs.append(str(path))
+    args = ["corpus", "extract", *inputs, "--tasks", "4", "--workers", "1", "--no-progress"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    reference = tmp_path / "reference"
+    subprocess.run([*LMFORGE, *args, "-o", str(reference)], check=True, env=env, capture_output=True)
+
+    out = tmp_path / "resumed"
+    proc = subprocess.Popen([*LMFORGE, *args, "-o", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    time.sleep(kill_after)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run([*LMFORGE, *args, "-o", str(out)], check=True, env=env, capture_output=True)
+
+    assert read_docs(out) == read_docs(reference)
+    assert not list(out.rglob("*.tmp"))
