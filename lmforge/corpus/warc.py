@@ -147,7 +147,7 @@ def _expand_url(raw: str) -> list[str]:
     try:
         fs, path = fsspec.core.url_to_fs(raw)
         protocol = raw.split("://", 1)[0]
-        unstrip = (lambda p: p if "://" in p else f"{protocol}://{p.lstrip('/') if protocol != 'memory' else p}")
+        unstrip = fs.unstrip_protocol
         if any(c in _GLOB_CHARS for c in path):
             return [unstrip(p) for p in fs.glob(path) if not fs.isdir(p)]
         if protocol in ("http", "https"):  # no folders over HTTP; one HEAD request
@@ -194,7 +194,7 @@ def dechunk(body: bytes) -> bytes:
     while pos < n:
         eol = body.find(b"\n", pos, pos + 1024)
         if eol < 0:
-            break
+            return body if pos == 0 else bytes(out)
         size_field = body[pos:eol].split(b";", 1)[0].strip()
         try:
             size = int(size_field, 16)
@@ -319,11 +319,18 @@ def iter_warc_pages(path: str, counts: dict[str, int]) -> Iterator[WarcPage]:
                 _bump(counts, reason)
                 if page is not None:
                     yield page
-        except OSError as e:  # gzip stream corrupt between records
+        except OSError as e:  # gzip stream corrupt between records: the record it hid counts
+            _bump(counts, RECORDS)
             logger.warning("%s: offset %d: file is corrupt after this offset (%s); kept what came before", path, offset, e)
             _bump(counts, TRUNCATED_FILE)
             return
-        if counts.get(RECORDS, 0) == records_before and (f.read(1) or _size(f)):
+        # FastWARC ends quietly when the last gzip member is cut: look at the tail ourselves
+        last = offset if counts.get(RECORDS, 0) > records_before else 0
+        if _gzip_tail_is_cut(f, last):
+            logger.warning("%s: offset %d: file is cut or corrupt after this offset; kept what came before", path, last)
+            _bump(counts, RECORDS)
+            _bump(counts, TRUNCATED_FILE)
+        elif counts.get(RECORDS, 0) == records_before and _size(f):
             raise WarcInputError(
                 f"{path}: no WARC record found: this is not a WARC/WET file (or is compressed in a "
                 f"format other than gzip); remove it from the inputs"
@@ -337,6 +344,43 @@ def _size(f) -> int:
         return f.seek(0, os.SEEK_END)
     except (OSError, ValueError):
         return 0
+
+
+def _gzip_tail_is_cut(f, start: int) -> bool:
+    """True when the gzip members from `start` (a record's member offset) to the end of the file
+    do not all end cleanly. Streams in 64 KB steps; output is discarded."""
+    try:
+        f.seek(start)
+        chunk = f.read(1 << 16)
+    except (OSError, ValueError):
+        return False  # not seekable: nothing to check
+    if not chunk.startswith(b"\x1f\x8b\x08"):
+        return False  # plain WARC, or not at a member boundary (one gzip stream for the file)
+    if start == 0 and _gzip_start(chunk)[:5] != b"WARC/":
+        return False  # not a WARC at all: the caller says so
+    d = zlib.decompressobj(31)
+    try:
+        while chunk:
+            data = chunk
+            while data:
+                d.decompress(data, 1 << 20)
+                data = d.unconsumed_tail
+                if d.eof:
+                    data = d.unused_data + data
+                    if not data.strip(b"\x00"):
+                        break
+                    d = zlib.decompressobj(31)
+            chunk = f.read(1 << 16)
+    except zlib.error:
+        return True
+    return not d.eof
+
+
+def _gzip_start(chunk: bytes) -> bytes:
+    try:
+        return zlib.decompressobj(31).decompress(chunk, 64)
+    except zlib.error:
+        return b""
 
 
 def _bump(counts: dict[str, int], key: str) -> None:
