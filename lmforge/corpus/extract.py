@@ -30,10 +30,13 @@ import re
 __all__ = ["extract_main_text"]
 
 # Elements that never carry article text: removed from the whole tree first.
+_JUNK_TAGS = [
+    "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "embed",
+    "video", "audio", "map", "button", "select", "input", "textarea", "option", "dialog",
+    "head", "link", "meta",
+]
 _JUNK = (
-    "script, style, noscript, template, svg, canvas, iframe, object, embed, video, audio, map,"
-    " button, select, input, textarea, option, dialog, head, link, meta,"
-    " [hidden], [aria-hidden=true], [style*='display:none' i], [style*='display: none' i],"
+    "[hidden], [aria-hidden=true], [style*='display:none' i], [style*='display: none' i],"
     " [style*='visibility:hidden' i]"
 )
 
@@ -85,6 +88,11 @@ _BOILER_WORDS = (
 _BOILER = _BOILER_TAGS + ", " + ", ".join(
     f"[class*={w} i], [id*={w} i]" for w in _BOILER_WORDS
 )
+# Overlays removed from the whole page before the container vote (they are never wrappers).
+_OVERLAYS = ", ".join(
+    f"[class*={w} i], [id*={w} i]"
+    for w in ("cookie", "consent", "gdpr", "newsletter", "subscribe", "popup", "modal", "signup")
+)
 # class/id fragments that look like boilerplate words but name content
 _NOT_BOILER = re.compile(r"commentary|article-body|articlebody|entry-content|post-content|shared-content", re.I)
 
@@ -122,13 +130,24 @@ def _extract(html: str) -> str:
     body = tree.body
     if body is None:
         return ""
-    for node in tree.css(_JUNK):
-        node.decompose()
+    tree.strip_tags(_JUNK_TAGS, recursive=True)
+    _remove(body.css(_JUNK))
+    _prune(body, _OVERLAYS, 0.2)
     container = _find_container(body)
     _prune(container)
     blocks: list[tuple[str, int]] = []
     _render(container, blocks)
     return _postprocess(blocks)
+
+
+def _remove(nodes) -> None:
+    """Delete `nodes` (a CSS match list, document order) from the tree.
+
+    Reverse order deletes descendants before their ancestors: deleting an ancestor first would
+    free the descendants' memory while we still hold them (lexbor frees the whole subtree).
+    """
+    for node in reversed(nodes):
+        node.decompose()
 
 
 def _text_len(node) -> int:
@@ -189,15 +208,17 @@ def _find_container(body):
     return voted if voted is not None else body
 
 
-def _prune(container) -> None:
-    total = max(_text_len(container), 1)
-    for node in container.css(_BOILER):
-        if node.mem_id == container.mem_id:
+def _prune(root, selector: str = _BOILER, max_share: float = 0.5) -> None:
+    """Delete boilerplate subtrees under `root`, unless one holds over `max_share` of the text."""
+    total = max(_text_len(root), 1)
+    root_id = root.mem_id
+    for node in reversed(root.css(selector)):
+        if node.mem_id == root_id or node.tag in ("body", "html"):
             continue
         attrs = (node.attributes.get("class") or "") + " " + (node.attributes.get("id") or "")
         if _NOT_BOILER.search(attrs):
             continue
-        if _text_len(node) > 0.5 * total:
+        if _text_len(node) > max_share * total:
             continue
         node.decompose()
 
