@@ -184,6 +184,22 @@ def test_truncated_file_keeps_records_before(tmp_path, caplog):
     pages, counts = read(cut_plain)
     assert len(pages) == 3 and counts[W.TRUNCATED_FILE] == 1
 
+    first = tmp_path / "first.warc.gz"  # cut inside the first record: a WARC, not a user mistake
+    first.write_bytes(data[:100])
+    pages, counts = read(first)
+    assert pages == [] and counts[W.TRUNCATED_FILE] == 1
+    assert_balanced(counts)
+
+
+def test_resource_record_with_html(tmp_path):
+    def res(w, ct):
+        w.write_record(w.create_warc_record("http://a/r", "resource", payload=io.BytesIO(HTML), warc_content_type=ct))
+
+    path = build_warc(tmp_path / "res.warc", [lambda w: res(w, "text/html"), lambda w: res(w, "text/plain")], gz=False)
+    pages, counts = read(path)
+    assert [(p.kind, p.url) for p in pages] == [("html", "http://a/r")]
+    assert counts == {W.RECORDS: 3, W.SKIPPED_WARCINFO: 1, W.HTML: 1, W.SKIPPED_OTHER: 1}
+
 
 def test_corrupt_gzip_stream_keeps_records_before(tmp_path):
     full = build_warc(tmp_path / "full.warc.gz",

@@ -9,9 +9,10 @@ either (``truncated_file``, everything before it kept). This module adds what Fa
 the caller: HTTP de-chunking, Content-Encoding (gzip, deflate, br, zstd), browser-grade charset
 decoding (`lmforge.corpus.charset`), a payload cap, and a count for every record by outcome.
 
-Throughput (one core, the 5 shared WARCs, 586 records, read + HTTP parse + decode to str):
-this reader ≈ {ours} records/s, datatrove 0.10.1 ``WarcReader`` (warcio, decode only) ≈
-{theirs} records/s.
+Throughput (one core, the 5 shared *.warc.gz, 475 records, best of 3): this reader ≈ 39,000
+records/s (HTTP parsed, payload decoded to str; 86 pages), datatrove 0.10.1 ``WarcReader``
+(warcio + cchardet) ≈ 8,100 records/s, about 4.8x slower, and it yields 54 pages: none of the 29
+ClueWeb09 (WARC/0.18) pages, 2 fewer iana and 1 fewer wget page.
 """
 
 from __future__ import annotations
