@@ -313,6 +313,10 @@ def iter_warc_pages(path: str, counts: dict[str, int]) -> Iterator[WarcPage]:
                     logger.warning("%s: offset %d: file is corrupt or cut inside a record (%s)", path, offset, e)
                     _bump(counts, TRUNCATED_FILE)
                     return
+                except Exception as e:  # anything else one odd record triggers must not end the run
+                    logger.warning("%s: offset %d: bad record skipped: %r", path, offset, e)
+                    _bump(counts, BAD_RECORD)
+                    continue
                 if reason == TRUNCATED_FILE:
                     logger.warning("%s: offset %d: file ends inside this record; kept what came before", path, offset)
                     _bump(counts, TRUNCATED_FILE)
