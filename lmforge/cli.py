@@ -16,6 +16,10 @@ import click
 COMMANDS: dict[str, str] = {
     "corpus": "lmforge.corpus.cli:corpus",
     "tokenizer": "lmforge.tokenize.cli:tokenizer",
+    "shards": "lmforge.tokenize.shards_cli:shards",
+    "mix": "lmforge.tokenize.shards_cli:mix",
+    "train": "lmforge.train.cli:train",
+    "sample": "lmforge.train.cli:sample",
     "demo": "lmforge.pipelines.demo_cli:demo",
 }
 
@@ -41,7 +45,10 @@ class LazyGroup(click.Group):
 
 def _available(target: str) -> bool:
     module = target.split(":")[0]
-    return importlib.util.find_spec(module) is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
 
 def setup_logging(verbose: int) -> None:
