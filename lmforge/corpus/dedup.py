@@ -1,0 +1,679 @@
+"""Near-duplicate (MinHash LSH) and exact duplicate removal, as four stages an executor spreads.
+
+```
+documents ─1 signatures─▶ sigs/ names/ meta/ buckets/SHARD/FILE.npy   (tasks over input files)
+          ─2 buckets────▶ edges/SHARD.npy                             (tasks over bucket shards)
+          ─3 clusters───▶ remove/FILE.npy, OUT/clusters/, clusters.json (one task)
+          ─4 filter─────▶ OUT/documents/FILE.jsonl.zst                  (tasks over input files)
+```
+
+1. **signatures**: per input file, MinHash signatures (`minhash.MinHasher`, identical to
+   datasketch's), a content hash of the lower-cased, whitespace-collapsed text (`--exact`),
+   and for every band the 64-bit bucket key, written as `(bucket key, document key)` records
+   into `bucket_shards` shard folders by `key % bucket_shards`. A document key is
+   `file index << 32 | ordinal in file`, so ordering keys is ordering by input position.
+2. **buckets**: a shard's records from every file are sorted; each bucket with two or more
+   documents gives edges from its first document to every other and between neighbours
+   (first + chain: a star alone would lose B–C when A–C fails verification). Every edge is
+   verified on the estimated Jaccard of the two full signatures (>= `verify_threshold`),
+   which removes LSH false positives, and the shard's verified edges are reduced to
+   connected components written as `(document, component root)` pairs: sharded union-find.
+3. **clusters**: the shards' `(document, root)` pairs are merged into global components
+   (vectorised min-label propagation with pointer jumping; memory is that of the documents
+   that have a duplicate, ~40 bytes each, never the corpus). In each component the earliest
+   document (input order: sorted file path, then line) is kept and every member whose
+   estimated Jaccard with it is >= `verify_threshold` is removed with it as one cluster; the
+   members left over form clusters around *their* earliest member the same way, so a removed
+   document always resembles its cluster's survivor, even along a chain A~B~C with A≁C.
+4. **filter**: each input file is read again and written without its removed documents.
+
+Memory: stage 1 holds one batch of documents; stage 2 one shard (16 bytes x records /
+`bucket_shards`); stage 3 the documents with duplicates plus one chunk of their signatures.
+Every output is written under a temporary name and renamed, each unit (file, shard, stage 3)
+is skipped when its output exists, and every stage is deterministic, so a run killed at any
+point and started again writes byte-identical output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import mmap
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import orjson
+
+from lmforge.corpus.minhash import LSHParams, MinHasher, band_keys, optimal_lsh_params
+from lmforge.documents import DocumentFileError, DocumentWriter, find_document_files, iter_documents
+
+_U64 = np.uint64
+_KEY_SHIFT = _U64(32)
+_ROW_MASK = _U64(0xFFFFFFFF)
+#: the stage folders under OUT/.lmforge/dedup
+WORK = Path(".lmforge") / "dedup"
+
+
+class DedupError(Exception):
+    """Input or configuration problem; the message names the file or the option to fix."""
+
+
+@dataclass
+class DedupConfig:
+    """Settings shared by every dedup stage (like datatrove's MinhashConfig)."""
+
+    #: Jaccard similarity (of word n-gram sets) from which two documents are duplicates
+    threshold: float = 0.8
+    #: shingle length in words (each CJK/Thai character is a word)
+    ngram: int = 5
+    num_perm: int = 112
+    #: LSH bands and rows; derived from threshold and num_perm when not given
+    bands: int | None = None
+    rows: int | None = None
+    seed: int = 1
+    #: "poly" (vectorised polynomial hash) or "sha1" (datasketch's default, slower)
+    hash: str = "poly"
+    #: candidate pairs (and cluster members) need an estimated Jaccard >= this; default threshold - 0.1
+    verify_threshold: float | None = None
+    #: remove near-duplicates (MinHash LSH)
+    near: bool = True
+    #: remove exact duplicates (hash of lower-cased, whitespace-collapsed text)
+    exact: bool = False
+    bucket_shards: int = 64
+    #: documents per signature batch
+    batch_size: int = 2000
+    text_key: str = "text"
+    progress: bool = False
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be between 0 and 1 (got {self.threshold}); 0.8 is FineWeb's")
+        if self.ngram < 1:
+            raise ValueError(f"ngram must be >= 1 (got {self.ngram})")
+        if self.num_perm < 1:
+            raise ValueError(f"num_perm must be >= 1 (got {self.num_perm})")
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both --bands and --rows, or neither (they are then derived from --threshold)")
+        if self.bands is None:
+            params = optimal_lsh_params(self.threshold, self.num_perm)
+            self.bands, self.rows = params.bands, params.rows
+        if self.bands < 1 or self.rows < 1:
+            raise ValueError(f"bands and rows must be >= 1 (got {self.bands} x {self.rows})")
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(
+                f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}: raise --num-perm or lower --bands/--rows"
+            )
+        if self.verify_threshold is None:
+            self.verify_threshold = round(max(self.threshold - 0.1, 0.0), 6)
+        if not 0.0 <= self.verify_threshold <= 1.0:
+            raise ValueError(f"verify_threshold must be between 0 and 1 (got {self.verify_threshold})")
+        if self.hash not in ("poly", "sha1"):
+            raise ValueError(f"hash must be 'poly' or 'sha1' (got {self.hash!r})")
+        if not (self.near or self.exact):
+            raise ValueError("nothing to do: enable near-duplicate removal or --exact")
+        if self.bucket_shards < 1:
+            raise ValueError(f"bucket_shards must be >= 1 (got {self.bucket_shards})")
+
+    @property
+    def lsh(self) -> LSHParams:
+        return LSHParams(self.bands, self.rows)
+
+    def fingerprint(self) -> dict:
+        """The settings that change the output (a rerun must use the same ones)."""
+        d = dataclasses.asdict(self)
+        for k in ("batch_size", "progress"):
+            d.pop(k)
+        return d
+
+
+# ----------------------------------------------------------------------------------------
+# small helpers
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _key_parts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (keys >> _KEY_SHIFT).astype(np.int64), (keys & _ROW_MASK).astype(np.int64)
+
+
+def _content_hash(text: str) -> int:
+    norm = " ".join(text.lower().split()).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(norm, digest_size=8).digest(), "little")
+
+
+class _RowStore:
+    """Rows of per-file `.npy` arrays gathered by document key, with bounded resident memory.
+
+    Files are memory-mapped; after each chunk the touched pages are dropped from this
+    process (MADV_DONTNEED), so gathering from a 4 GB signature folder does not show up as
+    4 GB of RSS.
+    """
+
+    def __init__(self, folder: Path, chunk: int = 65536):
+        self.folder, self.chunk = folder, chunk
+
+    def gather(self, keys: np.ndarray) -> np.ndarray:
+        files, rows = _key_parts(keys)
+        out = None
+        order = np.argsort(keys, kind="stable")
+        bounds = np.flatnonzero(np.diff(files[order])) + 1
+        for group in np.split(order, bounds):
+            if group.size == 0:
+                continue
+            arr = np.load(self.folder / f"{files[group[0]]:06d}.npy", mmap_mode="r")
+            if out is None:
+                out = np.empty((len(keys),) + arr.shape[1:], dtype=arr.dtype)
+            for lo in range(0, group.size, self.chunk):
+                g = group[lo : lo + self.chunk]
+                out[g] = arr[rows[g]]
+                _drop_pages(arr)
+            del arr
+        if out is None:
+            out = np.empty((0,), dtype=np.uint32)
+        return out
+
+
+def _drop_pages(arr) -> None:
+    mm = getattr(arr, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # pragma: no cover - platform dependent
+            pass
+
+
+def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Components of the graph with edges `a[i]–b[i]` (uint64 keys).
+
+    Returns `(nodes, roots)`: every node that has an edge (sorted) and the smallest node of
+    its component. Vectorised hook-and-compress: each round every edge pulls both ends to the
+    smaller label, then labels jump to their label's label until stable; rounds ~ log(diameter).
+    `connected_components([1, 2, 7], [2, 3, 9])` -> `([1, 2, 3, 7, 9], [1, 1, 1, 7, 7])`
+    """
+    a = np.asarray(a, dtype=np.uint64)
+    b = np.asarray(b, dtype=np.uint64)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    nodes = np.unique(np.concatenate([a, b]))
+    ia = np.searchsorted(nodes, a)
+    ib = np.searchsorted(nodes, b)
+    label = np.arange(nodes.size, dtype=np.int64)
+    while True:
+        la, lb = label[ia], label[ib]
+        m = np.minimum(la, lb)
+        before = label.copy()
+        np.minimum.at(label, la, m)
+        np.minimum.at(label, lb, m)
+        np.minimum.at(label, ia, m)
+        np.minimum.at(label, ib, m)
+        while True:  # pointer jumping
+            nxt = label[label]
+            if np.array_equal(nxt, label):
+                break
+            label = nxt
+        if np.array_equal(label, before) and np.array_equal(label[ia], label[ib]):
+            break
+    return nodes, nodes[label]
+
+
+# ----------------------------------------------------------------------------------------
+# the stages
+
+
+class _DedupStep:
+    """Common base of the four stages: a datatrove-style callable `(data, rank, world_size)`."""
+
+    name = "dedup"
+
+    def __init__(self, files: list[str], work: str, output: str, config: DedupConfig):
+        self.files, self.work, self.output, self.config = files, Path(work), Path(output), config
+
+    def __call__(self, data, rank: int = 0, world_size: int = 1):
+        self.run(rank, world_size)
+        return iter(())
+
+    def run(self, rank: int, world_size: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _error(self, fi: int, message: str) -> None:
+        _atomic_write(self.work / "errors" / f"{fi:06d}.txt", message.encode())
+
+
+class SignatureStage(_DedupStep):
+    """Stage 1: signatures, content hashes, names and bucket records of each input file."""
+
+    name = "signatures"
+
+    def run(self, rank: int, world_size: int) -> None:
+        cfg = self.config
+        hasher = MinHasher(cfg.num_perm, cfg.seed, cfg.ngram, cfg.hash) if cfg.near else None
+        for fi in range(rank, len(self.files), world_size):
+            done = self.work / "done" / f"signatures-{fi:06d}"
+            if done.exists():
+                continue
+            try:
+                self._one_file(fi, hasher)
+            except DocumentFileError as exc:
+                self._error(fi, str(exc))
+                continue
+            _atomic_write(done, b"")
+
+    def _one_file(self, fi: int, hasher: MinHasher | None) -> None:
+        cfg, work = self.config, self.work
+        errors: dict = {}
+        sigs, exact, names, name_offsets = [], [], [], [0]
+        records: list[list[np.ndarray]] = [[] for _ in range(cfg.bucket_shards)]
+        n = 0
+        batch: list[str] = []
+
+        def flush():
+            nonlocal n, batch
+            if not batch:
+                return
+            keys = (_U64(fi) << _KEY_SHIFT) | np.arange(n, n + len(batch), dtype=np.uint64)
+            cols = []
+            if hasher is not None:
+                sig = hasher.signatures(batch)
+                sigs.append(sig)
+                nonempty = (sig != np.uint32(0xFFFFFFFF)).any(axis=1)  # empty documents are never near-duplicates
+                bk = band_keys(sig, cfg.bands, cfg.rows)
+                cols.append((bk[nonempty], keys[nonempty]))
+            if cfg.exact:
+                eh = np.fromiter((_content_hash(t) for t in batch), dtype=np.uint64, count=len(batch))
+                exact.append(eh)
+                # the exact "band": its bucket key is the content hash, mixed so it never meets a minhash band
+                cols.append(((eh ^ _U64(0xA5A5A5A5A5A5A5A5))[:, None], keys))
+            for bk, k in cols:
+                shard = (bk % _U64(cfg.bucket_shards)).astype(np.int64)
+                flat_k = np.broadcast_to(k[:, None], bk.shape).ravel()
+                flat_b, flat_s = bk.ravel(), shard.ravel()
+                order = np.argsort(flat_s, kind="stable")
+                bounds = np.searchsorted(flat_s[order], np.arange(cfg.bucket_shards + 1))
+                for s in range(cfg.bucket_shards):
+                    sel = order[bounds[s] : bounds[s + 1]]
+                    if sel.size:
+                        records[s].append(np.stack([flat_b[sel], flat_k[sel]], axis=1))
+            n += len(batch)
+            batch = []
+
+        for doc in iter_documents(self.files[fi], text_key=cfg.text_key, errors=errors):
+            batch.append(doc.text)
+            url = doc.metadata.get("url") if isinstance(doc.metadata, dict) else None
+            names.append(orjson.dumps([doc.id, url]))
+            name_offsets.append(name_offsets[-1] + len(names[-1]))
+            if len(batch) >= cfg.batch_size:
+                flush()
+        flush()
+        if n >= 1 << 32:
+            raise DocumentFileError(f"{self.files[fi]}: more than 2**32 documents in one file; split it")
+        for s in range(cfg.bucket_shards):
+            rec = np.concatenate(records[s]) if records[s] else np.zeros((0, 2), dtype=np.uint64)
+            _atomic_save(work / "buckets" / f"{s:04d}" / f"{fi:06d}.npy", rec)
+        if hasher is not None:
+            sig = np.concatenate(sigs) if sigs else np.zeros((0, cfg.num_perm), dtype=np.uint32)
+            _atomic_save(work / "sigs" / f"{fi:06d}.npy", sig)
+        eh = np.concatenate(exact) if exact else np.zeros(n if cfg.exact else 0, dtype=np.uint64)
+        _atomic_save(work / "exact" / f"{fi:06d}.npy", eh)
+        _atomic_write(work / "names" / f"{fi:06d}.bin", b"".join(names))
+        _atomic_save(work / "names" / f"{fi:06d}.npy", np.array(name_offsets, dtype=np.int64))
+        _atomic_write(work / "counts" / f"{fi:06d}.json", orjson.dumps({"documents": n, "skipped": errors}))
+
+
+class BucketStage(_DedupStep):
+    """Stage 2: candidate pairs from the buckets of each shard, verified, reduced to components."""
+
+    name = "buckets"
+
+    def run(self, rank: int, world_size: int) -> None:
+        for s in range(rank, self.config.bucket_shards, world_size):
+            out = self.work / "edges" / f"{s:04d}.npy"
+            if out.exists():
+                continue
+            nodes, roots, stats = self.shard_components(s)
+            _atomic_save(out, np.stack([nodes, roots], axis=1))
+            _atomic_write(self.work / "edges" / f"{s:04d}.json", orjson.dumps(stats))
+
+    def shard_components(self, s: int):
+        folder = self.work / "buckets" / f"{s:04d}"
+        parts = [np.load(p) for p in sorted(folder.glob("*.npy"))]
+        rec = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64)
+        del parts
+        order = np.lexsort((rec[:, 1], rec[:, 0]))
+        bkey, doc = rec[order, 0], rec[order, 1]
+        del rec, order
+        if bkey.size < 2:
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint64), {"candidates": 0, "verified": 0}
+        same = bkey[1:] == bkey[:-1]
+        # first document of the bucket each record belongs to
+        start = np.concatenate([[True], ~same])
+        first = doc[np.maximum.accumulate(np.where(start, np.arange(doc.size), 0))]
+        chain_a, chain_b = doc[:-1][same], doc[1:][same]
+        in_group = np.concatenate([[False], same])
+        star_a, star_b = first[in_group], doc[in_group]
+        a = np.concatenate([star_a, chain_a])
+        b = np.concatenate([star_b, chain_b])
+        del bkey, doc, same, start, first
+        keep = a != b
+        pairs = np.unique(np.stack([np.minimum(a, b)[keep], np.maximum(a, b)[keep]], axis=1), axis=0)
+        candidates = len(pairs)
+        if self.config.near and candidates:
+            pairs = pairs[self._verify(pairs)]
+        nodes, roots = connected_components(pairs[:, 0], pairs[:, 1])
+        return nodes, roots, {"candidates": int(candidates), "verified": int(len(pairs))}
+
+    def _verify(self, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+        store = _RowStore(self.work / "sigs")
+        ok = np.zeros(len(pairs), dtype=bool)
+        for lo in range(0, len(pairs), chunk):
+            p = pairs[lo : lo + chunk]
+            sa, sb = store.gather(p[:, 0]), store.gather(p[:, 1])
+            ok[lo : lo + chunk] = (sa == sb).mean(axis=1) >= self.config.verify_threshold
+        return ok
+
+
+class ClusterStage(_DedupStep):
+    """Stage 3 (one task): global components, clusters around survivors, removal lists."""
+
+    name = "clusters"
+    #: rounds of center picking per component; members still unassigned after them are kept
+    max_rounds = 64
+
+    def run(self, rank: int, world_size: int) -> None:
+        if rank != 0 or (self.work / "clusters.json").exists():
+            return
+        cfg, work = self.config, self.work
+        parts = [np.load(work / "edges" / f"{s:04d}.npy") for s in range(cfg.bucket_shards)]
+        pairs = np.concatenate(parts) if parts else np.zeros((0, 2), np.uint64)
+        del parts
+        nodes, roots = connected_components(pairs[:, 0], pairs[:, 1])
+        del pairs
+        # components as runs of (root, node): nodes are sorted, so stable-sorting by root keeps them in input order
+        order = np.argsort(roots, kind="stable")
+        nodes, roots = nodes[order], roots[order]
+        center = self._assign(nodes, roots)
+        removed = center != nodes
+        exact_removed = 0
+        if cfg.exact and removed.any():
+            ex = _RowStore(work / "exact")
+            exact_removed = int((ex.gather(nodes[removed]) == ex.gather(center[removed])).sum())
+        # removal lists per input file (sorted ordinals)
+        rem = np.sort(nodes[removed])
+        files, rows = _key_parts(rem)
+        for fi in range(len(self.files)):
+            lo, hi = np.searchsorted(files, [fi, fi + 1])
+            _atomic_save(work / "remove" / f"{fi:06d}.npy", rows[lo:hi].astype(np.uint32))
+        n_clusters = self._write_clusters(nodes, center, removed)
+        stats = {
+            "clusters": n_clusters,
+            "duplicates_removed": int(removed.sum()),
+            "exact_duplicates_removed": exact_removed,
+            "near_duplicates_removed": int(removed.sum()) - exact_removed,
+            "documents_with_candidates": int(nodes.size),
+        }
+        _atomic_write(work / "clusters.json", orjson.dumps(stats))
+
+    def _assign(self, nodes: np.ndarray, roots: np.ndarray, chunk_nodes: int = 200_000) -> np.ndarray:
+        """The cluster center (survivor) of every node; a node that is its own center is kept."""
+        center = nodes.copy()
+        if nodes.size == 0 or not self.config.near:
+            center[:] = roots  # exact-only: a component is a set of identical texts
+            return center
+        starts = np.flatnonzero(np.concatenate([[True], roots[1:] != roots[:-1]]))
+        store = _RowStore(self.work / "sigs")
+        lo = 0
+        while lo < nodes.size:
+            # whole components, about chunk_nodes members (one giant component is a chunk alone)
+            j = int(np.searchsorted(starts, lo + chunk_nodes, side="right"))
+            hi = int(starts[j]) if j < starts.size else nodes.size
+            self._assign_chunk(nodes[lo:hi], roots[lo:hi], store.gather(nodes[lo:hi]), center[lo:hi])
+            lo = hi
+        return center
+
+    def _assign_chunk(self, nodes, roots, sig, center) -> None:
+        vt = self.config.verify_threshold
+        comp = np.searchsorted(np.unique(roots), roots)  # component index per node, runs in order
+        pending = np.ones(nodes.size, dtype=bool)
+        for _ in range(self.max_rounds):
+            idx = np.flatnonzero(pending)
+            if idx.size == 0:
+                break
+            c = comp[idx]
+            first = np.concatenate([[True], c[1:] != c[:-1]])
+            # the earliest pending member of each component becomes a center
+            head = idx[first][np.cumsum(first) - 1]
+            sims = (sig[idx] == sig[head]).mean(axis=1)
+            joins = (sims >= vt) | (idx == head)
+            center[idx[joins]] = nodes[head[joins]]
+            pending[idx[joins]] = False
+        # members left after the last round stay their own centers (kept)
+
+    def _write_clusters(self, nodes, center, removed) -> int:
+        out = self.output / "clusters" / "clusters-00000.jsonl.zst"
+        cl_nodes, cl_center = nodes[removed], center[removed]
+        if cl_nodes.size == 0:
+            with DocumentWriter(out) as _:
+                pass
+            return 0
+        order = np.lexsort((cl_nodes, cl_center))
+        cl_nodes, cl_center = cl_nodes[order], cl_center[order]
+        centers, starts = np.unique(cl_center, return_index=True)
+        names = _NameStore(self.work / "names")
+        sims = None
+        if self.config.near:
+            store = _RowStore(self.work / "sigs")
+        import zstandard
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        bounds = [int(x) for x in starts] + [int(cl_nodes.size)]
+        step = 50_000
+        with open(tmp, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False) as zw:
+            for lo_c in range(0, centers.size, step):
+                hi_c = min(lo_c + step, centers.size)
+                lo, hi = bounds[lo_c], bounds[hi_c]
+                mem, cen = cl_nodes[lo:hi], cl_center[lo:hi]
+                mem_names = names.gather(mem)
+                cen_names = names.gather(centers[lo_c:hi_c])
+                if self.config.near:
+                    sims = (store.gather(mem) == store.gather(cen)).mean(axis=1)
+                for k in range(lo_c, hi_c):
+                    a, b = bounds[k] - lo, bounds[k + 1] - lo
+                    sid, surl = cen_names[k - lo_c]
+                    members = []
+                    for m in range(a, b):
+                        mid, murl = mem_names[m]
+                        rec = {"id": mid, "url": murl}
+                        if sims is not None:
+                            rec["similarity"] = round(float(sims[m]), 4)
+                        members.append(rec)
+                    zw.write(
+                        orjson.dumps(
+                            {"cluster": k, "size": b - a + 1, "survivor": {"id": sid, "url": surl}, "removed": members},
+                            option=orjson.OPT_APPEND_NEWLINE,
+                        )
+                    )
+            zw.flush()
+        os.replace(tmp, out)
+        return int(centers.size)
+
+
+class _NameStore:
+    """`[id, url]` of documents by key, from the per-file blobs stage 1 wrote."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def gather(self, keys: np.ndarray) -> list:
+        files, rows = _key_parts(keys)
+        out: list = [None] * len(keys)
+        for fi in np.unique(files):
+            sel = np.flatnonzero(files == fi)
+            offsets = np.load(self.folder / f"{fi:06d}.npy", mmap_mode="r")
+            with open(self.folder / f"{fi:06d}.bin", "rb") as f:
+                blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+                for i in sel:
+                    r = rows[i]
+                    out[i] = orjson.loads(blob[offsets[r] : offsets[r + 1]])
+                if blob:
+                    blob.close()
+        return out
+
+
+class FilterStage(_DedupStep):
+    """Stage 4: each input file rewritten without its removed documents."""
+
+    name = "filter"
+
+    def run(self, rank: int, world_size: int) -> None:
+        for fi in range(rank, len(self.files), world_size):
+            stats_path = self.work / "kept" / f"{fi:06d}.json"
+            if stats_path.exists():
+                continue
+            remove = np.load(self.work / "remove" / f"{fi:06d}.npy")
+            out = self.output / "documents" / output_name(fi, self.files[fi])
+            kept = i = 0
+            try:
+                with DocumentWriter(out) as w:
+                    for i, doc in enumerate(iter_documents(self.files[fi], text_key=self.config.text_key, errors={})):
+                        pos = np.searchsorted(remove, i)
+                        if pos < remove.size and remove[pos] == i:
+                            continue
+                        w.write(doc.id, doc.text, doc.metadata)
+                        kept += 1
+            except DocumentFileError as exc:
+                self._error(fi, str(exc))
+                continue
+            _atomic_write(stats_path, orjson.dumps({"kept": kept}))
+
+
+def output_name(fi: int, path: str) -> str:
+    """`00003-name.jsonl.zst`: input position first, so names are unique and sort like the input."""
+    name = Path(path).name
+    for suffix in (".jsonl.zst", ".jsonl.gz", ".jsonl", ".txt", ".parquet"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{fi:05d}-{name}.jsonl.zst"
+
+
+# ----------------------------------------------------------------------------------------
+# the driver
+
+
+STAGES = (SignatureStage, BucketStage, ClusterStage, FilterStage)
+
+
+def run_dedup(inputs: list[str], output_dir: str, config: DedupConfig, executor=None) -> dict:
+    """Run the four stages on `inputs` (files, folders, globs) into `output_dir`; return the stats.
+
+    Writes `OUT/documents/*.jsonl.zst` (the kept documents), `OUT/clusters/` (one line per
+    cluster: id, size, survivor and removed members with ids, urls and similarity to the
+    survivor) and `OUT/stats.json` (returned). Stage work lives in `OUT/.lmforge/dedup/`;
+    a rerun skips what is done. Raises DedupError naming the file for unreadable input.
+    """
+    from lmforge.corpus.execution import ExecutorConfig, make_executor
+
+    executor = executor or ExecutorConfig()
+    t0 = time.perf_counter()
+    try:
+        files = [str(p) for p in find_document_files(inputs)]
+    except FileNotFoundError as exc:
+        raise DedupError(str(exc)) from None
+    out = Path(output_dir)
+    work = out / WORK
+    work.mkdir(parents=True, exist_ok=True)
+    settings = {"config": config.fingerprint(), "inputs": files}
+    settings_path = work / "settings.json"
+    if settings_path.exists():
+        previous = orjson.loads(settings_path.read_bytes())
+        if previous != orjson.loads(orjson.dumps(settings)):
+            raise DedupError(
+                f"{out} holds a dedup run with other settings or inputs ({settings_path}); "
+                "use another output folder or delete it"
+            )
+    else:
+        _atomic_write(settings_path, orjson.dumps(settings, option=orjson.OPT_INDENT_2))
+    (work / "errors").mkdir(exist_ok=True)
+    for p in (work / "errors").glob("*.txt"):  # errors of an earlier run are retried
+        p.unlink()
+    tasks = {
+        SignatureStage: max(1, min(executor.tasks, len(files))),
+        BucketStage: max(1, min(executor.tasks, config.bucket_shards)),
+        ClusterStage: 1,
+        FilterStage: max(1, min(executor.tasks, len(files))),
+    }
+    for stage in STAGES:
+        step = stage(files, str(work), str(out), config)
+        ex_cfg = dataclasses.replace(executor, tasks=tasks[stage], workers=min(executor.workers, tasks[stage]))
+        logging_dir = out / ".lmforge" / f"dedup-{stage.name}"
+        make_executor([step], ex_cfg, logging_dir).run()
+        _raise_input_errors(work, logging_dir, files, tasks[stage])
+    stats = _collect_stats(files, work, config, time.perf_counter() - t0)
+    _atomic_write(out / "stats.json", orjson.dumps(stats, option=orjson.OPT_INDENT_2))
+    return stats
+
+
+def _raise_input_errors(work: Path, logging_dir: Path, files: list[str], world_size: int) -> None:
+    errors = sorted((work / "errors").glob("*.txt"))
+    if not errors:
+        return
+    messages = []
+    for p in errors:
+        fi = int(p.stem)
+        messages.append(p.read_text())
+        # the task finished (so datatrove marked it complete) but this file is not done: rerun it next time
+        (logging_dir / "completions" / f"{fi % world_size:05d}").unlink(missing_ok=True)
+    raise DedupError("; ".join(messages))
+
+
+def _collect_stats(files: list[str], work: Path, config: DedupConfig, seconds: float) -> dict:
+    docs, skipped = 0, {}
+    for fi in range(len(files)):
+        c = orjson.loads((work / "counts" / f"{fi:06d}.json").read_bytes())
+        docs += c["documents"]
+        for k, v in c["skipped"].items():
+            skipped[k] = skipped.get(k, 0) + v
+    kept = sum(orjson.loads((work / "kept" / f"{fi:06d}.json").read_bytes())["kept"] for fi in range(len(files)))
+    cl = orjson.loads((work / "clusters.json").read_bytes())
+    cand = verified = 0
+    for s in range(config.bucket_shards):
+        e = orjson.loads((work / "edges" / f"{s:04d}.json").read_bytes())
+        cand += e["candidates"]
+        verified += e["verified"]
+    return {
+        "documents_in": docs,
+        "skipped": skipped,
+        "exact_duplicates_removed": cl["exact_duplicates_removed"],
+        "clusters": cl["clusters"],
+        "near_duplicates_removed": cl["near_duplicates_removed"],
+        "kept": kept,
+        "candidate_pairs": cand,
+        "verified_pairs": verified,
+        "seconds": round(seconds, 3),
+        "docs_per_s": round(docs / seconds, 1) if seconds > 0 else None,
+        "bands": config.bands,
+        "rows": config.rows,
+        "threshold": config.threshold,
+        "verify_threshold": config.verify_threshold,
+        "files": len(files),
+    }
