@@ -84,7 +84,8 @@ class LanguageIdentifier:
         return text[: self.max_chars].replace("\n", " ").replace("\r", " ")
 
     def predict_k(self, text: str, k: int = 3) -> list[tuple[str, float]]:
-        """The `k` most likely languages with their probabilities, best first."""
+        """The `k` most likely languages with their probabilities, best first (fastText may
+        return fewer, even none for a word it has no n-grams for, such as "lol")."""
         pairs = self.model.predict(self._clean(text), k, 0.0, "replace")
         return [(label[len(_LABEL_PREFIX) :], min(float(prob), 1.0)) for prob, label in pairs]
 
@@ -180,7 +181,7 @@ class LanguageFilter(DocFilter):
         self._wanted = set(self.config.languages) if self.config.languages is not None else None
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        pairs = self.identifier.predict_k(doc.text, 3) if doc.text.strip() else [("unknown", 0.0)]
+        pairs = (self.identifier.predict_k(doc.text, 3) if doc.text.strip() else None) or [("unknown", 0.0)]
         doc.metadata["language"], doc.metadata["language_score"] = pairs[0]
         if self._wanted is None:
             return True if pairs[0][1] > self.config.min_score else (False, LANGUAGE_LOW_SCORE)
