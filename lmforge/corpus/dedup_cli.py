@@ -1,0 +1,100 @@
+"""`lmforge corpus dedup`: parse options, call `run_dedup`, print the summary table."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("dedup")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--threshold", default=0.8, show_default=True, type=float, help="Jaccard similarity of shingle sets from which documents are duplicates.")
+@click.option("--ngram", default=5, show_default=True, type=int, help="Shingle length in words (each CJK/Thai character counts as a word).")
+@click.option("--num-perm", default=112, show_default=True, type=int, help="MinHash permutations.")
+@click.option("--bands", type=int, default=None, help="LSH bands (default: derived from --threshold, see --explain).")
+@click.option("--rows", type=int, default=None, help="LSH rows per band (default: derived from --threshold).")
+@click.option("--verify-threshold", type=float, default=None, help="Estimated Jaccard a candidate pair needs [default: threshold - 0.1].")
+@click.option("--seed", default=1, show_default=True, type=int, help="Permutation seed (datasketch's `seed`).")
+@click.option("--hash", "hash_", type=click.Choice(["poly", "sha1"]), default="poly", show_default=True, help="Shingle hash: vectorised polynomial, or datasketch's default sha1 (slower).")
+@click.option("--exact", is_flag=True, help="Also remove exact duplicates (hash of lower-cased, whitespace-collapsed text).")
+@click.option("--near/--no-near", default=True, show_default=True, help="Near-duplicate removal with MinHash LSH (--exact --no-near: exact only).")
+@click.option("--bucket-shards", default=64, show_default=True, type=int, help="Shards of the bucket files (memory of a bucket task ~ 1/shards).")
+@click.option("--text-key", default="text", show_default=True, help="JSON field holding the text.")
+@click.option("--explain", is_flag=True, help="Print the LSH parameters and the probability curve, then exit.")
+@click.option("--executor", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True)
+@click.option("--tasks", default=1, show_default=True, type=int, help="Tasks per stage (files and bucket shards are spread over them).")
+@click.option("--workers", default=1, show_default=True, type=int, help="Tasks running at once.")
+@click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm).")
+def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, slurm_partition):
+    """Remove near-duplicate (and with --exact, exact duplicate) documents.
+
+    INPUTS are document folders, files or globs (`DIR/documents/**/*.jsonl.zst`, `.jsonl`,
+    `.txt`, `.parquet`). OUTPUT gets documents/ (the kept documents), clusters/ (survivor and
+    removed members of every cluster) and stats.json. The earliest document of a cluster in
+    input order (sorted file path, then line) is kept. A rerun into the same folder resumes.
+
+    \b
+    Example:
+      lmforge corpus dedup corpus/ -o dedup/ --exact --tasks 8 --workers 8
+      lmforge corpus dedup corpus/ -o dedup/ --threshold 0.7 --explain
+    """
+    from lmforge.corpus.dedup import DedupConfig, DedupError, run_dedup
+    from lmforge.corpus.execution import ExecutorConfig
+    from lmforge.documents import DocumentFileError
+
+    try:
+        config = DedupConfig(
+            threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, rows=rows, seed=seed, hash=hash_,
+            verify_threshold=verify_threshold, near=near, exact=exact, bucket_shards=bucket_shards, text_key=text_key,
+        )
+        ex = ExecutorConfig(executor=executor, tasks=tasks, workers=workers, slurm_partition=slurm_partition)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if explain:
+        _print_explain(config)
+        return
+    try:
+        stats = run_dedup(list(inputs), output, config, ex)
+    except (DedupError, DocumentFileError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_summary(stats, output)
+
+
+def _print_explain(config) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lmforge.corpus.minhash import explain_lsh
+
+    lsh = config.lsh
+    table = Table(title=f"LSH {lsh.bands} bands x {lsh.rows} rows ({lsh.num_perm} of {config.num_perm} permutations), S-curve midpoint ~{lsh.threshold():.2f}")
+    table.add_column("Jaccard", justify="right")
+    table.add_column("P(candidate)", justify="right")
+    table.add_column("meaning")
+    for s, p in explain_lsh(lsh, config.threshold):
+        if s >= config.threshold:
+            meaning = f"duplicate: missed with probability {1 - p:.2g}"
+        else:
+            meaning = f"not a duplicate: candidate (then verified) with probability {p:.2g}"
+        table.add_row(f"{s:.2f}", f"{p:.5f}", meaning)
+    console = Console()
+    console.print(table)
+    console.print(f"candidates are kept when their estimated Jaccard is >= {config.verify_threshold}")
+
+
+def _print_summary(stats: dict, output: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dedup -> {output}")
+    table.add_column("")
+    table.add_column("documents", justify="right")
+    table.add_row("documents in", f"{stats['documents_in']:,}")
+    for reason, n in sorted(stats["skipped"].items()):
+        table.add_row(f"skipped ({reason})", f"{n:,}")
+    table.add_row("exact duplicates removed", f"{stats['exact_duplicates_removed']:,}")
+    table.add_row("clusters", f"{stats['clusters']:,}")
+    table.add_row("near-duplicates removed", f"{stats['near_duplicates_removed']:,}")
+    table.add_row("kept", f"{stats['kept']:,}")
+    table.add_row("docs/s", f"{stats['docs_per_s'] or 0:,.0f}")
+    Console().print(table)
