@@ -107,6 +107,8 @@ def test_never_raises_on_wrong_types(value):
 def test_deeply_nested_text_is_kept():
     html = "<html><body>" + "<div>" * 2_000 + f"<p>{ARTICLE}</p>" + "</div>" * 2_000 + "</body></html>"
     assert ARTICLE in extract_main_text(html)
+    # deeper than Python's recursion limit: the renderer walks with an explicit stack
+    assert extract_main_text("<span>" * 50_000 + "deep text" + "</span>" * 50_000) == "deep text"
 
 
 @pytest.mark.parametrize(
