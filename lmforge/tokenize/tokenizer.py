@@ -72,14 +72,22 @@ USER_START_ID, USER_END_ID = 2, 3
 ASSISTANT_START_ID, ASSISTANT_END_ID = 4, 5
 SYSTEM_START_ID, SYSTEM_END_ID = 6, 7
 
-# GPT-4 (cl100k) pre-tokenisation split; DIGITS is the longest run of digits one piece holds.
+# GPT-4 (cl100k) pre-tokenisation split, with one change: a digit group may carry one leading
+# space (` ?\p{N}{1,3}`), as GPT-2's ` ?\p{N}+` does. cl100k splits " 42" into " " + "42";
+# on held-out GSM8K (vocab 8192, benchmarks/tokenize.py) that costs 6%: 3.18 bytes per token
+# against 3.38 with the space, and leaves the split below a stock ByteLevel BPE (3.32) on
+# numeric text. DIGITS is the longest run of digits one piece holds (3 beats 2: 3.38 vs 3.31).
 SPLIT_PATTERN_TEMPLATE = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,DIGITS}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+| ?\p{N}{1,DIGITS}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
 )
 
 
 def split_pattern(digits: int = 3) -> str:
-    """The GPT-4-style split regex with digit runs of at most `digits` (1..4)."""
+    """The GPT-4-style split regex with digit runs of at most `digits` (1..4).
+
+    >>> import regex; regex.findall(split_pattern(3), "I've 12345 apples!")
+    ['I', "'ve", ' 123', '45', ' apples', '!']
+    """
     if not 1 <= digits <= 4:
         raise ValueError(f"digits={digits}: the digit group must be 1..4")
     return SPLIT_PATTERN_TEMPLATE.replace("DIGITS", str(digits))
