@@ -286,3 +286,20 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_trains_on_every_document_format(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lmforge.documents import DocumentWriter
+
+    texts = [f"{p} [{i}]" for i in range(10) for p in PARAGRAPHS]
+    with DocumentWriter(tmp_path / "in" / "documents" / "a.jsonl.zst") as w:
+        for i, t in enumerate(texts[:30]):
+            w.write(f"z{i}", t, {"language": "xx"})
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(30)], "text": texts[30:60]}), tmp_path / "in" / "documents" / "b.parquet")
+    (tmp_path / "in" / "documents" / "c.txt").write_text("\n".join(t.replace("\r", " ").replace("\n", " ") for t in texts[60:]), encoding="utf-8")
+    res = train_tokenizer([tmp_path / "in"], tmp_path / "tok", TrainConfig(vocab_size=350, sample_bytes=10**6))
+    assert res.meta["training"]["documents_read"] == len(texts)
+    assert Tokenizer.load(tmp_path / "tok" / TOKENIZER_FILE).fingerprint == res.tokenizer.fingerprint

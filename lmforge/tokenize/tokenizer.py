@@ -172,9 +172,10 @@ class Tokenizer:
     def load(cls, directory: str | os.PathLike, *, backend: str = "auto") -> "Tokenizer":
         """Load `DIR/tokenizer.json` and check it against `DIR/lmforge-tokenizer.json`."""
         directory = Path(directory)
-        tok_path = directory / TOKENIZER_FILE if directory.is_dir() or not directory.name.endswith(".json") else directory
-        if directory.is_file():
+        if directory.is_file():  # a path to tokenizer.json itself
             tok_path, directory = directory, directory.parent
+        else:
+            tok_path = directory / TOKENIZER_FILE
         if not tok_path.is_file():
             raise TokenizerError(f"{tok_path}: no such file; train one with `lmforge tokenizer train INPUT -o {directory}`")
         data = tok_path.read_bytes()
