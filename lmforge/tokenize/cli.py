@@ -149,7 +149,8 @@ def _train_summary(console, result, cfg) -> None:
         ("bad lines skipped", f"{sum(info['errors'].values()):,}"),
         ("sampling / training", f"{info['sample_seconds']:.1f} s / {info['train_seconds']:.1f} s"),
         ("fingerprint", meta["fingerprint"][:23] + "…"),
-        ("files", f"{result.directory / 'tokenizer.json'}, {result.directory / 'lmforge-tokenizer.json'}"),
+        ("tokenizer", str(result.directory / "tokenizer.json")),
+        ("metadata", str(result.directory / "lmforge-tokenizer.json")),
     ]
     for k, v in rows:
         table.add_row(k, v)

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 from lmforge.tokenize.tokenizer import Tokenizer
 
-# Pastel backgrounds (readable with black text), cycled span by span like the OpenAI page.
+# Backgrounds cycled span by span like the OpenAI page. The terminal uses the named ANSI
+# colours (distinct even on 16-colour terminals, where pastel hex values collapse to white);
+# the HTML page uses pastels readable with black text.
+TERMINAL_COLOURS = ("bright_green", "bright_yellow", "bright_cyan", "bright_magenta", "bright_blue", "yellow")
 COLOURS = ("#c5e1a5", "#ffe082", "#90caf9", "#f48fb1", "#b39ddb", "#80cbc4", "#ffab91", "#e6ee9c")
 
 
@@ -83,7 +86,7 @@ def render_rich(span_list: list[Span], show_ids: bool = True):
     body = Text()
     id_line = Text()
     for i, span in enumerate(span_list):
-        colour = COLOURS[i % len(COLOURS)]
+        colour = TERMINAL_COLOURS[i % len(TERMINAL_COLOURS)]
         style = "bold white on red" if span.special else f"black on {colour}"
         body.append(_visible(span.text), style=style)
         if show_ids:

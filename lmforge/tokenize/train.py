@@ -257,7 +257,11 @@ def train_tokenizer(
     )
     if not sample.texts:
         names = ", ".join(str(f) for f in files[:3]) + (" …" if len(files) > 3 else "")
-        raise ValueError(f"no text in {names}: {sample.documents_read} non-empty documents with a {cfg.text_key!r} field")
+        hint = ""
+        if sample.errors.get("malformed_line"):
+            hint = (f"; {sample.errors['malformed_line']:,} lines were not JSON objects with a {cfg.text_key!r} string "
+                    "(JSON Lines expected, one document per line; pick the field with --text-key)")
+        raise ValueError(f"no text in {names}: {sample.documents_read} non-empty documents with a {cfg.text_key!r} field{hint}")
     t1 = time.perf_counter()
     notify("training", {"documents": len(sample.texts), "bytes": sample.sample_bytes})
     data = train_on_texts(sample.texts, cfg, show_progress=show_trainer_progress)
