@@ -18,7 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from datatrove.data import Document
+# run as a script, this folder comes first on sys.path, where benchmarks/tokenize.py would
+# shadow the standard library's tokenize module (which spaCy -> torch -> linecache needs)
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from datatrove.data import Document  # noqa: E402
 
 SHARED = Path(os.environ.get("LMFORGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
