@@ -79,7 +79,7 @@ class DedupConfig:
     seed: int = 1
     #: "poly" (vectorised polynomial hash) or "sha1" (datasketch's default, slower)
     hash: str = "poly"
-    #: candidate pairs (and cluster members) need an estimated Jaccard >= this; default threshold - 0.1
+    #: candidate pairs (and cluster members) need an estimated Jaccard >= this; default threshold - 0.05
     verify_threshold: float | None = None
     #: remove near-duplicates (MinHash LSH)
     near: bool = True
@@ -110,7 +110,7 @@ class DedupConfig:
                 f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}: raise --num-perm or lower --bands/--rows"
             )
         if self.verify_threshold is None:
-            self.verify_threshold = round(max(self.threshold - 0.1, 0.0), 6)
+            self.verify_threshold = round(max(self.threshold - 0.05, 0.0), 6)
         if not 0.0 <= self.verify_threshold <= 1.0:
             raise ValueError(f"verify_threshold must be between 0 and 1 (got {self.verify_threshold})")
         if self.hash not in ("poly", "sha1"):
@@ -159,6 +159,34 @@ def _key_parts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _content_hash(text: str) -> int:
     norm = " ".join(text.lower().split()).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(norm, digest_size=8).digest(), "little")
+
+
+def check_zst(path: str | Path, chunk: int = 1 << 20) -> None:
+    """Raise DocumentFileError unless `path` is a sequence of complete zstd frames.
+
+    zstandard's stream reader ends quietly at a truncated frame, so a cut-off file would
+    otherwise read as a shorter, valid one. Decompressing to nowhere runs at ~1 GB/s,
+    well under 10% of the signature stage's time.
+    """
+    import zstandard
+
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    offset, in_frame = 0, False
+    try:
+        with open(path, "rb") as f:
+            while data := f.read(chunk):
+                offset += len(data)
+                while data:
+                    dobj.decompress(data)
+                    in_frame = not dobj.eof
+                    if in_frame:
+                        break
+                    data = dobj.unused_data  # the next frame starts here
+                    dobj = zstandard.ZstdDecompressor().decompressobj()
+    except zstandard.ZstdError as exc:
+        raise DocumentFileError(f"{path}: corrupted zstd data near byte {offset} ({exc}); re-create the file") from None
+    if in_frame:
+        raise DocumentFileError(f"{path}: truncated zstd file ({offset} bytes, last frame incomplete); re-create the file")
 
 
 class _RowStore:
@@ -272,6 +300,8 @@ class SignatureStage(_DedupStep):
             if done.exists():
                 continue
             try:
+                if self.files[fi].endswith(".zst"):
+                    check_zst(self.files[fi])
                 self._one_file(fi, hasher)
             except DocumentFileError as exc:
                 self._error(fi, str(exc))

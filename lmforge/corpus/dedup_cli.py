@@ -13,7 +13,7 @@ import click
 @click.option("--num-perm", default=112, show_default=True, type=int, help="MinHash permutations.")
 @click.option("--bands", type=int, default=None, help="LSH bands (default: derived from --threshold, see --explain).")
 @click.option("--rows", type=int, default=None, help="LSH rows per band (default: derived from --threshold).")
-@click.option("--verify-threshold", type=float, default=None, help="Estimated Jaccard a candidate pair needs [default: threshold - 0.1].")
+@click.option("--verify-threshold", type=float, default=None, help="Estimated Jaccard a candidate pair needs [default: threshold - 0.05].")
 @click.option("--seed", default=1, show_default=True, type=int, help="Permutation seed (datasketch's `seed`).")
 @click.option("--hash", "hash_", type=click.Choice(["poly", "sha1"]), default="poly", show_default=True, help="Shingle hash: vectorised polynomial, or datasketch's default sha1 (slower).")
 @click.option("--exact", is_flag=True, help="Also remove exact duplicates (hash of lower-cased, whitespace-collapsed text).")
