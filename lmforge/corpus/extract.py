@@ -36,12 +36,15 @@ Deletions go in reverse document order: lexbor frees a deleted subtree, and a de
 still held would be a use-after-free (a segfault, not an exception).
 
 Measured by benchmarks/extract.py (181 pages of scrapinghub's article-extraction-benchmark,
-one core, best of 3, same process; bag-of-words F1, macro over pages):
+one core, best of 3, same process; bag-of-words F1, macro over pages; machine shared, load ~3):
 
     extractor     pages/s   F1      P       R
-    lmforge        813     0.9614  0.9552  0.9744   (10.1x trafilatura)
-    trafilatura     81     0.9598  0.9592  0.9699   (datatrove's arguments)
-    resiliparse   1169     0.8992  0.8413  0.9891   (extract_plain_text(main_content=True))
+    lmforge        469     0.9614  0.9552  0.9744   (6.5x trafilatura; 6.7x in a second run)
+    trafilatura     72     0.9598  0.9592  0.9699   (datatrove's arguments)
+    resiliparse   1168     0.8992  0.8413  0.9891   (extract_plain_text(main_content=True))
+
+(A class cache shared across pages showed 10x, but the benchmark's repeated passes over the
+same pages made that unfair; the cache is now per page.)
 
 Known misses: listicles and tables split across sibling containers (beachbodyondemand 0.70,
 autoracing 0.71: the vote picks one of several parent divs), WSJ pages whose paywall teaser
