@@ -1,0 +1,489 @@
+"""Mixture manifests (`mix.json`): which shards a run trains on, in what proportion.
+
+A manifest is the table the LLaMA paper printed (source, sampling proportion, epochs, size)
+made machine-readable. Each source is a `shards build` output folder; the manifest lists its
+shards by path relative to the manifest (absolute paths and URLs are kept as given), with
+tokens, documents, bytes on disk and sha256, and gives the source a sampling weight.
+Epochs follow: `epochs = weight * budget / tokens`, where `tokens` are the source's
+training tokens (its validation split excluded).
+
+    {"format": "lmforge-mix", "version": 1, "budget": 1400000000000,
+     "tokenizer": {"fingerprint": "sha256:…", "vocab_size": 32768, "dir": "/abs/tok"},
+     "sources": [{"name": "c4", "weight": 0.15, "epochs": 1.06, "tokens": …, "documents": …,
+                  "bytes": …, "shards": [{"path": "c4/shards/00000-c4-0000.tokens.zst",
+                  "tokens": …, "documents": …, "bytes": …, "sha256": "…"}],
+                  "val": {"shard_index": 0, "start": 123, "end": 456} | null}]}
+
+Validation split: `val_tokens` are carved from the END of each source's last shard in whole
+documents (the fewest trailing documents holding at least `val_tokens`), so the split never
+cuts a document and `train_ranges()` is every shard in full except that tail.
+
+Weights: `NAME=PATH:WEIGHT` gives a weight; `NAME=PATH@EPOCHS` fixes the epochs instead, and
+that source takes `epochs * tokens / budget` of the budget; the weighted sources share the
+rest in proportion to their weights. Weights that do not sum to 1 are normalised (and a
+note says so).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from lmforge.tokenize.build import SOURCE_FILE, SOURCE_FORMAT
+from lmforge.tokenize.shards import ShardError, ShardReader
+
+MIX_FORMAT = "lmforge-mix"
+MIX_VERSION = 1
+_SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+
+
+class MixError(Exception):
+    """A manifest or source that cannot be used; the message names the file and the fix."""
+
+
+@dataclass
+class ShardEntry:
+    path: Path  # absolute (resolved from the manifest-relative path); a URL stays a str
+    tokens: int
+    documents: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class TokenRange:
+    shard_index: int  # into MixSource.shards
+    start: int  # token offsets inside that shard, document-aligned
+    end: int
+
+
+@dataclass
+class MixSource:
+    name: str
+    weight: float  # normalised: the weights of a manifest sum to 1
+    epochs: float  # weight * budget / tokens
+    tokens: int  # training tokens (validation excluded)
+    documents: int
+    bytes: int
+    shards: list[ShardEntry]
+    val: TokenRange | None = None
+    val_documents: int = 0
+
+    def train_ranges(self) -> list[tuple[int, int, int]]:
+        """(shard_index, start, end) token ranges to train on: every shard minus the val tail."""
+        out = []
+        for i, s in enumerate(self.shards):
+            end = s.tokens
+            if self.val is not None and i == self.val.shard_index:
+                end = self.val.start
+            if end > 0:
+                out.append((i, 0, end))
+        return out
+
+    @property
+    def val_tokens(self) -> int:
+        return 0 if self.val is None else self.val.end - self.val.start
+
+
+@dataclass
+class Manifest:
+    path: Path
+    budget: int
+    fingerprint: str
+    vocab_size: int
+    tokenizer_dir: str | None
+    sources: list[MixSource] = field(default_factory=list)
+
+    def source(self, name: str) -> MixSource:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(f"{self.path}: no source {name!r} (sources: {', '.join(s.name for s in self.sources)})")
+
+    def to_json(self) -> dict:
+        return {
+            "format": MIX_FORMAT,
+            "version": MIX_VERSION,
+            "budget": self.budget,
+            "tokenizer": {"fingerprint": self.fingerprint, "vocab_size": self.vocab_size, "dir": self.tokenizer_dir},
+            "sources": [_source_json(s, self.path.resolve().parent) for s in self.sources],
+        }
+
+
+def _is_url(p: str) -> bool:
+    return "://" in p
+
+
+def _rel(path, base: Path) -> str:
+    if isinstance(path, str) and _is_url(path):
+        return path
+    try:
+        return Path(os.path.relpath(path, base)).as_posix()
+    except ValueError:  # another drive (Windows): keep it absolute
+        return str(path)
+
+
+def _source_json(s: MixSource, base: Path) -> dict:
+    return {
+        "name": s.name,
+        "weight": s.weight,
+        "epochs": s.epochs,
+        "tokens": s.tokens,
+        "documents": s.documents,
+        "bytes": s.bytes,
+        "val_tokens": s.val_tokens,
+        "val_documents": s.val_documents,
+        "shards": [
+            {"path": _rel(e.path, base), "tokens": e.tokens, "documents": e.documents, "bytes": e.bytes, "sha256": e.sha256}
+            for e in s.shards
+        ],
+        "val": None if s.val is None else {"shard_index": s.val.shard_index, "start": s.val.start, "end": s.val.end},
+    }
+
+
+# ---- parsing the command line and recipes --------------------------------------------------
+
+
+def parse_tokens(value) -> int:
+    """`1400000000000`, `1.4T`, `300B`, `10M`, `1_000k` -> an int number of tokens."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    else:
+        text = str(value).strip().lower().replace("_", "").replace(",", "")
+        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbgt]?)", text)
+        if not m:
+            raise ValueError(f"{value!r}: not a token count (examples: 1000000, 10M, 300B, 1.4T)")
+        n = int(round(float(m.group(1)) * _SUFFIXES.get(m.group(2), 1)))
+    if n <= 0:
+        raise ValueError(f"{value!r}: a token count must be positive")
+    return n
+
+
+@dataclass
+class SourceSpec:
+    """One `--source`: NAME=PATH:WEIGHT or NAME=PATH@EPOCHS."""
+
+    name: str
+    path: str
+    weight: float | None = None
+    epochs: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "SourceSpec":
+        name, eq, rest = text.partition("=")
+        if not eq or not name or not rest:
+            raise ValueError(f"--source {text!r}: expected NAME=PATH:WEIGHT or NAME=PATH@EPOCHS (e.g. c4=shards/c4:0.15)")
+        m = re.fullmatch(r"(.+)([:@])([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|-[0-9.]+)", rest)
+        if not m:
+            raise ValueError(f"--source {text!r}: no weight; expected NAME=PATH:WEIGHT or NAME=PATH@EPOCHS (e.g. c4=shards/c4:0.15)")
+        path, sep, num = m.group(1), m.group(2), float(m.group(3))
+        spec = cls(name.strip(), path, weight=num if sep == ":" else None, epochs=num if sep == "@" else None)
+        spec.check(f"--source {text!r}")
+        return spec
+
+    def check(self, where: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise ValueError(f"{where}: source name {self.name!r} may hold letters, digits, '_', '.', '-' only")
+        if (self.weight is None) == (self.epochs is None):
+            raise ValueError(f"{where}: give a weight or epochs for source {self.name!r}, not both")
+        if self.weight is not None and self.weight <= 0:
+            raise ValueError(f"{where}: weight {self.weight} for source {self.name!r} must be > 0 (drop the source to exclude it)")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError(f"{where}: epochs {self.epochs} for source {self.name!r} must be > 0")
+
+
+@dataclass
+class MixRecipe:
+    """What `mix build` needs: sources, budget, validation tokens (from flags or a TOML file)."""
+
+    sources: list[SourceSpec]
+    budget: int
+    val_tokens: int = 0
+
+    def __post_init__(self):
+        if not self.sources:
+            raise ValueError("no sources: give --source NAME=PATH:WEIGHT (one per source) or --from-toml RECIPE")
+        names = [s.name for s in self.sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dup)}")
+        if self.val_tokens < 0:
+            raise ValueError(f"--val-tokens {self.val_tokens}: must be 0 or more")
+
+
+def load_recipe(path: str | os.PathLike) -> MixRecipe:
+    """A TOML recipe: `budget`, optional `val_tokens`, and `[[source]]` tables with `name`,
+    `path` (relative to the TOML file) and `weight` or `epochs`."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MixError(f"{path}: no such recipe file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MixError(f"{path}: not valid TOML ({exc})") from None
+    if "budget" not in data:
+        raise MixError(f"{path}: no `budget` (the number of training tokens, e.g. budget = \"1.4T\")")
+    specs = []
+    for i, src in enumerate(data.get("source", [])):
+        where = f"{path}: [[source]] #{i + 1}"
+        if "name" not in src or "path" not in src:
+            raise MixError(f"{where}: needs `name` and `path`")
+        p = str(src["path"])
+        if not _is_url(p) and not os.path.isabs(p):
+            p = str(path.parent / p)
+        spec = SourceSpec(str(src["name"]), p, src.get("weight"), src.get("epochs"))
+        try:
+            spec.check(where)
+        except ValueError as exc:
+            raise MixError(str(exc)) from None
+        specs.append(spec)
+    try:
+        vt = data.get("val_tokens", 0)
+        return MixRecipe(specs, parse_tokens(data["budget"]), 0 if vt in (0, "0") else parse_tokens(vt))
+    except ValueError as exc:
+        raise MixError(f"{path}: {exc}") from None
+
+
+# ---- building ------------------------------------------------------------------------------
+
+
+def _read_source(spec: SourceSpec) -> tuple[Path, dict]:
+    p = Path(spec.path)
+    src_file = p / SOURCE_FILE if p.is_dir() else p
+    if not src_file.is_file():
+        hint = " (the build did not finish: run the same `lmforge shards build` again)" if p.is_dir() and (p / ".build").is_dir() else ""
+        raise MixError(f"source {spec.name!r}: {src_file}: no such file{hint}; point PATH at a `lmforge shards build` output folder")
+    try:
+        data = orjson.loads(src_file.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise MixError(f"source {spec.name!r}: {src_file}: not valid JSON ({exc}); rebuild the shards") from None
+    if data.get("format") != SOURCE_FORMAT:
+        raise MixError(f"source {spec.name!r}: {src_file}: not an lmforge source summary (format {data.get('format')!r})")
+    if not data.get("shards") or not data.get("tokens"):
+        raise MixError(f"source {spec.name!r}: {src_file}: the source is empty (no tokens); check its inputs")
+    return src_file, data
+
+
+def _val_range(name: str, shard: ShardEntry, index: int, val_tokens: int, only_shard: bool) -> tuple[TokenRange, int]:
+    with ShardReader(shard.path) as r:
+        starts = r.doc_starts.tolist()
+        total = len(r)
+    # the fewest trailing documents holding at least val_tokens
+    j = len(starts) - 1
+    while j > 0 and total - starts[j] < val_tokens:
+        j -= 1
+    start = starts[j]
+    if start == 0 and (only_shard or total - start < val_tokens):
+        raise MixError(
+            f"source {name!r}: --val-tokens {val_tokens} would take all of its last shard {shard.path} "
+            f"({total} tokens, {len(starts)} documents); lower --val-tokens or add data"
+        )
+    return TokenRange(index, start, total), len(starts) - j
+
+
+def build_manifest(recipe: MixRecipe, out_path: str | os.PathLike, *, notes: list[str] | None = None) -> Manifest:
+    """Read each source's `source.json`, check tokenizers agree, carve validation splits,
+    derive weights and epochs, and write the manifest atomically. `notes` collects what was
+    adjusted (normalised weights) for the caller to print."""
+    notes = notes if notes is not None else []
+    out_path = Path(out_path)
+    loaded = []
+    fingerprint = vocab_size = tok_dir = None
+    first_name = None
+    for spec in recipe.sources:
+        src_file, data = _read_source(spec)
+        tk = data.get("tokenizer", {})
+        if fingerprint is None:
+            fingerprint, vocab_size, tok_dir, first_name = tk.get("fingerprint"), tk.get("vocab_size"), tk.get("dir"), spec.name
+        elif tk.get("fingerprint") != fingerprint:
+            raise MixError(
+                f"source {spec.name!r} ({src_file}) was tokenised with {tk.get('fingerprint')}, but source {first_name!r} with "
+                f"{fingerprint}; every source of a mix must use one tokenizer: rebuild its shards with the same --tokenizer"
+            )
+        shards = []
+        for s in data["shards"]:
+            sp = s["path"]
+            path = sp if _is_url(sp) else (src_file.parent / sp).resolve()
+            if not _is_url(sp) and not Path(path).is_file():
+                raise MixError(f"source {spec.name!r}: shard {path} listed in {src_file} is missing; rerun `lmforge shards build` for it")
+            shards.append(ShardEntry(path, int(s["tokens"]), int(s["documents"]), int(s["bytes"]), s["sha256"]))
+        val, val_docs = None, 0
+        if recipe.val_tokens:
+            val, val_docs = _val_range(spec.name, shards[-1], len(shards) - 1, recipe.val_tokens, len(shards) == 1)
+        tokens = sum(s.tokens for s in shards) - (val.end - val.start if val else 0)
+        documents = sum(s.documents for s in shards) - val_docs
+        loaded.append((spec, shards, val, val_docs, tokens, documents))
+
+    budget = recipe.budget
+    fixed = {spec.name: spec.epochs * tokens / budget for spec, _, _, _, tokens, _ in loaded if spec.epochs is not None}
+    fixed_total = sum(fixed.values())
+    weighted = [(spec.name, spec.weight) for spec, *_ in loaded if spec.weight is not None]
+    given = sum(w for _, w in weighted)
+    if fixed and fixed_total >= 1 and weighted:
+        raise MixError(
+            f"sources with fixed epochs ({', '.join(fixed)}) already take {fixed_total:.3f} of the budget; "
+            "raise --budget or lower their epochs so the weighted sources get a share"
+        )
+    if weighted:
+        remaining = 1.0 - fixed_total
+        if abs(given - remaining) > 1e-9:
+            notes.append(
+                f"weights of {', '.join(n for n, _ in weighted)} sum to {given:.6g}"
+                + (f" (fixed-epoch sources take {fixed_total:.4g})" if fixed else "")
+                + f"; normalised to {remaining:.6g}"
+            )
+        weights = {n: w * remaining / given for n, w in weighted}
+    else:
+        weights = {}
+        if abs(fixed_total - 1) > 1e-9:
+            notes.append(f"fixed epochs give weights summing to {fixed_total:.6g}; normalised to 1 (epochs scale accordingly)")
+    weights.update(fixed)
+    total_w = sum(weights.values())
+    sources = []
+    for spec, shards, val, val_docs, tokens, documents in loaded:
+        w = weights[spec.name] / total_w
+        sources.append(
+            MixSource(
+                name=spec.name,
+                weight=w,
+                epochs=w * budget / tokens,
+                tokens=tokens,
+                documents=documents,
+                bytes=sum(s.bytes for s in shards),
+                shards=shards,
+                val=val,
+                val_documents=val_docs,
+            )
+        )
+    manifest = Manifest(out_path, budget, fingerprint, int(vocab_size), tok_dir, sources)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    data = manifest.to_json()
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, out_path)
+    return load_manifest(out_path)
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+
+def load_manifest(path: str | os.PathLike, *, check_shards: bool = True) -> Manifest:
+    """Read and validate a `mix.json`.
+
+    Raises MixError naming the manifest (and the shard) for: a missing file, bad JSON, a
+    wrong format or version, missing fields, weights <= 0, an empty source, a shard file
+    that is missing or whose size differs from the manifest, and (with `check_shards`) a
+    shard whose tokenizer fingerprint is not the manifest's. Checksums are `shards verify`'s
+    job: reading every byte here would make loading as slow as the corpus is big.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise MixError(f"{path}: no such manifest; build one with `lmforge mix build --source NAME=PATH:WEIGHT --budget TOKENS -o {path}`") from None
+    except IsADirectoryError:
+        raise MixError(f"{path}: is a folder; pass the manifest file (mix.json)") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MixError(f"{path}: not valid JSON ({exc}); rebuild it with `lmforge mix build`") from None
+    if not isinstance(data, dict) or data.get("format") != MIX_FORMAT:
+        raise MixError(f"{path}: not an lmforge mixture manifest (format {data.get('format') if isinstance(data, dict) else None!r})")
+    if data.get("version") != MIX_VERSION:
+        raise MixError(f"{path}: manifest version {data.get('version')}; this lmforge reads version {MIX_VERSION}")
+    base = path.resolve().parent
+    try:
+        tk = data["tokenizer"]
+        fingerprint = tk["fingerprint"]
+        manifest = Manifest(path, int(data["budget"]), fingerprint, int(tk["vocab_size"]), tk.get("dir"), [])
+        for src in data["sources"]:
+            name = src["name"]
+            shards = []
+            for s in src["shards"]:
+                sp = s["path"]
+                p = sp if _is_url(sp) else (Path(sp) if os.path.isabs(sp) else (base / sp).resolve())
+                shards.append(ShardEntry(p, int(s["tokens"]), int(s["documents"]), int(s["bytes"]), s["sha256"]))
+            v = src.get("val")
+            val = TokenRange(int(v["shard_index"]), int(v["start"]), int(v["end"])) if v else None
+            manifest.sources.append(
+                MixSource(name, float(src["weight"]), float(src["epochs"]), int(src["tokens"]), int(src["documents"]),
+                          int(src["bytes"]), shards, val, int(src.get("val_documents", 0)))
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MixError(f"{path}: malformed manifest ({type(exc).__name__}: {exc}); rebuild it with `lmforge mix build`") from None
+    if not manifest.sources:
+        raise MixError(f"{path}: no sources")
+    for s in manifest.sources:
+        if s.weight <= 0:
+            raise MixError(f"{path}: source {s.name!r} has weight {s.weight}; weights must be > 0 (rebuild the manifest)")
+        if not s.shards or s.tokens <= 0:
+            raise MixError(f"{path}: source {s.name!r} is empty (no training tokens); rebuild the manifest without it")
+        if s.val is not None and not (0 <= s.val.shard_index < len(s.shards) and 0 <= s.val.start < s.val.end <= s.shards[s.val.shard_index].tokens):
+            raise MixError(f"{path}: source {s.name!r}: validation range {s.val} lies outside its shards")
+    total = sum(s.weight for s in manifest.sources)
+    if abs(total - 1) > 1e-6:
+        raise MixError(f"{path}: weights sum to {total}, not 1; rebuild it with `lmforge mix build`")
+    for s in manifest.sources:
+        for e in s.shards:
+            if isinstance(e.path, str):
+                continue  # URL: checked when opened
+            try:
+                size = e.path.stat().st_size
+            except FileNotFoundError:
+                raise MixError(
+                    f"{path}: source {s.name!r}: shard {e.path} is missing (moved or deleted?); shard paths are relative to "
+                    f"the manifest: move them back, or rebuild the manifest with `lmforge mix build`"
+                ) from None
+            if size != e.bytes:
+                raise MixError(f"{path}: source {s.name!r}: shard {e.path} is {size} bytes, the manifest says {e.bytes}; it was changed or replaced: rebuild the manifest")
+            if check_shards:
+                try:
+                    with ShardReader(e.path) as r:
+                        fp, n = r.fingerprint, len(r)
+                except ShardError as exc:
+                    raise MixError(f"{path}: source {s.name!r}: {exc}") from None
+                if fp != manifest.fingerprint:
+                    raise MixError(
+                        f"{path}: source {s.name!r}: shard {e.path} was tokenised with {fp}, the manifest with {manifest.fingerprint}; "
+                        "rebuild the shards with the manifest's tokenizer"
+                    )
+                if n != e.tokens:
+                    raise MixError(f"{path}: source {s.name!r}: shard {e.path} holds {n} tokens, the manifest says {e.tokens}; rebuild the manifest")
+    return manifest
+
+
+def manifest_table(manifest: Manifest) -> dict:
+    """The `mix inspect --json` object: budget, totals, and one row per source."""
+    rows = []
+    for s in manifest.sources:
+        rows.append(
+            {
+                "name": s.name,
+                "weight": s.weight,
+                "tokens": s.tokens,
+                "epochs": s.epochs,
+                "bytes": s.bytes,
+                "documents": s.documents,
+                "shards": len(s.shards),
+                "val_tokens": s.val_tokens,
+                "sampled_tokens": round(s.weight * manifest.budget),
+            }
+        )
+    return {
+        "manifest": str(manifest.path),
+        "budget": manifest.budget,
+        "fingerprint": manifest.fingerprint,
+        "vocab_size": manifest.vocab_size,
+        "tokens": sum(r["tokens"] for r in rows),
+        "bytes": sum(r["bytes"] for r in rows),
+        "documents": sum(r["documents"] for r in rows),
+        "sources": rows,
+    }

@@ -1,0 +1,402 @@
+"""`lmforge shards build|inspect|verify` and `lmforge mix build|inspect`.
+
+Each command parses its flags, calls the library (`build.py`, `shards.py`, `mix.py`) and
+prints a summary; errors the library names become one line on stderr and exit status 1
+(2 for bad flags), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _human(n: float, unit: str = "") -> str:
+    for suffix in ("", "K", "M", "B", "T"):
+        if abs(n) < 1000:
+            return f"{n:.3g}{suffix}{unit}" if suffix else f"{n:.0f}{unit}" if float(n).is_integer() else f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n:.3g}P{unit}"
+
+
+def _bytes(n: int) -> str:
+    for suffix in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or suffix == "TiB":
+            return f"{n:.0f} {suffix}" if suffix == "B" else f"{n:.1f} {suffix}"
+        n /= 1024
+    return str(n)
+
+
+# ---- shards ----------------------------------------------------------------------------------
+
+
+@click.group(context_settings=CONTEXT)
+def shards():
+    """Token shards: build them from documents, inspect one, verify checksums.
+
+    \b
+      lmforge shards build corpus/ --tokenizer tok/ -o shards/c4 --workers 8
+      lmforge shards inspect shards/c4/shards/00000-part-0000.tokens.zst --doc 0
+      lmforge shards verify shards/c4
+    """
+
+
+@shards.command("build", context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--tokenizer", "tokenizer_dir", required=True, type=click.Path(), help="Tokenizer folder (from `lmforge tokenizer train`).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder: OUT/shards/*.tokens.zst and OUT/source.json.")
+@click.option("--workers", default=1, show_default=True, type=int, help="Processes tokenising input files in parallel.")
+@click.option("--shard-tokens", default="100M", show_default=True, help="Most tokens per shard (a longer single document gets its own shard).")
+@click.option("--frame-tokens", default=65536, show_default=True, type=int, help="Tokens per zstd frame (the unit of random access).")
+@click.option("--level", default=9, show_default=True, type=int, help="zstd level (1..22).")
+@click.option("--text-key", default="text", show_default=True, help="JSON/Parquet field holding the text.")
+@click.option("--strict", is_flag=True, help="A malformed JSONL line is an error naming file and line (default: counted and skipped).")
+@click.option("--force", is_flag=True, help="Rebuild OUT from scratch even if it holds a build with other settings.")
+def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_tokens, level, text_key, strict, force):
+    """Tokenise documents (.jsonl.zst, .jsonl, .txt, Parquet; folders and globs) into shards.
+
+    Every document starts with BOS. Resumable: a rerun skips finished shards and gives the
+    same bytes.
+
+    \b
+    Example:
+      lmforge shards build dedup/ --tokenizer tok/ -o shards/web --workers 8
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lmforge.documents import DocumentFileError
+    from lmforge.tokenize.build import BuildConfig, BuildError, build_shards
+    from lmforge.tokenize.mix import parse_tokens
+    from lmforge.tokenize.tokenizer import TokenizerError
+
+    try:
+        cfg = BuildConfig(
+            shard_tokens=parse_tokens(shard_tokens), frame_tokens=frame_tokens, level=level, text_key=text_key, workers=workers, strict=strict
+        )
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    console = Console(stderr=True)
+    counts = {"tokens": 0}
+    with Progress(
+        TextColumn("[bold]shards build"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+        TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), console=console, transient=True,
+    ) as bar:
+        task = bar.add_task("files", total=None, tokens="0")
+
+        def progress(kind, value):
+            if kind == "files":
+                bar.update(task, total=value)
+            elif kind == "file":
+                bar.advance(task, value)
+            elif kind == "tokens":
+                counts["tokens"] += value
+                bar.update(task, tokens=_human(counts["tokens"]))
+
+        try:
+            result = build_shards(inputs, tokenizer_dir, out_dir, cfg, force=force, progress=progress)
+        except (FileNotFoundError, TokenizerError, BuildError, DocumentFileError) as exc:
+            bar.stop()
+            _fail(str(exc).strip("'\""))
+    _print_build(result)
+
+
+def _print_build(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    src = result.source
+    table = Table(title=f"shards build → {result.out_dir}")
+    for col in ("input", "documents", "tokens", "shards", "skipped lines"):
+        table.add_column(col, justify="left" if col == "input" else "right")
+    for p in src["inputs"]:
+        table.add_row(Path(p["path"]).name, f"{p['documents']:,}", f"{p['tokens']:,}", str(p["shards"]), f"{sum(p['errors'].values()):,}")
+    table.add_section()
+    table.add_row("total", f"{src['documents']:,}", f"{src['tokens']:,}", str(len(src["shards"])), f"{sum(src['errors'].values()):,}")
+    console = Console()
+    console.print(table)
+    tps = (src["tokens"] / result.seconds) if result.seconds and result.files_skipped < result.files_total else 0
+    console.print(
+        f"{_bytes(src['bytes'])} on disk = {src['compression']:.3f} of raw {src['dtype']} ({_bytes(src['raw_bytes'])}); "
+        f"{src['text_bytes'] / max(src['tokens'], 1):.2f} text bytes/token; "
+        f"{result.files_skipped} of {result.files_total} files already done, {result.shards_written} shards written, "
+        f"{result.shards_kept} kept; {result.seconds:.1f}s" + (f" ({_human(tps)} tokens/s)" if tps else "")
+    )
+    if src["errors"]:
+        console.print("skipped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(src["errors"].items())))
+    console.print(f"summary: {result.out_dir / 'source.json'}")
+
+
+@shards.command("inspect", context_settings=CONTEXT)
+@click.argument("file", type=click.Path())
+@click.option("--doc", "doc", type=int, default=None, help="Decode document N (needs the tokenizer; ids are shown without it).")
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(), default=None, help="Tokenizer folder for --doc (default: the one recorded in OUT/source.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
+def shards_inspect(file, doc, tokenizer_dir, as_json):
+    """Header, frames, documents and compression of one shard; --doc N decodes a document.
+
+    \b
+    Example:
+      lmforge shards inspect shards/c4/shards/00000-c4-0000.tokens.zst --doc 3
+    """
+    import numpy as np
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from lmforge.tokenize.shards import ShardError, ShardReader
+
+    try:
+        r = ShardReader(file)
+    except ShardError as exc:
+        _fail(str(exc))
+    with r:
+        sizes = np.diff(np.asarray(r.frame_offsets, dtype=np.int64))
+        starts = r.doc_starts
+        lengths = np.diff(np.append(starts, len(r))) if len(starts) else np.zeros(0)
+        info = {
+            **{k: v for k, v in r.meta.items() if k != "arrays"},
+            "file_bytes": Path(file).stat().st_size,
+            "raw_bytes": len(r) * r.dtype.itemsize,
+            "compression": round(Path(file).stat().st_size / max(1, len(r) * r.dtype.itemsize), 4),
+            "frame_bytes": _stats(sizes),
+            "document_tokens": _stats(lengths),
+        }
+        if as_json and doc is None:
+            click.echo(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
+            return
+        console = Console()
+        if doc is None:
+            table = Table(title=str(file), show_header=False)
+            table.add_column("field")
+            table.add_column("value")
+            for key in ("format", "version", "dtype", "tokens", "documents", "frames", "frame_tokens", "zstd_level", "fingerprint", "vocab_size", "input", "doc_range"):
+                if key in info:
+                    table.add_row(key, str(info[key]))
+            table.add_row("size", f"{_bytes(info['file_bytes'])} = {info['compression']:.3f} of raw {_bytes(info['raw_bytes'])}")
+            fb = info["frame_bytes"]
+            table.add_row("frame bytes", f"min {fb['min']:,}  mean {fb['mean']:,.0f}  max {fb['max']:,}")
+            dt = info["document_tokens"]
+            table.add_row("document tokens", f"min {dt['min']:,}  mean {dt['mean']:,.0f}  max {dt['max']:,}")
+            console.print(table)
+            return
+        try:
+            ids = r.document(doc)
+        except IndexError as exc:
+            _fail(f"{file}: {exc}")
+        tok = _tokenizer_for(Path(file), tokenizer_dir, r.fingerprint)
+        if as_json:
+            out = {"document": doc, "start": int(starts[doc if doc >= 0 else doc + len(starts)]), "tokens": len(ids), "ids": ids.tolist()}
+            if tok is not None:
+                out["text"] = tok.decode(ids.tolist(), skip_special_tokens=True)
+            click.echo(orjson.dumps(out).decode())
+            return
+        console.print(f"[bold]document {doc}[/] of {r.documents}: {len(ids):,} tokens")
+        if tok is None:
+            console.print("(no tokenizer found: pass --tokenizer DIR to decode) ids: " + " ".join(map(str, ids[:2000].tolist())))
+        else:
+            click.echo(tok.decode(ids.tolist()))
+
+
+def _stats(a) -> dict:
+    if not len(a):
+        return {"min": 0, "mean": 0.0, "max": 0}
+    return {"min": int(a.min()), "mean": float(a.mean()), "max": int(a.max())}
+
+
+def _tokenizer_for(shard: Path, tokenizer_dir, fingerprint: str):
+    import orjson
+
+    from lmforge.tokenize.tokenizer import Tokenizer, TokenizerError
+
+    candidates = [tokenizer_dir] if tokenizer_dir else []
+    for parent in list(shard.resolve().parents)[:3]:
+        src = parent / "source.json"
+        if src.is_file():
+            try:
+                candidates.append(orjson.loads(src.read_bytes())["tokenizer"]["dir"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                pass
+    for c in candidates:
+        try:
+            tok = Tokenizer.load(c)
+        except TokenizerError as exc:
+            if tokenizer_dir:
+                _fail(str(exc))
+            continue
+        if tok.fingerprint != fingerprint:
+            if tokenizer_dir:
+                _fail(f"{c}: tokenizer fingerprint {tok.fingerprint} is not the shard's {fingerprint}; pass the tokenizer the shard was built with")
+            continue
+        return tok
+    return None
+
+
+@shards.command("verify", context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--quick", is_flag=True, help="Check frame CRCs only, without decompressing.")
+def shards_verify(paths, quick):
+    """Check every frame of every shard (CRC-32, zstd checksum, BOS at document starts) and,
+    for a build folder, the sha256 of each shard listed in its source.json. Exits 1 naming
+    the file and frame of the first problems found.
+
+    \b
+    Example:
+      lmforge shards verify shards/c4 shards/wiki
+    """
+    import orjson
+
+    from lmforge.tokenize.shards import ShardError, ShardReader, find_shards, sha256_file
+
+    bad = 0
+    checked = 0
+    for item in paths:
+        p = Path(item)
+        try:
+            files = find_shards(p)
+        except FileNotFoundError as exc:
+            click.echo(f"error: {exc}", err=True)
+            bad += 1
+            continue
+        listed = {}
+        if p.is_dir() and (p / "source.json").is_file():
+            try:
+                for s in orjson.loads((p / "source.json").read_bytes())["shards"]:
+                    listed[(p / s["path"]).resolve()] = s
+            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                click.echo(f"error: {p / 'source.json'}: unreadable ({exc})", err=True)
+                bad += 1
+            for f, s in listed.items():
+                if not f.is_file():
+                    click.echo(f"error: {f}: listed in {p / 'source.json'} but missing; rerun `lmforge shards build`", err=True)
+                    bad += 1
+        for f in files:
+            checked += 1
+            try:
+                with ShardReader(f) as r:
+                    problems = r.verify(decompress=not quick)
+            except ShardError as exc:
+                click.echo(f"error: {exc}", err=True)
+                bad += 1
+                continue
+            for pr in problems:
+                click.echo(f"error: {f}: {pr.message}", err=True)
+            if problems:
+                bad += 1
+                continue
+            entry = listed.get(f.resolve())
+            if entry is not None and not quick and sha256_file(f) != entry["sha256"]:
+                click.echo(f"error: {f}: sha256 differs from {p / 'source.json'}", err=True)
+                bad += 1
+                continue
+    if bad:
+        click.echo(f"{bad} problem(s) in {checked} shard(s); rebuild the named shards (rerun `lmforge shards build` after deleting them)", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {checked} shard(s) verified")
+
+
+# ---- mix -------------------------------------------------------------------------------------
+
+
+@click.group(context_settings=CONTEXT)
+def mix():
+    """Mixture manifests: which shards a run trains on, with weights, epochs and a budget.
+
+    \b
+      lmforge mix build --source web=shards/web:0.8 --source wiki=shards/wiki@2 --budget 10B -o mix.json
+      lmforge mix inspect mix.json
+    """
+
+
+@mix.command("build", context_settings=CONTEXT)
+@click.option("--source", "sources", multiple=True, help="NAME=PATH:WEIGHT or NAME=PATH@EPOCHS; PATH is a `shards build` folder. Repeat per source.")
+@click.option("--budget", default=None, help="Training tokens (1000000, 10M, 300B, 1.4T).")
+@click.option("--val-tokens", default=None, help="Validation tokens per source, from the end of its last shard, in whole documents (0: none).")
+@click.option("--from-toml", "recipe", type=click.Path(), default=None, help="A recipe TOML (see lmforge/tokenize/recipes/llama.toml); --source/--budget add to or override it.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The manifest to write (mix.json).")
+def mix_build(sources, budget, val_tokens, recipe, out):
+    """Write a mixture manifest: shards (relative paths), tokens, checksums, weights, epochs.
+
+    \b
+    Example (LLaMA-style):
+      lmforge mix build --source cc=shards/cc:0.67 --source c4=shards/c4:0.15 \\
+          --source wiki=shards/wiki:0.045 --budget 1.4T --val-tokens 1M -o mix.json
+      lmforge mix build --from-toml lmforge/tokenize/recipes/llama.toml -o mix.json
+    """
+    from lmforge.tokenize.mix import MixError, MixRecipe, SourceSpec, build_manifest, load_recipe, parse_tokens
+
+    try:
+        base = load_recipe(recipe) if recipe else None
+        specs = {s.name: s for s in (base.sources if base else [])}
+        for text in sources:
+            spec = SourceSpec.parse(text)
+            specs[spec.name] = spec
+        if budget is None and base is None:
+            raise ValueError("--budget is required (training tokens, e.g. --budget 10B)")
+        if val_tokens is not None:
+            vt = 0 if val_tokens.strip() == "0" else parse_tokens(val_tokens)
+        else:
+            vt = base.val_tokens if base else 0
+        mr = MixRecipe(list(specs.values()), parse_tokens(budget) if budget is not None else base.budget, vt)
+    except (ValueError, MixError) as exc:
+        _fail(str(exc), 2)
+    notes: list[str] = []
+    try:
+        manifest = build_manifest(mr, out, notes=notes)
+    except MixError as exc:
+        _fail(str(exc))
+    for n in notes:
+        click.echo(f"note: {n}", err=True)
+    _print_mix(manifest)
+    click.echo(f"wrote {out}")
+
+
+@mix.command("inspect", context_settings=CONTEXT)
+@click.argument("manifest", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help='Print {"budget", "sources": [{"name", "weight", "tokens", "epochs", "bytes", ...}]}.')
+def mix_inspect(manifest, as_json):
+    """The mixture table: source, sampling proportion, epochs, tokens, size on disk, totals.
+
+    \b
+    Example:
+      lmforge mix inspect mix.json
+      lmforge mix inspect mix.json --json | jq .sources
+    """
+    import orjson
+
+    from lmforge.tokenize.mix import MixError, load_manifest, manifest_table
+
+    try:
+        m = load_manifest(manifest)
+    except MixError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(orjson.dumps(manifest_table(m)).decode())
+        return
+    _print_mix(m)
+
+
+def _print_mix(m) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lmforge.tokenize.mix import manifest_table
+
+    t = manifest_table(m)
+    table = Table(title=f"{m.path} — budget {_human(m.budget)} tokens")
+    for col in ("source", "sampling prop.", "epochs", "tokens", "disk size", "documents", "val tokens"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for r in t["sources"]:
+        table.add_row(r["name"], f"{100 * r['weight']:.1f}%", f"{r['epochs']:.2f}", _human(r["tokens"]), _bytes(r["bytes"]), f"{r['documents']:,}", _human(r["val_tokens"]))
+    table.add_section()
+    table.add_row("total", "100.0%", f"{m.budget / max(t['tokens'], 1):.2f}", _human(t["tokens"]), _bytes(t["bytes"]), f"{t['documents']:,}", _human(sum(r["val_tokens"] for r in t["sources"])))
+    Console().print(table)
