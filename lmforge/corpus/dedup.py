@@ -309,7 +309,7 @@ class SignatureStage(_DedupStep):
             _atomic_write(done, b"")
 
     def _one_file(self, fi: int, hasher: MinHasher | None) -> None:
-        cfg, work = self.config, self.work
+        cfg = self.config
         errors: dict = {}
         sigs, exact, names, name_offsets = [], [], [], [0]
         records: list[list[np.ndarray]] = [[] for _ in range(cfg.bucket_shards)]
@@ -318,33 +318,14 @@ class SignatureStage(_DedupStep):
 
         def flush():
             nonlocal n, batch
-            if not batch:
-                return
-            keys = (_U64(fi) << _KEY_SHIFT) | np.arange(n, n + len(batch), dtype=np.uint64)
-            cols = []
-            if hasher is not None:
-                sig = hasher.signatures(batch)
+            if batch:
+                sig = hasher.signatures(batch) if hasher is not None else None
+                eh = np.fromiter((_content_hash(t) for t in batch), np.uint64, len(batch)) if cfg.exact else None
                 sigs.append(sig)
-                nonempty = (sig != np.uint32(0xFFFFFFFF)).any(axis=1)  # empty documents are never near-duplicates
-                bk = band_keys(sig, cfg.bands, cfg.rows)
-                cols.append((bk[nonempty], keys[nonempty]))
-            if cfg.exact:
-                eh = np.fromiter((_content_hash(t) for t in batch), dtype=np.uint64, count=len(batch))
                 exact.append(eh)
-                # the exact "band": its bucket key is the content hash, mixed so it never meets a minhash band
-                cols.append(((eh ^ _U64(0xA5A5A5A5A5A5A5A5))[:, None], keys))
-            for bk, k in cols:
-                shard = (bk % _U64(cfg.bucket_shards)).astype(np.int64)
-                flat_k = np.broadcast_to(k[:, None], bk.shape).ravel()
-                flat_b, flat_s = bk.ravel(), shard.ravel()
-                order = np.argsort(flat_s, kind="stable")
-                bounds = np.searchsorted(flat_s[order], np.arange(cfg.bucket_shards + 1))
-                for s in range(cfg.bucket_shards):
-                    sel = order[bounds[s] : bounds[s + 1]]
-                    if sel.size:
-                        records[s].append(np.stack([flat_b[sel], flat_k[sel]], axis=1))
-            n += len(batch)
-            batch = []
+                self.add_records(records, fi, n, len(batch), sig, eh)
+                n += len(batch)
+                batch = []
 
         for doc in iter_documents(self.files[fi], text_key=cfg.text_key, errors=errors):
             batch.append(doc.text)
@@ -356,16 +337,44 @@ class SignatureStage(_DedupStep):
         flush()
         if n >= 1 << 32:
             raise DocumentFileError(f"{self.files[fi]}: more than 2**32 documents in one file; split it")
+        sig = np.concatenate(sigs) if hasher is not None and sigs else np.zeros((0, cfg.num_perm), np.uint32)
+        eh = np.concatenate(exact) if cfg.exact and exact else np.zeros(0, np.uint64)
+        self.save(fi, n, records, sig if hasher is not None else None, eh, b"".join(names), np.array(name_offsets, np.int64), errors)
+
+    def add_records(self, records, fi: int, start: int, count: int, sig: np.ndarray | None, eh: np.ndarray | None) -> None:
+        """Append `(bucket key, document key)` records of documents start..start+count to their shards."""
+        cfg = self.config
+        keys = (_U64(fi) << _KEY_SHIFT) | np.arange(start, start + count, dtype=np.uint64)
+        cols = []
+        if sig is not None:
+            nonempty = (sig != np.uint32(0xFFFFFFFF)).any(axis=1)  # empty documents are never near-duplicates
+            bk = band_keys(sig, cfg.bands, cfg.rows)
+            cols.append((bk[nonempty], keys[nonempty]))
+        if eh is not None:
+            # the exact "band": its bucket key is the content hash, mixed so it never meets a minhash band
+            cols.append(((eh ^ _U64(0xA5A5A5A5A5A5A5A5))[:, None], keys))
+        for bk, k in cols:
+            shard = (bk % _U64(cfg.bucket_shards)).astype(np.int64)
+            flat_k = np.broadcast_to(k[:, None], bk.shape).ravel()
+            flat_b, flat_s = bk.ravel(), shard.ravel()
+            order = np.argsort(flat_s, kind="stable")
+            bounds = np.searchsorted(flat_s[order], np.arange(cfg.bucket_shards + 1))
+            for s in range(cfg.bucket_shards):
+                sel = order[bounds[s] : bounds[s + 1]]
+                if sel.size:
+                    records[s].append(np.stack([flat_b[sel], flat_k[sel]], axis=1))
+
+    def save(self, fi, n, records, sig, eh, names_blob: bytes, name_offsets, errors) -> None:
+        """Write one input file's stage outputs (each atomically; the done marker comes after)."""
+        cfg, work = self.config, self.work
         for s in range(cfg.bucket_shards):
             rec = np.concatenate(records[s]) if records[s] else np.zeros((0, 2), dtype=np.uint64)
             _atomic_save(work / "buckets" / f"{s:04d}" / f"{fi:06d}.npy", rec)
-        if hasher is not None:
-            sig = np.concatenate(sigs) if sigs else np.zeros((0, cfg.num_perm), dtype=np.uint32)
+        if sig is not None:
             _atomic_save(work / "sigs" / f"{fi:06d}.npy", sig)
-        eh = np.concatenate(exact) if exact else np.zeros(n if cfg.exact else 0, dtype=np.uint64)
         _atomic_save(work / "exact" / f"{fi:06d}.npy", eh)
-        _atomic_write(work / "names" / f"{fi:06d}.bin", b"".join(names))
-        _atomic_save(work / "names" / f"{fi:06d}.npy", np.array(name_offsets, dtype=np.int64))
+        _atomic_write(work / "names" / f"{fi:06d}.bin", names_blob)
+        _atomic_save(work / "names" / f"{fi:06d}.npy", name_offsets)
         _atomic_write(work / "counts" / f"{fi:06d}.json", orjson.dumps({"documents": n, "skipped": errors}))
 
 
@@ -621,7 +630,7 @@ def run_dedup(inputs: list[str], output_dir: str, config: DedupConfig, executor=
     survivor) and `OUT/stats.json` (returned). Stage work lives in `OUT/.lmforge/dedup/`;
     a rerun skips what is done. Raises DedupError naming the file for unreadable input.
     """
-    from lmforge.corpus.execution import ExecutorConfig, make_executor
+    from lmforge.corpus.execution import ExecutorConfig
 
     executor = executor or ExecutorConfig()
     t0 = time.perf_counter()
@@ -646,21 +655,25 @@ def run_dedup(inputs: list[str], output_dir: str, config: DedupConfig, executor=
     (work / "errors").mkdir(exist_ok=True)
     for p in (work / "errors").glob("*.txt"):  # errors of an earlier run are retried
         p.unlink()
-    tasks = {
-        SignatureStage: max(1, min(executor.tasks, len(files))),
-        BucketStage: max(1, min(executor.tasks, config.bucket_shards)),
-        ClusterStage: 1,
-        FilterStage: max(1, min(executor.tasks, len(files))),
-    }
-    for stage in STAGES:
-        step = stage(files, str(work), str(out), config)
-        ex_cfg = dataclasses.replace(executor, tasks=tasks[stage], workers=min(executor.workers, tasks[stage]))
-        logging_dir = out / ".lmforge" / f"dedup-{stage.name}"
-        make_executor([step], ex_cfg, logging_dir).run()
-        _raise_input_errors(work, logging_dir, files, tasks[stage])
+    run_stages(STAGES, files, out, config, executor)
     stats = _collect_stats(files, work, config, time.perf_counter() - t0)
     _atomic_write(out / "stats.json", orjson.dumps(stats, option=orjson.OPT_INDENT_2))
     return stats
+
+
+def run_stages(stages, files: list[str], out: Path, config: DedupConfig, executor) -> None:
+    """Run `stages` one after the other, each with its own executor and logging dir."""
+    from lmforge.corpus.execution import make_executor
+
+    work = Path(out) / WORK
+    for stage in stages:
+        n_units = 1 if stage is ClusterStage else config.bucket_shards if stage is BucketStage else len(files)
+        tasks = max(1, min(executor.tasks, n_units))
+        step = stage(files, str(work), str(out), config)
+        ex_cfg = dataclasses.replace(executor, tasks=tasks, workers=min(executor.workers, tasks))
+        logging_dir = Path(out) / ".lmforge" / f"dedup-{stage.name}"
+        make_executor([step], ex_cfg, logging_dir).run()
+        _raise_input_errors(work, logging_dir, files, tasks)
 
 
 def _raise_input_errors(work: Path, logging_dir: Path, files: list[str], world_size: int) -> None:

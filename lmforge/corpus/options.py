@@ -36,15 +36,63 @@ def _field_docs(cls) -> dict[str, str]:
     return docs
 
 
+def _dataclass_of(hint):
+    """The dataclass a field holds (`X` or `X | None`), else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    for arg in typing.get_args(hint):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
 def _leaves(cls, path: tuple[str, ...] = ()):
     """(path of attribute names, field, type, owner class) for every scalar field."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        hint = hints.get(f.name, f.type)
+        hint = _dataclass_of(hints.get(f.name, f.type)) or hints.get(f.name, f.type)
         if dataclasses.is_dataclass(hint):
             yield from _leaves(hint, path + (f.name,))
         else:
             yield path + (f.name,), f, hint, cls
+
+
+class OptionalNumber(click.ParamType):
+    """An int or float, or `none`/`off` to disable a threshold that may be None."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.name = f"{kind.__name__}|none"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().lower() in ("none", "off", "null"):
+            return _DISABLED
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a {self.kind.__name__} (or 'none' to disable)", param, ctx)
+
+
+class Pairs(click.ParamType):
+    """`n:fraction,n:fraction` for thresholds given per n-gram size."""
+
+    name = "N:FRAC,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple((int(n), float(f)) for n, f in (item.split(":") for item in value.split(",") if item.strip()))
+        except ValueError:
+            self.fail(f"{value!r}: write pairs as n:fraction, e.g. 2:0.2,3:0.18", param, ctx)
+
+
+#: marker for a threshold switched off on the command line (becomes None in the config)
+_DISABLED = "__disabled__"
+
+
+def _is_optional(hint) -> bool:
+    return type(None) in typing.get_args(hint)
 
 
 def _scalar_type(hint):
@@ -55,6 +103,8 @@ def _scalar_type(hint):
         origin = typing.get_origin(hint)
     if hint in (int, float, bool, str):
         return hint
+    if origin is tuple and typing.get_args(hint) and typing.get_origin(typing.get_args(hint)[0]) is tuple:
+        return "pairs"
     if origin in (list, tuple) or hint in (list, tuple):
         return "list"
     return None
@@ -66,7 +116,7 @@ def dataclass_options(cls, exclude: tuple[str, ...] = ()):
     def decorate(func):
         for path, f, hint, owner in reversed(list(_leaves(cls))):
             name = "-".join(path).replace("_", "-")
-            if name in exclude:
+            if name in exclude or any(name.startswith(prefix + "-") for prefix in exclude):
                 continue
             kind = _scalar_type(hint)
             if kind is None:
@@ -79,12 +129,17 @@ def dataclass_options(cls, exclude: tuple[str, ...] = ()):
             if kind is bool:
                 opt = click.option(f"--{name}/--no-{name}", param, default=None, show_default=False,
                                    help=f"{help_text} [default: {'on' if default else 'off'}]")
+            elif kind == "pairs":
+                shown = ",".join(f"{n}:{v}" for n, v in (default or ()))
+                opt = click.option(f"--{name}", param, type=Pairs(), default=None,
+                                   help=f"{help_text} [default: {shown}]")
             elif kind == "list":
                 shown = ",".join(map(str, default or []))
                 opt = click.option(f"--{name}", param, default=None, metavar="A,B,...",
                                    help=f"{help_text} [default: {shown or 'none'}]")
             else:
-                opt = click.option(f"--{name}", param, type=kind, default=None,
+                ptype = OptionalNumber(kind) if _is_optional(hint) and kind in (int, float) else kind
+                opt = click.option(f"--{name}", param, type=ptype, default=None,
                                    help=f"{help_text} [default: {default}]")
             func = opt(func)
         return func
@@ -99,13 +154,17 @@ def build_dataclass(cls, values: dict[str, Any]):
         klass_hints = typing.get_type_hints(klass)
         for f in dataclasses.fields(klass):
             hint = klass_hints.get(f.name, f.type)
-            if dataclasses.is_dataclass(hint):
+            if _dataclass_of(hint):
+                hint = _dataclass_of(hint)
                 kwargs[f.name] = build(hint, f"{prefix}{f.name}__")
                 continue
-            value = values.get(f"cfg__{prefix}{f.name}")
-            if value is None:
+            key = f"cfg__{prefix}{f.name}"
+            if values.get(key) is None:
                 continue
-            if _scalar_type(hint) == "list" and isinstance(value, str):
+            value = values[key]
+            if value == _DISABLED:
+                value = None
+            elif _scalar_type(hint) == "list" and isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             kwargs[f.name] = value
         return klass(**kwargs)

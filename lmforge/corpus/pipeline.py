@@ -84,23 +84,39 @@ def build_pipeline(config: CorpusConfig, files: list[str], progress: bool = True
 
     keep = config.keep_rejected
     pipeline: list = [steps.WarcPages(files, limit=config.limit, progress=progress)]
-    if config.mode == "process" and config.url_filter:
-        from lmforge.corpus.filters import URLFilter
-
-        pipeline.append(URLFilter(keep_rejected=keep))
-    pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep))
-    if config.mode == "process" or config.languages:
-        # the filter labels every document as it decides, so it replaces the labeller
-        pipeline.append(langid.LanguageFilter(
-            languages=config.languages, min_score=config.min_language_score, model_path=config.lid_model, keep_rejected=keep))
+    if config.mode == "extract":
+        pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep))
+        if config.languages or config.min_language_score > 0:
+            pipeline.append(langid.LanguageFilter(
+                languages=config.languages, min_score=config.min_language_score, model_path=config.lid_model, keep_rejected=keep))
+        else:
+            pipeline.append(langid.LanguageLabeler(model_path=config.lid_model))
     else:
-        pipeline.append(langid.LanguageLabeler(model_path=config.lid_model))
-    if config.mode == "process":
         from lmforge.corpus import filters
 
-        pipeline.extend(filters.fineweb_filters(config.filters, keep_rejected=keep))
+        fcfg = process_filters(config)
+        url = filters.url_filter(fcfg, keep_rejected=keep) if config.url_filter else None
+        if url is not None:
+            pipeline.append(url)
+        pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep))
+        # the language filter (first of the chain) labels every document as it decides
+        pipeline.extend(filters.fineweb_filters(fcfg, keep_rejected=keep))
     pipeline.append(steps.WriteDocuments(config.output_dir, keep_rejected=keep))
     return pipeline
+
+
+def process_filters(config: CorpusConfig):
+    """The filter settings of a process run: `config.filters` (FineWeb defaults when None)
+    with the language section taken from the run's --languages / --min-language-score."""
+    import copy
+
+    from lmforge.corpus.filters import FilterConfig
+    from lmforge.corpus.langid import LanguageFilterConfig
+
+    fcfg = copy.deepcopy(config.filters) if config.filters is not None else FilterConfig()
+    fcfg.language = LanguageFilterConfig(languages=config.languages, min_score=min(config.min_language_score, 0.999999),
+                                         model_path=config.lid_model)
+    return fcfg
 
 
 def prepare_output(config: CorpusConfig, overwrite: bool = False) -> Path:

@@ -64,15 +64,21 @@ def run_demo(output_dir: str | Path, warc: list[str] | None = None, workers: int
 
 def _tokenizer_stage(out: Path) -> dict:
     """Train the demo tokenizer on the deduplicated (or processed) documents."""
-    from lmforge.tokenize import train as tok_train
+    from lmforge.tokenize.train import TrainConfig, train_tokenizer
 
     source = out / "dedup" if (out / "dedup" / "documents").exists() else out / "corpus"
     t = time.perf_counter()
-    fn = getattr(tok_train, "train_tokenizer", None)
-    if fn is None:
-        return {}
-    result = fn([str(source)], str(out / "tokenizer"), vocab_size=1024)
-    return {"tokenizer train": {"seconds": round(time.perf_counter() - t, 2), **_scalars(result if isinstance(result, dict) else {})}}
+    result = train_tokenizer([str(source)], str(out / "tokenizer"), TrainConfig(vocab_size=2048, min_frequency=2))
+    tok = result.tokenizer
+    example = "The quick brown fox jumps over the lazy dog, 12345 times."
+    ids = tok.encode(example)
+    return {"tokenizer train": {
+        "seconds": round(time.perf_counter() - t, 2),
+        "vocab_size": tok.vocab_size,
+        "fingerprint": tok.fingerprint[:16],
+        "example_tokens": len(ids),
+        "example_bytes_per_token": round(len(example.encode()) / len(ids), 2),
+    }}
 
 
 def _scalars(d: dict) -> dict:

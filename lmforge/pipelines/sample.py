@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import html
 import random
+import re
 import textwrap
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -74,25 +75,33 @@ OTHER_LANGUAGES = {
 SPAM_WORDS = ["cheap", "best", "price", "buy", "online", "discount", "free", "shipping", "deal", "offer", "sale", "top"]
 
 
-def _prose_articles(min_paragraphs: int = 3) -> list[tuple[str, list[str]]]:
-    """(title, paragraphs) from the Python reference topics, prose paragraphs only."""
+def _prose_articles(per_article: int = 4) -> list[tuple[str, list[str]]]:
+    """(title, paragraphs) from the Python reference topics: prose paragraphs only, grouped
+    in topic order into articles of `per_article` paragraphs (~30 articles)."""
     from pydoc_data.topics import topics
 
-    articles = []
+    articles, title, buffer = [], None, []
     for key in sorted(topics):
         text = topics[key]
-        lines = text.splitlines()
-        title = lines[0].strip() if lines else key
-        paragraphs = []
         for block in text.split("\n\n"):
             if not block.strip() or block.startswith((" ", "\t")) or block.strip().startswith(("*", "=", "-", ">>>")):
                 continue
             para = " ".join(line.strip() for line in block.splitlines())
-            if len(para.split()) >= 12 and para.rstrip().endswith((".", ":", ")")):
-                paragraphs.append(para)
-        if len(paragraphs) >= min_paragraphs:
-            articles.append((title, paragraphs))
+            if len(para.split()) >= 12 and para.rstrip().endswith(".") and _is_prose(para):
+                title = title or text.splitlines()[0].strip()
+                buffer.append(para)
+                if len(buffer) == per_article:
+                    articles.append((title, buffer))
+                    title, buffer = None, []
     return articles
+
+
+def _is_prose(paragraph: str) -> bool:
+    """Prose rather than code talk: few quoted identifiers and symbols (a page of those is
+    what Gopher's alpha-word rule drops, which would leave the demo with little to show)."""
+    tokens = re.findall(r"\w+|[^\w\s]", paragraph)
+    symbols = sum(1 for t in tokens if not any(c.isalpha() for c in t))
+    return symbols / max(1, len(tokens)) < 0.15 and paragraph.count('"') <= 4 and "*" not in paragraph
 
 
 def _boilerplate_page(title: str, paragraphs: list[str], site: str, rng: random.Random, lang: str = "en", charset: str = "utf-8") -> str:

@@ -1,0 +1,161 @@
+"""End-to-end `corpus process` against the same pipeline built from stock datatrove steps.
+
+Both run the FineWeb recipe over the same WARC files (the shared Common Crawl / wget /
+ClueWeb archives and the demo sample, each repeated `--copies` times so a run lasts long
+enough to time), through datatrove's LocalPipelineExecutor with the same tasks and workers:
+
+    stock:   WarcReader -> URLFilter -> Trafilatura(favour_precision) -> LanguageFilter(en, 0.65)
+             -> GopherRepetition -> GopherQuality -> C4Quality(no terminal punct) -> FineWebQuality
+             -> JsonlWriter
+    lmforge: lmforge corpus process (same steps, same thresholds, same LID-176 model)
+
+The stock LanguageFilter downloads lid.176.bin at run time; here it is given the same local
+lid.176.ftz lmforge uses, so both do the same work offline. Speed is HTML pages in / wall
+second. Runs: one core (1 task, 1 worker) and `--workers 2` (2 tasks, 2 workers).
+Prints one JSON line last; `--json` prints only that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LMFORGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+WARCS = ["cc-main-2020-34-multilingual.warc.gz", "wget-2024-homepages.warc.gz", "clueweb09-ja-near-duplicates.warc.gz",
+         "iana-2014-with-revisits.warc.gz", "cc-main-2024-22-whirlwind.warc.gz"]
+
+
+def make_inputs(folder: Path, copies: int) -> list[str]:
+    from lmforge.pipelines.sample import write_sample_warc
+
+    sample = folder / "sample.warc.gz"
+    write_sample_warc(sample)
+    sources = [SHARED / "warc" / name for name in WARCS if (SHARED / "warc" / name).exists()] + [sample]
+    inputs = folder / "inputs"
+    inputs.mkdir()
+    for c in range(copies):
+        for src in sources:
+            link = inputs / f"{c:03d}-{src.name}"
+            os.symlink(src.resolve(), link)
+    return sorted(str(p) for p in inputs.iterdir())
+
+
+def stock_pipeline(input_dir: str, output_dir: str):
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
+                                            GopherRepetitionFilter, LanguageFilter, URLFilter)
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    language_filter = LanguageFilter(languages=["en"], language_threshold=0.65)
+    language_filter.model = LocalFT176(["en"])
+    return [
+        WarcReader(input_dir, glob_pattern="*.warc.gz"),
+        URLFilter(),
+        Trafilatura(favour_precision=True, timeout=1.0),
+        language_filter,
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(filter_no_terminal_punct=False),
+        FineWebQualityFilter(),
+        JsonlWriter(output_dir),
+    ]
+
+
+def _local_ft176():
+    from datatrove.utils.lid import FT176LID
+
+    class _LocalFT176(FT176LID):
+        """datatrove's LID-176 with the local model instead of a download."""
+
+        @property
+        def model(self):
+            if self._model is None:
+                from fasttext.FastText import _FastText
+
+                from lmforge.corpus.langid import default_model_path
+
+                self._model = _FastText(str(default_model_path()))
+            return self._model
+
+    return _LocalFT176
+
+
+def LocalFT176(languages):  # noqa: N802 - a class factory keeps datatrove imports out of module import
+    return _local_ft176()(languages)
+
+
+def run_stock(input_dir: str, out: Path, tasks: int, workers: int) -> float:
+    from datatrove.executor import LocalPipelineExecutor
+
+    from lmforge.corpus.execution import _quiet_task_logger
+
+    executor = LocalPipelineExecutor(stock_pipeline(input_dir, str(out / "docs")), tasks=tasks, workers=workers,
+                                     logging_dir=str(out / "logs"), start_method="fork")
+    start = time.perf_counter()
+    with _quiet_task_logger(False):
+        executor.run()
+    return time.perf_counter() - start
+
+
+def run_lmforge(inputs: list[str], out: Path, tasks: int, workers: int) -> tuple[float, dict]:
+    from lmforge.corpus.execution import ExecutorConfig
+    from lmforge.corpus.pipeline import CorpusConfig, run_corpus
+
+    config = CorpusConfig(inputs=inputs, output_dir=str(out), mode="process", languages=["en"], min_language_score=0.65)
+    start = time.perf_counter()
+    stats = run_corpus(config, ExecutorConfig(tasks=tasks, workers=workers), progress=False)
+    return time.perf_counter() - start, stats
+
+
+def count_stock_kept(out: Path) -> int:
+    import gzip
+
+    return sum(1 for p in (out / "docs").rglob("*.jsonl.gz") for _ in gzip.open(p, "rt"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--copies", type=int, default=4, help="times each WARC file is repeated")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"shared data not found at {SHARED}")
+    result: dict = {"benchmark": "corpus_process", "copies": args.copies}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        inputs = make_inputs(tmp, args.copies)
+        input_dir = str(Path(inputs[0]).parent)
+        for label, tasks, workers in (("1_core", 1, 1), ("2_workers", 2, 2)):
+            lm_seconds, stats = run_lmforge(inputs, tmp / f"lm-{label}", tasks, workers)
+            stock_seconds = run_stock(input_dir, tmp / f"stock-{label}", tasks, workers)
+            pages = stats["summary"]["pages"]
+            result[label] = {
+                "pages": pages,
+                "lmforge_seconds": round(lm_seconds, 2),
+                "stock_seconds": round(stock_seconds, 2),
+                "lmforge_docs_per_s": round(pages / lm_seconds, 1),
+                "stock_datatrove_docs_per_s": round(pages / stock_seconds, 1),
+                "speedup": round(stock_seconds / lm_seconds, 2),
+                "lmforge_kept": stats["summary"]["kept"],
+                "stock_kept": count_stock_kept(tmp / f"stock-{label}"),
+            }
+            if not args.json:
+                print(f"{label}: {json.dumps(result[label])}", file=sys.stderr)
+            shutil.rmtree(tmp / f"lm-{label}")
+    result["lmforge_docs_per_s"] = result["1_core"]["lmforge_docs_per_s"]
+    result["stock_datatrove_docs_per_s"] = result["1_core"]["stock_datatrove_docs_per_s"]
+    result["speedup_1_core"] = result["1_core"]["speedup"]
+    result["speedup_2_workers"] = result["2_workers"]["speedup"]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

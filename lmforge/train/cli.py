@@ -1,0 +1,156 @@
+"""`lmforge train` and `lmforge sample`: parse options, call the library, print a summary."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from lmforge.train.model import PRESETS
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@click.command("train")
+@click.option("--manifest", "-m", required=True, type=click.Path(), help="Mixture manifest (mix.json) from `lmforge mix build`.")
+@click.option("--preset", "-p", default="tiny", show_default=True, type=click.Choice(list(PRESETS)), help="Model shape.")
+@click.option("--steps", default=200, show_default=True, type=int, help="Optimizer steps in total (a resumed run counts from 0).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and data order.")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
+@click.option("--batch-tokens", type=int, default=None, help="Global batch in tokens, over all processes [preset default].")
+@click.option("--micro-batch", type=int, default=None, help="Sequences per forward pass per process [preset default].")
+@click.option("--lr", type=float, default=None, help="Peak learning rate [preset default].")
+@click.option("--warmup", default=10, show_default=True, type=int, help="Linear warm-up steps.")
+@click.option("--schedule", default="cosine", show_default=True, type=click.Choice(["cosine", "wsd"]), help="Decay after warm-up.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
+@click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
+@click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
+@click.option("--eval-tokens", default=32768, show_default=True, type=int, help="Validation tokens per source per pass.")
+@click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
+def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
+          checkpoint_every, eval_every, eval_tokens, resume):
+    """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
+
+    \b
+    Examples:
+      lmforge train -m mix/mix.json -p tiny --steps 300 -o runs/tiny
+      lmforge train -m mix/mix.json -p tiny --steps 300 -o runs/tiny --resume   # after a crash
+      torchrun --nproc_per_node 8 --no-python lmforge train -m mix/mix.json -p d12 \\
+          --device cuda --compile --steps 5000 -o runs/d12
+    """
+    from lmforge.train.data import DataError
+    from lmforge.train.trainer import TrainConfig, TrainingError, train as run_training
+
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    try:
+        cfg = TrainConfig(
+            manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
+            micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
+            checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume,
+        )
+        with _progress(cfg, enabled=rank0) as on_step:
+            summary = run_training(cfg, on_step=on_step)
+    except (TrainingError, DataError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if rank0:
+        _print_summary(summary)
+
+
+class _progress:
+    """A rich progress bar fed by the trainer's per-step rows (rank 0 only)."""
+
+    def __init__(self, cfg, enabled: bool):
+        self.cfg, self.enabled = cfg, enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                            TimeRemainingColumn(), console=_console(), transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=self.cfg.steps, info="")
+
+        def on_step(row):
+            info = f"loss {row['loss']:.4f}  {row['tokens_per_s']:,.0f} tok/s"
+            self.bar.update(self.task, completed=row["step"], info=info)
+
+        return on_step
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
+
+
+def _print_summary(s) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"lmforge train: {s.run_dir}", show_header=True)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("steps", f"{s.steps}" + (f" (resumed at {s.resumed_from})" if s.resumed_from is not None else ""))
+    table.add_row("tokens", f"{s.tokens:,}")
+    table.add_row("parameters", f"{s.params:,}")
+    table.add_row("processes", str(s.world_size))
+    if s.first_loss is not None:
+        table.add_row("train loss", f"{s.first_loss:.4f} -> {s.loss:.4f}")
+    for name, v in sorted(s.val.items()):
+        bpb = f", {v['bpb']:.4f} bits/byte" if v.get("bpb") is not None else ""
+        table.add_row(f"val {name}", f"{v['loss']:.4f}{bpb}")
+    table.add_row("tokens/s", f"{s.tokens_per_s:,.0f}")
+    if s.mfu is not None:
+        table.add_row("MFU", f"{100 * s.mfu:.1f}%")
+    table.add_row("time", f"{s.seconds:.1f} s")
+    if s.checkpoint is not None:
+        table.add_row("checkpoint", str(s.checkpoint))
+    if s.plot is not None:
+        table.add_row("plot", str(s.plot))
+    console.print(table)
+
+
+@click.command("sample")
+@click.argument("run", type=click.Path())
+@click.option("--prompt", default="", help="Text to continue (BOS is put before it).")
+@click.option("--max-tokens", default=100, show_default=True, type=int)
+@click.option("--temperature", default=0.8, show_default=True, type=float, help="0 for greedy decoding.")
+@click.option("--top-k", default=50, show_default=True, type=int, help="Sample among the k likeliest tokens (0: all).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the one the run trained with].")
+def sample(run, prompt, max_tokens, temperature, top_k, seed, device, tokenizer_dir):
+    """Generate text from the newest checkpoint of a run, with a KV cache.
+
+    \b
+    Example:
+      lmforge sample runs/tiny --prompt "The history of" --max-tokens 60 --temperature 0.8
+    """
+    from lmforge.tokenize import TokenizerError
+    from lmforge.train.sample import sample_text
+    from lmforge.train.trainer import TrainingError
+
+    try:
+        text = sample_text(run, prompt, max_tokens, temperature=temperature, top_k=top_k or None, seed=seed,
+                           device=device, tokenizer_dir=tokenizer_dir)
+    except (TrainingError, TokenizerError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(prompt + text)
+
+
+@click.group()
+def _main():
+    """lmforge train / sample (standalone entry: python -m lmforge.train.cli)."""
+
+
+_main.add_command(train)
+_main.add_command(sample)
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()

@@ -1,0 +1,317 @@
+"""A compact GPT in one file: RoPE, RMSNorm, causal SDPA, ReLU² MLP, optional tied embeddings.
+
+The whole model is a config dataclass and four modules (`Attention`, `MLP`, `Block`, `GPT`)
+plus a KV cache for generation. Choices, and why:
+
+- RoPE instead of learned positions: no position table, and a model extrapolates a little
+  past its training context instead of failing with an index error.
+- Parameter-free RMSNorm (`F.rms_norm`, no weight, no bias) and no biases anywhere: fewer
+  tiny kernels per block, which is most of the gap to GPT-2's LayerNorm + bias layout on CPU.
+- ReLU² in the MLP (modded-nanogpt, nanochat): as good as GELU at this scale, and cheaper.
+- The vocabulary is padded to a multiple of 64 so the output head's matrix product runs at
+  full speed on tensor cores (50257 -> 50304 costs 0.1% more head FLOPs and is ~25% faster
+  on an A100 in nanoGPT's measurements). Padded ids are never targets.
+- `GPT.hidden(idx)` returns the final normalised hidden states (B, T, C) so the alignment
+  stages can put a value or reward head on top without touching this file.
+
+FLOPs per token for MFU follow the PaLM formula nanoGPT uses: 6N + 12·layers·context·width,
+with N the parameters in matrix products (the output head included, the input embedding
+lookup not); see `GPT.flops_per_token`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VOCAB_MULTIPLE = 64
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Shape of a GPT. `vocab_size` is the tokenizer's; the embedding is padded (see above)."""
+
+    vocab_size: int = 50257
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    block_size: int = 1024  # training context length, in tokens
+    tie_embeddings: bool = False  # share the input embedding with the output head
+    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
+    rope_theta: float = 10000.0
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; pick a head count that divides it")
+        if (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"head size {self.n_embd // self.n_head} must be even for RoPE; change n_head or n_embd")
+        if self.vocab_size < 1 or self.block_size < 1 or self.n_layer < 1:
+            raise ValueError("vocab_size, block_size and n_layer must be positive")
+
+    @property
+    def padded_vocab_size(self) -> int:
+        return -(-self.vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# name -> shape without the vocabulary (it comes from the manifest's tokenizer).
+# Parameter counts are for a 50304-token vocabulary with untied embeddings unless noted.
+PRESETS: dict[str, dict] = {
+    # ~0.8M block params; trains in about a minute on 2 CPU cores and its loss falls visibly.
+    "tiny": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, tie_embeddings=True),
+    # ~3.2M block params; a better CPU model for a few minutes of training.
+    "small": dict(n_layer=6, n_head=4, n_embd=256, block_size=256, tie_embeddings=True),
+    # ~10.6M block params (nanoGPT's Shakespeare shape with a 512 context).
+    "d6": dict(n_layer=6, n_head=6, n_embd=384, block_size=512, tie_embeddings=True),
+    # GPT-2 small: 124M with tied embeddings, the shape of nanoGPT's benchmark.
+    "d12": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, tie_embeddings=True),
+    # GPT-2 medium: 350M with tied embeddings.
+    "d24": dict(n_layer=24, n_head=16, n_embd=1024, block_size=1024, tie_embeddings=True),
+}
+
+
+def preset_config(name: str, vocab_size: int, **overrides) -> GPTConfig:
+    """The `GPTConfig` of a named preset for a tokenizer with `vocab_size` ids."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return GPTConfig(vocab_size=vocab_size, **{**PRESETS[name], **overrides})
+
+
+def rotary_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of RoPE's angles, each (length, head_dim // 2), in float32."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)  # (T, hs/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x1[i], x2[i]) of the two halves of the head dimension. x: (B, nh, T, hs)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # (T, hs/2), broadcast over B, nh
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """Cross-entropy of `h @ W.T` computed in row chunks, gradients formed in the forward pass.
+
+    The plain path writes the (N, V) logits, reads them for log-softmax, writes the log-probs,
+    and does the same twice more backwards: on a CPU with a 8192-token vocabulary and 1024
+    tokens that is ~32 MB per pass, out of cache, and ~20% of a `tiny` step. Here each chunk
+    of 256 rows (8 MB at V = 8192) goes logits -> softmax -> (softmax - onehot) in place and
+    straight into the two gradient products, so nothing (N, V)-sized is ever kept (Liger's
+    fused linear cross-entropy, in plain PyTorch). FLOPs are the same; the win is memory
+    traffic. The result equals `F.cross_entropy(h @ W.T, y, ignore_index=-1)` to float error.
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, chunk_rows: int = 256):
+        valid = targets != -1
+        n_valid = int(valid.sum())
+        scale = 1.0 / max(n_valid, 1)
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        grad_h = torch.empty_like(h) if need_grad else None
+        grad_w = torch.zeros_like(weight) if need_grad else None
+        acc = torch.promote_types(h.dtype, torch.float32)
+        total = h.new_zeros((), dtype=acc)
+        for i in range(0, h.size(0), chunk_rows):
+            hi, yi, vi = h[i : i + chunk_rows], targets[i : i + chunk_rows], valid[i : i + chunk_rows]
+            logits = (hi @ weight.t()).to(acc)  # (n, V)
+            lse = torch.logsumexp(logits, dim=-1)  # (n,)
+            safe_y = yi.clamp_min(0)
+            picked = logits.gather(1, safe_y[:, None]).squeeze(1)
+            total += ((lse - picked) * vi).sum()
+            if need_grad:
+                g = logits.sub_(lse[:, None]).exp_()  # softmax, in place
+                g[torch.arange(g.size(0), device=g.device), safe_y] -= 1.0
+                g.mul_((vi * scale)[:, None])  # mean over valid targets; ignored rows -> 0
+                g = g.to(h.dtype)
+                grad_h[i : i + chunk_rows] = g @ weight
+                grad_w.addmm_(g.t(), hi)
+        ctx.save_for_backward(grad_h, grad_w)
+        return total * scale
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_h, grad_w = ctx.saved_tensors
+        return (grad_h * grad_out if grad_h is not None else None), (grad_w * grad_out if grad_w is not None else None), None, None
+
+
+class KVCache:
+    """Keys and values of every layer for generation: (n_layer, B, nh, max_len, hs) each.
+
+    `pos` is the number of positions already filled; the model advances it after a forward
+    pass, so one cache follows one sequence batch from prompt to last token.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device=None, dtype=torch.float32):
+        shape = (config.n_layer, batch_size, config.n_head, max_len, config.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+        self.pos = 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, nh, T, hs) at the current position; return all keys and values so far."""
+        end = self.pos + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache full: {end} positions needed, {self.max_len} allocated")
+        self.k[layer, :, :, self.pos : end] = k
+        self.v[layer, :, :, self.pos : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x, cos, sin, kv_cache: KVCache | None = None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, nh, T, hs)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if kv_cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            past = kv_cache.pos
+            k, v = kv_cache.update(self.layer, k, v)  # (B, nh, past + T, hs)
+            if T == 1:  # one new token attends to everything before it
+                y = F.scaled_dot_product_attention(q, k, v)
+            else:  # a chunk after a prefix: causal within the chunk, full to the prefix
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, config.mlp_ratio * config.n_embd, bias=False)
+        self.proj = nn.Linear(config.mlp_ratio * config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x):
+        return self.proj(F.relu(self.fc(x)).square())
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int):
+        super().__init__()
+        self.attn = Attention(config, layer)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cos, sin, kv_cache=None):
+        x = x + self.attn(F.rms_norm(x, (x.size(-1),)), cos, sin, kv_cache)
+        x = x + self.mlp(F.rms_norm(x, (x.size(-1),)))
+        return x
+
+
+class GPT(nn.Module):
+    """The language model. `forward(idx, targets)` -> (logits, loss); `hidden(idx)` -> states.
+
+    >>> model = GPT(preset_config("tiny", vocab_size=1000))
+    >>> logits, loss = model(torch.zeros(2, 16, dtype=torch.long), torch.zeros(2, 16, dtype=torch.long))
+    >>> logits.shape   # padded vocabulary: 1000 -> 1024
+    torch.Size([2, 16, 1024])
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        V, C = config.padded_vocab_size, config.n_embd
+        self.wte = nn.Embedding(V, C)
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.lm_head = nn.Linear(C, V, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        # RoPE tables cover twice the training context so generation can run a little past it.
+        cos, sin = rotary_tables(config.head_dim, 2 * config.block_size, config.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.fused_loss = True  # chunked linear + cross-entropy on CPU (see ChunkedLinearCrossEntropy)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2·layers)."""
+        std = 0.02
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+            else:
+                nn.init.normal_(p, mean=0.0, std=std)
+
+    # ---- forward -----------------------------------------------------------------------------
+    def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """Final RMS-normalised hidden states (B, T, C) for token ids idx (B, T)."""
+        B, T = idx.shape
+        start = kv_cache.pos if kv_cache is not None else 0
+        if start + T > self.rope_cos.size(0):
+            raise ValueError(f"sequence of {start + T} tokens is longer than this model's limit {self.rope_cos.size(0)}")
+        cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]  # (T, hs/2)
+        x = self.wte(idx)  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, cos, sin, kv_cache)
+        if kv_cache is not None:
+            kv_cache.pos += T
+        return F.rms_norm(x, (x.size(-1),))
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, kv_cache: KVCache | None = None, reduction: str = "mean"):
+        """Logits (B, T, V_padded) and, with targets (B, T; -1 = ignore), the cross-entropy loss.
+
+        On CPU, with targets and the mean reduction, the loss goes through
+        `ChunkedLinearCrossEntropy` and the logits returned are None (they are never formed
+        whole); `fused_loss = False` on the model turns that off.
+        """
+        x = self.hidden(idx, kv_cache)
+        if targets is not None and reduction == "mean" and self.fused_loss and x.device.type == "cpu":
+            loss = ChunkedLinearCrossEntropy.apply(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1))
+            return None, loss
+        logits = self.lm_head(x)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction=reduction)
+        return logits, loss
+
+    # ---- accounting --------------------------------------------------------------------------
+    def num_params(self, embedding: bool = True) -> int:
+        """Parameters, counted once; without the input embedding if `embedding` is False."""
+        n = sum(p.numel() for p in self.parameters())
+        if not embedding and not self.config.tie_embeddings:
+            n -= self.wte.weight.numel()
+        return n
+
+    def flops_per_token(self, context: int | None = None) -> int:
+        """Training FLOPs per token, 6N + 12·L·T·C (N: matrix-product params incl. the head)."""
+        c = self.config
+        T = context or c.block_size
+        n_matmul = sum(p.numel() for n, p in self.named_parameters() if n.startswith("blocks.")) + self.lm_head.weight.numel()
+        return 6 * n_matmul + 12 * c.n_layer * T * c.n_embd
+
+    def optimizer(self, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95), fused: bool | None = None) -> torch.optim.AdamW:
+        """AdamW with weight decay on matrices only; fused kernels where the device has them."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        groups = [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+        if fused is None:
+            fused = params[0].device.type in ("cuda", "cpu")
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, fused=fused)

@@ -1,0 +1,635 @@
+"""Pretraining: a config dataclass, a step function, checkpoints, and the loop around them.
+
+`train(TrainConfig(...))` is the whole of `lmforge train`; the CLI only parses options and
+prints. The pieces a test drives separately:
+
+- `TrainConfig`: validated on construction (or by `validate()` once the world size is
+  known); every error names the fix.
+- `Trainer.step(tokens)`: one optimizer step over this rank's (B, T + 1) tokens: micro-batches
+  with gradient accumulation (DDP gradient sync on the last one only), bf16 autocast on
+  CUDA, gradient clipping, the learning-rate schedule, AdamW (fused kernels where the device
+  has them). A NaN or infinite loss raises `TrainingError` *before* the update, so the last
+  checkpoint on disk stays the last good one.
+- `save_checkpoint` / `load_checkpoint`: `RUN/checkpoints/step_00000100/` holds
+  `model.safetensors`, `optimizer.pt` (tensors and numbers only, read back with
+  `torch.load(weights_only=True)`) and `state.json` (configs, the loader's position, RNG
+  states, manifest and tokenizer fingerprints). It is written under a temporary name and
+  renamed, so a checkpoint directory either is complete or does not exist.
+
+Exact resume: a run killed at any moment (kill -9 included) and restarted with `--resume`
+reloads the newest checkpoint, cuts `metrics.jsonl` back to that step, and continues from the
+same weights, optimizer moments, schedule step and data position; on CPU its losses and final
+weights are bit for bit those of the uninterrupted run (tests/test_train_resume.py).
+
+Data parallel (`torchrun`): `--batch-tokens` is the *global* batch. Each rank reads its slice
+of every global batch (see `data.MixtureLoader`) and accumulates `batch / (ranks · micro)`
+micro-batches, so the same command on 1 or N processes averages gradients over the same
+sequences. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lmforge.train.data import DataError, MixtureLoader, Prefetcher, val_bits_per_byte
+from lmforge.train.model import GPT, PRESETS, GPTConfig, preset_config
+
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+STATE_FILE = "state.json"
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.pt"
+
+# Per preset: (global batch tokens, micro-batch sequences, peak learning rate).
+PRESET_DEFAULTS: dict[str, tuple[int, int, float]] = {
+    "tiny": (4096, 32, 3e-3),
+    "small": (8192, 32, 2e-3),
+    "d6": (16384, 32, 1e-3),
+    "d12": (524288, 32, 6e-4),
+    "d24": (524288, 16, 3e-4),
+}
+
+
+class TrainingError(Exception):
+    """A run that cannot start or go on; the message says why and what to do."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything `lmforge train` needs. Defaults left as None come from the preset."""
+
+    manifest: str
+    out_dir: str
+    preset: str = "tiny"
+    steps: int = 200
+    seed: int = 0
+    batch_tokens: int | None = None  # global batch in tokens (all ranks, all micro-batches)
+    micro_batch: int | None = None  # sequences per forward pass on one rank
+    lr: float | None = None  # peak learning rate
+    min_lr_ratio: float = 0.1  # final learning rate = min_lr_ratio * lr
+    warmup: int = 10  # linear warm-up steps
+    schedule: str = "cosine"  # "cosine" or "wsd" (warmup, stable, then linear decay)
+    decay_fraction: float = 0.2  # WSD: the share of steps spent decaying
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    device: str = "cpu"  # "cpu" or "cuda"
+    compile: bool = False  # torch.compile the model
+    checkpoint_every: int = 100  # steps between checkpoints (and one at the end); 0: end only
+    eval_every: int = 50  # steps between validation passes (and one at the end); 0: end only
+    eval_tokens: int = 32768  # validation targets per source and pass
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    resume: bool = False
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise TrainingError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
+        batch, micro, lr = PRESET_DEFAULTS[self.preset]
+        self.batch_tokens = batch if self.batch_tokens is None else self.batch_tokens
+        self.micro_batch = micro if self.micro_batch is None else self.micro_batch
+        self.lr = lr if self.lr is None else self.lr
+        if self.steps < 1:
+            raise TrainingError(f"--steps {self.steps}: train for at least one step")
+        if self.schedule not in ("cosine", "wsd"):
+            raise TrainingError(f"--schedule {self.schedule!r}: choose cosine or wsd")
+        if self.device not in ("cpu", "cuda"):
+            raise TrainingError(f"--device {self.device!r}: choose cpu or cuda")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise TrainingError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+        if self.lr <= 0 or self.micro_batch < 1 or self.batch_tokens < 1:
+            raise TrainingError("--lr, --micro-batch and --batch-tokens must be positive")
+
+    @property
+    def context(self) -> int:
+        return PRESETS[self.preset]["block_size"]
+
+    def validate(self, world_size: int) -> None:
+        """Check that the global batch splits into whole micro-batches on every rank."""
+        T = self.context
+        unit = T * self.micro_batch * world_size
+        if self.batch_tokens % unit:
+            lower = max(unit, self.batch_tokens // unit * unit)
+            raise TrainingError(
+                f"--batch-tokens {self.batch_tokens} is not divisible by context {T} x micro-batch {self.micro_batch} "
+                f"x {world_size} process(es) = {unit}; use --batch-tokens {lower} or {lower + unit}, or a smaller --micro-batch"
+            )
+
+    def accumulation(self, world_size: int) -> int:
+        return self.batch_tokens // (self.context * self.micro_batch * world_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based): linear warm-up, then cosine or WSD."""
+    peak, floor = cfg.lr, cfg.lr * cfg.min_lr_ratio
+    if step < cfg.warmup:
+        return peak * (step + 1) / cfg.warmup
+    if cfg.schedule == "wsd":
+        decay_start = int(cfg.steps * (1 - cfg.decay_fraction))
+        if step < decay_start:
+            return peak
+        frac = (step - decay_start) / max(1, cfg.steps - decay_start)
+        return peak + (floor - peak) * min(1.0, frac)
+    frac = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * frac))
+
+
+# ---- distributed ----------------------------------------------------------------------------
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the process group torchrun set up (gloo on CPU, NCCL on CUDA); one process: no-op."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), local)
+
+
+def all_reduce_(t: torch.Tensor, d: Dist, op: str = "sum") -> torch.Tensor:
+    if d.world_size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        if op == "mean":
+            t /= d.world_size
+    return t
+
+
+# ---- the trainer ----------------------------------------------------------------------------
+@dataclass
+class StepResult:
+    step: int  # optimizer steps completed
+    loss: float  # mean loss over the global batch
+    lr: float
+    grad_norm: float
+
+
+class Trainer:
+    """Model, optimizer and step function for one rank. `train()` drives it; so can a test."""
+
+    def __init__(self, cfg: TrainConfig, model_config: GPTConfig, dist: Dist | None = None):
+        self.cfg = cfg
+        self.dist = dist or Dist()
+        self.device = torch.device(f"cuda:{self.dist.local_rank}" if cfg.device == "cuda" else "cpu")
+        cfg.validate(self.dist.world_size)
+        self.accum = cfg.accumulation(self.dist.world_size)
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.model = GPT(model_config).to(self.device)
+        self.raw_model = self.model
+        self.optimizer = self.model.optimizer(cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+        self.step_count = 0
+        model = self.model
+        if cfg.compile:
+            model = torch.compile(model)
+        if self.dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(model, device_ids=[self.dist.local_rank] if cfg.device == "cuda" else None)
+        self.module = model  # what forward passes go through
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if cfg.device == "cuda" else contextlib.nullcontext()
+        )
+
+    def step(self, tokens: torch.Tensor) -> StepResult:
+        """One optimizer step on this rank's tokens (local_batch, T + 1)."""
+        cfg, mb = self.cfg, self.cfg.micro_batch
+        tokens = tokens.to(self.device, non_blocking=True)
+        if tokens.size(0) != mb * self.accum:
+            raise ValueError(f"expected {mb * self.accum} sequences, got {tokens.size(0)}")
+        lr = lr_at(self.step_count, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        total = torch.zeros((), device=self.device)
+        for k in range(self.accum):
+            chunk = tokens[k * mb : (k + 1) * mb]
+            x, y = chunk[:, :-1], chunk[:, 1:]
+            sync = k == self.accum - 1
+            ctx = self.module.no_sync() if (self.dist.world_size > 1 and not sync) else contextlib.nullcontext()
+            with ctx:
+                with self.autocast:
+                    _, loss = self.module(x, y)
+                (loss / self.accum).backward()
+            total += loss.detach()
+        total /= self.accum
+        all_reduce_(total, self.dist, "mean")
+        loss_value = total.item()
+        if not math.isfinite(loss_value):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingError(
+                f"loss is {loss_value} at step {self.step_count + 1} (lr {lr:.3g}); stopped before the update, "
+                f"so the newest checkpoint is the last good one; resume from it with a lower --lr or more --warmup"
+            )
+        if cfg.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip).item()
+        else:
+            norm = float("nan")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step_count += 1
+        return StepResult(self.step_count, loss_value, lr, norm)
+
+    @torch.no_grad()
+    def evaluate(self, windows: dict[str, list[np.ndarray]], token_bytes: torch.Tensor | None) -> dict[str, dict]:
+        """Per source: mean loss (nats/token) and bits per byte over its validation windows."""
+        self.model.eval()
+        out = {}
+        for name, wins in windows.items():
+            sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # nats, targets, bytes
+            for w in wins:
+                t = torch.from_numpy(w).to(self.device)[None]
+                x, y = t[:, :-1], t[:, 1:]
+                with self.autocast:
+                    logits = self.model(x)[0]
+                nats = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
+                sums[0] += nats.double()
+                sums[1] += y.numel()
+                if token_bytes is not None:
+                    sums[2] += token_bytes[y].sum().double()
+            all_reduce_(sums, self.dist)
+            nats, n, nbytes = sums.tolist()
+            if n == 0:
+                continue
+            out[name] = {
+                "loss": nats / n,
+                "bpb": val_bits_per_byte(nats, int(nbytes)) if token_bytes is not None else None,
+            }
+        self.model.train()
+        return out
+
+
+# ---- checkpoints ----------------------------------------------------------------------------
+def _rng_state() -> dict:
+    state = {"torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(state["torch"])), dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8) for s in state["cuda"]])
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    dirs = [p for p in root.iterdir() if p.name.startswith("step_") and (p / STATE_FILE).is_file()]
+    return sorted(dirs, key=lambda p: int(p.name.split("_")[1]))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    dirs = checkpoint_dirs(run_dir)
+    return dirs[-1] if dirs else None
+
+
+def save_checkpoint(run_dir: Path, trainer: Trainer, extra_state: dict, keep: int) -> Path:
+    """Write RUN/checkpoints/step_N atomically (temporary directory, fsync, rename)."""
+    from safetensors.torch import save_model
+
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{trainer.step_count:08d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_model(trainer.raw_model, str(tmp / MODEL_FILE), metadata={"format": "pt"})
+    torch.save(trainer.optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    state = {
+        "format": "lmforge-checkpoint",
+        "version": 1,
+        "step": trainer.step_count,
+        "train_config": trainer.cfg.to_dict(),
+        "model_config": trainer.raw_model.config.to_dict(),
+        "rng": _rng_state(),
+        **extra_state,
+    }
+    (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+    for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
+        with open(tmp / name, "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    if final.exists():  # the same step written before a crash: replace it
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(root)
+    for old in checkpoint_dirs(run_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def read_state(ckpt: Path) -> dict:
+    try:
+        return json.loads((Path(ckpt) / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrainingError(f"{ckpt / STATE_FILE}: unreadable checkpoint state ({exc})") from None
+
+
+def load_model(ckpt: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
+    """The model of a checkpoint directory (or a run: its newest checkpoint) and its state."""
+    from safetensors.torch import load_model as st_load_model
+
+    ckpt = Path(ckpt)
+    if not (ckpt / STATE_FILE).is_file():
+        found = latest_checkpoint(ckpt)
+        if found is None:
+            raise TrainingError(f"{ckpt}: no checkpoint here (looked for {ckpt / CHECKPOINTS}/step_*/{STATE_FILE}); train one with `lmforge train`")
+        ckpt = found
+    state = read_state(ckpt)
+    model = GPT(GPTConfig.from_dict(state["model_config"]))
+    st_load_model(model, str(ckpt / MODEL_FILE), device=str(device))
+    return model.to(device), state
+
+
+def load_checkpoint(ckpt: Path, trainer: Trainer) -> dict:
+    """Restore weights, optimizer and RNG states into `trainer`; return state.json."""
+    from safetensors.torch import load_model as st_load_model
+
+    state = read_state(ckpt)
+    if GPTConfig.from_dict(state["model_config"]) != trainer.raw_model.config:
+        raise TrainingError(
+            f"{ckpt}: the checkpoint's model {state['model_config']} differs from this run's "
+            f"{trainer.raw_model.config.to_dict()}; resume with the same --preset and manifest"
+        )
+    st_load_model(trainer.raw_model, str(ckpt / MODEL_FILE), device=str(trainer.device))
+    opt_state = torch.load(ckpt / OPTIMIZER_FILE, map_location=trainer.device, weights_only=True)
+    trainer.optimizer.load_state_dict(opt_state)
+    trainer.step_count = int(state["step"])
+    _set_rng_state(state["rng"])
+    return state
+
+
+# ---- metrics and plot -----------------------------------------------------------------------
+def read_metrics(path: Path) -> list[dict]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by kill -9
+                continue
+    return rows
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep only the rows up to `step` (a resumed run rewrites what came after)."""
+    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def plot_loss(rows: list[dict], out: Path) -> Path | None:
+    """RUN/loss.png: train loss per step, validation loss per source at eval steps."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1, label="train")
+    val_names = sorted({k[len("val_loss/"):] for r in rows for k in r if k.startswith("val_loss/")})
+    for name in val_names:
+        pts = [(r["step"], r[f"val_loss/{name}"]) for r in rows if f"val_loss/{name}" in r]
+        ax.plot(*zip(*pts), marker="o", ms=3, lw=1, label=f"val {name}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = out.with_name(".tmp-" + out.name)
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def peak_bf16_flops(device: torch.device, n: int = 8192, iters: int = 20) -> float:
+    """Measured bf16 matrix-product FLOP/s of this GPU (the MFU denominator)."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    for _ in range(iters):
+        a @ b
+    torch.cuda.synchronize(device)
+    return 2 * n**3 * iters / (time.perf_counter() - t)
+
+
+# ---- the loop -------------------------------------------------------------------------------
+@dataclass
+class RunSummary:
+    run_dir: Path
+    steps: int
+    tokens: int
+    loss: float
+    first_loss: float | None
+    val: dict[str, dict] = field(default_factory=dict)
+    tokens_per_s: float = 0.0
+    mfu: float | None = None
+    seconds: float = 0.0
+    checkpoint: Path | None = None
+    plot: Path | None = None
+    resumed_from: int | None = None
+    world_size: int = 1
+    params: int = 0
+
+
+def _token_bytes(manifest, padded_vocab: int) -> tuple[torch.Tensor | None, str | None]:
+    """UTF-8 bytes per token id (for bits per byte) and the tokenizer fingerprint."""
+    tok_dir = getattr(manifest, "tokenizer_dir", None)
+    if not tok_dir:
+        return None, None
+    from lmforge.tokenize import Tokenizer, TokenizerError
+
+    try:
+        tok = Tokenizer.load(tok_dir)
+    except TokenizerError as exc:
+        raise TrainingError(f"{manifest.path}: its tokenizer cannot be loaded: {exc}") from None
+    if tok.vocab_size != manifest.vocab_size:
+        raise TrainingError(
+            f"{manifest.path}: the manifest says vocab_size {manifest.vocab_size} but its tokenizer {tok_dir} has "
+            f"{tok.vocab_size}; rebuild the shards and manifest with this tokenizer"
+        )
+    tb = torch.zeros(padded_vocab, dtype=torch.int64)
+    tb[: len(tok.token_bytes)] = torch.tensor(tok.token_bytes, dtype=torch.int64)
+    return tb, tok.fingerprint
+
+
+def load_training_manifest(path: str):
+    from lmforge.tokenize.mix import load_manifest
+
+    if not Path(path).exists():
+        raise TrainingError(f"{path}: no such manifest; build one with `lmforge mix build`")
+    try:
+        return load_manifest(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise TrainingError(f"{path}: not a usable mixture manifest ({exc})") from None
+
+
+def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manifest=None) -> RunSummary:
+    """Run (or resume) a pretraining run; rank 0 writes RUN/. `on_step` sees each metrics row."""
+    d = init_distributed(cfg.device)
+    cfg.validate(d.world_size)
+    run_dir = Path(cfg.out_dir)
+    ckpt = latest_checkpoint(run_dir)
+    if cfg.resume and ckpt is None:
+        raise TrainingError(f"--resume: {run_dir} has no checkpoint to resume from; drop --resume to start a new run")
+    if not cfg.resume and ckpt is not None:
+        raise TrainingError(f"{run_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
+    manifest = manifest if manifest is not None else load_training_manifest(cfg.manifest)
+    model_config = preset_config(cfg.preset, int(manifest.vocab_size))
+    token_bytes, tok_fingerprint = _token_bytes(manifest, model_config.padded_vocab_size)
+
+    trainer = Trainer(cfg, model_config, d)
+    loader = MixtureLoader(
+        manifest, context=cfg.context, global_batch=cfg.batch_tokens // cfg.context, seed=cfg.seed,
+        rank=d.rank, world_size=d.world_size, vocab_size=int(manifest.vocab_size),
+    )
+    resumed_from = None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, trainer)
+        if state.get("manifest_fingerprint") != getattr(manifest, "fingerprint", None):
+            raise TrainingError(f"{ckpt}: was trained on manifest {state.get('manifest_fingerprint')}, not {cfg.manifest}; resume with the same manifest")
+        loader.load_state(state["loader"])
+        resumed_from = trainer.step_count
+        elapsed0 = float(state.get("elapsed", 0.0))
+    else:
+        elapsed0 = 0.0
+    if trainer.step_count >= cfg.steps:
+        raise TrainingError(f"{ckpt} is already at step {trainer.step_count} >= --steps {cfg.steps}; raise --steps to train further")
+
+    metrics_path = run_dir / METRICS
+    if d.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        truncate_metrics(metrics_path, trainer.step_count)
+    val_windows = loader.val_windows(cfg.eval_tokens)
+    flops_per_token = trainer.raw_model.flops_per_token(cfg.context)
+    peak = peak_bf16_flops(trainer.device) if cfg.device == "cuda" else None
+    extra = lambda: {  # noqa: E731
+        "loader": position,
+        "manifest": str(Path(cfg.manifest).resolve()),
+        "manifest_fingerprint": getattr(manifest, "fingerprint", None),
+        "tokenizer_fingerprint": tok_fingerprint,
+        "tokenizer_dir": getattr(manifest, "tokenizer_dir", None),
+        "elapsed": elapsed0 + (time.perf_counter() - t_start),
+        "world_size": d.world_size,
+    }
+    position = loader.state()  # the data position after the last batch consumed
+    prefetch = Prefetcher(loader, depth=2, pin_memory=cfg.device == "cuda")
+    first_loss = None
+    last_val: dict[str, dict] = {}
+    rows_tps: list[float] = []
+    saved = None
+    t_start = time.perf_counter()
+    metrics_file = open(metrics_path, "a") if d.is_main else None
+    try:
+        while trainer.step_count < cfg.steps:
+            t0 = time.perf_counter()
+            tokens, next_position = prefetch.get()
+            result = trainer.step(tokens)
+            position = next_position
+            if cfg.device == "cuda":
+                torch.cuda.synchronize(trainer.device)
+            dt = time.perf_counter() - t0
+            step = result.step
+            first_loss = result.loss if first_loss is None else first_loss
+            tps = cfg.batch_tokens / dt
+            rows_tps.append(tps)
+            row = {"step": step, "loss": result.loss, "lr": result.lr, "tokens": step * cfg.batch_tokens,
+                   "tokens_per_s": tps, "grad_norm": result.grad_norm}
+            if peak:
+                row["mfu"] = tps * flops_per_token / peak
+            last = step == cfg.steps
+            if val_windows and ((cfg.eval_every and step % cfg.eval_every == 0) or last):
+                last_val = trainer.evaluate(val_windows, token_bytes)
+                for name, v in last_val.items():
+                    row[f"val_loss/{name}"] = v["loss"]
+                    if v["bpb"] is not None:
+                        row[f"val_bpb/{name}"] = v["bpb"]
+            if metrics_file is not None:
+                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.flush()
+            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
+                if d.is_main:
+                    saved = save_checkpoint(run_dir, trainer, extra(), cfg.keep_checkpoints)
+                if d.world_size > 1:
+                    import torch.distributed as dist
+
+                    dist.barrier()
+            if on_step is not None and d.is_main:
+                on_step(row)
+    finally:
+        prefetch.close()
+        loader.close()
+        if metrics_file is not None:
+            metrics_file.close()
+        if d.world_size > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    seconds = time.perf_counter() - t_start
+    plot = plot_loss(read_metrics(metrics_path), run_dir / "loss.png") if d.is_main else None
+    steady = rows_tps[1:] or rows_tps  # the first step pays for warm-up and compilation
+    tps = float(np.median(steady)) if steady else 0.0
+    return RunSummary(
+        run_dir=run_dir, steps=trainer.step_count, tokens=trainer.step_count * cfg.batch_tokens, loss=result.loss,
+        first_loss=first_loss, val=last_val, tokens_per_s=tps, mfu=(tps * flops_per_token / peak) if peak else None,
+        seconds=seconds, checkpoint=saved, plot=plot, resumed_from=resumed_from, world_size=d.world_size,
+        params=trainer.raw_model.num_params(),
+    )
