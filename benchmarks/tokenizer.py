@@ -13,7 +13,7 @@ resiliparse), split into a training pool and held-out text per language:
 3. encoding: MB/s of `Tokenizer.encode_batch` and of `tokenizers`' `encode_batch` (and
    `encode_batch_fast`) on the same texts and the same `tokenizer.json`; identical ids or not.
 
-Usage: python benchmarks/tokenize.py [--json] [--vocab-size 8192] [--sample-bytes 4000000]
+Usage: python benchmarks/tokenizer.py [--json] [--vocab-size 8192] [--sample-bytes 4000000]
 Prints one JSON line last.
 """
 

@@ -116,7 +116,7 @@ def test_extraction_timeout_is_counted(tmp_path, sample_warc, monkeypatch):
     config = CorpusConfig(inputs=[str(sample_warc)], output_dir=str(tmp_path / "out"), mode="extract", extract_timeout=0.2)
     stats = run_corpus(config, progress=False)
     assert stats["summary"]["dropped"]["extract_timeout"] == 4  # mirror0 holds 4 of the 12 copies
-    assert stats["summary"]["kept"] > 50
+    assert stats["summary"]["kept"] > 30
 
 
 @pytest.mark.parametrize("kill_after", [0.5, 1.2, 2.0])

@@ -31,7 +31,7 @@ paths: `encode(text, bos=True)`, `special_id(name)` / the `*_id` attributes, and
 Encoding runs on tiktoken's Rust BPE built from the trained merges (token id = merge rank,
 which holds for a `tokenizers` BPE trained from scratch; checked on load), with a thread pool
 over chunks of a batch. It gives the ids `tokenizers` gives on the same `tokenizer.json` (the
-tests and `benchmarks/tokenize.py` compare them) at several times its speed. Without tiktoken,
+tests and `benchmarks/tokenizer.py` compare them) at several times its speed. Without tiktoken,
 or for a `tokenizer.json` whose merges do not follow id order, `tokenizers` itself encodes
 (with `encode_special_tokens=True`, so still no injection).
 """
@@ -74,7 +74,7 @@ SYSTEM_START_ID, SYSTEM_END_ID = 6, 7
 
 # GPT-4 (cl100k) pre-tokenisation split, with one change: a digit group may carry one leading
 # space (` ?\p{N}{1,3}`), as GPT-2's ` ?\p{N}+` does. cl100k splits " 42" into " " + "42";
-# on held-out GSM8K (vocab 8192, benchmarks/tokenize.py) that costs 6%: 3.18 bytes per token
+# on held-out GSM8K (vocab 8192, benchmarks/tokenizer.py) that costs 6%: 3.18 bytes per token
 # against 3.38 with the space, and leaves the split below a stock ByteLevel BPE (3.32) on
 # numeric text. DIGITS is the longest run of digits one piece holds (3 beats 2: 3.38 vs 3.31).
 SPLIT_PATTERN_TEMPLATE = (

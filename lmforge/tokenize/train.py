@@ -11,7 +11,7 @@ is given, which here is at most `sample_bytes`.
 
 Training: `tokenizers`' BpeTrainer with the 256 byte symbols as the initial alphabet (no
 unknown token is possible), the 16 reserved specials first (ids 0..15), a GPT-4-style split
-(`digits` 3 by default; `benchmarks/tokenize.py` measures 3 against 2) and no normaliser, so
+(`digits` 3 by default; `benchmarks/tokenizer.py` measures 3 against 2) and no normaliser, so
 decode(encode(x)) == x for every string.
 
 Outputs are written atomically (NAME.tmp then rename): `tokenizer.json` first, then
