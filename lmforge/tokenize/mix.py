@@ -148,7 +148,7 @@ def _source_json(s: MixSource, base: Path) -> dict:
 # ---- parsing the command line and recipes --------------------------------------------------
 
 
-def parse_tokens(value) -> int:
+def parse_tokens(value, flag: str = "") -> int:
     """`1400000000000`, `1.4T`, `300B`, `10M`, `1_000k` -> an int number of tokens."""
     if isinstance(value, int) and not isinstance(value, bool):
         n = value
@@ -156,10 +156,10 @@ def parse_tokens(value) -> int:
         text = str(value).strip().lower().replace("_", "").replace(",", "")
         m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbgt]?)", text)
         if not m:
-            raise ValueError(f"{value!r}: not a token count (examples: 1000000, 10M, 300B, 1.4T)")
+            raise ValueError(f"{flag + ' ' if flag else ''}{value!r}: not a token count (examples: 1000000, 10M, 300B, 1.4T)")
         n = int(round(float(m.group(1)) * _SUFFIXES.get(m.group(2), 1)))
     if n <= 0:
-        raise ValueError(f"{value!r}: a token count must be positive")
+        raise ValueError(f"{flag + ' ' if flag else ''}{value!r}: a token count must be positive")
     return n
 
 
@@ -247,7 +247,7 @@ def load_recipe(path: str | os.PathLike) -> MixRecipe:
         specs.append(spec)
     try:
         vt = data.get("val_tokens", 0)
-        return MixRecipe(specs, parse_tokens(data["budget"]), 0 if vt in (0, "0") else parse_tokens(vt))
+        return MixRecipe(specs, parse_tokens(data["budget"], "budget"), 0 if vt in (0, "0") else parse_tokens(vt, "val_tokens"))
     except ValueError as exc:
         raise MixError(f"{path}: {exc}") from None
 

@@ -319,15 +319,22 @@ class ShardReader:
     def _parse(self, size: int) -> None:
         mm = self._mm
         magic, hsize, tag, version, itemsize, frame_tokens = _HEADER.unpack_from(mm, 0)
-        if magic != HEADER_MAGIC or tag != HEADER_TAG:
-            raise ShardError(f"{self.path}: not an lmforge shard (bad header magic)")
+        if magic != HEADER_MAGIC or tag != HEADER_TAG or hsize != HEADER_SIZE - 8:
+            raise ShardError(f"{self.path}: not an lmforge shard (bad header)")
+        if itemsize not in (2, 4) or frame_tokens < 1:
+            raise ShardError(f"{self.path}: bad header (itemsize {itemsize}, frame_tokens {frame_tokens}); the shard is corrupted")
         if version != VERSION:
             raise ShardError(f"{self.path}: shard format version {version}; this lmforge reads version {VERSION}, upgrade lmforge")
-        tmagic, _tsize, ttag, _tver, index_offset, index_length, index_crc, _ = _TRAILER.unpack_from(mm, size - TRAILER_SIZE)
+        tmagic, tsize, ttag, tver, index_offset, index_length, index_crc, reserved = _TRAILER.unpack_from(mm, size - TRAILER_SIZE)
         if tmagic != TRAILER_MAGIC or ttag != TRAILER_TAG:
             raise ShardError(f"{self.path}: no shard trailer (file truncated or still being written?); rebuild it")
-        if index_offset + index_length > size - TRAILER_SIZE:
-            raise ShardError(f"{self.path}: trailer points past the end of the file (corrupted trailer)")
+        if tsize != TRAILER_SIZE - 8 or tver != version or reserved != 0:
+            raise ShardError(f"{self.path}: corrupted trailer; rebuild the shard")
+        if index_offset < HEADER_SIZE + 8 or index_offset + index_length != size - TRAILER_SIZE:
+            raise ShardError(f"{self.path}: trailer points outside the index (corrupted trailer or extra bytes at the end)")
+        imagic, ilen = struct.unpack_from("<II", mm, index_offset - 8)
+        if imagic != INDEX_MAGIC or ilen != index_length:
+            raise ShardError(f"{self.path}: corrupted index frame header; rebuild the shard")
         payload = memoryview(mm)[index_offset : index_offset + index_length]
         if zlib.crc32(payload) != index_crc:
             payload.release()

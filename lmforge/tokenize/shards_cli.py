@@ -81,7 +81,7 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_to
 
     try:
         cfg = BuildConfig(
-            shard_tokens=parse_tokens(shard_tokens), frame_tokens=frame_tokens, level=level, text_key=text_key, workers=workers, strict=strict
+            shard_tokens=parse_tokens(shard_tokens, "--shard-tokens"), frame_tokens=frame_tokens, level=level, text_key=text_key, workers=workers, strict=strict
         )
     except ValueError as exc:
         _fail(str(exc), 2)
@@ -343,10 +343,10 @@ def mix_build(sources, budget, val_tokens, recipe, out):
         if budget is None and base is None:
             raise ValueError("--budget is required (training tokens, e.g. --budget 10B)")
         if val_tokens is not None:
-            vt = 0 if val_tokens.strip() == "0" else parse_tokens(val_tokens)
+            vt = 0 if val_tokens.strip() == "0" else parse_tokens(val_tokens, "--val-tokens")
         else:
             vt = base.val_tokens if base else 0
-        mr = MixRecipe(list(specs.values()), parse_tokens(budget) if budget is not None else base.budget, vt)
+        mr = MixRecipe(list(specs.values()), parse_tokens(budget, "--budget") if budget is not None else base.budget, vt)
     except (ValueError, MixError) as exc:
         _fail(str(exc), 2)
     notes: list[str] = []
