@@ -355,8 +355,9 @@ def optimal_lsh_params(threshold: float, num_perm: int, min_recall: float = 0.97
     fewer permutations). Recall is favoured over the usual balanced choice (datasketch's
     `_optimal_param` gives 11 x 10 for 0.8 / 112, which finds only 71% of pairs at 0.8) because
     every candidate pair is then verified on its estimated Jaccard, so a false positive costs
-    one signature comparison. For threshold 0.8 and 112 permutations: 16 bands x 7 rows, a pair
-    at 0.8 is a candidate with probability 0.977, at 0.9 0.99998, at 0.5 0.12, at 0.2 0.0002.
+    one signature comparison. For threshold 0.8 and 112 permutations: 15 bands x 7 rows (105
+    permutations banded, all 112 used to verify), a pair at 0.8 is a candidate with probability
+    0.971, at 0.9 0.99994, at 0.5 0.11, at 0.2 0.0002.
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1 (got {threshold})")
