@@ -150,6 +150,51 @@ def run(pages, repeats: int = 3) -> tuple[dict, dict]:
     return result, {"outputs": outputs, "scores": per_page}
 
 
+def _html_lang(html: str) -> str | None:
+    import re
+
+    m = re.search(r"<html[^>]*\blang=[\"']?([a-zA-Z]{2,3})", html[:4000], re.I)
+    return m.group(1).lower() if m else None
+
+
+def language_accuracy(pages, outputs: dict, data_root: Path) -> dict:
+    """Language ID (LID-176, the model lmforge ships) on each extractor's text, against the
+    page's known language.
+
+    Known language: for the article benchmark, LID-176 on the human-written `articleBody`
+    when it is confident (score >= 0.9); for the ClueWeb09 shop pages, Japanese; for the
+    Common Crawl multilingual pages, the `<html lang>` the page declares. An empty
+    extraction counts as a miss.
+    """
+    from lmforge.corpus.langid import LanguageIdentifier
+    from lmforge.corpus.warc import iter_warc_pages
+
+    lid = LanguageIdentifier()
+    cases: list[tuple[str, dict[str, str]]] = []  # (known language, {extractor: text})
+    for i, (_, _, _, truth) in enumerate(pages):
+        lang, score = lid.predict(truth)
+        if score >= 0.9:
+            cases.append((lang, {name: outputs[name][i] for name in ("lmforge", "trafilatura")}))
+    for name, fixed in (("clueweb09-ja-near-duplicates.warc.gz", "ja"), ("cc-main-2020-34-multilingual.warc.gz", None)):
+        path = data_root / "warc" / name
+        if not path.exists():
+            continue
+        for page in iter_warc_pages(str(path), {}):
+            lang = fixed or _html_lang(page.content)
+            if lang:
+                cases.append((lang, {"lmforge": _lmforge(page.content, page.url), "trafilatura": _trafilatura(page.content, page.url)}))
+    result: dict = {"lid_pages": len(cases), "lid_languages": {}}
+    for extractor in ("lmforge", "trafilatura"):
+        hits = 0
+        for lang, texts in cases:
+            predicted = lid.predict(texts[extractor])[0] if texts[extractor].strip() else None
+            hits += predicted == lang
+        result[f"{extractor}_lid_accuracy"] = round(hits / max(1, len(cases)), 4)
+    for lang, _ in cases:
+        result["lid_languages"][lang] = result["lid_languages"].get(lang, 0) + 1
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the JSON result line")
@@ -163,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pages = load_pages(args.data, args.limit)
     result, detail = run(pages, args.repeats)
+    result.update(language_accuracy(pages, detail["outputs"], args.data.parents[1]))
     if not args.json:
         print(f"{len(pages)} pages from {args.data}")
         print(f"{'extractor':<12} {'pages/s':>9} {'F1':>7} {'P':>7} {'R':>7}")
@@ -172,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result[f'{name}_precision']:>7.4f} {result[f'{name}_recall']:>7.4f}"
             )
         print(f"speedup over trafilatura: {result['speedup']}x")
+        print(f"language ID on {result['lid_pages']} pages of known language {result['lid_languages']}: "
+              f"lmforge {result['lmforge_lid_accuracy']:.4f}, trafilatura {result['trafilatura_lid_accuracy']:.4f}")
         if args.worst:
             gaps = sorted(
                 range(len(pages)),
