@@ -78,7 +78,7 @@ def iter_documents(path: str | os.PathLike, text_key: str = "text", errors: dict
         yield from _iter_parquet(path, text_key)
         return
     if name.endswith(".txt"):
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
             for i, line in enumerate(f):
                 line = line.rstrip("\n")
                 if line:
