@@ -66,7 +66,13 @@ Shard size over the raw uint16 array (`tokens * 2` bytes); lower is better.
   zstd's byte-wise Huffman coder plus its match finder land close to that.
 - The index costs 8 bytes per document (~0.5% for 800-token documents).
 
-Measured by `benchmarks/loader.py`; see the issue notes for the figures of each run.
+`benchmarks/loader.py` (no arguments, shared text, 2-core machine, 1024-token windows):
+shards are 0.664 of raw uint16 at 8k and 0.720 at 32k (index and headers included; the
+tokenizers trained with `min_frequency=0` on the same text); the loader reads
+200M tokens/s in trainer order against 286M tokens/s for zstd decompressing the same frames
+alone (0.70x) and 53M tokens/s for nanoGPT's per-batch memmap of the raw uint16 file; peak
+memory 107 MB for the whole benchmark, the reader itself holding at most `cache_frames`
+decompressed frames per open shard.
 """
 
 from __future__ import annotations
