@@ -122,6 +122,11 @@ def count_stock_kept(out: Path) -> int:
 
 
 def main() -> None:
+    import logging
+
+    # the stock URLFilter's tldextract tries to fetch the public suffix list and logs each
+    # failure with a traceback before falling back to its bundled snapshot (offline here)
+    logging.getLogger("tldextract").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=4, help="times each WARC file is repeated")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
