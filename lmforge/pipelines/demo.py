@@ -54,6 +54,8 @@ def run_demo(output_dir: str | Path, warc: list[str] | None = None, workers: int
 
     if _has("lmforge.tokenize.train"):
         report["stages"].update(_tokenizer_stage(out))
+    if _has("lmforge.tokenize.mix") and (out / "tokenizer").exists():
+        report["stages"].update(_shards_and_mix_stage(out))
 
     report["seconds"] = round(time.perf_counter() - started, 2)
     tmp = out / "report.json.tmp"
@@ -63,12 +65,13 @@ def run_demo(output_dir: str | Path, warc: list[str] | None = None, workers: int
 
 
 def _tokenizer_stage(out: Path) -> dict:
-    """Train the demo tokenizer on the deduplicated (or processed) documents."""
+    """Train the demo tokenizer on the deduplicated crawl and the reference source."""
     from lmforge.tokenize.train import TrainConfig, train_tokenizer
 
     source = out / "dedup" if (out / "dedup" / "documents").exists() else out / "corpus"
     t = time.perf_counter()
-    result = train_tokenizer([str(source)], str(out / "tokenizer"), TrainConfig(vocab_size=2048, min_frequency=2))
+    reference = _reference_documents(out / "reference" / "pydoc-topics.jsonl")
+    result = train_tokenizer([str(source), str(reference)], str(out / "tokenizer"), TrainConfig(vocab_size=4096, min_frequency=2))
     tok = result.tokenizer
     example = "The quick brown fox jumps over the lazy dog, 12345 times."
     ids = tok.encode(example)
@@ -79,6 +82,49 @@ def _tokenizer_stage(out: Path) -> dict:
         "example_tokens": len(ids),
         "example_bytes_per_token": round(len(example.encode()) / len(ids), 2),
     }}
+
+
+def _reference_documents(path: Path) -> Path:
+    """A second source for the mixture: the Python reference manual's topics (shipped with
+    CPython) as whole documents, standing in for the books/reference part of a real mix."""
+    import orjson
+    from pydoc_data.topics import topics
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            for key in sorted(topics):
+                f.write(orjson.dumps({"id": f"pydoc/{key}", "text": topics[key], "metadata": {"source": "pydoc_data"}}) + b"\n")
+        tmp.replace(path)
+    return path
+
+
+def _shards_and_mix_stage(out: Path) -> dict:
+    """Token shards of the crawl and of a reference source, and a 70/30 mixture manifest."""
+    from lmforge.tokenize.build import BuildConfig, build_shards
+    from lmforge.tokenize.mix import MixRecipe, SourceSpec, build_manifest
+
+    t = time.perf_counter()
+    crawl = out / "dedup" if (out / "dedup" / "documents").exists() else out / "corpus"
+    web = build_shards([str(crawl)], str(out / "tokenizer"), str(out / "shards" / "web"), BuildConfig(frame_tokens=4096))
+    ref_docs = _reference_documents(out / "reference" / "pydoc-topics.jsonl")
+    ref = build_shards([str(ref_docs)], str(out / "tokenizer"), str(out / "shards" / "reference"), BuildConfig(frame_tokens=4096))
+    tokens = web.source.get("tokens", 0) + ref.source.get("tokens", 0)
+    shards_info = {"seconds": round(time.perf_counter() - t, 2), "web_tokens": web.source.get("tokens"),
+                   "reference_tokens": ref.source.get("tokens"), "bytes_on_disk": web.source.get("bytes", 0) + ref.source.get("bytes", 0)}
+    t = time.perf_counter()
+    recipe = MixRecipe(
+        sources=[SourceSpec("web", str(out / "shards" / "web"), weight=0.7),
+                 SourceSpec("reference", str(out / "shards" / "reference"), weight=0.3)],
+        budget=max(1, 2 * tokens),
+        val_tokens=2000,
+    )
+    manifest = build_manifest(recipe, out / "mix.json")
+    mix_info = {"seconds": round(time.perf_counter() - t, 2), "budget": manifest.budget}
+    for source in manifest.sources:
+        mix_info[f"{source.name}"] = f"weight {source.weight:.2f}, {source.tokens:,} tokens, {source.epochs:.2f} epochs"
+    return {"shards build": shards_info, "mix build": mix_info}
 
 
 def _scalars(d: dict) -> dict:

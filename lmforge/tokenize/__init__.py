@@ -23,7 +23,17 @@ from lmforge.tokenize.tokenizer import (
     TokenizerError,
 )
 
+
+def __getattr__(name):  # ShardReader pulls numpy/zstandard: imported on first use
+    if name == "ShardReader":
+        from lmforge.tokenize.shards import ShardReader
+
+        return ShardReader
+    raise AttributeError(f"module 'lmforge.tokenize' has no attribute {name!r}")
+
+
 __all__ = [
+    "ShardReader",
     "Tokenizer",
     "TokenizerError",
     "SPECIAL_TOKENS",
