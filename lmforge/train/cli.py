@@ -30,10 +30,11 @@ def _console():
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
 @click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
 @click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
-@click.option("--eval-tokens", default=32768, show_default=True, type=int, help="Validation tokens per source per pass.")
+@click.option("--eval-tokens", default=8192, show_default=True, type=int, help="Validation tokens per source per pass.")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
+@click.option("--threads", type=int, default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
-          checkpoint_every, eval_every, eval_tokens, resume):
+          checkpoint_every, eval_every, eval_tokens, resume, threads):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
 
     \b
@@ -51,7 +52,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
         cfg = TrainConfig(
             manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
-            checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume,
+            checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, threads=threads,
         )
         with _progress(cfg, enabled=rank0) as on_step:
             summary = run_training(cfg, on_step=on_step)

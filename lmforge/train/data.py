@@ -148,7 +148,7 @@ class MixtureLoader:
             "seed": self.seed,
             "context": self.T,
             "global_batch": self.global_batch,
-            "rng": self._rng.bit_generator.state,
+            "rng": _rng_to_json(self._rng.bit_generator.state),
             "sequences": self.sequences,
             "sources": [
                 {"name": w.name, "epoch": int(self.epoch[i]), "index": int(self.index[i]), "windows": len(w)}
@@ -174,7 +174,7 @@ class MixtureLoader:
             if s["windows"] != len(self.windows[i]):
                 raise DataError(f"source {s['name']}: the checkpoint saw {s['windows']} windows, the manifest now gives {len(self.windows[i])}; the shards changed")
             self.epoch[i], self.index[i] = int(s["epoch"]), int(s["index"])
-        self._rng.bit_generator.state = state["rng"]
+        self._rng.bit_generator.state = _rng_from_json(state["rng"])
         self.sequences = int(state["sequences"])
 
     def _permutation(self, i: int, epoch: int) -> np.ndarray:
@@ -240,6 +240,15 @@ class MixtureLoader:
                 windows.append(self.reader(i, val.shard_index)[s : min(s + self.T + 1, end)].astype(np.int64))
             out[source.name] = windows
         return out
+
+
+def _rng_to_json(st: dict) -> dict:
+    """PCG64's state holds 128-bit integers; write them as decimal strings (any JSON reader)."""
+    return {**st, "state": {k: str(v) for k, v in st["state"].items()}}
+
+
+def _rng_from_json(st: dict) -> dict:
+    return {**st, "state": {k: int(v) for k, v in st["state"].items()}}
 
 
 class Prefetcher:

@@ -138,7 +138,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
             if need_grad:
                 g = logits.sub_(lse[:, None]).exp_()  # softmax, in place
                 g[torch.arange(g.size(0), device=g.device), safe_y] -= 1.0
-                g.mul_((vi * scale)[:, None])  # mean over valid targets; ignored rows -> 0
+                g.mul_((vi.to(acc) * scale)[:, None])  # mean over valid targets; ignored rows -> 0
                 g = g.to(h.dtype)
                 grad_h[i : i + chunk_rows] = g @ weight
                 grad_w.addmm_(g.t(), hi)

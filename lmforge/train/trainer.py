@@ -91,9 +91,10 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     checkpoint_every: int = 100  # steps between checkpoints (and one at the end); 0: end only
     eval_every: int = 50  # steps between validation passes (and one at the end); 0: end only
-    eval_tokens: int = 32768  # validation targets per source and pass
+    eval_tokens: int = 8192  # validation targets per source and pass
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     resume: bool = False
+    threads: int | None = None  # torch CPU threads per process (None: torch's default)
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -272,16 +273,21 @@ class Trainer:
         out = {}
         for name, wins in windows.items():
             sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # nats, targets, bytes
+            # windows of equal length go through the model micro_batch at a time
+            by_len: dict[int, list[np.ndarray]] = {}
             for w in wins:
-                t = torch.from_numpy(w).to(self.device)[None]
-                x, y = t[:, :-1], t[:, 1:]
-                with self.autocast:
-                    logits = self.model(x)[0]
-                nats = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
-                sums[0] += nats.double()
-                sums[1] += y.numel()
-                if token_bytes is not None:
-                    sums[2] += token_bytes[y].sum().double()
+                by_len.setdefault(len(w), []).append(w)
+            for group in by_len.values():
+                for k in range(0, len(group), self.cfg.micro_batch):
+                    t = torch.from_numpy(np.stack(group[k : k + self.cfg.micro_batch])).to(self.device)
+                    x, y = t[:, :-1], t[:, 1:]
+                    with self.autocast:
+                        logits = self.model(x)[0]
+                    nats = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
+                    sums[0] += nats.double()
+                    sums[1] += y.numel()
+                    if token_bytes is not None:
+                        sums[2] += token_bytes[y].sum().double()
             all_reduce_(sums, self.dist)
             nats, n, nbytes = sums.tolist()
             if n == 0:
@@ -501,6 +507,11 @@ def _token_bytes(manifest, padded_vocab: int) -> tuple[torch.Tensor | None, str 
         tok = Tokenizer.load(tok_dir)
     except TokenizerError as exc:
         raise TrainingError(f"{manifest.path}: its tokenizer cannot be loaded: {exc}") from None
+    if getattr(manifest, "fingerprint", None) and tok.fingerprint != manifest.fingerprint:
+        raise TrainingError(
+            f"{manifest.path}: its shards were tokenised with {manifest.fingerprint} but {tok_dir} holds {tok.fingerprint}; "
+            "rebuild the shards and manifest with one tokenizer"
+        )
     if tok.vocab_size != manifest.vocab_size:
         raise TrainingError(
             f"{manifest.path}: the manifest says vocab_size {manifest.vocab_size} but its tokenizer {tok_dir} has "
@@ -512,18 +523,25 @@ def _token_bytes(manifest, padded_vocab: int) -> tuple[torch.Tensor | None, str 
 
 
 def load_training_manifest(path: str):
-    from lmforge.tokenize.mix import load_manifest
+    """`load_manifest` with its errors as TrainingError, plus `sha256` of the manifest bytes."""
+    import hashlib
 
-    if not Path(path).exists():
-        raise TrainingError(f"{path}: no such manifest; build one with `lmforge mix build`")
+    from lmforge.tokenize.mix import MixError, load_manifest
+
+    if not Path(path).is_file():
+        raise TrainingError(f"{path}: no such manifest; build one with `lmforge mix build --source NAME=PATH:WEIGHT --budget TOKENS -o {path}`")
     try:
-        return load_manifest(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise TrainingError(f"{path}: not a usable mixture manifest ({exc})") from None
+        manifest = load_manifest(path)
+    except MixError as exc:
+        raise TrainingError(str(exc)) from None
+    manifest.sha256 = "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return manifest
 
 
 def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manifest=None) -> RunSummary:
     """Run (or resume) a pretraining run; rank 0 writes RUN/. `on_step` sees each metrics row."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     d = init_distributed(cfg.device)
     cfg.validate(d.world_size)
     run_dir = Path(cfg.out_dir)
@@ -544,8 +562,8 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     resumed_from = None
     if ckpt is not None:
         state = load_checkpoint(ckpt, trainer)
-        if state.get("manifest_fingerprint") != getattr(manifest, "fingerprint", None):
-            raise TrainingError(f"{ckpt}: was trained on manifest {state.get('manifest_fingerprint')}, not {cfg.manifest}; resume with the same manifest")
+        if state.get("manifest_sha256") != getattr(manifest, "sha256", None):
+            raise TrainingError(f"{ckpt}: was trained on another manifest ({state.get('manifest')}, {state.get('manifest_sha256')}); resume with the same manifest")
         loader.load_state(state["loader"])
         resumed_from = trainer.step_count
         elapsed0 = float(state.get("elapsed", 0.0))
@@ -564,8 +582,8 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     extra = lambda: {  # noqa: E731
         "loader": position,
         "manifest": str(Path(cfg.manifest).resolve()),
-        "manifest_fingerprint": getattr(manifest, "fingerprint", None),
-        "tokenizer_fingerprint": tok_fingerprint,
+        "manifest_sha256": getattr(manifest, "sha256", None),
+        "tokenizer_fingerprint": tok_fingerprint or getattr(manifest, "fingerprint", None),
         "tokenizer_dir": getattr(manifest, "tokenizer_dir", None),
         "elapsed": elapsed0 + (time.perf_counter() - t_start),
         "world_size": d.world_size,

@@ -1,0 +1,107 @@
+"""The GPT model file: shapes, the fused CPU loss, the KV cache, FLOP accounting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmforge.train.model import GPT, PRESETS, GPTConfig, KVCache, preset_config
+
+torch.set_num_threads(1)
+
+
+def small(vocab=300, **kw) -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=vocab, n_layer=2, n_head=2, n_embd=32, block_size=32, **kw))
+
+
+def test_padded_vocab_and_shapes():
+    m = small(vocab=300)
+    assert m.config.padded_vocab_size == 320
+    idx = torch.randint(0, 300, (3, 10))
+    logits, loss = m(idx)
+    assert logits.shape == (3, 10, 320) and loss is None
+    assert m.hidden(idx).shape == (3, 10, 32)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_fused_cpu_loss_equals_plain_cross_entropy(tie):
+    m = small(tie_embeddings=tie).double()
+    x = torch.randint(0, 300, (2, 20))
+    y = torch.randint(0, 300, (2, 20))
+    y[0, :4] = -1  # ignored targets
+    _, fused = m(x, y)
+    fused.backward()
+    g_fused = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    logits, _ = m(x)
+    plain = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
+    plain.backward()
+    assert torch.allclose(fused, plain, atol=1e-12, rtol=0)
+    for a, b in zip(g_fused, (p.grad for p in m.parameters())):
+        assert torch.allclose(a, b, atol=1e-12, rtol=0)
+
+
+def test_tied_embeddings_share_one_tensor():
+    m = small(tie_embeddings=True)
+    assert m.lm_head.weight is m.wte.weight
+    assert m.num_params() == sum(p.numel() for p in m.parameters())
+    untied = small(tie_embeddings=False)
+    assert untied.num_params() - untied.num_params(embedding=False) == 320 * 32
+
+
+def test_causal_future_tokens_do_not_change_the_past():
+    m = small().eval()
+    a = torch.randint(0, 300, (1, 16))
+    b = a.clone()
+    b[0, 10:] = (b[0, 10:] + 1) % 300
+    la, _ = m(a)
+    lb, _ = m(b)
+    assert torch.allclose(la[0, :10], lb[0, :10], atol=1e-6)
+    assert not torch.allclose(la[0, 10:], lb[0, 10:])
+
+
+def test_kv_cache_matches_full_forward():
+    m = small().eval()
+    idx = torch.randint(0, 300, (2, 24))
+    full, _ = m(idx)
+    cache = KVCache(m.config, 2, 24)
+    parts = [m(idx[:, :10], kv_cache=cache)[0]]  # prefill
+    parts.append(m(idx[:, 10:15], kv_cache=cache)[0])  # a chunk after a prefix
+    for t in range(15, 24):  # one token at a time
+        parts.append(m(idx[:, t : t + 1], kv_cache=cache)[0])
+    assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+    assert cache.pos == 24
+
+
+def test_flops_per_token_is_the_palm_formula():
+    m = GPT(preset_config("d12", 50257))
+    c = m.config
+    n_blocks = 12 * c.n_layer * c.n_embd**2  # qkv 3C², proj C², MLP 8C² per layer
+    head = c.padded_vocab_size * c.n_embd
+    assert m.flops_per_token() == 6 * (n_blocks + head) + 12 * c.n_layer * 1024 * c.n_embd
+    assert 123e6 < m.num_params() < 125e6  # GPT-2 small
+
+
+def test_unknown_preset_and_bad_shapes_are_clear():
+    with pytest.raises(KeyError, match="choose one of"):
+        preset_config("huge", 100)
+    with pytest.raises(ValueError, match="divisible"):
+        GPTConfig(n_embd=100, n_head=3)
+    assert {"tiny", "d12", "d24"} <= set(PRESETS)
+
+
+def test_config_round_trips_through_a_dict():
+    c = preset_config("tiny", 1234)
+    assert GPTConfig.from_dict(c.to_dict() | {"unknown": 1}) == c
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_autocast_on_cuda():
+    m = small().cuda()
+    x = torch.randint(0, 300, (2, 16), device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits, loss = m(x, x)
+    loss.backward()
+    assert torch.isfinite(loss)
