@@ -119,26 +119,39 @@ def test_extraction_timeout_is_counted(tmp_path, sample_warc, monkeypatch):
     assert stats["summary"]["kept"] > 30
 
 
-@pytest.mark.parametrize("kill_after", [0.5, 1.2, 2.0])
-def test_kill_9_and_resume_gives_the_uninterrupted_output(tmp_path, sample_warc, kill_after):
-    inputs = [str(sample_warc)]
-    for name in ("cc-main-2020-34-multilingual.warc.gz", "wget-2024-homepages.warc.gz", "clueweb09-ja-near-duplicates.warc.gz"):
-        path = shared_path("warc", name)
-        inputs.append(str(path))
-    args = ["corpus", "extract", *inputs, "--tasks", "4", "--workers", "1", "--no-progress"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+@pytest.fixture(scope="module")
+def resume_case(tmp_path_factory, sample_warc):
+    """Inputs for the kill -9 tests (8 files), and the output and duration of an
+    uninterrupted run over them."""
+    folder = tmp_path_factory.mktemp("resume")
+    inputs = []
+    names = ["cc-main-2020-34-multilingual.warc.gz", "wget-2024-homepages.warc.gz", "clueweb09-ja-near-duplicates.warc.gz"]
+    for copy in range(2):
+        for src in [sample_warc, *(shared_path("warc", name) for name in names)]:
+            link = folder / f"{copy}-{src.name}"
+            link.symlink_to(src)
+            inputs.append(str(link))
+    args = ["corpus", "process", *inputs, "--tasks", "8", "--workers", "1", "--no-progress", "--languages", "en,ja,zh,de"]
+    reference = folder / "reference"
+    start = time.perf_counter()
+    subprocess.run([*LMFORGE, *args, "-o", str(reference)], check=True, capture_output=True)
+    return args, read_docs(reference), time.perf_counter() - start
 
-    reference = tmp_path / "reference"
-    subprocess.run([*LMFORGE, *args, "-o", str(reference)], check=True, env=env, capture_output=True)
 
+@pytest.mark.parametrize("fraction", [0.35, 0.6, 0.85])
+def test_kill_9_and_resume_gives_the_uninterrupted_output(tmp_path, resume_case, fraction):
+    args, expected, duration = resume_case
     out = tmp_path / "resumed"
-    proc = subprocess.Popen([*LMFORGE, *args, "-o", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen([*LMFORGE, *args, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    time.sleep(kill_after)
-    if proc.poll() is None:
+    time.sleep(duration * fraction)
+    interrupted = proc.poll() is None
+    if interrupted:
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    subprocess.run([*LMFORGE, *args, "-o", str(out)], check=True, env=env, capture_output=True)
+    done = len(list((out / ".lmforge" / "process" / "completions").glob("*"))) if out.exists() else 0
+    subprocess.run([*LMFORGE, *args, "-o", str(out)], check=True, capture_output=True)
 
-    assert read_docs(out) == read_docs(reference)
+    assert read_docs(out) == expected
     assert not list(out.rglob("*.tmp"))
+    assert interrupted, f"the run finished before the kill at {fraction:.0%} of {duration:.1f}s ({done}/8 tasks)"
