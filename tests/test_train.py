@@ -1,0 +1,170 @@
+"""The trainer and the `train` / `sample` commands, on a tiny model and a tiny real manifest."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from test_train_data import make_mix
+
+from lmforge.train.cli import sample, train
+from lmforge.train.model import preset_config
+from lmforge.train.trainer import (
+    CHECKPOINTS,
+    TrainConfig,
+    Trainer,
+    TrainingError,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    lr_at,
+    save_checkpoint,
+)
+
+torch.set_num_threads(1)
+FAST = ["--preset", "tiny", "--batch-tokens", "512", "--micro-batch", "2", "--eval-tokens", "256", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory):
+    return make_mix(tmp_path_factory.mktemp("mix"))
+
+
+def run(cmd, args):
+    return CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_writes_metrics_checkpoints_plot_and_a_table(mix, tmp_path):
+    out = tmp_path / "run"
+    r = run(train, ["-m", mix, "-o", out, "--steps", 12, "--eval-every", 6, "--checkpoint-every", 5, *FAST])
+    assert r.exit_code == 0, r.output
+    assert "train loss" in r.output and "bits/byte" in r.output
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == list(range(1, 13))
+    for key in ("step", "loss", "lr", "tokens", "tokens_per_s"):
+        assert key in rows[0]
+    assert rows[-1]["tokens"] == 12 * 512
+    evals = [row for row in rows if "val_loss/a" in row]
+    assert [row["step"] for row in evals] == [6, 12]
+    assert all(0 < row["val_bpb/a"] < 10 and 0 < row["val_bpb/b"] < 10 for row in evals)
+    assert rows[-1]["loss"] < rows[0]["loss"]  # it learns
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ckpts = sorted(p.name for p in (out / CHECKPOINTS).iterdir())
+    assert ckpts == ["step_00000010", "step_00000012"]  # newest two kept, no temporary left
+    state = json.loads((out / CHECKPOINTS / "step_00000012" / "state.json").read_text())
+    assert state["step"] == 12 and state["loader"]["sequences"] == 12 * 4
+    assert state["tokenizer_fingerprint"].startswith("sha256:") and state["manifest_sha256"].startswith("sha256:")
+
+
+def test_sample_generates_from_the_newest_checkpoint(mix, tmp_path):
+    out = tmp_path / "run"
+    assert run(train, ["-m", mix, "-o", out, "--steps", 3, *FAST]).exit_code == 0
+    r = run(sample, [out, "--prompt", "The model", "--max-tokens", 12, "--seed", 1])
+    assert r.exit_code == 0 and r.output.startswith("The model") and len(r.output) > len("The model")
+    again = run(sample, [out, "--prompt", "The model", "--max-tokens", 12, "--seed", 1])
+    assert again.output == r.output  # seeded
+    greedy = run(sample, [out, "--prompt", "The", "--max-tokens", 5, "--temperature", 0])
+    assert greedy.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-m", "nope/mix.json"], "no such manifest"),
+        (["--batch-tokens", "500"], "not divisible by context 128"),
+        (["--resume"], "no checkpoint to resume from"),
+        (["--steps", "0"], "at least one step"),
+    ],
+)
+def test_clear_errors_without_traceback(mix, tmp_path, args, message):
+    base = ["-m", mix, "-o", tmp_path / "run", "--steps", 2, *FAST]
+    r = CliRunner().invoke(train, [str(a) for a in base + args])
+    assert r.exit_code != 0
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_unknown_preset_is_a_usage_error(mix, tmp_path):
+    r = CliRunner().invoke(train, ["-m", str(mix), "-o", str(tmp_path / "r"), "--preset", "huge"])
+    assert r.exit_code == 2 and "huge" in r.output
+
+
+def test_existing_run_needs_resume_and_sample_needs_a_checkpoint(mix, tmp_path):
+    out = tmp_path / "run"
+    assert run(train, ["-m", mix, "-o", out, "--steps", 2, *FAST]).exit_code == 0
+    r = CliRunner().invoke(train, [str(a) for a in ["-m", mix, "-o", out, "--steps", 4, *FAST]])
+    assert r.exit_code == 1 and "--resume" in r.output
+    r = CliRunner().invoke(sample, [str(tmp_path / "empty")])
+    assert r.exit_code == 1 and "no checkpoint" in r.output
+
+
+def test_tokenizer_that_does_not_match_the_manifest_is_an_error(mix, tmp_path):
+    data = json.loads(mix.read_text())
+    data["tokenizer"]["vocab_size"] += 100
+    bad = mix.parent / "bad-vocab.json"
+    bad.write_text(json.dumps(data))
+    r = CliRunner().invoke(train, [str(a) for a in ["-m", bad, "-o", tmp_path / "r", "--steps", 2, *FAST]])
+    assert r.exit_code == 1 and "vocab_size" in r.output and "Traceback" not in r.output
+
+
+# ---- the library pieces ----------------------------------------------------------------------
+
+
+def _trainer(tmp_path, **kw) -> Trainer:
+    cfg = TrainConfig(manifest="unused", out_dir=str(tmp_path), batch_tokens=512, micro_batch=2, **kw)
+    return Trainer(cfg, preset_config("tiny", 300))
+
+
+def test_step_function_accumulates_and_checkpoints_round_trip(tmp_path):
+    tr = _trainer(tmp_path, steps=10)
+    assert tr.accum == 2
+    tokens = torch.randint(0, 300, (4, 129))
+    first = tr.step(tokens)
+    for _ in range(3):
+        last = tr.step(tokens)
+    assert last.loss < first.loss and tr.step_count == 4
+    ckpt = save_checkpoint(tmp_path, tr, {"loader": None}, keep=2)
+    assert latest_checkpoint(tmp_path) == ckpt
+    other = _trainer(tmp_path, steps=10)
+    load_checkpoint(ckpt, other)
+    assert other.step_count == 4
+    for a, b in zip(tr.raw_model.state_dict().values(), other.raw_model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert tr.step(tokens).loss == other.step(tokens).loss  # exact continuation
+    model, state = load_model(tmp_path)
+    assert state["step"] == 4 and model.config == tr.raw_model.config
+
+
+def test_nan_loss_stops_before_the_update(tmp_path):
+    tr = _trainer(tmp_path, steps=10)
+    before = [p.detach().clone() for p in tr.raw_model.parameters()]
+    with torch.no_grad():
+        tr.raw_model.wte.weight[5] = float("nan")
+    tokens = torch.full((4, 129), 5)
+    with pytest.raises(TrainingError, match="loss is nan at step 1.*last good"):
+        tr.step(tokens)
+    assert tr.step_count == 0
+    after = list(tr.raw_model.parameters())
+    assert all(torch.equal(a, b) or torch.isnan(b).any() for a, b in zip(before, after))
+
+
+def test_learning_rate_schedules():
+    cos = TrainConfig(manifest="m", out_dir="o", steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    assert lr_at(0, cos) == pytest.approx(0.1) and lr_at(9, cos) == pytest.approx(1.0)
+    assert lr_at(99, cos) == pytest.approx(0.1, abs=1e-3)
+    assert lr_at(55, cos) == pytest.approx(0.55, abs=0.02)
+    wsd = TrainConfig(manifest="m", out_dir="o", steps=100, warmup=10, lr=1.0, schedule="wsd", decay_fraction=0.2)
+    assert lr_at(50, wsd) == 1.0 and lr_at(79, wsd) == 1.0
+    assert lr_at(90, wsd) == pytest.approx(0.55) and lr_at(100, wsd) == pytest.approx(0.1)
+    assert all(math.isfinite(lr_at(s, wsd)) for s in range(100))
+
+
+def test_config_errors_name_the_fix():
+    with pytest.raises(TrainingError, match="choose one of"):
+        TrainConfig(manifest="m", out_dir="o", preset="huge")
+    cfg = TrainConfig(manifest="m", out_dir="o", batch_tokens=128 * 6, micro_batch=4)
+    with pytest.raises(TrainingError, match="use --batch-tokens 512 or 1024"):
+        cfg.validate(world_size=1)
+    TrainConfig(manifest="m", out_dir="o", batch_tokens=1024, micro_batch=4).validate(world_size=2)
