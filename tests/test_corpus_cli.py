@@ -155,3 +155,40 @@ def test_kill_9_and_resume_gives_the_uninterrupted_output(tmp_path, resume_case,
     assert read_docs(out) == expected
     assert not list(out.rglob("*.tmp"))
     assert interrupted, f"the run finished before the kill at {fraction:.0%} of {duration:.1f}s ({done}/8 tasks)"
+
+
+def test_process_filters_count_reasons_and_keep_rejected(tmp_path, sample_warc):
+    out = tmp_path / "out"
+    result = run_cli("corpus", "process", str(sample_warc), "-o", str(out), "--keep-rejected", "--no-progress")
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())["summary"]
+    # planted: 6 pages in other languages, 1 blocklisted URL, 10 spam pages
+    assert stats["dropped"]["language_not_wanted"] >= 6
+    assert stats["dropped"]["url_banned_word"] == 1
+    assert sum(stats["dropped"].values()) >= 17
+    rejected = read_docs(out / "rejected")
+    assert sum(len(docs) for docs in rejected.values()) == sum(stats["dropped"].values())
+    for name, docs in rejected.items():
+        assert all(doc["metadata"]["reason"] == name.split("/")[0] for doc in docs)
+    kept = [d for docs in read_docs(out / "documents").values() for d in docs]
+    assert len(kept) == stats["kept"] and all(d["metadata"]["language"] == "en" for d in kept)
+
+
+def test_process_thresholds_are_flags(tmp_path, sample_warc):
+    strict = tmp_path / "strict"
+    result = run_cli("corpus", "process", str(sample_warc), "-o", str(strict), "--no-progress",
+                     "--gopher-quality-min-doc-words", "100000")
+    assert result.exit_code == 0, result.output
+    assert json.loads((strict / "stats.json").read_text())["summary"]["kept"] == 0
+    result = run_cli("corpus", "process", str(sample_warc), "-o", str(tmp_path / "x"), "--gopher-quality-min-doc-words", "many")
+    assert result.exit_code == 2 and "many" in result.output
+
+
+def test_process_with_dedup_removes_the_planted_mirrors(tmp_path, sample_warc):
+    out = tmp_path / "out"
+    result = run_cli("corpus", "process", str(sample_warc), "-o", str(out), "--dedup", "--no-progress")
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["dedup"]["near_duplicates_removed"] == 12  # the sample plants 12 mirror copies
+    deduped = [d for docs in read_docs(out / "dedup" / "documents").values() for d in docs]
+    assert len(deduped) == stats["summary"]["kept"] - 12

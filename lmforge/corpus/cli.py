@@ -106,7 +106,7 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
             slurm_time=kwargs["slurm_time"],
         )
         stats = run_corpus(config, executor, overwrite=kwargs["overwrite"], progress=not kwargs["no_progress"], verbose=verbose)
-    except (CorpusRunError, ValueError) as exc:
+    except (CorpusRunError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     if stats.get("submitted"):
         click.echo(f"submitted to {stats['executor']}; logs and progress in {stats['logging_dir']}")

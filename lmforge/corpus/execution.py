@@ -71,10 +71,12 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
             skip_completed=True,
             **config.extra,
         )
-    try:
-        from datatrove.executor import RayPipelineExecutor
-    except ImportError as exc:  # pragma: no cover - depends on ray being installed
-        raise RuntimeError("the ray executor needs ray: pip install 'ray[default]'") from exc
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise RuntimeError("the ray executor needs ray on this machine and a running cluster: pip install 'ray[default]'")
+    from datatrove.executor import RayPipelineExecutor
+
     return RayPipelineExecutor(
         pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logging_dir, skip_completed=True
     )
