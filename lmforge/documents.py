@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,12 +101,46 @@ def iter_documents(path: str | os.PathLike, text_key: str = "text", errors: dict
         yield DocRecord(doc_id, text, meta if isinstance(meta, dict) else {})
 
 
+def _zstd_chunks(raw, path: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Decompress every zstd frame of `raw`; a file that ends inside a frame is an error
+    (a stream reader would end silently there and lose the tail without a word)."""
+    dctx = zstandard.ZstdDecompressor()
+    dobj = dctx.decompressobj()
+    in_frame = False
+    while True:
+        block = raw.read(chunk_size)
+        if not block:
+            break
+        while block:
+            in_frame = True
+            out = dobj.decompress(block)
+            if out:
+                yield out
+            if dobj.eof:  # a frame ended: the rest of the block starts the next one
+                block = dobj.unused_data
+                dobj = dctx.decompressobj()
+                in_frame = False
+            else:
+                block = b""
+    if in_frame:
+        raise DocumentFileError(f"{path}: truncated zstd file (it ends inside a frame); re-create it")
+
+
+def _split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
 def _open_lines(path: Path) -> Iterator[bytes]:
     try:
         if path.name.endswith(".zst"):
             with open(path, "rb") as raw:
-                reader = zstandard.ZstdDecompressor().stream_reader(raw)
-                yield from io.BufferedReader(reader)
+                yield from _split_lines(_zstd_chunks(raw, path))
         elif path.name.endswith(".gz"):
             with gzip.open(path, "rb") as f:
                 yield from f
