@@ -140,7 +140,7 @@ def print_summary(stats: dict, output_dir: str) -> None:
         table.add_row("pages/s", f"{stats['docs_per_s']:,.1f}")
     dedup = stats.get("dedup")
     if dedup:
-        for key in ("documents_in", "clusters", "removed", "kept"):
+        for key in ("documents_in", "exact_duplicates_removed", "clusters", "near_duplicates_removed", "kept"):
             if key in dedup:
                 table.add_row(f"dedup: {key.replace('_', ' ')}", f"{dedup[key]:,}")
     Console(stderr=False).print(table)
