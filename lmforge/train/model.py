@@ -315,3 +315,28 @@ class GPT(nn.Module):
         if fused is None:
             fused = params[0].device.type in ("cuda", "cpu")
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, fused=fused)
+
+
+def save_weights(model: GPT, path, metadata: dict | None = None) -> None:
+    """Write the weights as safetensors; a tied head is stored once (as `wte.weight`).
+
+    The file's bytes depend only on the weights (sorted names, no duplicates), so two runs
+    that reach the same weights write identical files.
+    """
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_embeddings:
+        state.pop("lm_head.weight", None)
+    save_file(state, str(path), metadata={"format": "pt", **(metadata or {})})
+
+
+def load_weights(model: GPT, path, device: str | torch.device = "cpu") -> GPT:
+    """Read weights written by `save_weights` into `model` (strict: every name must match)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path), device=str(device))
+    if model.config.tie_embeddings and "lm_head.weight" not in state:
+        state["lm_head.weight"] = state["wte.weight"]
+    model.load_state_dict(state, strict=True)
+    return model

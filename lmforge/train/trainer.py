@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.train.data import DataError, MixtureLoader, Prefetcher, val_bits_per_byte
-from lmforge.train.model import GPT, PRESETS, GPTConfig, preset_config
+from lmforge.train.model import GPT, PRESETS, GPTConfig, load_weights, preset_config, save_weights
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
@@ -339,8 +339,6 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 def save_checkpoint(run_dir: Path, trainer: Trainer, extra_state: dict, keep: int) -> Path:
     """Write RUN/checkpoints/step_N atomically (temporary directory, fsync, rename)."""
-    from safetensors.torch import save_model
-
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{trainer.step_count:08d}"
@@ -348,7 +346,7 @@ def save_checkpoint(run_dir: Path, trainer: Trainer, extra_state: dict, keep: in
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_model(trainer.raw_model, str(tmp / MODEL_FILE), metadata={"format": "pt"})
+    save_weights(trainer.raw_model, tmp / MODEL_FILE)
     torch.save(trainer.optimizer.state_dict(), tmp / OPTIMIZER_FILE)
     state = {
         "format": "lmforge-checkpoint",
@@ -384,8 +382,6 @@ def read_state(ckpt: Path) -> dict:
 
 def load_model(ckpt: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
     """The model of a checkpoint directory (or a run: its newest checkpoint) and its state."""
-    from safetensors.torch import load_model as st_load_model
-
     ckpt = Path(ckpt)
     if not (ckpt / STATE_FILE).is_file():
         found = latest_checkpoint(ckpt)
@@ -394,21 +390,19 @@ def load_model(ckpt: str | os.PathLike, device: str | torch.device = "cpu") -> t
         ckpt = found
     state = read_state(ckpt)
     model = GPT(GPTConfig.from_dict(state["model_config"]))
-    st_load_model(model, str(ckpt / MODEL_FILE), device=str(device))
-    return model.to(device), state
+    load_weights(model.to(device), ckpt / MODEL_FILE, device)
+    return model, state
 
 
 def load_checkpoint(ckpt: Path, trainer: Trainer) -> dict:
     """Restore weights, optimizer and RNG states into `trainer`; return state.json."""
-    from safetensors.torch import load_model as st_load_model
-
     state = read_state(ckpt)
     if GPTConfig.from_dict(state["model_config"]) != trainer.raw_model.config:
         raise TrainingError(
             f"{ckpt}: the checkpoint's model {state['model_config']} differs from this run's "
             f"{trainer.raw_model.config.to_dict()}; resume with the same --preset and manifest"
         )
-    st_load_model(trainer.raw_model, str(ckpt / MODEL_FILE), device=str(trainer.device))
+    load_weights(trainer.raw_model, ckpt / MODEL_FILE, trainer.device)
     opt_state = torch.load(ckpt / OPTIMIZER_FILE, map_location=trainer.device, weights_only=True)
     trainer.optimizer.load_state_dict(opt_state)
     trainer.step_count = int(state["step"])

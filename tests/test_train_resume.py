@@ -1,0 +1,88 @@
+"""Exact resume after kill -9, and torchrun data parallelism (gloo, 2 processes), on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_train_data import make_mix
+
+from lmforge.train.trainer import CHECKPOINTS, MODEL_FILE, checkpoint_dirs
+
+ARGS = ["--preset", "tiny", "--batch-tokens", "512", "--micro-batch", "2", "--eval-tokens", "256", "--eval-every", "25",
+        "--checkpoint-every", "10", "--threads", "1", "--seed", "3"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory):
+    return make_mix(tmp_path_factory.mktemp("mix"))
+
+
+def train_cmd(mix: Path, out: Path, steps: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "lmforge.train.cli", "train", "-m", str(mix), "-o", str(out), "--steps", str(steps), *ARGS, *extra]
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def comparable(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "tokens_per_s"}
+
+
+def final_weights(run: Path) -> bytes:
+    return (checkpoint_dirs(run)[-1] / MODEL_FILE).read_bytes()
+
+
+def test_kill_9_then_resume_is_bit_for_bit_the_uninterrupted_run(mix, tmp_path):
+    steps = 120
+    straight = tmp_path / "straight"
+    subprocess.run(train_cmd(mix, straight, steps), check=True, env=ENV, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(train_cmd(mix, killed, steps), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not checkpoint_dirs(killed) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    time.sleep(0.05)  # land somewhere after the first checkpoint, mid-step or mid-write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; raise `steps`"
+    at = int(checkpoint_dirs(killed)[-1].name.split("_")[1])
+    assert at < steps
+
+    subprocess.run(train_cmd(mix, killed, steps, "--resume"), check=True, env=ENV, capture_output=True)
+    a, b = rows(straight), rows(killed)
+    assert [r["step"] for r in b] == list(range(1, steps + 1))  # cut back to the checkpoint, then continued
+    assert [comparable(r) for r in a] == [comparable(r) for r in b]  # losses, lr, val: exactly equal
+    assert final_weights(straight) == final_weights(killed)
+
+
+@pytest.mark.skipif(shutil.which("lmforge", path=str(Path(sys.executable).parent)) is None, reason="lmforge console script not installed")
+def test_torchrun_two_processes_match_one(mix, tmp_path):
+    steps = 8
+    one = tmp_path / "one"
+    subprocess.run(train_cmd(mix, one, steps), check=True, env=ENV, capture_output=True)
+    two = tmp_path / "two"
+    lmforge = shutil.which("lmforge", path=str(Path(sys.executable).parent))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python", lmforge,
+           "train", "-m", str(mix), "-o", str(two), "--steps", str(steps), *ARGS]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = rows(one), rows(two)
+    assert [r["step"] for r in b] == list(range(1, steps + 1))  # only rank 0 wrote
+    for ra, rb in zip(a, b):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=0.02)
+        assert rb["tokens"] == ra["tokens"]
+    assert abs(b[-1]["loss"] - a[-1]["loss"]) / a[-1]["loss"] < 1e-3  # same batches: float-rounding apart
+    state = json.loads((checkpoint_dirs(two)[-1] / "state.json").read_text())
+    assert state["world_size"] == 2 and state["loader"] == json.loads((checkpoint_dirs(one)[-1] / "state.json").read_text())["loader"]
+    assert (two / CHECKPOINTS).is_dir()
