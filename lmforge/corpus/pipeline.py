@@ -160,11 +160,13 @@ def run_corpus(
     verbose: bool = False,
 ) -> dict:
     """Run `config` to completion (resuming what an earlier run left) and return stats."""
-    from lmforge.corpus.warc import WarcInputError, expand_inputs
+    from lmforge.corpus.warc import WarcInputError, check_local_input, expand_inputs
 
     executor = executor or ExecutorConfig()
     try:
         files = expand_inputs(config.inputs)
+        for path in files:
+            check_local_input(path)
     except WarcInputError as exc:
         raise CorpusRunError(str(exc)) from None
     out = prepare_output(config, overwrite=overwrite)
@@ -254,6 +256,6 @@ def collect_stats(logging_dir: Path, tasks: int) -> dict:
             elif label.startswith("skipped_"):
                 reason = label.removeprefix("skipped_")
                 summary["skipped"][reason] = summary["skipped"].get(reason, 0) + value
-            elif label in ("bad_record", "truncated_file", "charset_fallback"):
+            elif label in ("bad_record", "truncated_file", "unreadable_file", "charset_fallback"):
                 summary["errors"][label] = summary["errors"].get(label, 0) + value
     return {"tasks": tasks, "tasks_done": done, "steps": steps, "summary": summary}

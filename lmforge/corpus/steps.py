@@ -74,6 +74,9 @@ class WarcPages(PipelineStep):
                         emitted += 1
                         meta = {"url": page.url, "date": page.date, "kind": page.kind, "charset": page.charset, "source": path}
                         yield Document(text=page.content, id=page.id, metadata=meta)
+                except warc.WarcInputError as exc:  # a whole file unreadable: say which, go on
+                    log.warning("%s", exc)
+                    counts[warc.UNREADABLE_FILE] = counts.get(warc.UNREADABLE_FILE, 0) + 1
                 finally:
                     for key, value in counts.items():
                         if value:

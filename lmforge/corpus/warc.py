@@ -44,6 +44,9 @@ SKIPPED_OTHER = "skipped_other"
 SKIPPED_TOO_LARGE = "skipped_too_large"
 BAD_RECORD = "bad_record"
 TRUNCATED_FILE = "truncated_file"
+#: a whole input file that could not be read (not a WARC, vanished, permission denied); the
+#: task logs it with the path and goes on with the next file
+UNREADABLE_FILE = "unreadable_file"
 # not an outcome: counted in addition to HTML/TEXT when decoding needed detection or U+FFFD
 CHARSET_FALLBACK = "charset_fallback"
 
@@ -135,6 +138,35 @@ def _expand_local(raw: str) -> list[str]:
             raise WarcInputError(f"{raw}: file is not readable (permission denied): fix its permissions")
         return [os.path.normpath(path)]
     return []
+
+
+def check_local_input(path: str) -> None:
+    """Refuse, before any work starts, a local input that is plainly not a WARC/WET file.
+
+    Reads at most 64 KB: a non-empty file whose start (after gzip, when it is gzip) holds no
+    ``WARC/`` line raises WarcInputError naming it; an empty file passes (it has no records).
+    URLs are not checked here (a remote read costs a request); `iter_warc_pages` still finds
+    them while streaming.
+    """
+    if _is_url(path):
+        return
+    try:
+        with open(path.removeprefix("file://"), "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        raise WarcInputError(f"{path}: cannot read ({e.strerror or e}); check the path and its permissions") from e
+    if not head:
+        return
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(31).decompress(head, 1 << 16)
+        except zlib.error:
+            head = b""
+    if b"WARC/" not in head:
+        raise WarcInputError(
+            f"{path}: not a WARC/WET file (no WARC/ record header at its start, or compressed in a "
+            f"format other than gzip); remove it from the inputs"
+        )
 
 
 def _walk_local(folder: str) -> list[str]:
