@@ -434,10 +434,11 @@ class ShardReader:
     def document(self, i: int) -> np.ndarray:
         """The tokens of document `i` (BOS first)."""
         n = self.documents
+        asked = i
         if i < 0:
             i += n
         if not 0 <= i < n:
-            raise IndexError(f"document {i} out of range for a shard of {n} documents")
+            raise IndexError(f"document {asked} out of range for a shard of {n} documents (0..{n - 1}, or -1..-{n} from the end)")
         starts = self._doc_starts_u8
         end = int(starts[i + 1]) if i + 1 < n else self.tokens
         return self.read(int(starts[i]), end)

@@ -193,6 +193,8 @@ def shards_inspect(file, doc, tokenizer_dir, as_json):
             ids = r.document(doc)
         except IndexError as exc:
             _fail(f"{file}: {exc}")
+        except ShardError as exc:  # the document's frame is corrupted
+            _fail(f"{exc}; `lmforge shards verify {file}` lists every bad frame")
         tok = _tokenizer_for(Path(file), tokenizer_dir, r.fingerprint)
         if as_json:
             out = {"document": doc, "start": int(starts[doc if doc >= 0 else doc + len(starts)]), "tokens": len(ids), "ids": ids.tolist()}
@@ -265,6 +267,10 @@ def shards_verify(paths, quick):
             files = find_shards(p)
         except FileNotFoundError as exc:
             click.echo(f"error: {exc}", err=True)
+            bad += 1
+            continue
+        if not files:
+            click.echo(f"error: {p}: no shard files (*.tokens.zst) inside; point at a `lmforge shards build` output folder", err=True)
             bad += 1
             continue
         listed = {}
