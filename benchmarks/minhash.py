@@ -4,6 +4,7 @@ datasketch baseline: one `MinHash(num_perm, seed)` per document with its default
 shingles made in Python (`" ".join(words[i:i+n])`, the same tokenisation lmforge uses),
 `update_batch`. Identity: lmforge's signatures against `MinHash(..., hashfunc=shingle_hash32)`
 on every document, and with `--hash sha1` semantics against datasketch's default hash.
+lmforge runs with numba when installed (`backend`); the numpy fallback is timed too.
 
     python benchmarks/minhash.py            # C4 documents from ../shared/data, repeated
     python benchmarks/minhash.py --json     # only the JSON line
@@ -49,13 +50,18 @@ def main() -> None:
     corpus = (texts * (args.docs // len(texts) + 1))[: args.docs]
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
 
+    def rate(hasher: MinHasher) -> float:
+        hasher.signatures(texts[:10])  # code point table and compiled kernels, once per process
+        t0 = time.perf_counter()
+        for i in range(0, len(corpus), args.batch):
+            hasher.signatures(corpus[i : i + args.batch])
+        return len(corpus) / (time.perf_counter() - t0)
+
     hasher = MinHasher(args.num_perm, 1, args.ngram)
-    hasher.signatures(texts[:10])  # build the code point table once (~0.2 s per process)
-    t0 = time.perf_counter()
-    for i in range(0, len(corpus), args.batch):
-        hasher.signatures(corpus[i : i + args.batch])
-    lm_rate = len(corpus) / (time.perf_counter() - t0)
-    log(f"lmforge: {lm_rate:,.0f} docs/s")
+    lm_rate = rate(hasher)
+    log(f"lmforge ({hasher.backend}): {lm_rate:,.0f} docs/s")
+    numpy_rate = rate(MinHasher(args.num_perm, 1, args.ngram, backend="numpy")) if hasher.backend != "numpy" else lm_rate
+    log(f"lmforge (numpy fallback): {numpy_rate:,.0f} docs/s")
 
     base = corpus[: args.baseline_docs]
     t0 = time.perf_counter()
@@ -81,7 +87,9 @@ def main() -> None:
         "documents": len(corpus),
         "num_perm": args.num_perm,
         "ngram": args.ngram,
+        "backend": hasher.backend,
         "lmforge_docs_per_s": round(lm_rate, 1),
+        "lmforge_numpy_docs_per_s": round(numpy_rate, 1),
         "datasketch_docs_per_s": round(ds_rate, 1),
         "speedup": round(lm_rate / ds_rate, 2),
         "identical_to_datasketch": identical,

@@ -10,6 +10,7 @@ import pytest
 from conftest import shared_path
 from datasketch import MinHash
 
+from lmforge.corpus import minhash
 from lmforge.corpus.minhash import (
     TOKEN_RE,
     LSHParams,
@@ -19,12 +20,16 @@ from lmforge.corpus.minhash import (
     minhash_from_hashes,
     optimal_lsh_params,
     permutations,
+    resolve_backend,
     sha1_hash32,
     shingle_hash32,
     shingle_hashes,
     shingles,
     tokens,
 )
+
+#: both implementations are compared with datasketch; numba's only where it is installed
+BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not minhash._numba_available(), reason="numba not installed"))]
 
 ALPHABET = "abcdefgh  XYZ,.!\n\t0123é東京都のテストです。ไทยภาษา한국어_-'\u3000"
 
@@ -43,40 +48,72 @@ def reference(text: str, num_perm: int, seed: int, ngram: int, hashfunc) -> np.n
     return m.hashvalues
 
 
-@pytest.mark.parametrize("num_perm,seed,ngram", [(112, 1, 5), (128, 42, 3), (7, 3, 1)])
-def test_signatures_equal_datasketch_on_random_texts(num_perm, seed, ngram):
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("num_perm,seed,ngram", [(112, 1, 5), (128, 42, 3), (7, 3, 1), (16, 5, 2)])
+def test_signatures_equal_datasketch_on_random_texts(num_perm, seed, ngram, backend):
     texts = random_texts(120)
-    sig = MinHasher(num_perm, seed, ngram).signatures(texts)
+    sig = MinHasher(num_perm, seed, ngram, backend=backend).signatures(texts)
     for text, row in zip(texts, sig):
         assert np.array_equal(row, reference(text, num_perm, seed, ngram, shingle_hash32)), text
 
 
-def test_signatures_equal_datasketch_with_its_default_sha1():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_signatures_equal_datasketch_with_its_default_sha1(backend):
     texts = random_texts(40, seed=1)
-    sig = MinHasher(64, 1, 5, hash="sha1").signatures(texts)
+    sig = MinHasher(64, 1, 5, hash="sha1", backend=backend).signatures(texts)
     for text, row in zip(texts, sig):
         m = MinHash(num_perm=64, seed=1)  # datasketch's default hashfunc
         m.update_batch(shingles(text, 5))
         assert np.array_equal(row, m.hashvalues)
 
 
-def test_signatures_equal_datasketch_on_real_text():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_signatures_equal_datasketch_on_real_text(backend):
     path = shared_path("text", "c4-300-docs.jsonl")
     texts = [orjson.loads(line)["text"] for line in path.read_bytes().splitlines()][:100]
-    sig = MinHasher(112, 1, 5).signatures(texts)
+    sig = MinHasher(112, 1, 5, backend=backend).signatures(texts)
     for text, row in zip(texts, sig):
         assert np.array_equal(row, reference(text, 112, 1, 5, shingle_hash32))
 
 
-def test_bulk_hashes_equal_one_at_a_time():
-    texts = random_texts(80, seed=2)
-    hashes, counts = shingle_hashes(texts, 4)
-    expected = [shingle_hash32(s) for t in texts for s in shingles(t, 4)]
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ngram", [1, 4])
+def test_bulk_hashes_equal_one_at_a_time(backend, ngram):
+    # long runs, a token longer than any table of powers, separators only, mixed scripts
+    texts = random_texts(80, seed=2) + ["x" * 5000, "é" * 700 + " 東京 a", "\u3000\t\n", "一 two 三 four five"]
+    hashes, counts = shingle_hashes(texts, ngram, backend=backend)
+    expected = [shingle_hash32(s) for t in texts for s in shingles(t, ngram)]
     assert hashes.tolist() == expected
-    assert counts.tolist() == [len(shingles(t, 4)) for t in texts]
+    assert counts.tolist() == [len(shingles(t, ngram)) for t in texts]
 
 
-def test_tokens_match_regex_and_split_cjk_into_characters():
+def test_backends_agree_on_real_text_in_uneven_batches():
+    if not minhash._numba_available():
+        pytest.skip("numba not installed")
+    path = shared_path("text", "c4-300-docs.jsonl")
+    texts = [orjson.loads(line)["text"] for line in path.read_bytes().splitlines()]
+    fast, slow = MinHasher(112, backend="numba"), MinHasher(112, backend="numpy")
+    fast.sub_batch = 37
+    assert np.array_equal(fast.signatures(texts), slow.signatures(texts))
+
+
+def test_backend_choice(monkeypatch):
+    monkeypatch.delenv("LMFORGE_MINHASH_BACKEND", raising=False)
+    assert resolve_backend("numpy") == "numpy"
+    monkeypatch.setenv("LMFORGE_MINHASH_BACKEND", "numpy")
+    assert MinHasher(8).backend == "numpy"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        resolve_backend("cuda")
+    monkeypatch.setattr(minhash, "_numba_available", lambda: False)
+    monkeypatch.delenv("LMFORGE_MINHASH_BACKEND")
+    assert resolve_backend() == "numpy"  # the fallback where numba is not importable
+    with pytest.raises(ValueError, match="pip install numba"):
+        resolve_backend("numba")
+
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tokens_match_regex_and_split_cjk_into_characters(backend):
     assert tokens("Hello, World! 東京都") == ["hello", "world", "東", "京", "都"]
     assert tokens("ภาษาไทย") == list("ภาษาไทย")
     assert tokens("한국어 텍스트") == ["한국어", "텍스트"]  # Korean is written with spaces
@@ -86,12 +123,13 @@ def test_tokens_match_regex_and_split_cjk_into_characters():
     # the bulk tokenizer (code point table) agrees with the regex on every text
     for text in random_texts(60, seed=3):
         norm_tokens = TOKEN_RE.findall(text.lower())
-        hashes, counts = shingle_hashes([text], 1)
+        hashes, counts = shingle_hashes([text], 1, backend=backend)
         assert hashes.tolist() == [shingle_hash32(t.encode()) for t in norm_tokens]
 
 
-def test_empty_document_signature_is_datasketchs_empty_value():
-    sig = MinHasher(16).signatures(["", "..."])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_document_signature_is_datasketchs_empty_value(backend):
+    sig = MinHasher(16, backend=backend).signatures(["", "..."])
     assert np.array_equal(sig[0], MinHash(num_perm=16).hashvalues)
     assert (sig == np.uint32(0xFFFFFFFF)).all()
 
