@@ -58,6 +58,24 @@ def test_corpus_non_warc_among_real_files_is_refused_up_front(tmp_path):
     assert result.exit_code == 1 and "junk.warc" in out
 
 
+@pytest.mark.parametrize("content", [b"", b"not a fastText model at all"])
+def test_corpus_bad_lid_model_is_one_clear_error(tmp_path, content):
+    model = tmp_path / "my lid.bin"
+    model.write_bytes(content)
+    result, out = run("corpus", "extract", shared_path(*WHIRLWIND), "-o", tmp_path / "out", "--lid-model", model, "--no-progress")
+    assert result.exit_code == 1
+    assert "--lid-model" in out and "my lid.bin" in out and "not a fastText language-ID model" in out
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["extract", "process"])
+def test_corpus_unknown_language_code_is_an_error(tmp_path, command):
+    """`--languages english` used to run and silently drop every page."""
+    result, out = run("corpus", command, shared_path(*WHIRLWIND), "-o", tmp_path / "out", "--languages", "en,english", "--no-progress")
+    assert result.exit_code == 1
+    assert "--languages english" in out and "ISO 639" in out
+
+
 def test_stream_counts_an_unreadable_file_and_goes_on(tmp_path):
     """A file found unreadable only while streaming (a URL, a file changed after the check) is
     logged with its path, counted as unreadable_file, and the task goes on."""

@@ -79,6 +79,11 @@ class LanguageIdentifier:
         except Exception as exc:  # fastText raises ValueError/RuntimeError on a bad file
             raise ValueError(f"cannot load fastText language-ID model {path}: {exc}") from exc
 
+    def languages(self) -> set[str]:
+        """Every language code the model can answer (176 for LID-176), plus "unknown"."""
+        labels, _counts = self.model.getLabels("")
+        return {label[len(_LABEL_PREFIX):] for label in labels} | {"unknown"}
+
     def _clean(self, text: str) -> str:
         # fastText reads one line: a newline would end the input early
         return text[: self.max_chars].replace("\n", " ").replace("\r", " ")
