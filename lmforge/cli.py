@@ -6,6 +6,7 @@ fast and never import torch or the corpus engines they do not need.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import sys
@@ -41,6 +42,37 @@ class LazyGroup(click.Group):
             module, attr = self.lazy[name].split(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
+
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:  # the user's files or disk, not a bug: one line, no traceback
+            if exc.filename is None and exc.errno is None:
+                raise
+            raise click.ClickException(os_error_message(exc)) from None
+
+
+#: what to do about the OSErrors a user's own files and disks raise, by errno
+_OS_ERROR_HINTS = {
+    errno.EACCES: "fix its permissions, or choose another path",
+    errno.EPERM: "fix its permissions, or choose another path",
+    errno.EROFS: "the file system is read-only: choose another output path",
+    errno.ENOSPC: "the disk is full: free some space, then run the same command again to resume",
+    errno.EDQUOT: "your disk quota is used up: free some space, then run the same command again to resume",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder: check the path",
+    errno.EEXIST: "a file is in the way where a folder is needed: check the path",
+    errno.EISDIR: "this is a folder where a file was expected: check the path",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """`PATH: Permission denied; fix its permissions, ...` for an OSError from the user's files."""
+    where = exc.filename if exc.filename is not None else "error"
+    what = exc.strerror or str(exc)
+    hint = _OS_ERROR_HINTS.get(exc.errno)
+    return f"{where}: {what}" + (f"; {hint}" if hint else "")
 
 
 def _available(target: str) -> bool:

@@ -147,6 +147,8 @@ def _open_lines(path: Path) -> Iterator[bytes]:
         else:
             with open(path, "rb") as f:
                 yield from f
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:  # the file, not its bytes
+        raise DocumentFileError(f"{path}: cannot read ({exc.strerror or exc}); check the path and its permissions") from None
     except (zstandard.ZstdError, gzip.BadGzipFile, EOFError, OSError) as exc:
         raise DocumentFileError(f"{path}: corrupted or truncated compressed file ({exc}); re-create it") from None
 

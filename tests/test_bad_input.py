@@ -142,3 +142,87 @@ def test_shards_verify_folder_without_shards_fails(tmp_path):
     empty.mkdir()
     result, out = run("shards", "verify", empty)
     assert result.exit_code == 1 and "no shards here" in out and "no shard files" in out
+
+
+# ---- the user's files and disks: permissions, a file in the way, a full disk ------------------
+
+
+def test_output_under_a_file_is_a_clear_error(built, tmp_path):
+    blocker = tmp_path / "a file"
+    blocker.write_text("x")
+    docs = built / "docs.jsonl"
+    cases = [
+        ("corpus", "extract", shared_path(*WHIRLWIND), "-o", blocker / "out", "--no-progress"),
+        ("shards", "build", docs, "--tokenizer", built / "tok", "-o", blocker / "out"),
+        ("mix", "build", "--source", f"web={built / 'shards'}:1", "--budget", "1M", "-o", blocker / "sub" / "mix.json"),
+    ]
+    for args in cases:
+        result, out = run(*args)
+        assert result.exit_code == 1, (args, out)
+        assert "a file" in out and ("not a folder" in out or "in the way" in out), (args, out)
+
+
+@pytest.mark.parametrize("err", [
+    PermissionError(13, "Permission denied", "tok/tokenizer.json"),
+    OSError(28, "No space left on device", "out/x.tmp"),
+])
+def test_os_errors_become_one_line_naming_the_file(built, monkeypatch, err):
+    """Any OSError from the user's files (unreadable, unwritable, disk full) reaching the
+    command line is one line naming the file and what to do."""
+    from lmforge.tokenize import tokenizer as tokenizer_module
+
+    def fail(*_a, **_k):
+        raise err
+
+    monkeypatch.setattr(tokenizer_module.Tokenizer, "load", classmethod(lambda cls, *a, **k: fail()))
+    result, out = run("tokenizer", "show", "--tokenizer", built / "tok", "hello")
+    assert result.exit_code == 1
+    assert err.filename in out and err.strerror in out
+    assert ("permissions" in out) if err.errno == 13 else ("run the same command again" in out)
+
+
+def test_corpus_task_that_cannot_write_fails_without_traceback(tmp_path, monkeypatch):
+    """A write that fails inside a datatrove task (permissions, full disk) used to print the
+    task's traceback through datatrove's logger before the error; now one line (the traceback
+    stays in OUT/.lmforge/<mode>/logs/)."""
+    import lmforge.documents as documents
+
+    def no_space(self, path, level=3):
+        raise OSError(28, "No space left on device", str(path) + ".tmp")
+
+    monkeypatch.setattr(documents.DocumentWriter, "__init__", no_space)
+    out_dir = tmp_path / "out"
+    result, out = run("corpus", "extract", shared_path(*WHIRLWIND), "-o", out_dir, "--no-progress")
+    assert result.exit_code == 1
+    assert "00000.jsonl.zst.tmp" in out and "No space left on device" in out and "run the same command again" in out
+    assert "Traceback" in (out_dir / ".lmforge" / "extract" / "logs" / "task_00000.log").read_text()
+
+
+def test_unreadable_document_file_is_not_called_corrupted(tmp_path, monkeypatch):
+    import lmforge.documents as documents
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"text": "hello"}\n')
+    real_open = open
+
+    def deny(path, *a, **k):
+        if str(path) == str(docs):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(documents, "open", deny, raising=False)
+    result, out = run("tokenizer", "train", docs, "-o", tmp_path / "tok", "--vocab-size", "300", "--no-progress")
+    assert result.exit_code == 1
+    assert "docs.jsonl: cannot read (Permission denied)" in out and "corrupted" not in out
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes through any permission bits")
+def test_read_only_output_folder_for_real(tmp_path):
+    ro = tmp_path / "read only"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        result, out = run("corpus", "extract", shared_path(*WHIRLWIND), "-o", ro / "out", "--no-progress")
+        assert result.exit_code == 1 and "read only" in out and "Permission denied" in out
+    finally:
+        ro.chmod(0o755)

@@ -111,24 +111,28 @@ def _quiet_task_logger(verbose: bool):
 
     original_add, original_close = base.add_task_logger, base.close_task_logger
     level = "INFO" if verbose else "WARNING"
+    # a callable format never gets loguru's "\n{exception}" appended: a task that fails says
+    # why in one line on the console (the CLI then names the file and the fix); the full
+    # traceback stays in LOGGING_DIR/logs/task_NNNNN.log, and on the console with -v
+    console_format = "{level}: {message}" if verbose else (lambda record: "{level}: {message}\n")
 
     def add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
         logger.remove()
         logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
-        logger.add(sys.stderr, level=level if local_rank == 0 else "ERROR", format="{level}: {message}")
+        logger.add(sys.stderr, level=level if local_rank == 0 else "ERROR", format=console_format)
         logger.add(logfile, level="DEBUG")
         return logfile
 
     def close_task_logger(logfile):
         logger.complete()
         logger.remove()
-        logger.add(sys.stderr, level=level, format="{level}: {message}")
+        logger.add(sys.stderr, level=level, format=console_format)
         logfile.close()
 
     base.add_task_logger, base.close_task_logger = add_task_logger, close_task_logger
     try:
         logger.remove()
-        logger.add(sys.stderr, level=level, format="{level}: {message}")
+        logger.add(sys.stderr, level=level, format=console_format)
         yield
     finally:
         base.add_task_logger, base.close_task_logger = original_add, original_close
