@@ -321,3 +321,124 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
     run_dedup([str(tmp_path / "in.jsonl.zst")], str(tmp_path / "out"), DedupConfig())
     with pytest.raises(DedupError, match="other settings"):
         run_dedup([str(tmp_path / "in.jsonl.zst")], str(tmp_path / "out"), DedupConfig(threshold=0.6))
+
+
+# ----------------------------------------------------------------------------------------
+# Slurm: the stages as one chain of dependent job arrays (no real Slurm: sbatch is faked)
+
+
+class FakeSbatch:
+    """Stands in for datatrove's `launch_slurm_job`: records each submission, returns job ids."""
+
+    def __init__(self):
+        self.jobs: list[dict] = []
+
+    def __call__(self, contents: str, job_id_retriever, *args) -> str:
+        job_id = str(1000 + len(self.jobs))
+        dependency = [a.split("=", 1)[1] for a in args if a.startswith("--dependency=")]
+        dependency += [line.split("=", 1)[1] for line in contents.splitlines() if line.startswith("#SBATCH --dependency=")]
+        self.jobs.append({"id": job_id, "merge_stats": "merge_stats" in contents, "dependency": dependency})
+        return job_id
+
+
+def _slurm_input(tmp_path: Path) -> Path:
+    texts = c4_texts()[:30]
+    rng = random.Random(5)
+    docs = [(f"d{i}", t) for i, t in enumerate(texts)] + [(f"c{i}", mutate(t, 0.01, rng)) for i, t in enumerate(texts[:8])]
+    write_docs(tmp_path / "in" / "documents" / "a.jsonl.zst", docs[:20])
+    write_docs(tmp_path / "in" / "documents" / "b.jsonl.zst", docs[20:])
+    return tmp_path / "in"
+
+
+def test_slurm_executors_are_chained_stage_after_stage(tmp_path):
+    from datatrove.executor import SlurmPipelineExecutor
+
+    from lmforge.corpus.dedup import STAGES, StatsStage, build_executors
+    from lmforge.corpus.execution import ExecutorConfig
+
+    files = ["a.jsonl.zst", "b.jsonl.zst", "c.jsonl.zst"]
+    ex = ExecutorConfig(executor="slurm", tasks=8, workers=4, slurm_partition="cpu")
+    stages = STAGES + (StatsStage,)
+    chain = build_executors(stages, files, tmp_path / "out", DedupConfig(bucket_shards=16), ex)
+    assert all(isinstance(e, SlurmPipelineExecutor) for e in chain)
+    assert [type(e.pipeline[0]) for e in chain] == list(stages)
+    assert chain[0].depends is None
+    assert all(later.depends is earlier for earlier, later in zip(chain, chain[1:]))
+    # tasks: files (3), bucket shards (16, capped at --tasks), one clusters task, files, one stats task
+    assert [e.tasks for e in chain] == [3, 8, 1, 3, 1]
+    assert all(e.partition == "cpu" and e.pipeline[0].fail_on_error for e in chain)
+    assert len({str(e.logging_dir.path) for e in chain}) == len(chain)  # completions kept apart per stage
+
+
+def test_slurm_run_submits_the_whole_chain_at_once_and_in_order(tmp_path, monkeypatch):
+    import datatrove.executor.slurm as slurm
+
+    from lmforge.corpus.execution import ExecutorConfig
+
+    sbatch = FakeSbatch()
+    monkeypatch.setattr(slurm, "launch_slurm_job", sbatch)
+    ex = ExecutorConfig(executor="slurm", tasks=4, slurm_partition="cpu")
+    result = run_dedup([str(_slurm_input(tmp_path))], str(tmp_path / "out"), DedupConfig(bucket_shards=4), ex)
+    arrays = [j for j in sbatch.jobs if not j["merge_stats"]]
+    assert list(result["jobs"]) == ["signatures", "buckets", "clusters", "filter", "stats"]
+    assert list(result["jobs"].values()) == [j["id"] for j in arrays]
+    assert arrays[0]["dependency"] == []
+    for earlier, later in zip(arrays, arrays[1:]):
+        assert later["dependency"] == [f"afterok:{earlier['id']}"]
+    # the driver waited for nothing and computed nothing
+    assert not (tmp_path / "out" / "stats.json").exists()
+    assert not (tmp_path / "out" / ".lmforge" / "dedup" / "clusters.json").exists()
+
+
+def test_slurm_chain_run_task_by_task_equals_a_local_run(tmp_path, monkeypatch):
+    """Play Slurm: run every submitted array task in dependency order from its pickled executor."""
+    import dill
+    import datatrove.executor.slurm as slurm
+
+    from lmforge.corpus.execution import ExecutorConfig
+
+    inp = _slurm_input(tmp_path)
+    cfg = DedupConfig(bucket_shards=4)
+    run_dedup([str(inp)], str(tmp_path / "local"), cfg)
+    monkeypatch.setattr(slurm, "launch_slurm_job", FakeSbatch())
+    ex = ExecutorConfig(executor="slurm", tasks=3, slurm_partition="cpu")
+    result = run_dedup([str(inp)], str(tmp_path / "slurm"), cfg, ex)
+    monkeypatch.setenv("SLURM_NODELIST", "node1")
+    monkeypatch.setattr(slurm, "expand_slurm_nodelist", lambda nodelist: [nodelist])  # no scontrol here
+    for stage in result["jobs"]:
+        folder = tmp_path / "slurm" / ".lmforge" / f"dedup-{stage}"
+        executor = dill.loads((folder / "executor.pik").read_bytes())
+        for array_index in range(len(orjson.loads((folder / "ranks_to_run.json").read_bytes()))):
+            monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(array_index))
+            executor.run()
+    assert output_bytes(tmp_path / "slurm") == output_bytes(tmp_path / "local")
+    # resubmitting a finished run submits nothing
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    sbatch = FakeSbatch()
+    monkeypatch.setattr(slurm, "launch_slurm_job", sbatch)
+    again = run_dedup([str(inp)], str(tmp_path / "slurm"), cfg, ex)
+    assert sbatch.jobs == [] and set(again["jobs"].values()) == {-1}
+
+
+def test_slurm_task_with_bad_input_fails_so_later_stages_never_start(tmp_path):
+    from lmforge.corpus.dedup import WORK, SignatureStage
+
+    (tmp_path / "bad.jsonl.zst").write_bytes(b"\x00garbage" * 10)
+    out = tmp_path / "out"
+    (out / WORK / "errors").mkdir(parents=True)
+    step = SignatureStage([str(tmp_path / "bad.jsonl.zst")], str(out / WORK), str(out), DedupConfig())
+    step.run(0, 1)  # locally: recorded, the driver raises after the stage
+    assert (out / WORK / "errors" / "000000.txt").exists()
+    step.fail_on_error = True  # under Slurm: the task fails, afterok holds the next job
+    with pytest.raises(DedupError, match="bad.jsonl.zst"):
+        step.run(0, 1)
+
+
+def test_command_reports_slurm_submission(tmp_path, monkeypatch):
+    import datatrove.executor.slurm as slurm
+
+    monkeypatch.setattr(slurm, "launch_slurm_job", FakeSbatch())
+    args = [str(_slurm_input(tmp_path)), "-o", str(tmp_path / "out"), "--executor", "slurm", "--slurm-partition", "cpu"]
+    result = CliRunner().invoke(dedup, args)
+    assert result.exit_code == 0, result.output
+    assert "submitted to Slurm" in result.output and "signatures 1000" in result.output

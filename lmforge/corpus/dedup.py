@@ -27,6 +27,12 @@ documents ─1 signatures─▶ sigs/ names/ meta/ buckets/SHARD/FILE.npy   (tas
    document always resembles its cluster's survivor, even along a chain A~B~C with A≁C.
 4. **filter**: each input file is read again and written without its removed documents.
 
+Locally (and with Ray) the driver runs the stages one after the other and writes
+`OUT/stats.json`. With Slurm it submits them at once as a chain of job arrays, each with
+`--dependency=afterok:` the previous one (datatrove's `depends=`), plus a fifth one-task job
+that writes `OUT/stats.json`, and returns; a task that meets bad input fails, so the rest of
+the chain never starts, and a rerun resubmits only the unfinished tasks.
+
 Memory: stage 1 holds one batch of documents; stage 2 one shard (16 bytes x records /
 `bucket_shards`); stage 3 the documents with duplicates plus one chunk of their signatures.
 Every output is written under a temporary name and renamed, each unit (file, shard, stage 3)
@@ -269,12 +275,24 @@ def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 class _DedupStep:
-    """Common base of the four stages: a datatrove-style callable `(data, rank, world_size)`."""
+    """Common base of the stages: a datatrove-style callable `(data, rank, world_size)`."""
 
     name = "dedup"
 
     def __init__(self, files: list[str], work: str, output: str, config: DedupConfig):
         self.files, self.work, self.output, self.config = files, Path(work), Path(output), config
+        #: raise at the end of a task that met bad input (under Slurm: the task fails, so the
+        #: stages that depend on it never start); locally the driver raises after the stage
+        self.fail_on_error = False
+
+    @classmethod
+    def units(cls, files: list[str], config: DedupConfig) -> int:
+        """How many independent pieces of work the stage has (its most useful tasks)."""
+        return len(files)
+
+    def _raise_if_failed(self, failed: list[str]) -> None:
+        if failed and self.fail_on_error:
+            raise DedupError("; ".join(failed))
 
     def __call__(self, data, rank: int = 0, world_size: int = 1):
         self.run(rank, world_size)
@@ -295,6 +313,7 @@ class SignatureStage(_DedupStep):
     def run(self, rank: int, world_size: int) -> None:
         cfg = self.config
         hasher = MinHasher(cfg.num_perm, cfg.seed, cfg.ngram, cfg.hash) if cfg.near else None
+        failed = []
         for fi in range(rank, len(self.files), world_size):
             done = self.work / "done" / f"signatures-{fi:06d}"
             if done.exists():
@@ -305,8 +324,10 @@ class SignatureStage(_DedupStep):
                 self._one_file(fi, hasher)
             except DocumentFileError as exc:
                 self._error(fi, str(exc))
+                failed.append(str(exc))
                 continue
             _atomic_write(done, b"")
+        self._raise_if_failed(failed)
 
     def _one_file(self, fi: int, hasher: MinHasher | None) -> None:
         cfg = self.config
@@ -383,6 +404,10 @@ class BucketStage(_DedupStep):
 
     name = "buckets"
 
+    @classmethod
+    def units(cls, files: list[str], config: DedupConfig) -> int:
+        return config.bucket_shards
+
     def run(self, rank: int, world_size: int) -> None:
         for s in range(rank, self.config.bucket_shards, world_size):
             out = self.work / "edges" / f"{s:04d}.npy"
@@ -436,6 +461,10 @@ class ClusterStage(_DedupStep):
     name = "clusters"
     #: rounds of center picking per component; members still unassigned after them are kept
     max_rounds = 64
+
+    @classmethod
+    def units(cls, files: list[str], config: DedupConfig) -> int:
+        return 1
 
     def run(self, rank: int, world_size: int) -> None:
         if rank != 0 or (self.work / "clusters.json").exists():
@@ -584,6 +613,7 @@ class FilterStage(_DedupStep):
     name = "filter"
 
     def run(self, rank: int, world_size: int) -> None:
+        failed = []
         for fi in range(rank, len(self.files), world_size):
             stats_path = self.work / "kept" / f"{fi:06d}.json"
             if stats_path.exists():
@@ -601,8 +631,33 @@ class FilterStage(_DedupStep):
                         kept += 1
             except DocumentFileError as exc:
                 self._error(fi, str(exc))
+                failed.append(str(exc))
                 continue
             _atomic_write(stats_path, orjson.dumps({"kept": kept}))
+        self._raise_if_failed(failed)
+
+
+class StatsStage(_DedupStep):
+    """Stage 5 under Slurm (one task after the filter): `OUT/stats.json`, as the driver writes locally.
+
+    Its `seconds` run from submission (`started`), so they include time spent in the queue.
+    """
+
+    name = "stats"
+
+    def __init__(self, files: list[str], work: str, output: str, config: DedupConfig, started: float | None = None):
+        super().__init__(files, work, output, config)
+        self.started = time.time() if started is None else started
+
+    @classmethod
+    def units(cls, files: list[str], config: DedupConfig) -> int:
+        return 1
+
+    def run(self, rank: int, world_size: int) -> None:
+        if rank != 0:
+            return
+        stats = _collect_stats(self.files, self.work, self.config, time.time() - self.started)
+        _atomic_write(self.output / "stats.json", orjson.dumps(stats, option=orjson.OPT_INDENT_2))
 
 
 def output_name(fi: int, path: str) -> str:
@@ -655,25 +710,66 @@ def run_dedup(inputs: list[str], output_dir: str, config: DedupConfig, executor=
     (work / "errors").mkdir(exist_ok=True)
     for p in (work / "errors").glob("*.txt"):  # errors of an earlier run are retried
         p.unlink()
+    if executor.executor == "slurm":
+        return submit_slurm(files, out, config, executor)
     run_stages(STAGES, files, out, config, executor)
     stats = _collect_stats(files, work, config, time.perf_counter() - t0)
     _atomic_write(out / "stats.json", orjson.dumps(stats, option=orjson.OPT_INDENT_2))
     return stats
 
 
-def run_stages(stages, files: list[str], out: Path, config: DedupConfig, executor) -> None:
-    """Run `stages` one after the other, each with its own executor and logging dir."""
+def build_executors(stages, files: list[str], out: Path, config: DedupConfig, executor) -> list:
+    """One datatrove executor per stage (`make_executor`), each with its own logging dir.
+
+    Under Slurm every executor gets `depends=` the previous one: launching the last submits
+    the whole chain at once (datatrove launches unlaunched dependencies first), each stage's
+    job array with `--dependency=afterok:PREVIOUS`, so a stage starts only when every task of
+    the one before succeeded; stages already complete are skipped and not depended on. Steps
+    then raise on bad input (`fail_on_error`) so a failed file stops the chain.
+    """
     from lmforge.corpus.execution import make_executor
 
     work = Path(out) / WORK
+    chain: list = []
     for stage in stages:
-        n_units = 1 if stage is ClusterStage else config.bucket_shards if stage is BucketStage else len(files)
-        tasks = max(1, min(executor.tasks, n_units))
+        tasks = max(1, min(executor.tasks, stage.units(files, config)))
         step = stage(files, str(work), str(out), config)
         ex_cfg = dataclasses.replace(executor, tasks=tasks, workers=min(executor.workers, tasks))
-        logging_dir = Path(out) / ".lmforge" / f"dedup-{stage.name}"
-        make_executor([step], ex_cfg, logging_dir).run()
-        _raise_input_errors(work, logging_dir, files, tasks)
+        if executor.executor == "slurm":
+            step.fail_on_error = True
+            extra = dict(executor.extra)
+            if chain:
+                extra["depends"] = chain[-1]
+            ex_cfg = dataclasses.replace(ex_cfg, extra=extra)
+        chain.append(make_executor([step], ex_cfg, _logging_dir(out, stage)))
+    return chain
+
+
+def _logging_dir(out: Path, stage) -> Path:
+    return Path(out) / ".lmforge" / f"dedup-{stage.name}"
+
+
+def submit_slurm(files: list[str], out: Path, config: DedupConfig, executor) -> dict:
+    """Submit the five stages as one chain of dependent Slurm job arrays; return their job ids.
+
+    The driver does not wait: the last job (`StatsStage`) writes `OUT/stats.json`. A job id
+    of -1 means the stage was already complete and was not submitted again.
+    """
+    chain = build_executors(STAGES + (StatsStage,), files, out, config, executor)
+    chain[-1].run()  # launches its dependencies first, in order
+    return {
+        "submitted": True,
+        "executor": "slurm",
+        "jobs": {ex.pipeline[0].name: ex.job_id for ex in chain},
+        "stats": str(Path(out) / "stats.json"),
+    }
+
+
+def run_stages(stages, files: list[str], out: Path, config: DedupConfig, executor) -> None:
+    """Run `stages` one after the other on this machine (local or Ray executor), each to completion."""
+    for stage, ex in zip(stages, build_executors(stages, files, out, config, executor)):
+        ex.run()
+        _raise_input_errors(Path(out) / WORK, _logging_dir(out, stage), files, ex.world_size)
 
 
 def _raise_input_errors(work: Path, logging_dir: Path, files: list[str], world_size: int) -> None:

@@ -32,11 +32,14 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_thresh
     `.txt`, `.parquet`). OUTPUT gets documents/ (the kept documents), clusters/ (survivor and
     removed members of every cluster) and stats.json. The earliest document of a cluster in
     input order (sorted file path, then line) is kept. A rerun into the same folder resumes.
+    With --executor slurm the stages are submitted at once as a chain of dependent job
+    arrays (each starts when the one before succeeded) and the command returns.
 
     \b
     Example:
       lmforge corpus dedup corpus/ -o dedup/ --exact --tasks 8 --workers 8
       lmforge corpus dedup corpus/ -o dedup/ --threshold 0.7 --explain
+      lmforge corpus dedup corpus/ -o dedup/ --executor slurm --slurm-partition cpu --tasks 64
     """
     from lmforge.corpus.dedup import DedupConfig, DedupError, run_dedup
     from lmforge.corpus.execution import ExecutorConfig
@@ -57,6 +60,10 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_thresh
         stats = run_dedup(list(inputs), output, config, ex)
     except (DedupError, DocumentFileError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
+    if stats.get("submitted"):
+        jobs = ", ".join(f"{stage} {job}" for stage, job in stats["jobs"].items())
+        click.echo(f"submitted to Slurm as dependent jobs (-1: already complete): {jobs}; the last writes {stats['stats']}")
+        return
     _print_summary(stats, output)
 
 
