@@ -226,3 +226,20 @@ def test_read_only_output_folder_for_real(tmp_path):
         assert result.exit_code == 1 and "read only" in out and "Permission denied" in out
     finally:
         ro.chmod(0o755)
+
+
+# ---- demo ------------------------------------------------------------------------------------
+
+
+def test_demo_on_a_crawl_with_no_wanted_language_explains_itself(tmp_path):
+    """`lmforge demo --warc` on Japanese pages with the default --languages en: the corpus keeps
+    nothing and the shards stage used to end in a BuildError traceback."""
+    warc = shared_path("warc", "clueweb09-ja-near-duplicates.warc.gz")
+    result, out = run("demo", "--warc", warc, "-o", tmp_path / "demo", "--no-progress")
+    assert result.exit_code == 1
+    assert "kept no documents" in out and "--languages all" in out and "stats.json" in out
+
+
+def test_demo_unknown_language_is_refused(tmp_path):
+    result, out = run("demo", "--warc", shared_path(*WHIRLWIND), "-o", tmp_path / "demo", "--languages", "english", "--no-progress")
+    assert result.exit_code == 1 and "--languages english" in out

@@ -31,6 +31,10 @@ def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, n
         report = run_demo(output_dir, warc=list(warc) or None, workers=workers, progress=not no_progress, languages=langs or [])
     except CorpusRunError as exc:
         raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # a later stage refused its input: say which, and why it was empty
+        if type(exc).__name__ not in _STAGE_ERRORS:
+            raise
+        raise click.ClickException(_stage_error(output_dir, exc, languages)) from None
     table = Table(title=f"lmforge demo → {output_dir}")
     table.add_column("stage")
     table.add_column("result")
@@ -45,3 +49,26 @@ def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, n
         table.add_row(stage, result, f"{info.get('seconds', 0):.1f}")
     Console().print(table)
     click.echo(f"report: {output_dir}/report.json")
+
+
+#: errors a stage raises on input it cannot use (library error classes, by name, so that this
+#: module imports none of the stages); ValueError is the tokenizer trainer's "no text"
+_STAGE_ERRORS = {"BuildError", "MixError", "TokenizerError", "DocumentFileError", "DedupError", "ValueError"}
+
+
+def _stage_error(output_dir: str, exc: Exception, languages: str) -> str:
+    """The stage's own message, and when the crawl stage kept nothing, the likely cause."""
+    import json
+    from pathlib import Path
+
+    message = str(exc).strip("'\"")
+    try:
+        kept = json.loads((Path(output_dir) / "corpus" / "stats.json").read_text())["summary"]
+    except (OSError, ValueError, KeyError):
+        return message
+    if kept.get("kept", 0) == 0:
+        langs = ", ".join(f"{k} {v}" for k, v in sorted(kept.get("dropped", {}).items(), key=lambda kv: -kv[1])[:4])
+        return (f"the corpus stage kept no documents from the crawl ({kept.get('pages', 0)} pages; dropped: {langs or 'none'}), "
+                f"so the later stages had nothing to read ({message}); for pages in other languages than "
+                f"{languages!r} pass --languages all (or their codes), and see {output_dir}/corpus/stats.json")
+    return message
