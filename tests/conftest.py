@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+def _find_shared_data() -> Path:
+    """$LMFORGE_SHARED_DATA, else the nearest `shared/data` beside the repository or above it."""
+    if os.environ.get("LMFORGE_SHARED_DATA"):
+        return Path(os.environ["LMFORGE_SHARED_DATA"])
+    repo = Path(__file__).resolve().parents[1]
+    for parent in repo.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return repo.parent / "shared" / "data"
+
+
+SHARED_DATA = _find_shared_data()
 
 
 @pytest.fixture(scope="session")
