@@ -125,6 +125,12 @@ def prepare_output(config: CorpusConfig, overwrite: bool = False) -> Path:
     state = out / STATE_DIR
     config_path = state / "config.json"
     wanted = config.fingerprint()
+    if overwrite and out.exists() and not state.is_dir() and any((out / sub).exists() for sub in ("documents", "rejected", "dedup", "clusters")):
+        # --overwrite deletes documents/, rejected/, ...: only in a folder an lmforge run made
+        raise CorpusRunError(
+            f"{out} was not written by lmforge (no {STATE_DIR}/ inside), and --overwrite would delete its "
+            "documents/ (or rejected/, dedup/, clusters/); choose another -o folder"
+        )
     if overwrite and out.exists():
         for sub in ("documents", "rejected", STATE_DIR, "stats.json", "clusters", "dedup"):
             target = out / sub
