@@ -243,3 +243,26 @@ def test_demo_on_a_crawl_with_no_wanted_language_explains_itself(tmp_path):
 def test_demo_unknown_language_is_refused(tmp_path):
     result, out = run("demo", "--warc", shared_path(*WHIRLWIND), "-o", tmp_path / "demo", "--languages", "english", "--no-progress")
     assert result.exit_code == 1 and "--languages english" in out
+
+
+def test_overwrite_never_deletes_a_folder_lmforge_did_not_write(tmp_path):
+    home = tmp_path / "home"
+    (home / "documents").mkdir(parents=True)
+    precious = home / "documents" / "thesis.txt"
+    precious.write_text("years of work")
+    result, out = run("corpus", "extract", shared_path(*WHIRLWIND), "-o", home, "--overwrite", "--no-progress")
+    assert result.exit_code == 1 and "not written by lmforge" in out and "home" in out
+    assert precious.read_text() == "years of work"
+
+
+def test_mix_build_same_source_twice_is_an_error(built, tmp_path):
+    shards = built / "shards"
+    result, out = run("mix", "build", "--source", f"web={shards}:0.5", "--source", f"web={shards}:0.5", "--budget", "1M",
+                      "-o", tmp_path / "mix.json")
+    assert result.exit_code == 2 and "'web' is given twice" in out
+    assert not (tmp_path / "mix.json").exists()
+
+
+def test_tokenizer_stats_wrong_text_key_says_so(built):
+    result, out = run("tokenizer", "stats", "--tokenizer", built / "tok", built / "docs.jsonl", "--text-key", "body")
+    assert result.exit_code == 1 and "docs.jsonl" in out and "--text-key" in out and "'body'" in out

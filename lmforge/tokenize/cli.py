@@ -250,7 +250,9 @@ def stats(inputs, tokenizer_dir, max_documents, text_key, as_json, no_progress) 
         raise click.ClickException(str(exc)) from None
     total = result.total
     if total.documents == 0:
-        raise click.ClickException(f"no text in {', '.join(str(f) for f in files[:3])}: nothing to measure")
+        bad = sum(result.errors.values())
+        hint = (f"; {bad:,} lines were not JSON objects with a {text_key!r} string (pick the field with --text-key)" if bad else "")
+        raise click.ClickException(f"no text in {', '.join(str(f) for f in files[:3])}: nothing to measure{hint}")
     rows = sorted(result.by_language.items(), key=lambda kv: -kv[1].bytes)
     if as_json:
         out = {lang: {"documents": s.documents, "bytes": s.bytes, "words": s.words, "tokens": s.tokens,

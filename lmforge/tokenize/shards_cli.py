@@ -343,8 +343,12 @@ def mix_build(sources, budget, val_tokens, recipe, out):
     try:
         base = load_recipe(recipe) if recipe else None
         specs = {s.name: s for s in (base.sources if base else [])}
+        given: set[str] = set()
         for text in sources:
             spec = SourceSpec.parse(text)
+            if spec.name in given:  # a recipe's source may be overridden, a --source not twice
+                raise ValueError(f"--source {text!r}: source {spec.name!r} is given twice; give each source one --source with its own name")
+            given.add(spec.name)
             specs[spec.name] = spec
         if budget is None and base is None:
             raise ValueError("--budget is required (training tokens, e.g. --budget 10B)")
