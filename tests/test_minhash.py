@@ -97,6 +97,25 @@ def test_backends_agree_on_real_text_in_uneven_batches():
     assert np.array_equal(fast.signatures(texts), slow.signatures(texts))
 
 
+def test_numpy_fallback_where_numba_cannot_be_imported():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numba'] = None  # import numba raises ImportError\n"
+        "from lmforge.corpus.minhash import MinHasher, shingle_hash32, shingles\n"
+        "from datasketch import MinHash\n"
+        "h = MinHasher(16)\n"
+        "assert h.backend == 'numpy', h.backend\n"
+        "m = MinHash(num_perm=16, seed=1, hashfunc=shingle_hash32)\n"
+        "m.update_batch(shingles('one two three four five six seven', 5))\n"
+        "assert (h.signatures(['One two three four five six seven'])[0] == m.hashvalues).all()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LMFORGE_MINHASH_BACKEND"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
 def test_backend_choice(monkeypatch):
     monkeypatch.delenv("LMFORGE_MINHASH_BACKEND", raising=False)
     assert resolve_backend("numpy") == "numpy"

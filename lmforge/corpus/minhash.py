@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import os
 import re
 import struct
@@ -320,7 +319,12 @@ BACKENDS = ("numba", "numpy")
 
 @functools.lru_cache(maxsize=None)
 def _numba_available() -> bool:
-    return importlib.util.find_spec("numba") is not None
+    """numba imports (it can be installed and still refuse a NumPy newer than it supports)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def resolve_backend(backend: str | None = None) -> str:
