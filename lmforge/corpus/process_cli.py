@@ -25,7 +25,7 @@ def process(dedup: bool, **kwargs) -> None:
     \b
     Example:
       lmforge corpus process ../shared/data/warc/*.warc.gz -o corpus/ --workers 2 --keep-rejected
-      lmforge corpus process crawl/ -o corpus-de/ --languages de --gopher-quality-min-doc-words 30
+      lmforge corpus process crawl/ -o corpus-de/ --languages de --gopher-quality-min-stop-words none
     """
     cfg_values = {k: v for k, v in kwargs.items() if k.startswith("cfg__")}
     run_kwargs = {k: v for k, v in kwargs.items() if not k.startswith("cfg__")}
