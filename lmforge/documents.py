@@ -162,6 +162,11 @@ def _iter_parquet(path: Path, text_key: str) -> Iterator[DocRecord]:
         raise DocumentFileError(f"{path}: not a readable Parquet file ({exc})") from None
     if text_key not in pf.schema_arrow.names:
         raise DocumentFileError(f"{path}: no column {text_key!r} (columns: {', '.join(pf.schema_arrow.names)}); pass --text-key")
+    import pyarrow as pa
+
+    kind = pf.schema_arrow.field(text_key).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or getattr(pa.types, "is_string_view", lambda _t: False)(kind)):
+        raise DocumentFileError(f"{path}: column {text_key!r} holds {kind}, not text; pass the text column with --text-key")
     row = 0
     for batch in pf.iter_batches(batch_size=1024):
         cols = batch.to_pydict()

@@ -266,3 +266,22 @@ def test_mix_build_same_source_twice_is_an_error(built, tmp_path):
 def test_tokenizer_stats_wrong_text_key_says_so(built):
     result, out = run("tokenizer", "stats", "--tokenizer", built / "tok", built / "docs.jsonl", "--text-key", "body")
     assert result.exit_code == 1 and "docs.jsonl" in out and "--text-key" in out and "'body'" in out
+
+
+@pytest.mark.parametrize("command", ["tokenizer train", "tokenizer stats", "shards build"])
+def test_parquet_text_column_that_is_not_text(built, tmp_path, command):
+    """A Parquet `text` column of numbers used to end in `TypeError: object of type 'int' has
+    no len()` deep inside the sampler / encoder."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    bad = tmp_path / "numbers.parquet"
+    pq.write_table(pa.table({"text": [1, 2, 3]}), bad)
+    args = {
+        "tokenizer train": ["tokenizer", "train", bad, "-o", tmp_path / "tok", "--vocab-size", "300", "--no-progress"],
+        "tokenizer stats": ["tokenizer", "stats", "--tokenizer", built / "tok", bad, "--no-progress"],
+        "shards build": ["shards", "build", bad, "--tokenizer", built / "tok", "-o", tmp_path / "shards"],
+    }[command]
+    result, out = run(*args)
+    assert result.exit_code == 1
+    assert "numbers.parquet" in out and "int64, not text" in out and "--text-key" in out
