@@ -285,3 +285,14 @@ def test_parquet_text_column_that_is_not_text(built, tmp_path, command):
     result, out = run(*args)
     assert result.exit_code == 1
     assert "numbers.parquet" in out and "int64, not text" in out and "--text-key" in out
+
+
+def test_mix_inspect_manifest_with_non_positive_budget(built, tmp_path):
+    out = tmp_path / "mix.json"
+    result, _ = run("mix", "build", "--source", f"web={built / 'shards'}:1", "--budget", "1M", "-o", out)
+    assert result.exit_code == 0
+    data = orjson.loads(out.read_bytes())
+    data["budget"] = -5
+    out.write_bytes(orjson.dumps(data))
+    result, text = run("mix", "inspect", out)
+    assert result.exit_code == 1 and "mix.json" in text and "budget -5" in text

@@ -421,6 +421,8 @@ def load_manifest(path: str | os.PathLike, *, check_shards: bool = True) -> Mani
         raise MixError(f"{path}: malformed manifest ({type(exc).__name__}: {exc}); rebuild it with `lmforge mix build`") from None
     if not manifest.sources:
         raise MixError(f"{path}: no sources")
+    if manifest.budget <= 0:
+        raise MixError(f"{path}: budget {manifest.budget} tokens; it must be > 0 (rebuild it with `lmforge mix build --budget TOKENS`)")
     for s in manifest.sources:
         if s.weight <= 0:
             raise MixError(f"{path}: source {s.name!r} has weight {s.weight}; weights must be > 0 (rebuild the manifest)")
