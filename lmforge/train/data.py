@@ -20,9 +20,10 @@ identical on all ranks, and 1 or N processes train on the same global batches.
 
 Reading: shards are zstd-compressed (`ShardReader` decompresses only the 64Ki-token frames a
 window touches); a background thread keeps `prefetch` batches ready, in pinned memory when the
-device is CUDA, so the accelerator does not wait for decompression. Random windows cost one
-frame decompression (~0.1 ms for 128 KiB) per sequence: ~50 ms/s at 500k tokens/s with T=1024,
-off the training thread.
+device is CUDA, so the accelerator does not wait for decompression. Measured on one core with
+the frame cache defeated (every window decompresses a fresh 128 KiB frame): 0.083 ms per
+window, i.e. 12M tokens/s at T = 1024, ~24x what an H200 trains GPT-2 small at; with the
+cache warm (small shards) 0.008 ms per window.
 """
 
 from __future__ import annotations

@@ -112,14 +112,17 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     The plain path writes the (N, V) logits, reads them for log-softmax, writes the log-probs,
     and does the same twice more backwards: on a CPU with a 8192-token vocabulary and 1024
     tokens that is ~32 MB per pass, out of cache, and ~20% of a `tiny` step. Here each chunk
-    of 256 rows (8 MB at V = 8192) goes logits -> softmax -> (softmax - onehot) in place and
+    of 256 rows (8 MB at V = 8192; see `forward` for larger vocabularies) goes logits -> softmax -> (softmax - onehot) in place and
     straight into the two gradient products, so nothing (N, V)-sized is ever kept (Liger's
     fused linear cross-entropy, in plain PyTorch). FLOPs are the same; the win is memory
     traffic. The result equals `F.cross_entropy(h @ W.T, y, ignore_index=-1)` to float error.
     """
 
     @staticmethod
-    def forward(ctx, h, weight, targets, chunk_rows: int = 256):
+    def forward(ctx, h, weight, targets, chunk_rows: int | None = None):
+        # Each chunk also rewrites the whole (V, C) weight gradient, so a bigger vocabulary
+        # wants fewer, taller chunks: 256 rows was fastest at V = 8192, 1024 at V = 32768.
+        chunk_rows = chunk_rows or min(4096, max(256, weight.size(0) // 32))
         valid = targets != -1
         n_valid = int(valid.sum())
         scale = 1.0 / max(n_valid, 1)
