@@ -31,9 +31,10 @@ hashing as one compiled pass over the code points and the permutations as a loop
 running minima stay in vector registers; **numpy** (the fallback) does the hashing with the
 prefix-sum passes above and the permutations as blocks of ~512 shingles x all permutations
 (~230 KB, in L2 cache) reduced with `np.minimum.reduceat`. Measured on C4 documents, 112
-permutations, one shared core: numpy ~7,500-10,000 docs/s (permutations ~55% of it), numba
-~23,000-28,000 docs/s (permutations ~15%; `str.lower` and the UTF-32 encode are now ~half),
-datasketch (sha1, `update_batch`) ~1,500 docs/s.
+permutations, one core of a shared 2-core machine (busy .. quiet): numba 23,000-45,000
+docs/s (permutations ~15% of it; `str.lower` and the UTF-32 encode are now about half),
+numpy 7,500-14,000 docs/s (permutations ~55%), datasketch (sha1, `update_batch`)
+1,400-2,300 docs/s: numba ~14-22x datasketch, numpy ~5-6x.
 
 Polynomial hashing modulo 2**64 has known adversarial collisions (Thue-Morse strings); for
 deduplication a collision only merges two shingles, like any 32-bit hash does.
