@@ -121,8 +121,7 @@ def test_extraction_timeout_is_counted(tmp_path, sample_warc, monkeypatch):
 
 @pytest.fixture(scope="module")
 def resume_case(tmp_path_factory, sample_warc):
-    """Inputs for the kill -9 tests (8 files), and the output and duration of an
-    uninterrupted run over them."""
+    """Inputs for the kill -9 tests (8 files, 8 tasks) and the output of an uninterrupted run."""
     folder = tmp_path_factory.mktemp("resume")
     inputs = []
     names = ["cc-main-2020-34-multilingual.warc.gz", "wget-2024-homepages.warc.gz", "clueweb09-ja-near-duplicates.warc.gz"]
@@ -133,28 +132,43 @@ def resume_case(tmp_path_factory, sample_warc):
             inputs.append(str(link))
     args = ["corpus", "process", *inputs, "--tasks", "8", "--workers", "1", "--no-progress", "--languages", "en,ja,zh,de"]
     reference = folder / "reference"
-    start = time.perf_counter()
     subprocess.run([*LMFORGE, *args, "-o", str(reference)], check=True, capture_output=True)
-    return args, read_docs(reference), time.perf_counter() - start
+    return args, read_docs(reference)
 
 
-@pytest.mark.parametrize("fraction", [0.35, 0.6, 0.85])
-def test_kill_9_and_resume_gives_the_uninterrupted_output(tmp_path, resume_case, fraction):
-    args, expected, duration = resume_case
+def _wait_for(condition, proc, timeout=60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.parametrize("tasks_done", [0, 3, 6])
+def test_kill_9_and_resume_gives_the_uninterrupted_output(tmp_path, resume_case, tasks_done):
+    """SIGKILL the whole process group once `tasks_done` tasks have finished and the next
+    one has started writing, then run the same command again."""
+    args, expected = resume_case
     out = tmp_path / "resumed"
+    completions = out / ".lmforge" / "process" / "completions"
     proc = subprocess.Popen([*LMFORGE, *args, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    time.sleep(duration * fraction)
-    interrupted = proc.poll() is None
+
+    def mid_task():
+        done = len(list(completions.glob("*"))) if completions.exists() else 0
+        writing = (out / "documents" / f"{done:05d}.jsonl.zst.tmp").exists()
+        return done >= tasks_done and writing
+
+    interrupted = _wait_for(mid_task, proc)
     if interrupted:
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list((out / ".lmforge" / "process" / "completions").glob("*"))) if out.exists() else 0
     subprocess.run([*LMFORGE, *args, "-o", str(out)], check=True, capture_output=True)
 
     assert read_docs(out) == expected
     assert not list(out.rglob("*.tmp"))
-    assert interrupted, f"the run finished before the kill at {fraction:.0%} of {duration:.1f}s ({done}/8 tasks)"
+    assert interrupted, f"the run finished before task {tasks_done} started writing"
 
 
 def test_process_filters_count_reasons_and_keep_rejected(tmp_path, sample_warc):
