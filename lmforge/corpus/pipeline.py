@@ -169,6 +169,10 @@ def run_corpus(
     from lmforge.corpus.warc import WarcInputError, check_local_input, expand_inputs
 
     executor = executor or ExecutorConfig()
+    if config.dedup and executor.executor != "local":
+        raise CorpusRunError(
+            f"--dedup runs after processing finishes, which a {executor.executor} submission cannot wait for here; "
+            f"run `lmforge corpus dedup OUT/documents -o DEDUP --executor {executor.executor}` once processing is done")
     try:
         files = expand_inputs(config.inputs)
         for path in files:
