@@ -99,11 +99,46 @@ def rotary_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tenso
     return angles.cos(), angles.sin()
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x1[i], x2[i]) of the two halves of the head dimension. x: (B, nh, T, hs)."""
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     x1, x2 = x.chunk(2, dim=-1)
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # (T, hs/2), broadcast over B, nh
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class _Rotary(torch.autograd.Function):
+    """RoPE with the inverse rotation as its backward (a rotation's adjoint is its inverse):
+    one pass like the forward, instead of autograd's trail of mul/sub/cat/chunk backwards."""
+
+    @staticmethod
+    def forward(ctx, x, cos, sin):
+        ctx.save_for_backward(cos, sin)
+        return _rotate(x, cos, sin)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin = ctx.saved_tensors
+        return _rotate(grad, cos, -sin), None, None
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x1[i], x2[i]) of the two halves of the head dimension. x: (B, nh, T, hs)."""
+    return _Rotary.apply(x, cos, sin)
+
+
+class _ReluSquared(torch.autograd.Function):
+    """relu(x)², backward 2·relu(x)·grad: two element-wise passes instead of autograd's
+    pow-backward and threshold-backward (~5% of a CPU step at width 256)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        r = F.relu(x)
+        ctx.save_for_backward(r)
+        return r * r
+
+    @staticmethod
+    def backward(ctx, grad):
+        (r,) = ctx.saved_tensors
+        return grad * r * 2.0
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
@@ -213,7 +248,7 @@ class MLP(nn.Module):
         self.proj = nn.Linear(config.mlp_ratio * config.n_embd, config.n_embd, bias=False)
 
     def forward(self, x):
-        return self.proj(F.relu(self.fc(x)).square())
+        return self.proj(_ReluSquared.apply(self.fc(x)))
 
 
 class Block(nn.Module):
