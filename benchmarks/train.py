@@ -124,7 +124,10 @@ def main(argv=None) -> dict:
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
     trainer, ours = build_lmforge(args, args.vocab)
     mc = trainer.raw_model.config
-    ref, ref_name, ref_params = build_reference(args, mc)
+    try:
+        ref, ref_name, ref_params = build_reference(args, mc)
+    except ImportError:
+        ref, ref_name, ref_params = None, "transformers not installed (pip install transformers)", None
     T = mc.block_size
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, args.vocab, (args.batch, T + 1), generator=gen)
@@ -132,19 +135,21 @@ def main(argv=None) -> dict:
         tokens = tokens.pin_memory()
     log(f"preset {args.preset}: {mc.n_layer} layers, width {mc.n_embd}, context {T}, batch {args.batch}, vocab {mc.padded_vocab_size}, "
         f"device {args.device}, threads {args.threads}")
-    for name, step in (("lmforge", ours), ("reference", ref)):
+    runs = [("lmforge", ours)] + ([("reference", ref)] if ref is not None else [])
+    for name, step in runs:
         t = time.perf_counter()
         for _ in range(args.warmup):
             step(tokens)
         _sync(args.device)
         log(f"  warm-up {name}: {time.perf_counter() - t:.1f} s")
-    times = {"lmforge": [], "reference": []}
+    times = {name: [] for name, _ in runs}
     for r in range(args.repeats):
-        for name, step in (("lmforge", ours), ("reference", ref)):
+        for name, step in runs:
             dt = time_block(step, tokens, args.steps, args.device)
             times[name].append(dt)
             log(f"  block {r + 1} {name}: {args.steps * args.batch * T / dt:,.0f} tokens/s")
     tps = {k: args.steps * args.batch * T / statistics.median(v) for k, v in times.items()}
+    tps.setdefault("reference", None)
     flops = trainer.raw_model.flops_per_token(T)
     result = {
         "benchmark": "train",
@@ -160,8 +165,8 @@ def main(argv=None) -> dict:
         "lmforge_params": trainer.raw_model.num_params(),
         "reference_params": ref_params,
         "lmforge_tokens_per_s": round(tps["lmforge"], 1),
-        "reference_tokens_per_s": round(tps["reference"], 1),
-        "speedup": round(tps["lmforge"] / tps["reference"], 3),
+        "reference_tokens_per_s": round(tps["reference"], 1) if tps["reference"] else None,
+        "speedup": round(tps["lmforge"] / tps["reference"], 3) if tps["reference"] else None,
         "reference": ref_name,
         "flops_per_token": flops,
         "mfu": None,
@@ -170,7 +175,7 @@ def main(argv=None) -> dict:
     if gpu:
         peak = peak_bf16_flops(torch.device("cuda"))
         result.update(peak_bf16_tflops=round(peak / 1e12, 1), mfu=round(tps["lmforge"] * flops / peak, 4),
-                      reference_mfu=round(tps["reference"] * flops / peak, 4))
+                      reference_mfu=round(tps["reference"] * flops / peak, 4) if tps["reference"] else None)
     print(json.dumps(result))
     return result
 

@@ -168,3 +168,16 @@ def test_config_errors_name_the_fix():
     with pytest.raises(TrainingError, match="use --batch-tokens 512 or 1024"):
         cfg.validate(world_size=1)
     TrainConfig(manifest="m", out_dir="o", batch_tokens=1024, micro_batch=4).validate(world_size=2)
+
+
+def test_loss_plot_without_matplotlib_is_still_a_png():
+    import struct
+    import zlib
+
+    from lmforge.train.trainer import _png_plot
+
+    png = _png_plot([[(1, 5.0), (2, 4.0), (3, 3.5)], [(2, 4.2), (3, 3.9)]], width=64, height=32)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (64, 32)
+    idat = png[png.index(b"IDAT") + 4 : png.index(b"IEND") - 8]
+    assert len(zlib.decompress(idat)) == 32 * (1 + 64 * 3)

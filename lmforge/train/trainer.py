@@ -431,30 +431,73 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def plot_loss(rows: list[dict], out: Path) -> Path | None:
-    """RUN/loss.png: train loss per step, validation loss per source at eval steps."""
+    """RUN/loss.png: train loss per step, validation loss per source at eval steps.
+
+    With matplotlib: a labelled chart. Without it: the same curves drawn by `_png_plot`
+    (axes and lines, no text), so a run always leaves a picture.
+    """
+    if not rows:
+        return None
+    train_pts = [(r["step"], r["loss"]) for r in rows]
+    val_names = sorted({k[len("val_loss/"):] for r in rows for k in r if k.startswith("val_loss/")})
+    val_pts = {n: [(r["step"], r[f"val_loss/{n}"]) for r in rows if f"val_loss/{n}" in r] for n in val_names}
+    tmp = out.with_name(".tmp-" + out.name)
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return None
+        tmp.write_bytes(_png_plot([train_pts, *val_pts.values()]))
+        os.replace(tmp, out)
+        return out
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1, label="train")
-    val_names = sorted({k[len("val_loss/"):] for r in rows for k in r if k.startswith("val_loss/")})
-    for name in val_names:
-        pts = [(r["step"], r[f"val_loss/{name}"]) for r in rows if f"val_loss/{name}" in r]
+    ax.plot(*zip(*train_pts), lw=1, label="train")
+    for name, pts in val_pts.items():
         ax.plot(*zip(*pts), marker="o", ms=3, lw=1, label=f"val {name}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = out.with_name(".tmp-" + out.name)
     fig.savefig(tmp, format="png")
     plt.close(fig)
     os.replace(tmp, out)
     return out
+
+
+_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+
+
+def _png_plot(series: list[list[tuple[float, float]]], width: int = 640, height: int = 360) -> bytes:
+    """A minimal line chart as PNG bytes (zlib + struct, no dependencies)."""
+    import struct
+    import zlib
+
+    img = np.full((height, width, 3), 255, dtype=np.uint8)
+    pad = 30
+    img[height - pad, pad : width - pad + 1] = 0  # x axis
+    img[pad : height - pad + 1, pad] = 0  # y axis
+    pts = [p for s in series for p in s if math.isfinite(p[1])]
+    if pts:
+        x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+        y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+        sx = (width - 2 * pad) / max(x1 - x0, 1e-9)
+        sy = (height - 2 * pad) / max(y1 - y0, 1e-9)
+        for k, s in enumerate(series):
+            colour = _COLOURS[k % len(_COLOURS)]
+            xy = [(pad + (x - x0) * sx, height - pad - (y - y0) * sy) for x, y in s if math.isfinite(y)]
+            for (ax_, ay), (bx, by) in zip(xy, xy[1:] or xy):
+                n = int(max(abs(bx - ax_), abs(by - ay))) + 1
+                for t in np.linspace(0, 1, n + 1):
+                    img[int(round(ay + (by - ay) * t)), int(round(ax_ + (bx - ax_) * t))] = colour
+    raw = b"".join(b"\x00" + img[r].tobytes() for r in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
 def peak_bf16_flops(device: torch.device, n: int = 8192, iters: int = 20) -> float:
