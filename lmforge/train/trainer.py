@@ -209,6 +209,9 @@ class Trainer:
         self.cfg = cfg
         self.dist = dist or Dist()
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if cfg.device == "cuda" else "cpu")
+        if cfg.device == "cuda":  # the few fp32 products left under autocast may use TF32
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         cfg.validate(self.dist.world_size)
         self.accum = cfg.accumulation(self.dist.world_size)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -592,6 +595,8 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     token_bytes, tok_fingerprint = _token_bytes(manifest, model_config.padded_vocab_size)
 
     trainer = Trainer(cfg, model_config, d)
+    if token_bytes is not None:
+        token_bytes = token_bytes.to(trainer.device)
     loader = MixtureLoader(
         manifest, context=cfg.context, global_batch=cfg.batch_tokens // cfg.context, seed=cfg.seed,
         rank=d.rank, world_size=d.world_size, vocab_size=int(manifest.vocab_size),
