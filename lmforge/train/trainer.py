@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lmforge.train.data import DataError, MixtureLoader, Prefetcher, val_bits_per_byte
+from lmforge.train.data import MixtureLoader, Prefetcher, val_bits_per_byte
 from lmforge.train.model import GPT, PRESETS, GPTConfig, load_weights, preset_config, save_weights
 
 CHECKPOINTS = "checkpoints"
