@@ -11,7 +11,9 @@ enough to time), through datatrove's LocalPipelineExecutor with the same tasks a
 
 The stock LanguageFilter downloads lid.176.bin at run time; here it is given the same local
 lid.176.ftz lmforge uses, so both do the same work offline. Speed is HTML pages in / wall
-second. Runs: one core (1 task, 1 worker) and `--workers 2` (2 tasks, 2 workers).
+second of the executor's run (block lists, models and all), each run in a fresh process so
+that nothing one run loaded (URL lists, models) warms the next. Runs: one core (1 task,
+1 worker) and `--workers 2` (2 tasks, 2 workers).
 Prints one JSON line last; `--json` prints only that.
 """
 
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 SHARED = Path(os.environ.get("LMFORGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 WARCS = ["cc-main-2020-34-multilingual.warc.gz", "wget-2024-homepages.warc.gz", "clueweb09-ja-near-duplicates.warc.gz",
          "iana-2014-with-revisits.warc.gz", "cc-main-2024-22-whirlwind.warc.gz"]
@@ -121,6 +124,27 @@ def count_stock_kept(out: Path) -> int:
     return sum(1 for p in (out / "docs").rglob("*.jsonl.gz") for _ in gzip.open(p, "rt"))
 
 
+def run_one(kind: str, inputs_dir: str, out: str, tasks: int, workers: int) -> None:
+    """Child process: run one pipeline and print its seconds (and stats) as JSON."""
+    inputs = sorted(str(p) for p in Path(inputs_dir).iterdir())
+    if kind == "lmforge":
+        seconds, stats = run_lmforge(inputs, Path(out), tasks, workers)
+        print(json.dumps({"seconds": seconds, "pages": stats["summary"]["pages"], "kept": stats["summary"]["kept"]}))
+    else:
+        seconds = run_stock(inputs_dir, Path(out), tasks, workers)
+        print(json.dumps({"seconds": seconds, "kept": count_stock_kept(Path(out))}))
+
+
+def fresh_run(kind: str, inputs_dir: str, out: Path, tasks: int, workers: int) -> dict:
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--one", kind, inputs_dir, str(out), str(tasks), str(workers)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{kind} run failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     import logging
 
@@ -130,7 +154,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=4, help="times each WARC file is repeated")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    parser.add_argument("--one", nargs=5, metavar=("KIND", "INPUTS", "OUT", "TASKS", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        kind, inputs_dir, out, tasks, workers = args.one
+        run_one(kind, inputs_dir, out, int(tasks), int(workers))
+        return
     if not SHARED.is_dir():
         sys.exit(f"shared data not found at {SHARED}")
     result: dict = {"benchmark": "corpus_process", "copies": args.copies}
@@ -139,22 +168,21 @@ def main() -> None:
         inputs = make_inputs(tmp, args.copies)
         input_dir = str(Path(inputs[0]).parent)
         for label, tasks, workers in (("1_core", 1, 1), ("2_workers", 2, 2)):
-            lm_seconds, stats = run_lmforge(inputs, tmp / f"lm-{label}", tasks, workers)
-            stock_seconds = run_stock(input_dir, tmp / f"stock-{label}", tasks, workers)
-            pages = stats["summary"]["pages"]
+            lm = fresh_run("lmforge", input_dir, tmp / f"lm-{label}", tasks, workers)
+            stock = fresh_run("stock", input_dir, tmp / f"stock-{label}", tasks, workers)
+            pages = lm["pages"]
             result[label] = {
                 "pages": pages,
-                "lmforge_seconds": round(lm_seconds, 2),
-                "stock_seconds": round(stock_seconds, 2),
-                "lmforge_docs_per_s": round(pages / lm_seconds, 1),
-                "stock_datatrove_docs_per_s": round(pages / stock_seconds, 1),
-                "speedup": round(stock_seconds / lm_seconds, 2),
-                "lmforge_kept": stats["summary"]["kept"],
-                "stock_kept": count_stock_kept(tmp / f"stock-{label}"),
+                "lmforge_seconds": round(lm["seconds"], 2),
+                "stock_seconds": round(stock["seconds"], 2),
+                "lmforge_docs_per_s": round(pages / lm["seconds"], 1),
+                "stock_datatrove_docs_per_s": round(pages / stock["seconds"], 1),
+                "speedup": round(stock["seconds"] / lm["seconds"], 2),
+                "lmforge_kept": lm["kept"],
+                "stock_kept": stock["kept"],
             }
             if not args.json:
                 print(f"{label}: {json.dumps(result[label])}", file=sys.stderr)
-            shutil.rmtree(tmp / f"lm-{label}")
     result["lmforge_docs_per_s"] = result["1_core"]["lmforge_docs_per_s"]
     result["stock_datatrove_docs_per_s"] = result["1_core"]["stock_datatrove_docs_per_s"]
     result["speedup_1_core"] = result["1_core"]["speedup"]
