@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "mix": "lmforge.tokenize.shards_cli:mix",
     "train": "lmforge.train.cli:train",
     "sample": "lmforge.train.cli:sample",
+    "align": "lmforge.alignment.cli:align",
+    "chat": "lmforge.alignment.chat_cli:chat",
     "demo": "lmforge.pipelines.demo_cli:demo",
 }
 
