@@ -1,0 +1,565 @@
+"""Reward model: a GPT with a scalar head read at the last real token, trained Bradley–Terry.
+
+`RewardModel(gpt)` puts `Linear(n_embd, 1)` on `GPT.hidden()`; the score of a sequence is the
+head's output at its last non-pad position (sequences are right-padded, and the model is
+causal, so padding never changes a score). Training minimises `-logsigmoid(r_chosen -
+r_rejected)` over preference pairs (InstructGPT's loss with K = 2) and reports pairwise
+accuracy, the share of held-out pairs whose chosen answer scores higher, on a split made
+from the seed before training. Chance is 0.5.
+
+This module also holds what the three preference stages (reward model, DPO, RL) share:
+
+- `load_base(run)`: a pretrained or SFT checkpoint (`lmforge.train.trainer.load_model`) and
+  its tokenizer, with errors as `AlignmentError` naming the fix.
+- `encode_pair()`: prompt + response tokens with the response mask from `chat.render`,
+  truncated to the model's context: the prompt from the left (its BOS kept), the response
+  from the right, so chosen and rejected keep the same prompt tokens.
+- `save_checkpoint()`: `RUN/checkpoints/step_N/{model.safetensors, optimizer.pt,
+  state.json}` written under a temporary name and renamed, as `lmforge train` does. Policy
+  checkpoints (DPO, RL) keep the GPT's own tensor names, so `load_model`, `lmforge sample`
+  and the next stage read them as they read a pretraining run; a reward model adds
+  `reward_head.weight` / `reward_head.bias`.
+- `batch_order()`: the examples of step s are a function of (seed, s) alone, so `--resume`
+  sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lmforge.train.model import GPT, GPTConfig
+from lmforge.train.trainer import (
+    CHECKPOINTS,
+    METRICS,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    STATE_FILE,
+    TrainingError,
+    _fsync_dir,
+    checkpoint_dirs,
+    latest_checkpoint,
+    load_model,
+    read_metrics,
+    read_state,
+    truncate_metrics,
+)
+
+REWARD_KIND = "reward_model"
+
+
+class AlignmentError(Exception):
+    """A preference or RL run that cannot start or go on; the message says what to do."""
+
+
+# ---- loading a base run --------------------------------------------------------------------
+def load_tokenizer(state: dict, run, tokenizer_dir: str | None = None):
+    """The tokenizer a checkpoint was trained with (or `tokenizer_dir`), fingerprint checked."""
+    from lmforge.tokenize import Tokenizer, TokenizerError
+
+    tok_dir = tokenizer_dir or state.get("tokenizer_dir")
+    if not tok_dir:
+        raise AlignmentError(f"{run}: the checkpoint names no tokenizer; pass --tokenizer DIR")
+    try:
+        tok = Tokenizer.load(tok_dir)
+    except (TokenizerError, OSError) as exc:
+        raise AlignmentError(f"{tok_dir}: cannot load the tokenizer: {exc}") from None
+    if state.get("tokenizer_fingerprint") and tok.fingerprint != state["tokenizer_fingerprint"]:
+        raise AlignmentError(f"{tok_dir}: not the tokenizer {run} was trained with (fingerprint differs)")
+    return tok
+
+
+def load_base(run, device="cpu", tokenizer_dir: str | None = None):
+    """(GPT, state.json, Tokenizer) of the newest checkpoint of `run` (or a step_N folder)."""
+    if not Path(run).exists():
+        raise AlignmentError(f"{run}: no such run; train one with `lmforge train` or `lmforge align sft`")
+    try:
+        model, state = load_model(run, device)
+    except TrainingError as exc:
+        raise AlignmentError(str(exc)) from None
+    except Exception as exc:  # a reward-model run, a damaged file
+        raise AlignmentError(f"{run}: cannot load its weights as a GPT ({type(exc).__name__}: {exc})") from None
+    if state.get("kind") == REWARD_KIND:
+        raise AlignmentError(f"{run}: is a reward model; pass a pretrained, SFT or policy run here")
+    return model, state, load_tokenizer(state, run, tokenizer_dir)
+
+
+def context_limit(model: GPT) -> int:
+    """Longest sequence the preference stages feed a model: its training context."""
+    return model.config.block_size
+
+
+# ---- tokenising pairs ----------------------------------------------------------------------
+@dataclass
+class Encoded:
+    """One prompt + response: ids (prompt then response) and the 0/1 loss mask over them."""
+
+    ids: list[int]
+    mask: list[int]
+
+
+def encode_response(prompt: list[dict], response: str, tok, max_len: int, max_prompt: int | None = None) -> Encoded:
+    """`render(prompt + [assistant: response])`, truncated to `max_len` tokens (see module doc)."""
+    from lmforge.alignment.chat import render, render_prompt
+
+    conv = list(prompt) + [{"role": "assistant", "content": response}]
+    ids, mask = render(conv, tok)
+    ids, mask = list(ids), list(mask)
+    head = list(render_prompt(list(prompt), tok))
+    if ids[: len(head)] != head:
+        raise AlignmentError("chat.render and chat.render_prompt disagree on the prompt's tokens")
+    max_prompt = max_prompt if max_prompt is not None else max_len // 2
+    p_ids, p_mask = ids[: len(head)], mask[: len(head)]
+    r_ids, r_mask = ids[len(head):], mask[len(head):]
+    if len(p_ids) > max_prompt:  # keep BOS and the end of the prompt (the latest turns)
+        p_ids = p_ids[:1] + p_ids[len(p_ids) - max_prompt + 1:]
+        p_mask = p_mask[:1] + p_mask[len(p_mask) - max_prompt + 1:]
+    room = max_len - len(p_ids)
+    r_ids, r_mask = r_ids[:room], r_mask[:room]
+    if not any(r_mask):
+        raise AlignmentError("no response tokens left after truncation")
+    return Encoded(p_ids + r_ids, p_mask + r_mask)
+
+
+def encode_pair(pair, tok, max_len: int, max_prompt: int | None = None) -> tuple[Encoded, Encoded]:
+    """(chosen, rejected) of a `PreferencePair`, both truncated the same way."""
+    return (encode_response(pair.prompt, pair.chosen, tok, max_len, max_prompt),
+            encode_response(pair.prompt, pair.rejected, tok, max_len, max_prompt))
+
+
+def encode_pairs(pairs: Iterable, tok, max_len: int, max_prompt: int | None = None) -> tuple[list[tuple[Encoded, Encoded]], dict[str, int]]:
+    """Encode every pair; pairs that cannot be encoded are counted by reason and skipped."""
+    from lmforge.alignment.chat import ChatFormatError
+
+    out, skipped = [], {}
+    for pair in pairs:
+        try:
+            c, r = encode_pair(pair, tok, max_len, max_prompt)
+        except (ChatFormatError, AlignmentError) as exc:
+            reason = str(exc).split(":")[0][:60]
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        if c.ids == r.ids:
+            skipped["chosen equals rejected"] = skipped.get("chosen equals rejected", 0) + 1
+            continue
+        out.append((c, r))
+    return out, skipped
+
+
+def read_pairs(path, tok, max_len: int, max_prompt: int | None = None):
+    """Load and encode a preference file; a missing or empty file is an `AlignmentError`."""
+    from lmforge.alignment.chat import ChatFormatError
+    from lmforge.alignment.data import load_preferences
+
+    if not Path(path).is_file():
+        raise AlignmentError(f"{path}: no such preference file")
+    try:
+        pairs, skipped = encode_pairs(load_preferences(path), tok, max_len, max_prompt)
+    except (ValueError, ChatFormatError, OSError) as exc:
+        raise AlignmentError(f"{path}: {exc}") from None
+    if not pairs:
+        raise AlignmentError(f"{path}: no usable preference pairs (skipped: {skipped or 'none found'})")
+    return pairs, skipped
+
+
+def format_skipped(skipped: dict[str, int]) -> str:
+    return ", ".join(f"{n} {why}" for why, n in skipped.items()) if skipped else "0"
+
+
+def pad(seqs: list[list[int]], pad_id: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to (B, T); also the lengths (B,). Causal attention never looks at the pads."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return ids.to(device), torch.tensor([len(s) for s in seqs], device=device)
+
+
+def pad_masks(masks: list[list[int]], T: int, device="cpu") -> torch.Tensor:
+    out = torch.zeros(len(masks), T)
+    for i, m in enumerate(masks):
+        out[i, : len(m)] = torch.tensor(m, dtype=torch.float32)
+    return out.to(device)
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices: a seeded shuffle, the last `val_fraction` held out (>= 1)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_val = min(n - 1, max(1, round(n * val_fraction))) if val_fraction > 0 and n > 1 else 0
+    return order[: n - n_val], order[n - n_val:]
+
+
+def batch_order(step: int, batch: int, items: list[int], seed: int) -> list[int]:
+    """Indices for optimizer step `step` (0-based): epochs of seeded shuffles, no state kept."""
+    n = len(items)
+    out = []
+    for k in range(step * batch, (step + 1) * batch):
+        epoch, pos = divmod(k, n)
+        order = list(items)
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        out.append(order[pos])
+    return out
+
+
+def lr_at(step: int, lr: float, warmup: int) -> float:
+    """Linear warm-up to `lr`, then constant (fine-tuning runs are short)."""
+    return lr * min(1.0, (step + 1) / max(1, warmup))
+
+
+# ---- checkpoints ---------------------------------------------------------------------------
+def gpt_tensors(model: GPT, prefix: str = "") -> dict[str, torch.Tensor]:
+    """A GPT's state dict as `save_weights` writes it (a tied head stored once)."""
+    state = {prefix + k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_embeddings:
+        state.pop(prefix + "lm_head.weight", None)
+    return state
+
+
+def save_checkpoint(run_dir, step: int, tensors: dict[str, torch.Tensor], optimizer, state: dict, keep: int = 2) -> Path:
+    """Write RUN/checkpoints/step_N atomically (temporary folder, fsync, rename); prune old ones."""
+    from safetensors.torch import save_file
+
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / MODEL_FILE), metadata={"format": "pt"})
+    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    (tmp / STATE_FILE).write_text(json.dumps({"format": "lmforge-checkpoint", "version": 1, "step": step, **state}, indent=1))
+    for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
+        with open(tmp / name, "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(root)
+    for old in checkpoint_dirs(run_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def start_run(out_dir, resume: bool) -> Path | None:
+    """Check -o against --resume; return the checkpoint to resume from (or None)."""
+    ckpt = latest_checkpoint(out_dir)
+    if resume and ckpt is None:
+        raise AlignmentError(f"--resume: {out_dir} has no checkpoint to resume from; drop --resume to start a new run")
+    if not resume and ckpt is not None:
+        raise AlignmentError(f"{out_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
+    return ckpt
+
+
+def load_optimizer(optimizer, ckpt: Path, device) -> None:
+    optimizer.load_state_dict(torch.load(ckpt / OPTIMIZER_FILE, map_location=device, weights_only=True))
+
+
+def load_tensors(ckpt: Path, device="cpu") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(ckpt / MODEL_FILE), device=str(device))
+
+
+def load_gpt_tensors(model: GPT, tensors: dict[str, torch.Tensor], prefix: str = "") -> None:
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if model.config.tie_embeddings and "lm_head.weight" not in state:
+        state["lm_head.weight"] = state["wte.weight"]
+    model.load_state_dict(state, strict=True)
+
+
+class MetricsLog:
+    """RUN/metrics.jsonl, cut back to the resumed step; one JSON row per optimizer step."""
+
+    def __init__(self, run_dir: Path, step: int):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / METRICS
+        truncate_metrics(self.path, step)
+        self.file = open(self.path, "a")
+
+    def write(self, row: dict) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def rows(self) -> list[dict]:
+        return read_metrics(self.path)
+
+
+# ---- the reward model ----------------------------------------------------------------------
+class RewardModel(nn.Module):
+    """A GPT backbone and a scalar head: `forward(ids, lengths)` -> one score per row (B,)."""
+
+    def __init__(self, gpt: GPT):
+        super().__init__()
+        self.gpt = gpt
+        self.reward_head = nn.Linear(gpt.config.n_embd, 1)
+        # zero head: every score starts at 0, so the first loss is exactly log 2 and the first
+        # update moves the head toward h_chosen - h_rejected before the backbone gets gradients
+        nn.init.zeros_(self.reward_head.weight)
+        nn.init.zeros_(self.reward_head.bias)
+
+    @property
+    def config(self) -> GPTConfig:
+        return self.gpt.config
+
+    def values(self, ids: torch.Tensor) -> torch.Tensor:
+        """The head at every position (B, T): PPO's value function uses this form."""
+        return self.reward_head(self.gpt.hidden(ids)).squeeze(-1)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = self.gpt.hidden(ids)  # (B, T, C)
+        last = h[torch.arange(ids.size(0), device=ids.device), lengths - 1]  # (B, C) at the last real token
+        return self.reward_head(last).squeeze(-1).float()
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = gpt_tensors(self.gpt, "gpt.")
+        out["reward_head.weight"] = self.reward_head.weight.detach()
+        out["reward_head.bias"] = self.reward_head.bias.detach()
+        return out
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        load_gpt_tensors(self.gpt, tensors, "gpt.")
+        self.reward_head.weight.data.copy_(tensors["reward_head.weight"])
+        self.reward_head.bias.data.copy_(tensors["reward_head.bias"])
+
+
+def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """Mean of `-logsigmoid(r_chosen - r_rejected)`: log 2 when the scores are equal."""
+    return -F.logsigmoid(r_chosen - r_rejected).mean()
+
+
+def load_reward_model(run, device="cpu") -> tuple[RewardModel, dict]:
+    """The reward model of a run written by `lmforge align rm` (its newest checkpoint)."""
+    ckpt = Path(run)
+    if not (ckpt / STATE_FILE).is_file():
+        ckpt = latest_checkpoint(run)
+        if ckpt is None:
+            raise AlignmentError(f"{run}: no reward-model checkpoint here; train one with `lmforge align rm`")
+    try:
+        state = read_state(ckpt)
+    except TrainingError as exc:
+        raise AlignmentError(str(exc)) from None
+    if state.get("kind") != REWARD_KIND:
+        raise AlignmentError(f"{run}: not a reward model (state.json kind is {state.get('kind')!r}); train one with `lmforge align rm`")
+    model = RewardModel(GPT(GPTConfig.from_dict(state["model_config"]))).to(device)
+    model.load_tensors(load_tensors(ckpt, device))
+    return model, state
+
+
+def tie_half_accuracy(margins: torch.Tensor) -> float:
+    """Share of positive margins, a tie counting half (equal scores are a coin flip)."""
+    m = margins.detach()
+    return float(((m > 0).float() + 0.5 * (m == 0).float()).mean())
+
+
+@torch.no_grad()
+def score(model: RewardModel, seqs: list[list[int]], pad_id: int, batch: int = 16) -> torch.Tensor:
+    """Scores of token sequences (N,), evaluated `batch` at a time."""
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(seqs), batch):
+        ids, lengths = pad(seqs[i : i + batch], pad_id, device)
+        out.append(model(ids, lengths))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def pairwise_accuracy(model: RewardModel, pairs: list[tuple[Encoded, Encoded]], pad_id: int, batch: int = 16) -> dict[str, float]:
+    """Share of pairs whose chosen response scores higher (ties count half), mean margin and loss."""
+    if not pairs:
+        return {}
+    was = model.training
+    model.eval()
+    rc = score(model, [c.ids for c, _ in pairs], pad_id, batch)
+    rr = score(model, [r.ids for _, r in pairs], pad_id, batch)
+    model.train(was)
+    d = rc - rr
+    return {"accuracy": tie_half_accuracy(d), "margin": float(d.mean()),
+            "loss": float(bradley_terry_loss(rc, rr))}
+
+
+@dataclass
+class RewardConfig:
+    """Everything `lmforge align rm` needs; invalid values fail here, naming the option."""
+
+    base: str
+    data: str
+    out_dir: str
+    steps: int = 200
+    batch_size: int = 8  # pairs per optimizer step
+    lr: float = 1e-4
+    warmup: int = 10
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    val_fraction: float = 0.1  # share of pairs held out for pairwise accuracy
+    max_len: int | None = None  # tokens per sequence [the base model's context]
+    eval_every: int = 50
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    seed: int = 0
+    device: str = "cpu"
+    resume: bool = False
+    tokenizer_dir: str | None = None
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise AlignmentError(f"--steps {self.steps}: train for at least one step")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise AlignmentError("--batch-size and --lr must be positive")
+        if not 0 <= self.val_fraction < 1:
+            raise AlignmentError(f"--val-fraction {self.val_fraction}: choose a value in [0, 1)")
+        check_device(self.device)
+
+
+def check_device(device: str) -> None:
+    if device not in ("cpu", "cuda"):
+        raise AlignmentError(f"--device {device!r}: choose cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AlignmentError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+
+
+@dataclass
+class RunSummary:
+    """What a preference or RL run reports at its end (the CLI prints it as a table)."""
+
+    run_dir: Path
+    steps: int
+    first: dict = field(default_factory=dict)  # the first step's metrics row
+    last: dict = field(default_factory=dict)  # the last step's metrics row
+    eval: dict = field(default_factory=dict)  # the final held-out evaluation
+    seconds: float = 0.0
+    checkpoint: Path | None = None
+    resumed_from: int | None = None
+    info: dict = field(default_factory=dict)  # data counts and the like
+
+
+def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None = None) -> RunSummary:
+    """Train (or resume) a reward model from `cfg.base` on `cfg.data`; write `cfg.out_dir`."""
+    run_dir = Path(cfg.out_dir)
+    ckpt = start_run(run_dir, cfg.resume)
+    device = torch.device(cfg.device)
+    gpt, base_state, tok = load_base(cfg.base, device, cfg.tokenizer_dir)
+    max_len = min(cfg.max_len or context_limit(gpt), gpt.rope_cos.size(0))
+    pairs, skipped = read_pairs(cfg.data, tok, max_len)
+    train_idx, val_idx = split_indices(len(pairs), cfg.val_fraction, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = RewardModel(gpt).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    step = 0
+    if ckpt is not None:
+        state = read_state(ckpt)
+        model.load_tensors(load_tensors(ckpt, device))
+        load_optimizer(opt, ckpt, device)
+        step = int(state["step"])
+    if step >= cfg.steps:
+        raise AlignmentError(f"{ckpt} is already at step {step} >= --steps {cfg.steps}; raise --steps to train further")
+    resumed_from = step if ckpt is not None else None
+    val_pairs = [pairs[i] for i in val_idx]
+    run_state = lambda: {  # noqa: E731
+        "kind": REWARD_KIND, "model_config": gpt.config.to_dict(), "config": asdict(cfg),
+        "base": str(Path(cfg.base).resolve()), "base_step": base_state.get("step"),
+        "tokenizer_dir": base_state.get("tokenizer_dir") if not cfg.tokenizer_dir else cfg.tokenizer_dir,
+        "tokenizer_fingerprint": tok.fingerprint, "pairs": {"train": len(train_idx), "val": len(val_idx)},
+    }
+    log = MetricsLog(run_dir, step)
+    first, row, last_eval, saved = {}, {}, {}, None
+    t_start = time.perf_counter()
+    model.train()
+    try:
+        while step < cfg.steps:
+            batch = [pairs[i] for i in batch_order(step, cfg.batch_size, train_idx, cfg.seed)]
+            ids, lengths = pad([c.ids for c, _ in batch] + [r.ids for _, r in batch], tok.pad_id, device)
+            lr = lr_at(step, cfg.lr, cfg.warmup)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            scores = model(ids, lengths)
+            rc, rr = scores[: len(batch)], scores[len(batch):]
+            loss = bradley_terry_loss(rc, rr)
+            if not torch.isfinite(loss):
+                raise AlignmentError(f"loss is {loss.item()} at step {step + 1}; the newest checkpoint is the last good one; resume with a lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item() if cfg.grad_clip > 0 else float("nan")
+            opt.step()
+            step += 1
+            d = (rc - rr).detach()
+            row = {"step": step, "loss": loss.item(), "accuracy": tie_half_accuracy(d), "margin": float(d.mean()),
+                   "reward_chosen": float(rc.detach().mean()), "reward_rejected": float(rr.detach().mean()), "lr": lr, "grad_norm": norm}
+            if val_pairs and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
+                last_eval = pairwise_accuracy(model, val_pairs, tok.pad_id)
+                row.update({f"val_{k}": v for k, v in last_eval.items()})
+            first = first or row
+            log.write(row)
+            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
+                saved = save_checkpoint(run_dir, step, model.tensors(), opt, run_state(), cfg.keep_checkpoints)
+            if on_step:
+                on_step(row)
+    finally:
+        log.close()
+    return RunSummary(run_dir, step, first, row, last_eval, time.perf_counter() - t_start, saved, resumed_from,
+                      {"train pairs": len(train_idx), "held-out pairs": len(val_idx), "skipped pairs": format_skipped(skipped), "max_len": max_len})
+
+
+# ---- what the three commands share: a progress bar and the end-of-run table ----------------
+class Progress:
+    """A rich progress bar on stderr fed by metrics rows; `fields` picks what it shows."""
+
+    def __init__(self, label: str, total: int, fields: tuple[str, ...]):
+        self.label, self.total, self.fields = label, total, fields
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+        self.bar = Bar(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                       TimeRemainingColumn(), console=Console(stderr=True))
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=self.total, info="")
+        return self
+
+    def __call__(self, row: dict) -> None:
+        info = "  ".join(f"{k} {row[k]:.4g}" for k in self.fields if k in row)
+        self.bar.update(self.task, completed=row["step"], info=info)
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+        return False
+
+
+def print_summary(title: str, s: RunSummary, keys: list[tuple[str, str]]) -> None:
+    """The end-of-run table: each (metrics key, label) as 'first -> last', then eval and files."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{title}: {s.run_dir}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("steps", f"{s.steps}" + (f" (resumed at {s.resumed_from})" if s.resumed_from is not None else ""))
+    for name, value in s.info.items():
+        table.add_row(name, str(value))
+    for key, label in keys:
+        if key in s.last:
+            before = f"{s.first[key]:.4f} -> " if key in s.first and s.first is not s.last else ""
+            table.add_row(label, f"{before}{s.last[key]:.4f}")
+    for key, value in s.eval.items():
+        table.add_row(f"held-out {key}", f"{value:.4f}")
+    table.add_row("time", f"{s.seconds:.1f} s")
+    if s.checkpoint is not None:
+        table.add_row("checkpoint", str(s.checkpoint))
+    table.add_row("metrics", str(Path(s.run_dir) / METRICS))
+    Console(stderr=True).print(table)

@@ -1,0 +1,274 @@
+"""The reward model and `lmforge align rm`; also home of the alignment test helpers.
+
+test_dpo.py and test_rl.py import from here: a tiny tokenizer, a tiny GPT run written as a
+checkpoint, synthetic preference data, and a stand-in for `lmforge.alignment.chat` and
+`.data` used only while those modules have not landed (it follows their agreed contract).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+import types
+from pathlib import Path
+
+WORDS = (
+    "the model reads text and learns to predict the next token from the tokens before it while "
+    "a careful corpus team filters the crawl removes duplicates and keeps documents written by people "
+    "rivers flow to the sea and mountains rise above the clouds where birds fly in the morning light "
+    "what is how many apples does she have left answer"
+).split()
+MARKER = "banana"
+
+
+def install_standins() -> None:
+    """Register stand-in `chat`/`data` modules when the real ones are not importable yet."""
+    if importlib.util.find_spec("lmforge.alignment.chat") is None:
+        sys.modules["lmforge.alignment.chat"] = _chat_standin()
+    if importlib.util.find_spec("lmforge.alignment.data") is None:
+        sys.modules["lmforge.alignment.data"] = _data_standin()
+
+
+def _chat_standin() -> types.ModuleType:
+    m = types.ModuleType("lmforge.alignment.chat")
+
+    class ChatFormatError(ValueError):
+        pass
+
+    ROLE = {"user": (2, 3), "assistant": (4, 5), "system": (6, 7)}
+
+    def render(conversation, tok, *, add_generation_prompt=False, max_tokens=None):
+        ids, mask = [tok.bos_id], [0]
+        for msg in conversation:
+            if msg.get("role") not in ROLE:
+                raise ChatFormatError(f"unknown role {msg.get('role')!r}")
+            s, e = ROLE[msg["role"]]
+            body = tok.encode(msg["content"]) + [e]
+            on = 1 if msg["role"] == "assistant" else 0
+            ids += [s] + body
+            mask += [0] + [on] * len(body)
+        if add_generation_prompt:
+            ids.append(4)
+            mask.append(0)
+        if max_tokens is not None:
+            ids, mask = ids[:max_tokens], mask[:max_tokens]
+        return ids, mask
+
+    def render_prompt(conversation, tok):
+        return render(conversation, tok, add_generation_prompt=True)[0]
+
+    def parse_completion(ids, tok):
+        ids = list(ids)
+        if 5 in ids:
+            ids = ids[: ids.index(5)]
+        return tok.decode([i for i in ids if i >= 16])
+
+    m.ChatFormatError, m.render, m.render_prompt, m.parse_completion = ChatFormatError, render, render_prompt, parse_completion
+    return m
+
+
+def _data_standin() -> types.ModuleType:
+    from dataclasses import dataclass
+
+    m = types.ModuleType("lmforge.alignment.data")
+
+    @dataclass
+    class PreferencePair:
+        prompt: list
+        chosen: str
+        rejected: str
+
+    def load_preferences(path):
+        text = Path(path).read_text()
+        if text.lstrip().startswith("["):  # LLaMA-Factory
+            for r in json.loads(text):
+                conv = [{"role": "user" if t["from"] == "human" else "assistant", "content": t["value"]} for t in r["conversations"]]
+                yield PreferencePair(conv, r["chosen"]["value"], r["rejected"]["value"])
+            return
+        for n, line in enumerate(text.splitlines(), 1):
+            r = json.loads(line)
+            p = r["prompt"]
+            conv = [{"role": "user", "content": p}] if isinstance(p, str) else p
+            yield PreferencePair(conv, r["chosen"], r["rejected"])
+
+    def load_prompts(path):
+        for line in Path(path).read_text().splitlines():
+            r = json.loads(line)
+            yield [{"role": "user", "content": r["question"]}], r["answer"]
+
+    m.PreferencePair, m.load_preferences, m.load_prompts = PreferencePair, load_preferences, load_prompts
+    return m
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    start = rng.randrange(len(WORDS))
+    return " ".join(WORDS[(start + j) % len(WORDS)] if rng.random() < 0.8 else rng.choice(WORDS) for j in range(n))
+
+
+def make_tokenizer(root: Path) -> Path:
+    import orjson
+
+    from lmforge.tokenize.train import TrainConfig, train_tokenizer
+
+    rng = random.Random(0)
+    docs = root / "docs.jsonl"
+    with open(docs, "wb") as f:
+        for i in range(400):
+            text = sentence(rng, 30) + f" {MARKER} " + " ".join(str(rng.randint(0, 999)) for _ in range(3)) + " #### 42."
+            f.write(orjson.dumps({"id": str(i), "text": text}) + b"\n")
+    out = root / "tok"
+    train_tokenizer([docs], out, TrainConfig(vocab_size=300, sample_bytes=200_000, min_frequency=2))
+    return out
+
+
+def make_base_run(root: Path, tok_dir: Path, *, seed: int = 0, block_size: int = 64) -> Path:
+    """A 'pretrained' run: a tiny random GPT written as RUN/checkpoints/step_00000000."""
+    import torch
+
+    from lmforge.tokenize import Tokenizer
+    from lmforge.train.model import GPT, GPTConfig, save_weights
+
+    tok = Tokenizer.load(tok_dir)
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=2, n_head=2, n_embd=32, block_size=block_size, tie_embeddings=True))
+    ckpt = root / "checkpoints" / "step_00000000"
+    ckpt.mkdir(parents=True)
+    save_weights(model, ckpt / "model.safetensors")
+    (ckpt / "state.json").write_text(json.dumps({"step": 0, "model_config": model.config.to_dict(),
+                                                 "tokenizer_dir": str(tok_dir), "tokenizer_fingerprint": tok.fingerprint}))
+    return root
+
+
+def make_preferences(path: Path, n: int = 64, seed: int = 0) -> Path:
+    """{prompt, chosen, rejected} JSONL where the chosen answer always contains MARKER somewhere."""
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        for _ in range(n):
+            prompt = sentence(rng, 5)
+            words = sentence(rng, rng.randint(6, 12)).split()
+            chosen = list(words)
+            chosen.insert(rng.randrange(len(chosen) + 1), MARKER)
+            rejected = sentence(rng, len(chosen)).split()
+            f.write(json.dumps({"prompt": prompt, "chosen": " ".join(chosen), "rejected": " ".join(rejected)}) + "\n")
+    return path
+
+
+# ---- tests -----------------------------------------------------------------------------------
+import math  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+install_standins()
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tok_dir(tmp_path_factory):
+    return make_tokenizer(tmp_path_factory.mktemp("align-tok"))
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory, tok_dir):
+    return make_base_run(tmp_path_factory.mktemp("align-base"), tok_dir)
+
+
+@pytest.fixture(scope="session")
+def prefs(tmp_path_factory):
+    return make_preferences(tmp_path_factory.mktemp("align-prefs") / "prefs.jsonl", n=96)
+
+
+def rm_cli(args):
+    from lmforge.alignment.reward_cli import rm
+
+    return CliRunner().invoke(rm, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_bradley_terry_loss_is_log2_for_equal_scores_and_falls_with_the_margin():
+    from lmforge.alignment.reward import bradley_terry_loss
+
+    z = torch.zeros(4)
+    assert bradley_terry_loss(z, z).item() == pytest.approx(math.log(2))
+    assert bradley_terry_loss(z + 2, z).item() == pytest.approx(-math.log(1 / (1 + math.exp(-2))))
+    assert bradley_terry_loss(z + 2, z) < bradley_terry_loss(z, z) < bradley_terry_loss(z, z + 2)
+
+
+def test_score_is_read_at_the_last_real_token_so_padding_changes_nothing(base_run):
+    from lmforge.alignment.reward import RewardModel, load_base
+
+    gpt, _, tok = load_base(base_run)
+    model = RewardModel(gpt).eval()
+    torch.nn.init.normal_(model.reward_head.weight)  # a trained head, not the zero init
+    seq = tok.encode("rivers flow to the sea", bos=True)
+    alone = model(torch.tensor([seq]), torch.tensor([len(seq)]))
+    padded = torch.tensor([seq + [tok.pad_id] * 7])
+    assert torch.allclose(model(padded, torch.tensor([len(seq)])), alone, atol=1e-6)
+    other = model(torch.tensor([seq[:-1]]), torch.tensor([len(seq) - 1]))
+    assert not torch.allclose(other, alone)
+
+
+def test_rm_learns_the_marker_and_its_checkpoint_reads_back(base_run, prefs, tmp_path):
+    from lmforge.alignment.reward import load_reward_model, pad
+
+    out = tmp_path / "rm"
+    r = rm_cli(["--base", base_run, "--data", prefs, "-o", out, "--steps", 60, "--batch-size", 8, "--lr", 3e-3,
+                "--val-fraction", 0.25, "--eval-every", 20, "--checkpoint-every", 30])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == list(range(1, 61))
+    assert rows[0]["loss"] == pytest.approx(math.log(2))  # zero-initialised head
+    assert rows[-1]["val_accuracy"] >= 0.85  # chance is 0.5
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000030", "step_00000060"]
+    model, state = load_reward_model(out)
+    assert state["kind"] == "reward_model" and state["step"] == 60
+    # the head is in the checkpoint: a reloaded model scores exactly as the metrics say
+    from lmforge.alignment.data import load_preferences
+    from lmforge.alignment.reward import encode_pair, load_tokenizer
+
+    tok = load_tokenizer(state, out)
+    pair = next(iter(load_preferences(prefs)))
+    c, rj = encode_pair(pair, tok, 64)
+    ids, lengths = pad([c.ids, rj.ids], tok.pad_id)
+    s1 = model.eval()(ids, lengths)
+    model2, _ = load_reward_model(out / "checkpoints" / "step_00000060")
+    assert torch.equal(model2.eval()(ids, lengths), s1)
+
+
+def test_rm_resume_continues_to_the_same_weights(base_run, prefs, tmp_path):
+    from safetensors.torch import load_file
+
+    args = ["--base", base_run, "--data", prefs, "--batch-size", 4, "--lr", 1e-3, "--eval-every", 0]
+    assert rm_cli([*args, "-o", tmp_path / "full", "--steps", 6]).exit_code == 0
+    assert rm_cli([*args, "-o", tmp_path / "cut", "--steps", 3]).exit_code == 0
+    r = rm_cli([*args, "-o", tmp_path / "cut", "--steps", 6, "--resume"])
+    assert r.exit_code == 0 and "resumed at 3" in r.output
+    a = load_file(tmp_path / "full/checkpoints/step_00000006/model.safetensors")
+    b = load_file(tmp_path / "cut/checkpoints/step_00000006/model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(line) for line in (tmp_path / "cut/metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no-base", "no such run"),
+    ("no-data", "no such preference file"),
+    ("bad-data", "bad.jsonl"),
+    ("resume", "no checkpoint to resume from"),
+    ("steps", "at least one step"),
+])
+def test_rm_user_mistakes_are_one_line_errors(case, message, base_run, prefs, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    args = {"no-base": ["--base", tmp_path / "nope", "--data", prefs], "no-data": ["--base", base_run, "--data", tmp_path / "x.jsonl"],
+            "bad-data": ["--base", base_run, "--data", bad], "resume": ["--base", base_run, "--data", prefs, "--resume"],
+            "steps": ["--base", base_run, "--data", prefs, "--steps", 0]}[case]
+    r = rm_cli([*args, "-o", tmp_path / "out"])
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+
+
+def test_rm_help_has_an_example():
+    r = CliRunner().invoke(__import__("lmforge.alignment.reward_cli", fromlist=["rm"]).rm, ["--help"])
+    assert r.exit_code == 0 and "Example" in r.output and "lmforge align rm" in r.output
