@@ -83,14 +83,17 @@ def load_base(run, device="cpu", tokenizer_dir: str | None = None):
     """(GPT, state.json, Tokenizer) of the newest checkpoint of `run` (or a step_N folder)."""
     if not Path(run).exists():
         raise AlignmentError(f"{run}: no such run; train one with `lmforge train` or `lmforge align sft`")
+    ckpt = Path(run) if (Path(run) / STATE_FILE).is_file() else latest_checkpoint(run)
     try:
+        if ckpt is not None and read_state(ckpt).get("kind") == REWARD_KIND:
+            raise AlignmentError(f"{run}: is a reward model; pass a pretrained, SFT or policy run here")
         model, state = load_model(run, device)
     except TrainingError as exc:
         raise AlignmentError(str(exc)) from None
-    except Exception as exc:  # a reward-model run, a damaged file
+    except AlignmentError:
+        raise
+    except Exception as exc:  # a damaged or foreign weights file
         raise AlignmentError(f"{run}: cannot load its weights as a GPT ({type(exc).__name__}: {exc})") from None
-    if state.get("kind") == REWARD_KIND:
-        raise AlignmentError(f"{run}: is a reward model; pass a pretrained, SFT or policy run here")
     return model, state, load_tokenizer(state, run, tokenizer_dir)
 
 
@@ -523,6 +526,10 @@ class Progress:
         self.label, self.total, self.fields = label, total, fields
 
     def __enter__(self):
+        self.bar = None  # drawn on the first row, so a run that fails to start prints only its error
+        return self
+
+    def _start(self):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
@@ -530,14 +537,16 @@ class Progress:
                        TimeRemainingColumn(), console=Console(stderr=True))
         self.bar.start()
         self.task = self.bar.add_task(self.label, total=self.total, info="")
-        return self
 
     def __call__(self, row: dict) -> None:
+        if self.bar is None:
+            self._start()
         info = "  ".join(f"{k} {row[k]:.4g}" for k in self.fields if k in row)
         self.bar.update(self.task, completed=row["step"], info=info)
 
     def __exit__(self, *exc):
-        self.bar.stop()
+        if self.bar is not None:
+            self.bar.stop()
         return False
 
 
