@@ -135,3 +135,44 @@ def parse_completion(ids: list[int], tokenizer) -> str:
 def _short(x: Any) -> str:
     text = repr(x)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---- generation (imports torch lazily: the format above needs none) -------------------------
+def load_chat_model(run, device: str = "cpu", tokenizer_dir: str | None = None):
+    """(model, tokenizer) of a run's newest checkpoint (or a checkpoint folder), checked to match."""
+    from lmforge.tokenize import Tokenizer
+    from lmforge.train.trainer import TrainingError, load_model
+
+    model, state = load_model(run, device)
+    tok_dir = tokenizer_dir or state.get("tokenizer_dir")
+    if not tok_dir:
+        raise TrainingError(f"{run}: the checkpoint names no tokenizer; pass --tokenizer DIR")
+    tok = Tokenizer.load(tok_dir)
+    if state.get("tokenizer_fingerprint") and tok.fingerprint != state["tokenizer_fingerprint"]:
+        raise TrainingError(f"{tok_dir}: not the tokenizer this model was trained with (fingerprint differs)")
+    return model, tok
+
+
+def respond(model, tokenizer, conversation: list[dict], *, max_tokens: int = 256, temperature: float = 0.8,
+            top_k: int | None = 50, seed: int = 0) -> str:
+    """The model's next assistant turn after `conversation` (which ends with a user turn).
+
+    Generation runs with the KV cache (`lmforge.train.sample.generate`) and stops at
+    `<|assistant_end|>`. When the conversation leaves under `max_tokens` of room in the
+    model's position limit, the oldest user/assistant exchanges (never the system message
+    or the last user turn) are dropped until it fits.
+    """
+    from lmforge.train.sample import generate
+
+    limit = model.rope_cos.size(0)
+    conv = list(conversation)
+    ids = render_prompt(conv, tokenizer)
+    head = 1 if conv[0]["role"] == "system" else 0
+    while len(ids) + max_tokens > limit and len(conv) - head > 1:
+        conv = conv[:head] + conv[head + 2 :]
+        ids = render_prompt(conv, tokenizer)
+    if len(ids) >= limit:
+        raise ChatFormatError(f"the prompt alone is {len(ids)} tokens, at or over the model's limit of {limit}; shorten it")
+    new = generate(model, ids, max_tokens, temperature=temperature, top_k=top_k, seed=seed,
+                   stop={tokenizer.special_id("assistant_end")}, vocab_size=tokenizer.vocab_size)
+    return parse_completion(new, tokenizer)

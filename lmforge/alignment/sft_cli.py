@@ -1,0 +1,109 @@
+"""`lmforge align sft`: parse options, call `lmforge.alignment.sft.sft`, print a summary."""
+
+from __future__ import annotations
+
+import click
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@click.command("sft")
+@click.option("--base", required=True, type=click.Path(), help="Pretrained run (its newest checkpoint) or a checkpoint folder.")
+@click.option("--data", "data", required=True, multiple=True, type=click.Path(),
+              help="Conversation file: Alpaca JSON, messages JSONL, self-instruct JSONL, ShareGPT JSON (repeatable).")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
+@click.option("--steps", default=200, show_default=True, type=int, help="Optimizer steps in total (a resumed run counts from 0).")
+@click.option("--batch-size", default=16, show_default=True, type=int, help="Conversations per optimizer step.")
+@click.option("--micro-batch", default=None, type=int, help="Conversations per forward pass (gradient accumulation) [batch size].")
+@click.option("--lr", default=1e-4, show_default=True, type=float, help="Peak learning rate (warm-up, then cosine).")
+@click.option("--warmup", default=10, show_default=True, type=int, help="Linear warm-up steps.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the data order and the validation split.")
+@click.option("--val-fraction", default=0.05, show_default=True, type=float, help="Share of conversations held out for validation loss.")
+@click.option("--max-tokens", default=None, type=int, help="Cut conversations at this many tokens [the model's context + 1].")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "alpaca", "messages", "self-instruct", "sharegpt"]), help="Record layout of --data.")
+@click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
+@click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
+@click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
+@click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the one the base run trained with].")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, val_fraction, max_tokens, fmt, eval_every,
+        checkpoint_every, resume, tokenizer_dir, device, threads):
+    """Supervised fine-tuning of a pretrained run on conversations (loss on assistant tokens only).
+
+    \b
+    Examples:
+      lmforge align sft --base runs/tiny --data ../shared/data/align/alpaca-en-999.json -o runs/sft --steps 200
+      lmforge align sft --base runs/tiny --data alpaca.json --data chats.jsonl -o runs/sft \\
+          --batch-size 32 --micro-batch 8 --lr 5e-4 --val-fraction 0.1
+      lmforge align sft --base runs/tiny --data alpaca.json -o runs/sft --steps 200 --resume   # after a crash
+      lmforge chat runs/sft --prompt "Give three tips for staying healthy."
+    """
+    from lmforge.alignment.sft import SFTConfig, sft as run_sft
+    from lmforge.train.trainer import TrainingError
+
+    try:
+        cfg = SFTConfig(base=base, data=list(data), out_dir=out_dir, steps=steps, batch_size=batch_size, micro_batch=micro_batch,
+                        lr=lr, warmup=warmup, seed=seed, val_fraction=val_fraction, max_tokens=max_tokens, fmt=fmt,
+                        eval_every=eval_every, checkpoint_every=checkpoint_every, resume=resume, tokenizer_dir=tokenizer_dir,
+                        device=device, threads=threads)
+        with _Progress(steps) as on_step:
+            summary = run_sft(cfg, on_step=on_step)
+    except TrainingError as exc:  # SFTError included
+        raise click.ClickException(str(exc)) from None
+    _print_summary(summary)
+
+
+class _Progress:
+    def __init__(self, total: int):
+        self.total = total
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                            TimeRemainingColumn(), console=_console())
+        self.bar.start()
+        self.task = self.bar.add_task("sft", total=self.total, info="")
+
+        def on_step(row):
+            val = row.get("val_loss/heldout")
+            info = f"loss {row['loss']:.4f}" + (f"  val {val:.4f}" if val is not None else "")
+            self.bar.update(self.task, completed=row["step"], info=info)
+
+        return on_step
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+        return False
+
+
+def _print_summary(s) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"lmforge align sft: {s.run_dir}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("base", str(s.base))
+    table.add_row("steps", f"{s.steps}" + (f" (resumed at {s.resumed_from})" if s.resumed_from is not None else ""))
+    c = s.conversations
+    table.add_row("conversations", f"{c['train']:,} train, {c['val']:,} val ({s.epochs:.2f} epochs)")
+    if c["truncated"] or c["dropped"] or c["skipped"]:
+        table.add_row("data issues", f"{c['truncated']} cut at max tokens, {c['dropped']} dropped (no answer left), "
+                                     f"{c['skipped']} malformed records skipped")
+    if s.first_loss is not None:
+        table.add_row("train loss (assistant tokens)", f"{s.first_loss:.4f} -> {s.loss:.4f}")
+    if s.val_loss is not None:
+        before = f"{s.base_val_loss:.4f} -> " if s.base_val_loss is not None else ""
+        table.add_row("val loss (assistant tokens)", f"{before}{s.val_loss:.4f}")
+    table.add_row("time", f"{s.seconds:.1f} s")
+    if s.checkpoint is not None:
+        table.add_row("checkpoint", str(s.checkpoint))
+    if s.plot is not None:
+        table.add_row("plot", str(s.plot))
+    _console().print(table)
