@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 from click.testing import CliRunner
-from test_reward import base_run, install_standins, make_preferences, prefs, tok_dir  # noqa: F401  (fixtures)
+from test_reward import base_run, prefs, tok_dir  # noqa: F401  (fixtures)
 
-install_standins()
 torch.set_num_threads(1)
 
 

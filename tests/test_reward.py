@@ -1,17 +1,13 @@
 """The reward model and `lmforge align rm`; also home of the alignment test helpers.
 
 test_dpo.py and test_rl.py import from here: a tiny tokenizer, a tiny GPT run written as a
-checkpoint, synthetic preference data, and a stand-in for `lmforge.alignment.chat` and
-`.data` used only while those modules have not landed (it follows their agreed contract).
+checkpoint, and synthetic preference data.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
-import types
 from pathlib import Path
 
 WORDS = (
@@ -21,85 +17,6 @@ WORDS = (
     "what is how many apples does she have left answer"
 ).split()
 MARKER = "banana"
-
-
-def install_standins() -> None:
-    """Register stand-in `chat`/`data` modules when the real ones are not importable yet."""
-    if importlib.util.find_spec("lmforge.alignment.chat") is None:
-        sys.modules["lmforge.alignment.chat"] = _chat_standin()
-    if importlib.util.find_spec("lmforge.alignment.data") is None:
-        sys.modules["lmforge.alignment.data"] = _data_standin()
-
-
-def _chat_standin() -> types.ModuleType:
-    m = types.ModuleType("lmforge.alignment.chat")
-
-    class ChatFormatError(ValueError):
-        pass
-
-    ROLE = {"user": (2, 3), "assistant": (4, 5), "system": (6, 7)}
-
-    def render(conversation, tok, *, add_generation_prompt=False, max_tokens=None):
-        ids, mask = [tok.bos_id], [0]
-        for msg in conversation:
-            if msg.get("role") not in ROLE:
-                raise ChatFormatError(f"unknown role {msg.get('role')!r}")
-            s, e = ROLE[msg["role"]]
-            body = tok.encode(msg["content"]) + [e]
-            on = 1 if msg["role"] == "assistant" else 0
-            ids += [s] + body
-            mask += [0] + [on] * len(body)
-        if add_generation_prompt:
-            ids.append(4)
-            mask.append(0)
-        if max_tokens is not None:
-            ids, mask = ids[:max_tokens], mask[:max_tokens]
-        return ids, mask
-
-    def render_prompt(conversation, tok):
-        return render(conversation, tok, add_generation_prompt=True)[0]
-
-    def parse_completion(ids, tok):
-        ids = list(ids)
-        if 5 in ids:
-            ids = ids[: ids.index(5)]
-        return tok.decode([i for i in ids if i >= 16])
-
-    m.ChatFormatError, m.render, m.render_prompt, m.parse_completion = ChatFormatError, render, render_prompt, parse_completion
-    return m
-
-
-def _data_standin() -> types.ModuleType:
-    from dataclasses import dataclass
-
-    m = types.ModuleType("lmforge.alignment.data")
-
-    @dataclass
-    class PreferencePair:
-        prompt: list
-        chosen: str
-        rejected: str
-
-    def load_preferences(path):
-        text = Path(path).read_text()
-        if text.lstrip().startswith("["):  # LLaMA-Factory
-            for r in json.loads(text):
-                conv = [{"role": "user" if t["from"] == "human" else "assistant", "content": t["value"]} for t in r["conversations"]]
-                yield PreferencePair(conv, r["chosen"]["value"], r["rejected"]["value"])
-            return
-        for n, line in enumerate(text.splitlines(), 1):
-            r = json.loads(line)
-            p = r["prompt"]
-            conv = [{"role": "user", "content": p}] if isinstance(p, str) else p
-            yield PreferencePair(conv, r["chosen"], r["rejected"])
-
-    def load_prompts(path):
-        for line in Path(path).read_text().splitlines():
-            r = json.loads(line)
-            yield [{"role": "user", "content": r["question"]}], r["answer"]
-
-    m.PreferencePair, m.load_preferences, m.load_prompts = PreferencePair, load_preferences, load_prompts
-    return m
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -162,7 +79,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-install_standins()
 torch.set_num_threads(1)
 
 

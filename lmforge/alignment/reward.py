@@ -229,8 +229,13 @@ def gpt_tensors(model: GPT, prefix: str = "") -> dict[str, torch.Tensor]:
     return state
 
 
-def save_checkpoint(run_dir, step: int, tensors: dict[str, torch.Tensor], optimizer, state: dict, keep: int = 2) -> Path:
-    """Write RUN/checkpoints/step_N atomically (temporary folder, fsync, rename); prune old ones."""
+def save_checkpoint(run_dir, step: int, tensors: dict[str, torch.Tensor], optimizer, state: dict, keep: int = 2,
+                    extra_weights: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write RUN/checkpoints/step_N atomically (temporary folder, fsync, rename); prune old ones.
+
+    `optimizer` is an optimizer or a dict of tensors and numbers (several optimizers' states);
+    `extra_weights` maps more safetensors file names to their tensors (PPO's value model).
+    """
     from safetensors.torch import save_file
 
     root = Path(run_dir) / CHECKPOINTS
@@ -241,9 +246,11 @@ def save_checkpoint(run_dir, step: int, tensors: dict[str, torch.Tensor], optimi
         shutil.rmtree(tmp)
     tmp.mkdir()
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / MODEL_FILE), metadata={"format": "pt"})
-    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    for name, extra in (extra_weights or {}).items():
+        save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(tmp / name), metadata={"format": "pt"})
+    torch.save(optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer, tmp / OPTIMIZER_FILE)
     (tmp / STATE_FILE).write_text(json.dumps({"format": "lmforge-checkpoint", "version": 1, "step": step, **state}, indent=1))
-    for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
+    for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, *(extra_weights or {})):
         with open(tmp / name, "rb") as f:
             os.fsync(f.fileno())
     _fsync_dir(tmp)
@@ -270,10 +277,10 @@ def load_optimizer(optimizer, ckpt: Path, device) -> None:
     optimizer.load_state_dict(torch.load(ckpt / OPTIMIZER_FILE, map_location=device, weights_only=True))
 
 
-def load_tensors(ckpt: Path, device="cpu") -> dict[str, torch.Tensor]:
+def load_tensors(ckpt: Path, device="cpu", name: str = MODEL_FILE) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    return load_file(str(ckpt / MODEL_FILE), device=str(device))
+    return load_file(str(ckpt / name), device=str(device))
 
 
 def load_gpt_tensors(model: GPT, tensors: dict[str, torch.Tensor], prefix: str = "") -> None:

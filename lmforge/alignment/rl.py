@@ -1,0 +1,397 @@
+"""RL on a policy: GRPO with verifiable rewards, PPO against a reward model.
+
+One step is a rollout and an update. The rollout takes `prompts_per_step` prompts (a seeded
+order, so `--resume` repeats an uninterrupted run), samples `group_size` completions of each
+with the KV cache (the G copies of one prompt share its length, so the batch needs no
+padding or attention mask), and scores them. The update is `epochs` passes of the clipped
+objective over the right-padded prompt + completion batch; only completion tokens count
+(the prompt and padding are masked), and every token's log-probability uses the sampling
+temperature, so ratios compare like with like.
+
+GRPO (Shao et al. 2024, DeepSeekMath): the reward is a function of the text (GSM8K: 1 if the
+`#### n` number matches, see `rewards.py`), advantages are normalised within each group,
+A_i = (r_i - mean(r)) / (std(r) + 1e-4), and every token of completion i gets A_i. The loss is
+the token-mean of -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta * KL, with rho the
+ratio to the rollout policy and KL the k3 estimator exp(q - p) - (q - p) - 1 (p policy, q
+frozen reference log-probs): non-negative, zero exactly where they agree. No value model.
+
+PPO (Ouyang et al. 2022, InstructGPT): the reward model scores prompt + completion; each
+completion token earns -kl_coef * (log pi - log ref), and the last one also the RM score.
+A value model (a copy of the reward model: backbone and scalar head, read at every
+position) gives V; GAE(gamma, lambda) gives advantages (whitened over the batch) and
+returns; the loss is the clipped policy objective plus vf_coef times the clipped value
+loss. A group of G completions per prompt is sampled here too (for the batching above).
+
+Checkpoints hold the policy as a GPT (`load_model`, `lmforge sample` and DPO read them);
+PPO adds `value.safetensors`. `optimizer.pt` holds every optimizer's state.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from lmforge.alignment.dpo import policy_state, token_logprobs
+from lmforge.alignment.reward import (
+    AlignmentError,
+    MetricsLog,
+    RunSummary,
+    batch_order,
+    check_device,
+    gpt_tensors,
+    load_base,
+    load_gpt_tensors,
+    load_reward_model,
+    load_tensors,
+    lr_at,
+    pad,
+    pad_masks,
+    read_state,
+    save_checkpoint,
+    start_run,
+)
+from lmforge.alignment.rewards import REWARD_FUNCTIONS
+from lmforge.train.model import GPT, KVCache
+
+VALUE_FILE = "value.safetensors"
+METHODS = ("grpo", "ppo")
+
+
+# ---- the pieces, each testable on its own ---------------------------------------------------
+def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO: rewards (n_groups, G) -> (r - group mean) / (group std + eps); equal rewards -> 0.
+
+    >>> [round(a, 3) for a in group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0]]))[0].tolist()]  # std 0.577
+    [0.866, -0.866, -0.866, 0.866]
+    """
+    mean = rewards.mean(dim=1, keepdim=True)
+    std = rewards.std(dim=1, keepdim=True) if rewards.size(1) > 1 else torch.zeros_like(mean)
+    return (rewards - mean) / (std + eps)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp_min(1)
+
+
+def clipped_policy_loss(logp, old_logp, advantages, mask, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-mean of -min(rho A, clip(rho, 1 - clip, 1 + clip) A), and the clipped share."""
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1 - clip, 1 + clip) * advantages
+    loss = masked_mean(-torch.minimum(unclipped, clipped), mask)
+    clip_frac = masked_mean((clipped < unclipped).float(), mask)
+    return loss, clip_frac.detach()
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token KL(pi || ref) estimate exp(q - p) - (q - p) - 1: >= 0, zero where p == q."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages and returns (B, T) by generalised advantage estimation over masked positions.
+
+    Completion tokens are one contiguous run per row (right padding), so the value after the
+    last one is 0 (the episode ends) and positions outside the mask get 0.
+    """
+    B, T = rewards.shape
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros(B, device=rewards.device)
+    next_value = torch.zeros(B, device=rewards.device)
+    for t in reversed(range(T)):
+        m = mask[:, t]
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = (delta + gamma * lam * running) * m
+        adv[:, t] = running
+        next_value = values[:, t] * m
+    return adv, (adv + values) * mask
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    return (x - mean) * torch.rsqrt(var + 1e-8) * mask
+
+
+@torch.no_grad()
+def sample_group(model: GPT, prompt: list[int], n: int, max_new: int, *, temperature: float, top_k: int | None,
+                 generator: torch.Generator, stop_id: int, vocab_size: int) -> list[list[int]]:
+    """n completions of one prompt, sampled together with one KV cache; each ends at `stop_id`
+    (kept) or after `max_new` tokens."""
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    cache = KVCache(model.config, n, len(prompt) + max_new, device=device, dtype=next(model.parameters()).dtype)
+    logits, _ = model(torch.tensor([prompt] * n, device=device), kv_cache=cache)
+    last = logits[:, -1, :vocab_size].float()  # (n, V)
+    steps, done = [], torch.zeros(n, dtype=torch.bool, device=device)
+    for i in range(max_new):
+        if temperature <= 0:
+            nxt = last.argmax(-1)
+        else:
+            last = last / temperature
+            if top_k:
+                kth = torch.topk(last, min(top_k, vocab_size), dim=-1).values[:, -1:]
+                last = last.masked_fill(last < kth, float("-inf"))
+            nxt = torch.multinomial(torch.softmax(last, -1), 1, generator=generator).squeeze(1)
+        steps.append(nxt)
+        done |= nxt == stop_id
+        if bool(done.all()) or i == max_new - 1:
+            break
+        logits, _ = model(nxt[:, None], kv_cache=cache)
+        last = logits[:, -1, :vocab_size].float()
+    model.train(was)
+    out = []
+    for row in torch.stack(steps, 1).tolist():
+        out.append(row[: row.index(stop_id) + 1] if stop_id in row else row)
+    return out
+
+
+# ---- configuration --------------------------------------------------------------------------
+@dataclass
+class RLConfig:
+    """Everything `lmforge align rl` needs; invalid values fail here, naming the option."""
+
+    method: str  # "grpo" or "ppo"
+    policy: str  # SFT run: the starting policy and the frozen KL reference
+    prompts: str  # {"question", "answer"} JSONL (GSM8K)
+    out_dir: str
+    reward: str | None = None  # PPO: a reward-model run from `lmforge align rm`
+    reward_fn: str = "gsm8k"  # GRPO: a verifiable reward in rewards.REWARD_FUNCTIONS
+    steps: int = 50
+    prompts_per_step: int = 4
+    group_size: int = 4  # completions sampled per prompt (G)
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_k: int | None = None
+    lr: float = 1e-5
+    warmup: int = 0
+    clip: float = 0.2  # ratio clipping epsilon
+    kl_coef: float = 0.04  # GRPO: beta on the KL term; PPO: per-token KL penalty in the reward
+    epochs: int = 1  # update passes over each rollout
+    gamma: float = 1.0  # PPO discount
+    lam: float = 0.95  # PPO GAE lambda
+    vf_coef: float = 0.1  # PPO value-loss weight
+    value_clip: float = 0.2  # PPO value clipping around the rollout's values
+    grad_clip: float = 1.0
+    checkpoint_every: int = 25
+    keep_checkpoints: int = 2
+    seed: int = 0
+    device: str = "cpu"
+    resume: bool = False
+    tokenizer_dir: str | None = None
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise AlignmentError(f"--method {self.method!r}: choose grpo or ppo")
+        if self.method == "ppo" and not self.reward:
+            raise AlignmentError("--method ppo needs --reward RUN (a reward model from `lmforge align rm`)")
+        if self.method == "grpo" and self.reward_fn not in REWARD_FUNCTIONS:
+            raise AlignmentError(f"--reward-fn {self.reward_fn!r}: choose one of {', '.join(REWARD_FUNCTIONS)}")
+        if self.steps < 1:
+            raise AlignmentError(f"--steps {self.steps}: train for at least one step")
+        if min(self.prompts_per_step, self.max_new_tokens, self.epochs) < 1 or self.lr <= 0:
+            raise AlignmentError("--prompts-per-step, --max-new-tokens, --epochs and --lr must be positive")
+        if self.group_size < (2 if self.method == "grpo" else 1):
+            raise AlignmentError(f"--group-size {self.group_size}: GRPO compares completions within a group; use 2 or more")
+        if self.kl_coef < 0 or not 0 < self.clip < 1:
+            raise AlignmentError("--kl-coef must be >= 0 and --clip in (0, 1)")
+        check_device(self.device)
+
+
+# ---- the trainer ----------------------------------------------------------------------------
+@dataclass
+class Rollout:
+    ids: torch.Tensor  # (N, T) prompt + completion, right-padded
+    mask: torch.Tensor  # (N, T - 1) 1 where the target token is a completion token
+    rewards: torch.Tensor  # (N,) the sequence reward (verifiable or reward model)
+    completion_lens: list[int]
+    ended: float  # share of completions that emitted <|assistant_end|>
+
+
+class RLTrainer:
+    """Policy, frozen reference, (PPO) reward and value models; `step(prompts)` does one step."""
+
+    def __init__(self, cfg: RLConfig, policy: GPT, tok, reward_model=None):
+        self.cfg, self.tok, self.device = cfg, tok, next(policy.parameters()).device
+        self.policy = policy.train()
+        self.reference = copy.deepcopy(policy).eval().requires_grad_(False)
+        self.optimizer = policy.optimizer(cfg.lr, weight_decay=0.0)
+        self.reward_model = self.value_model = self.value_optimizer = None
+        if cfg.method == "ppo":
+            if reward_model is None:
+                raise AlignmentError("PPO needs a reward model")
+            self.reward_model = reward_model.eval().requires_grad_(False)
+            self.value_model = copy.deepcopy(reward_model).train().requires_grad_(True)
+            self.value_optimizer = torch.optim.AdamW(self.value_model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.step_count = 0
+        self.limit = policy.config.block_size
+        if self.limit - cfg.max_new_tokens < 8:
+            raise AlignmentError(f"--max-new-tokens {cfg.max_new_tokens} leaves under 8 prompt tokens in the model's "
+                                 f"{self.limit}-token context; lower it")
+
+    # -- rollout
+    def prompt_ids(self, conversation: list[dict]) -> list[int]:
+        from lmforge.alignment.chat import render_prompt
+
+        ids = list(render_prompt(conversation, self.tok))
+        room = self.limit - self.cfg.max_new_tokens
+        return ids if len(ids) <= room else ids[:1] + ids[len(ids) - room + 1:]  # BOS + the latest tokens
+
+    @torch.no_grad()
+    def rollout(self, examples: list) -> Rollout:
+        from lmforge.alignment.chat import parse_completion
+
+        cfg, tok = self.cfg, self.tok
+        gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + self.step_count)
+        seqs, masks, rewards, lens = [], [], [], []
+        end = tok.assistant_end_id
+        for ex in examples:
+            prompt = self.prompt_ids(ex.prompt)
+            comps = sample_group(self.policy, prompt, cfg.group_size, cfg.max_new_tokens, temperature=cfg.temperature,
+                                 top_k=cfg.top_k, generator=gen, stop_id=end, vocab_size=tok.vocab_size)
+            for c in comps:
+                seqs.append(prompt + c)
+                masks.append([0] * len(prompt) + [1] * len(c))
+                lens.append(len(c))
+                if cfg.method == "grpo":
+                    rewards.append(REWARD_FUNCTIONS[cfg.reward_fn](parse_completion(c, tok), ex.answer))
+        ids, lengths = pad(seqs, tok.pad_id, self.device)
+        mask = pad_masks(masks, ids.size(1), self.device)[:, 1:]
+        if cfg.method == "ppo":
+            r = self.reward_model(ids, lengths)
+        else:
+            r = torch.tensor(rewards, device=self.device)
+        ended = sum(1 for s in seqs if s[-1] == end) / len(seqs)
+        return Rollout(ids, mask, r.float(), lens, ended)
+
+    # -- update
+    def step(self, examples: list) -> dict:
+        cfg = self.cfg
+        lr = lr_at(self.step_count, cfg.lr, cfg.warmup)
+        for opt in filter(None, (self.optimizer, self.value_optimizer)):
+            for g in opt.param_groups:
+                g["lr"] = lr
+        ro = self.rollout(examples)
+        V, T = self.tok.vocab_size, cfg.temperature if cfg.temperature > 0 else 1.0
+        with torch.no_grad():
+            old_logp = token_logprobs(self.policy, ro.ids, V, T)
+            ref_logp = token_logprobs(self.reference, ro.ids, V, T)
+            if cfg.method == "grpo":
+                adv = group_advantages(ro.rewards.view(-1, cfg.group_size)).view(-1, 1).expand_as(old_logp) * ro.mask
+            else:
+                old_values = self.value_model.values(ro.ids)[:, :-1].float()  # value of the state before each target
+                token_rewards = -cfg.kl_coef * (old_logp - ref_logp) * ro.mask
+                last = ro.mask.cumsum(1).argmax(1)  # index of each row's last completion token
+                token_rewards[torch.arange(len(last)), last] += ro.rewards
+                adv, returns = gae(token_rewards, old_values, ro.mask, cfg.gamma, cfg.lam)
+                adv = whiten(adv, ro.mask)
+        for _ in range(cfg.epochs):
+            logp = token_logprobs(self.policy, ro.ids, V, T)
+            pg_loss, clip_frac = clipped_policy_loss(logp, old_logp, adv, ro.mask, cfg.clip)
+            kl = masked_mean(kl_k3(logp, ref_logp), ro.mask)
+            loss = pg_loss + (cfg.kl_coef * kl if cfg.method == "grpo" else 0.0)
+            row_extra = {}
+            if cfg.method == "ppo":
+                v = self.value_model.values(ro.ids)[:, :-1].float()
+                v_clipped = old_values + (v - old_values).clamp(-cfg.value_clip, cfg.value_clip)
+                v_loss = 0.5 * masked_mean(torch.maximum((v - returns) ** 2, (v_clipped - returns) ** 2), ro.mask)
+                loss = loss + cfg.vf_coef * v_loss
+                row_extra["value_loss"] = v_loss.item()
+            if not torch.isfinite(loss):
+                raise AlignmentError(f"loss is {loss.item()} at step {self.step_count + 1}; the newest checkpoint is the "
+                                     "last good one; resume with a lower --lr or a higher --kl-coef")
+            for opt in filter(None, (self.optimizer, self.value_optimizer)):
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            params = list(self.policy.parameters()) + (list(self.value_model.parameters()) if self.value_model else [])
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip).item() if cfg.grad_clip > 0 else float("nan")
+            for opt in filter(None, (self.optimizer, self.value_optimizer)):
+                opt.step()
+        self.step_count += 1
+        return {"step": self.step_count, "reward": float(ro.rewards.mean()), "reward_std": float(ro.rewards.std()) if len(ro.rewards) > 1 else 0.0,
+                "loss": loss.item(), "policy_loss": pg_loss.item(), "kl": kl.item(), "clip_frac": clip_frac.item(),
+                "completion_len": sum(ro.completion_lens) / len(ro.completion_lens), "ended": ro.ended, "lr": lr,
+                "grad_norm": norm, **row_extra}
+
+    # -- checkpoints
+    def save(self, run_dir, state: dict, keep: int) -> Path:
+        opt = {"policy": self.optimizer.state_dict()}
+        extra = None
+        if self.value_model is not None:
+            opt["value"] = self.value_optimizer.state_dict()
+            extra = {VALUE_FILE: self.value_model.tensors()}
+        return save_checkpoint(run_dir, self.step_count, gpt_tensors(self.policy), opt, state, keep, extra)
+
+    def load(self, ckpt: Path) -> None:
+        load_gpt_tensors(self.policy, load_tensors(ckpt, self.device))
+        opt = torch.load(ckpt / "optimizer.pt", map_location=self.device, weights_only=True)
+        self.optimizer.load_state_dict(opt["policy"])
+        if self.value_model is not None:
+            self.value_model.load_tensors(load_tensors(ckpt, self.device, VALUE_FILE))
+            self.value_optimizer.load_state_dict(opt["value"])
+        self.step_count = int(read_state(ckpt)["step"])
+
+
+def read_prompts(path) -> list:
+    from lmforge.alignment.data import load_prompts
+
+    if not Path(path).is_file():
+        raise AlignmentError(f"{path}: no such prompts file")
+    try:
+        return list(load_prompts(path))
+    except ValueError as exc:
+        raise AlignmentError(str(exc)) from None
+
+
+def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> RunSummary:
+    """Run (or resume) GRPO or PPO from `cfg.policy` on `cfg.prompts`; write `cfg.out_dir`."""
+    run_dir = Path(cfg.out_dir)
+    ckpt = start_run(run_dir, cfg.resume)
+    device = torch.device(cfg.device)
+    policy, src_state, tok = load_base(cfg.policy, device, cfg.tokenizer_dir)
+    reward_model = None
+    if cfg.method == "ppo":
+        reward_model, rm_state = load_reward_model(cfg.reward, device)
+        if rm_state.get("tokenizer_fingerprint") != tok.fingerprint:
+            raise AlignmentError(f"{cfg.reward}: the reward model uses another tokenizer than {cfg.policy}; train it from the same base")
+    examples = read_prompts(cfg.prompts)
+    torch.manual_seed(cfg.seed)
+    trainer = RLTrainer(cfg, policy, tok, reward_model)
+    if ckpt is not None:
+        state = read_state(ckpt)
+        if state.get("reference") != str(Path(cfg.policy).resolve()) or state.get("config", {}).get("method") != cfg.method:
+            raise AlignmentError(f"{ckpt}: was a {state.get('config', {}).get('method')} run from {state.get('reference')}; "
+                                 "resume with the same --method and --policy")
+        trainer.load(ckpt)
+    if trainer.step_count >= cfg.steps:
+        raise AlignmentError(f"{ckpt} is already at step {trainer.step_count} >= --steps {cfg.steps}; raise --steps to train further")
+    resumed_from = trainer.step_count if ckpt is not None else None
+    log = MetricsLog(run_dir, trainer.step_count)
+    order = list(range(len(examples)))
+    first, row, saved = {}, {}, None
+    t_start = time.perf_counter()
+    try:
+        while trainer.step_count < cfg.steps:
+            batch = [examples[i] for i in batch_order(trainer.step_count, cfg.prompts_per_step, order, cfg.seed)]
+            row = trainer.step(batch)
+            first = first or row
+            log.write(row)
+            step = trainer.step_count
+            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
+                state = policy_state(trainer.policy, tok, asdict(cfg), cfg.policy, src_state, cfg.tokenizer_dir, kind="policy")
+                saved = trainer.save(run_dir, state, cfg.keep_checkpoints)
+            if on_step:
+                on_step(row)
+    finally:
+        log.close()
+    return RunSummary(run_dir, trainer.step_count, first, row, {}, time.perf_counter() - t_start, saved, resumed_from,
+                      {"method": cfg.method, "prompts": len(examples),
+                       "samples per step": cfg.prompts_per_step * cfg.group_size,
+                       "reward": cfg.reward if cfg.method == "ppo" else cfg.reward_fn})

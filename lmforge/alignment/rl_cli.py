@@ -1,0 +1,64 @@
+"""`lmforge align rl`: parse options, run GRPO or PPO, print a summary."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("rl")
+@click.option("--method", default="grpo", show_default=True, type=click.Choice(["grpo", "ppo"]),
+              help="grpo: verifiable rewards, group-normalised advantages. ppo: reward model, value head, GAE.")
+@click.option("--policy", required=True, type=click.Path(), help="SFT run: the starting policy and the frozen KL reference.")
+@click.option("--prompts", required=True, type=click.Path(), help='Prompts as {"question", "answer"} JSONL (GSM8K).')
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(), help="Run folder: checkpoints, metrics.jsonl.")
+@click.option("--reward", default=None, type=click.Path(), help="PPO: reward-model run from `lmforge align rm`.")
+@click.option("--reward-fn", default="gsm8k", show_default=True, help="GRPO: verifiable reward (gsm8k: the `#### n` number matches).")
+@click.option("--steps", default=50, show_default=True, type=int, help="Rollout + update steps.")
+@click.option("--prompts-per-step", default=4, show_default=True, type=int)
+@click.option("--group-size", "-G", default=4, show_default=True, type=int, help="Completions sampled per prompt.")
+@click.option("--max-new-tokens", default=64, show_default=True, type=int, help="Longest completion.")
+@click.option("--temperature", default=1.0, show_default=True, type=float)
+@click.option("--top-k", default=0, show_default=True, type=int, help="Sample among the k likeliest tokens (0: all).")
+@click.option("--lr", default=1e-5, show_default=True, type=float)
+@click.option("--clip", default=0.2, show_default=True, type=float, help="Ratio clipping epsilon.")
+@click.option("--kl-coef", default=0.04, show_default=True, type=float, help="GRPO: KL weight in the loss; PPO: per-token KL penalty in the reward.")
+@click.option("--epochs", default=1, show_default=True, type=int, help="Update passes over each rollout.")
+@click.option("--gamma", default=1.0, show_default=True, type=float, help="PPO discount.")
+@click.option("--lam", default=0.95, show_default=True, type=float, help="PPO GAE lambda.")
+@click.option("--vf-coef", default=0.1, show_default=True, type=float, help="PPO value-loss weight.")
+@click.option("--checkpoint-every", default=25, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for prompt order and sampling.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the policy run's].")
+@click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")
+def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
+       top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume):
+    """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.
+
+    Each step samples --group-size completions for each of --prompts-per-step prompts with
+    the KV cache, scores them, and takes a clipped policy-gradient step with a KL term to
+    the frozen starting policy. Metrics: mean reward, KL, clipped share, completion length.
+
+    \b
+    Examples:
+      lmforge align rl --method grpo --policy runs/sft \\
+          --prompts ../shared/data/align/gsm8k-train-7473.jsonl -o runs/grpo --steps 50 -G 8
+      lmforge align rl --method ppo --policy runs/sft --reward runs/rm \\
+          --prompts ../shared/data/align/gsm8k-train-7473.jsonl -o runs/ppo --steps 50
+    """
+    from lmforge.alignment.reward import AlignmentError, Progress, print_summary
+    from lmforge.alignment.rl import RLConfig, train_rl
+
+    try:
+        cfg = RLConfig(method=method, policy=policy, prompts=prompts, out_dir=out_dir, reward=reward, reward_fn=reward_fn,
+                       steps=steps, prompts_per_step=prompts_per_step, group_size=group_size, max_new_tokens=max_new_tokens,
+                       temperature=temperature, top_k=top_k or None, lr=lr, clip=clip, kl_coef=kl_coef, epochs=epochs,
+                       gamma=gamma, lam=lam, vf_coef=vf_coef, checkpoint_every=checkpoint_every, seed=seed, device=device,
+                       resume=resume, tokenizer_dir=tokenizer_dir)
+        with Progress(method, steps, ("reward", "kl", "completion_len")) as on_step:
+            summary = train_rl(cfg, on_step)
+    except AlignmentError as exc:
+        raise click.ClickException(str(exc)) from None
+    print_summary(f"lmforge align rl ({method})", summary,
+                  [("reward", "mean reward"), ("kl", "KL to reference"), ("clip_frac", "clipped share"),
+                   ("completion_len", "completion tokens"), ("ended", "ended with end-of-turn"), ("value_loss", "value loss")])

@@ -1,0 +1,190 @@
+"""GRPO, PPO and `lmforge align rl`: the pieces checked by hand, one step end to end on a tiny GPT."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from test_reward import base_run, prefs, tok_dir  # noqa: F401  (fixtures)
+
+from lmforge.alignment.rewards import REWARD_FUNCTIONS, extract_answer, gsm8k_reward
+from lmforge.alignment.rl import clipped_policy_loss, gae, group_advantages, kl_k3, sample_group
+
+torch.set_num_threads(1)
+
+
+def rl_cli(args):
+    from lmforge.alignment.rl_cli import rl
+
+    return CliRunner().invoke(rl, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rl-prompts") / "prompts.jsonl"
+    with open(path, "w") as f:
+        for a in range(12):
+            f.write(json.dumps({"question": f"what is {a} and {a + 1}", "answer": f"add them\n#### {2 * a + 1}"}) + "\n")
+    return path
+
+
+@pytest.fixture
+def odd_length_reward(monkeypatch):
+    """A reward with variance even for a random model: 1 if the completion text has odd length."""
+    monkeypatch.setitem(REWARD_FUNCTIONS, "odd", lambda text, answer: float(len(text) % 2))
+    return "odd"
+
+
+# ---- verifiable rewards -----------------------------------------------------------------------
+def test_every_gsm8k_training_answer_parses(shared_data):
+    from lmforge.alignment.data import load_prompts
+
+    path = shared_data / "align" / "gsm8k-train-7473.jsonl"
+    examples = list(load_prompts(path))
+    assert len(examples) == 7473
+    numbers = [extract_answer(ex.answer) for ex in examples]
+    assert all(n is not None for n in numbers)
+    assert all(gsm8k_reward(ex.answer, ex.answer) == 1.0 for ex in examples)
+    first = examples[0].answer
+    assert numbers[0] == "72" and gsm8k_reward("I think\n#### 72", first) == 1.0 and gsm8k_reward("#### 71", first) == 0.0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("#### 72", "72"), ("so\n#### 1,000", "1000"), ("#### $18.00", "18"), ("#### -3", "-3"), ("#### 0.5", "1/2"),
+    ("#### 12 apples", "12"), ("#### 5\nthen #### 7", "7"), ("no marker 72", None), ("#### seventy", None), ("####", None),
+])
+def test_extract_answer_forms(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_gsm8k_reward_compares_numbers_not_strings():
+    assert gsm8k_reward("#### 1,000", "#### 1000") == 1.0
+    assert gsm8k_reward("#### 18.0", "18") == 1.0
+    assert gsm8k_reward("the answer is 18", "#### 18") == 0.0
+    with pytest.raises(ValueError):
+        gsm8k_reward("#### 1", "no number here")
+
+
+# ---- the pieces by hand -------------------------------------------------------------------------
+def test_group_advantages_are_normalised_within_each_group():
+    r = torch.tensor([[1.0, 0.0, 0.0, 1.0], [3.0, 3.0, 3.0, 3.0], [0.0, 0.0, 0.0, 4.0]])
+    a = group_advantages(r)
+    assert torch.allclose(a.mean(1), torch.zeros(3), atol=1e-6)
+    assert torch.allclose(a[0], torch.tensor([1.0, -1.0, -1.0, 1.0]) * (0.5 / (0.5774 + 1e-4)), atol=1e-3)
+    assert torch.equal(a[1], torch.zeros(4))  # no signal in a group that all scored the same
+    assert torch.allclose(a[2].std(), torch.tensor(1.0), atol=1e-3) and a[2, 3] > 0 > a[2, 0]
+
+
+def test_clipped_objective_equals_the_hand_computed_value():
+    old = torch.zeros(1, 4)
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.1, 3.0]]))  # ratios 1.5, 0.5, 1.1, (3.0 masked out)
+    adv = torch.tensor([[1.0, 1.0, -1.0, 5.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    loss, clip_frac = clipped_policy_loss(logp, old, adv, mask, clip=0.2)
+    # -min(1.5, 1.2) = -1.2;  -min(0.5, 0.8) = -0.5;  -min(-1.1, -1.1) = 1.1;  mean = -0.2
+    assert loss.item() == pytest.approx(-0.2, abs=1e-6)
+    assert clip_frac.item() == pytest.approx(1 / 3)
+
+
+def test_kl_is_zero_when_policy_equals_reference_and_positive_otherwise():
+    p = torch.log_softmax(torch.randn(3, 7), -1)
+    assert torch.equal(kl_k3(p, p), torch.zeros(3, 7))
+    q = torch.log_softmax(torch.randn(3, 7), -1)
+    assert (kl_k3(p, q) >= 0).all() and kl_k3(p, q).sum() > 0
+
+
+def test_gae_by_hand():
+    r = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    v = torch.tensor([[0.5, 0.5, 0.5, 9.0]])
+    m = torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # the last position is padding
+    adv, ret = gae(r, v, m, gamma=1.0, lam=1.0)  # Monte Carlo: return 1 everywhere
+    assert torch.allclose(adv, torch.tensor([[0.5, 0.5, 0.5, 0.0]])) and torch.allclose(ret, torch.tensor([[1.0, 1.0, 1.0, 0.0]]))
+    adv0, _ = gae(r, v, m, gamma=1.0, lam=0.0)  # one-step TD: r + V(next) - V
+    assert torch.allclose(adv0, torch.tensor([[0.0, 0.0, 0.5, 0.0]]))
+
+
+def test_batched_greedy_sampling_equals_generate(base_run):
+    from lmforge.alignment.reward import load_base
+    from lmforge.train.sample import generate
+
+    model, _, tok = load_base(base_run)
+    prompt = tok.encode("rivers flow to", bos=True)
+    want = generate(model, prompt, 10, temperature=0, stop={tok.assistant_end_id}, vocab_size=tok.vocab_size)
+    got = sample_group(model, prompt, 3, 10, temperature=0, top_k=None, generator=torch.Generator().manual_seed(0),
+                       stop_id=tok.assistant_end_id, vocab_size=tok.vocab_size)
+    assert got == [want] * 3
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+def test_one_grpo_step_end_to_end(base_run, prompts, odd_length_reward, tmp_path):
+    from safetensors.torch import load_file
+
+    from lmforge.train.trainer import load_model
+
+    out = tmp_path / "grpo"
+    r = rl_cli(["--method", "grpo", "--policy", base_run, "--prompts", prompts, "-o", out, "--reward-fn", odd_length_reward,
+                "--steps", 1, "--prompts-per-step", 2, "-G", 4, "--max-new-tokens", 8, "--lr", 1e-3])
+    assert r.exit_code == 0, r.output
+    assert "mean reward" in r.output and "KL to reference" in r.output
+    (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert row["step"] == 1 and 0 <= row["reward"] <= 1 and 1 <= row["completion_len"] <= 8
+    assert row["kl"] == 0.0  # the policy is the reference until the first update
+    assert math.isfinite(row["loss"])
+    model, state = load_model(out)
+    assert state["kind"] == "policy" and state["config"]["method"] == "grpo"
+    before = load_file(base_run / "checkpoints/step_00000000/model.safetensors")
+    after = load_file(out / "checkpoints/step_00000001/model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the update moved the policy
+
+
+def test_grpo_resume_gives_the_uninterrupted_weights(base_run, prompts, odd_length_reward, tmp_path):
+    from safetensors.torch import load_file
+
+    args = ["--policy", base_run, "--prompts", prompts, "--reward-fn", odd_length_reward, "--prompts-per-step", 2, "-G", 2,
+            "--max-new-tokens", 6, "--lr", 1e-3]
+    assert rl_cli([*args, "-o", tmp_path / "full", "--steps", 2]).exit_code == 0
+    assert rl_cli([*args, "-o", tmp_path / "cut", "--steps", 1]).exit_code == 0
+    r = rl_cli([*args, "-o", tmp_path / "cut", "--steps", 2, "--resume"])
+    assert r.exit_code == 0 and "resumed at 1" in r.output
+    a = load_file(tmp_path / "full/checkpoints/step_00000002/model.safetensors")
+    b = load_file(tmp_path / "cut/checkpoints/step_00000002/model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_one_ppo_step_end_to_end_against_a_reward_model(base_run, prefs, prompts, tmp_path):
+    from lmforge.alignment.reward_cli import rm
+
+    r = CliRunner().invoke(rm, ["--base", str(base_run), "--data", str(prefs), "-o", str(tmp_path / "rm"), "--steps", "3", "--lr", "1e-3"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "ppo"
+    args = ["--method", "ppo", "--policy", base_run, "--reward", tmp_path / "rm", "--prompts", prompts, "--prompts-per-step", 2,
+            "-G", 2, "--max-new-tokens", 8, "--lr", 1e-3, "--epochs", 2]
+    r = rl_cli([*args, "-o", out, "--steps", 2, "--checkpoint-every", 1])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2] and all(math.isfinite(row["value_loss"]) for row in rows)
+    ckpt = out / "checkpoints/step_00000002"
+    assert (ckpt / "value.safetensors").is_file() and (ckpt / "model.safetensors").is_file()
+    r = rl_cli([*args, "-o", out, "--steps", 3, "--resume"])
+    assert r.exit_code == 0 and "resumed at 2" in r.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "ppo"], "needs --reward"),
+    (["--reward-fn", "nope"], "--reward-fn 'nope'"),
+    (["-G", "1"], "use 2 or more"),
+    (["--max-new-tokens", "200"], "lower it"),
+    (["--method", "ppo", "--reward", "{base}"], "not a reward model"),
+])
+def test_rl_user_mistakes_are_one_line_errors(extra, message, base_run, prompts, tmp_path):
+    extra = [a.format(base=base_run) for a in extra]
+    r = rl_cli(["--policy", base_run, "--prompts", prompts, "-o", tmp_path / "out", *extra])
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+
+
+def test_rl_missing_prompts_file(base_run, tmp_path):
+    r = rl_cli(["--policy", base_run, "--prompts", tmp_path / "none.jsonl", "-o", tmp_path / "out"])
+    assert r.exit_code == 1 and "no such prompts file" in r.output
