@@ -8,6 +8,8 @@ clipping, the schedule, fused AdamW); the reference runs `loss = model(input_ids
 labels=x).loss; loss.backward(); opt.step(); opt.zero_grad()` with `torch.optim.AdamW` and
 SDPA attention. On CUDA both use bf16 autocast; lmforge adds `torch.compile` (`--no-compile`
 turns it off), the reference stays a plain eager loop unless `--reference-compile`.
+`--precision bf16` puts both under bf16 autocast on CPU too (the CPU default is float32 for
+both); `lmforge_warmup_s` is the warm-up time, compilation included.
 
 Timing: `--warmup` untimed steps each (compilation included there), then `--repeats` blocks
 of `--steps` steps, interleaved (lmforge, reference, lmforge, ...) so a noisy neighbour on
@@ -47,7 +49,7 @@ def _sync(device: str) -> None:
 def build_lmforge(args, vocab: int):
     cfg = TrainConfig(
         manifest="synthetic", out_dir="unused", preset=args.preset, steps=10**9, batch_tokens=args.batch * PRESETS[args.preset]["block_size"],
-        micro_batch=args.batch, warmup=1, device=args.device, compile=args.compile,
+        micro_batch=args.batch, warmup=1, device=args.device, compile=args.compile, precision=args.precision,
     )
     trainer = Trainer(cfg, preset_config(args.preset, vocab))
     return trainer, trainer.step
@@ -68,7 +70,7 @@ def build_reference(args, model_cfg):
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
     fwd = torch.compile(model) if args.reference_compile else model
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else contextlib.nullcontext()
+    amp = torch.autocast(args.device, dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
 
     def step(tokens):
         x = tokens[:, :-1].to(args.device, non_blocking=True)
@@ -80,7 +82,8 @@ def build_reference(args, model_cfg):
         return loss
 
     n_params = sum(p.numel() for p in model.parameters())
-    return step, f"transformers {transformers.__version__} GPT2LMHeadModel (sdpa) + torch.optim.AdamW{' + torch.compile' if args.reference_compile else ''}", n_params
+    extras = (" + bf16 autocast" if args.precision == "bf16" else "") + (" + torch.compile" if args.reference_compile else "")
+    return step, f"transformers {transformers.__version__} GPT2LMHeadModel (sdpa) + torch.optim.AdamW{extras}", n_params
 
 
 def time_block(step, tokens, n: int, device: str) -> float:
@@ -104,6 +107,8 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--compile", dest="compile", action="store_true", default=None, help="torch.compile lmforge [on for CUDA]")
     p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="both models: bf16 autocast or float32 [auto: bf16 on CUDA, fp32 on CPU]")
     p.add_argument("--reference-compile", action="store_true", help="torch.compile the reference too")
     p.add_argument("--json", action="store_true", help="print only the JSON result line")
     args = p.parse_args(argv)
@@ -114,6 +119,7 @@ def main(argv=None) -> dict:
     args.steps = args.steps or (20 if gpu else 3)
     args.warmup = args.warmup if args.warmup is not None else (10 if gpu else 2)
     args.compile = gpu if args.compile is None else args.compile
+    args.precision = ("bf16" if gpu else "fp32") if args.precision == "auto" else args.precision
     if gpu and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device visible")
     torch.set_num_threads(args.threads)
@@ -136,12 +142,14 @@ def main(argv=None) -> dict:
     log(f"preset {args.preset}: {mc.n_layer} layers, width {mc.n_embd}, context {T}, batch {args.batch}, vocab {mc.padded_vocab_size}, "
         f"device {args.device}, threads {args.threads}")
     runs = [("lmforge", ours)] + ([("reference", ref)] if ref is not None else [])
+    warmup_s = {"reference": None}
     for name, step in runs:
         t = time.perf_counter()
         for _ in range(args.warmup):
             step(tokens)
         _sync(args.device)
-        log(f"  warm-up {name}: {time.perf_counter() - t:.1f} s")
+        warmup_s[name] = round(time.perf_counter() - t, 1)
+        log(f"  warm-up {name}: {warmup_s[name]:.1f} s")
     times = {name: [] for name, _ in runs}
     for r in range(args.repeats):
         for name, step in runs:
@@ -162,12 +170,15 @@ def main(argv=None) -> dict:
         "vocab": mc.padded_vocab_size,
         "threads": args.threads,
         "compile": args.compile,
+        "precision": args.precision,
         "lmforge_params": trainer.raw_model.num_params(),
         "reference_params": ref_params,
         "lmforge_tokens_per_s": round(tps["lmforge"], 1),
         "reference_tokens_per_s": round(tps["reference"], 1) if tps["reference"] else None,
         "speedup": round(tps["lmforge"] / tps["reference"], 3) if tps["reference"] else None,
         "reference": ref_name,
+        "lmforge_warmup_s": warmup_s["lmforge"],  # the untimed warm-up steps, compilation included
+        "reference_warmup_s": warmup_s["reference"],
         "flops_per_token": flops,
         "mfu": None,
         "reference_mfu": None,

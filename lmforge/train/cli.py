@@ -28,13 +28,15 @@ def _console():
 @click.option("--schedule", default="cosine", show_default=True, type=click.Choice(["cosine", "wsd"]), help="Decay after warm-up.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
+              help="auto: bf16 autocast on CUDA, float32 on CPU; bf16 on CPU pays off only with AVX512-BF16 or AMX.")
 @click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
 @click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
 @click.option("--eval-tokens", default=8192, show_default=True, type=int, help="Validation tokens per source per pass.")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
 @click.option("--threads", type=int, default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
-          checkpoint_every, eval_every, eval_tokens, resume, threads):
+          precision, checkpoint_every, eval_every, eval_tokens, resume, threads):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
 
     \b
@@ -52,7 +54,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
         cfg = TrainConfig(
             manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
-            checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, threads=threads,
+            precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, threads=threads,
         )
         with _progress(cfg, enabled=rank0) as on_step:
             summary = run_training(cfg, on_step=on_step)

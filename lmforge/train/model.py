@@ -161,10 +161,12 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, weight, targets, chunk_rows: int | None = None):
+    def forward(ctx, h, weight, targets, chunk_rows: int | None = None, matmul_dtype: torch.dtype | None = None):
         # Each chunk also rewrites the whole (V, C) weight gradient, so a bigger vocabulary
         # wants fewer, taller chunks: 256 rows was fastest at V = 8192, 1024 at V = 32768.
         chunk_rows = chunk_rows or min(4096, max(256, weight.size(0) // 32))
+        if matmul_dtype is not None and matmul_dtype != h.dtype:
+            return ChunkedLinearCrossEntropy._forward_lowp(ctx, h, weight, targets, chunk_rows, matmul_dtype)
         N, V = h.size(0), weight.size(0)
         valid = targets != -1
         n_valid = int(valid.sum())
@@ -200,11 +202,46 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         return total * scale
 
     @staticmethod
+    def _forward_lowp(ctx, h, weight, targets, chunk_rows: int, dtype: torch.dtype):
+        """Under bf16 autocast: the three products in `dtype`, as autocast would run the head,
+        softmax and loss in float32 (as `F.cross_entropy(logits.float())` does), the weight
+        gradient summed over chunks in float32, gradients returned in the inputs' dtypes."""
+        N, V = h.size(0), weight.size(0)
+        valid = targets != -1
+        scale = 1.0 / max(int(valid.sum()), 1)
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        hl, wl = h.to(dtype), weight.to(dtype)
+        grad_h = torch.empty_like(h) if need_grad else None
+        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_grad else None
+        buf = h.new_empty((min(chunk_rows, N), V), dtype=torch.float32)
+        rows = torch.arange(buf.size(0), device=h.device)
+        total = h.new_zeros((), dtype=torch.float32)
+        for i in range(0, N, chunk_rows):
+            hi, yi, vi = hl[i : i + chunk_rows], targets[i : i + chunk_rows], valid[i : i + chunk_rows]
+            n = hi.size(0)
+            e = buf[:n].copy_(hi @ wl.t())  # (n, V) logits, rounded to `dtype` like autocast's
+            safe_y = yi.clamp_min(0)
+            picked = e.gather(1, safe_y[:, None])
+            peak = e.amax(dim=1, keepdim=True)
+            e.sub_(peak).exp_()
+            denom = e.sum(dim=1, keepdim=True)
+            total += ((peak + denom.log() - picked).squeeze(1) * vi).sum()
+            if need_grad:
+                w_rows = vi.to(e.dtype) * scale
+                e.mul_(w_rows[:, None] / denom)
+                e[rows[:n], safe_y] -= w_rows
+                el = e.to(dtype)
+                grad_h[i : i + n] = el @ wl
+                grad_w += el.t() @ hi
+        ctx.save_for_backward(grad_h, grad_w.to(weight.dtype) if need_grad else None)
+        return total * scale
+
+    @staticmethod
     def backward(ctx, grad_out):
         grad_h, grad_w = ctx.saved_tensors
         if grad_h is None or bool(grad_out == 1):  # the usual case: no copy
-            return grad_h, grad_w, None, None
-        return grad_h * grad_out, grad_w * grad_out, None, None
+            return grad_h, grad_w, None, None, None
+        return grad_h * grad_out, grad_w * grad_out, None, None, None
 
 
 class KVCache:
@@ -339,7 +376,10 @@ class GPT(nn.Module):
         """
         x = self.hidden(idx, kv_cache)
         if targets is not None and reduction == "mean" and self.fused_loss and x.device.type == "cpu":
-            loss = ChunkedLinearCrossEntropy.apply(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1))
+            # under CPU autocast the head's products run in the autocast dtype, as nn.Linear's would
+            lowp = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+            with torch.autocast("cpu", enabled=False):
+                loss = ChunkedLinearCrossEntropy.apply(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1), None, lowp)
             return None, loss
         logits = self.lm_head(x)
         if targets is None:

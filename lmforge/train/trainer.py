@@ -7,7 +7,7 @@ prints. The pieces a test drives separately:
   known); every error names the fix.
 - `Trainer.step(tokens)`: one optimizer step over this rank's (B, T + 1) tokens: micro-batches
   with gradient accumulation (DDP gradient sync on the last one only), bf16 autocast on
-  CUDA, gradient clipping, the learning-rate schedule, AdamW (fused kernels where the device
+  CUDA (and on CPU with `precision="bf16"`), gradient clipping, the learning-rate schedule, AdamW (fused kernels where the device
   has them). A NaN or infinite loss raises `TrainingError` *before* the update, so the last
   checkpoint on disk stays the last good one.
 - `save_checkpoint` / `load_checkpoint`: `RUN/checkpoints/step_00000100/` holds
@@ -89,6 +89,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     device: str = "cpu"  # "cpu" or "cuda"
     compile: bool = False  # torch.compile the model
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, float32 on CPU), "bf16" (autocast) or "fp32"
     checkpoint_every: int = 100  # steps between checkpoints (and one at the end); 0: end only
     eval_every: int = 50  # steps between validation passes (and one at the end); 0: end only
     eval_tokens: int = 8192  # validation targets per source and pass
@@ -109,6 +110,8 @@ class TrainConfig:
             raise TrainingError(f"--schedule {self.schedule!r}: choose cosine or wsd")
         if self.device not in ("cpu", "cuda"):
             raise TrainingError(f"--device {self.device!r}: choose cpu or cuda")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise TrainingError(f"--precision {self.precision!r}: choose auto, bf16 or fp32")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise TrainingError("--device cuda: no CUDA device is visible to torch; use --device cpu")
         if self.lr <= 0 or self.micro_batch < 1 or self.batch_tokens < 1:
@@ -227,9 +230,8 @@ class Trainer:
 
             model = DDP(model, device_ids=[self.dist.local_rank] if cfg.device == "cuda" else None)
         self.module = model  # what forward passes go through
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if cfg.device == "cuda" else contextlib.nullcontext()
-        )
+        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cfg.device == "cuda")
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def step(self, tokens: torch.Tensor) -> StepResult:
         """One optimizer step on this rank's tokens (local_batch, T + 1)."""
