@@ -169,7 +169,7 @@ def read_pairs(path, tok, max_len: int, max_prompt: int | None = None):
     try:
         pairs, skipped = encode_pairs(load_preferences(path), tok, max_len, max_prompt)
     except (ValueError, ChatFormatError, OSError) as exc:
-        raise AlignmentError(f"{path}: {exc}") from None
+        raise AlignmentError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
     if not pairs:
         raise AlignmentError(f"{path}: no usable preference pairs (skipped: {skipped or 'none found'})")
     return pairs, skipped
