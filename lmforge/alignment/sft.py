@@ -132,8 +132,9 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[t
 
     x[b, t] = ids[t] (pad_id past the end); y[b, t] = ids[t + 1] where mask[t + 1] else -1.
 
-    >>> collate([([0, 4, 9, 5], [0, 0, 1, 1]), ([0, 4, 5], [0, 0, 1])], pad_id=1)
-    (tensor([[0, 4, 9], [0, 4, 1]]), tensor([[-1, 9, 5], [-1, 5, -1]]))
+    >>> x, y = collate([([0, 4, 9, 5], [0, 0, 1, 1]), ([0, 4, 5], [0, 0, 1])], pad_id=1)
+    >>> x.tolist(), y.tolist()
+    ([[0, 4, 9], [0, 4, 1]], [[-1, 9, 5], [-1, 5, -1]])
     """
     T = max(len(ids) for ids, _ in examples) - 1
     x = torch.full((len(examples), T), pad_id, dtype=torch.long)
