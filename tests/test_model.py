@@ -128,3 +128,15 @@ def test_fused_cpu_loss_under_bf16_autocast_matches_the_plain_head(tie):
     for a, p in zip(g_fused, m.parameters()):
         assert a.dtype == p.dtype
         assert ((a - p.grad).norm() / p.grad.norm()) < 1e-2  # seen: <= 2.3e-3 (bf16 rounding of the products)
+
+
+def test_rms_norm_matches_torch():
+    from lmforge.train.model import rms_norm
+
+    x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, 5, 16, dtype=torch.float64)
+    ours = rms_norm(x)
+    (gx,) = torch.autograd.grad(ours, x, g)
+    ref = F.rms_norm(x, (16,))
+    (gr,) = torch.autograd.grad(ref, x, g)
+    assert torch.allclose(ours, ref, atol=1e-12, rtol=0) and torch.allclose(gx, gr, atol=1e-12, rtol=0)

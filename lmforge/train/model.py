@@ -5,7 +5,7 @@ plus a KV cache for generation. Choices, and why:
 
 - RoPE instead of learned positions: no position table, and a model extrapolates a little
   past its training context instead of failing with an index error.
-- Parameter-free RMSNorm (`F.rms_norm`, no weight, no bias) and no biases anywhere: fewer
+- Parameter-free RMSNorm (`rms_norm`, no weight, no bias) and no biases anywhere: fewer
   tiny kernels per block, which is most of the gap to GPT-2's LayerNorm + bias layout on CPU.
 - ReLU² in the MLP (modded-nanogpt, nanochat): as good as GELU at this scale, and cheaper.
 - The vocabulary is padded to a multiple of 64 so the output head's matrix product runs at
@@ -148,6 +148,31 @@ class _ReluSquared(torch.autograd.Function):
     def backward(ctx, grad):
         (r,) = ctx.saved_tensors
         return (grad * r).mul_(2.0)
+
+
+class _RMSNorm(torch.autograd.Function):
+    """x / sqrt(mean(x²) + eps) over the last dimension, eps = the dtype's machine epsilon
+    (as `F.rms_norm` with no weight). Its backward is one formula, rstd·(g - y·mean(g·y)),
+    instead of autograd's walk back through pow, mean, add, rsqrt and mul: 1.3 ms against
+    2.5-3.2 ms per norm (fwd + bwd) at `small`, B = 8, on one CPU core; 13 norms a step."""
+
+    @staticmethod
+    def forward(ctx, x):
+        rstd = torch.rsqrt(x.pow(2).mean(-1, keepdim=True).add_(torch.finfo(x.dtype).eps))  # (..., 1)
+        y = x * rstd
+        ctx.save_for_backward(y, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, rstd = ctx.saved_tensors
+        dot = (grad * y).mean(-1, keepdim=True)
+        return (grad - y * dot).mul_(rstd)
+
+
+def rms_norm(x: torch.Tensor) -> torch.Tensor:
+    """Parameter-free RMSNorm over the last dimension (equals `F.rms_norm(x, (C,))`)."""
+    return _RMSNorm.apply(x)
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
@@ -320,8 +345,8 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, x, cos, sin, kv_cache=None):
-        x = x + self.attn(F.rms_norm(x, (x.size(-1),)), cos, sin, kv_cache)
-        x = x + self.mlp(F.rms_norm(x, (x.size(-1),)))
+        x = x + self.attn(rms_norm(x), cos, sin, kv_cache)
+        x = x + self.mlp(rms_norm(x))
         return x
 
 
@@ -372,7 +397,7 @@ class GPT(nn.Module):
             x = block(x, cos, sin, kv_cache)
         if kv_cache is not None:
             kv_cache.pos += T
-        return F.rms_norm(x, (x.size(-1),))
+        return rms_norm(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, kv_cache: KVCache | None = None, reduction: str = "mean"):
         """Logits (B, T, V_padded) and, with targets (B, T; -1 = ignore), the cross-entropy loss.
