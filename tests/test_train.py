@@ -137,6 +137,28 @@ def test_step_function_accumulates_and_checkpoints_round_trip(tmp_path):
     assert state["step"] == 4 and model.config == tr.raw_model.config
 
 
+def test_muon_steps_learn_and_resume_exactly(tmp_path):
+    from lmforge.train.optim import MuonAdamW, orthogonalize
+
+    g = torch.randn(64, 32)
+    s = torch.linalg.svdvals(orthogonalize(g).float())
+    assert s.min() > 0.5 and s.max() < 1.3  # Newton–Schulz: singular values pushed towards 1
+    tr = _trainer(tmp_path, steps=10, optimizer="muon")
+    assert isinstance(tr.optimizer, MuonAdamW)
+    tokens = torch.randint(0, 300, (4, 129))
+    first = tr.step(tokens)
+    for _ in range(3):
+        last = tr.step(tokens)
+    assert last.loss < first.loss
+    ckpt = save_checkpoint(tmp_path, tr, {"loader": None}, keep=2)
+    other = _trainer(tmp_path, steps=10, optimizer="muon")
+    load_checkpoint(ckpt, other)
+    for _ in range(2):
+        assert tr.step(tokens).loss == other.step(tokens).loss  # momentum and Adam moments restored
+    for a, b in zip(tr.raw_model.state_dict().values(), other.raw_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_nan_loss_stops_before_the_update(tmp_path):
     tr = _trainer(tmp_path, steps=10)
     before = [p.detach().clone() for p in tr.raw_model.parameters()]

@@ -28,6 +28,9 @@ def _console():
 @click.option("--schedule", default="cosine", show_default=True, type=click.Choice(["cosine", "wsd"]), help="Decay after warm-up.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
+@click.option("--optimizer", default="adamw", show_default=True, type=click.Choice(["adamw", "muon"]),
+              help="muon: Muon (lr --muon-lr) for the block matrices, AdamW (--lr) for embeddings and head.")
+@click.option("--muon-lr", default=0.02, show_default=True, type=float, help="Muon's peak learning rate.")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA, float32 on CPU; bf16 on CPU pays off only with AVX512-BF16 or AMX.")
 @click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
@@ -36,7 +39,7 @@ def _console():
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
 @click.option("--threads", type=int, default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
-          precision, checkpoint_every, eval_every, eval_tokens, resume, threads):
+          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, threads):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
 
     \b
@@ -54,7 +57,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
         cfg = TrainConfig(
             manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
-            precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, threads=threads,
+            optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, threads=threads,
         )
         with _progress(cfg, enabled=rank0) as on_step:
             summary = run_training(cfg, on_step=on_step)

@@ -84,6 +84,8 @@ class TrainConfig:
     schedule: str = "cosine"  # "cosine" or "wsd" (warmup, stable, then linear decay)
     decay_fraction: float = 0.2  # WSD: the share of steps spent decaying
     weight_decay: float = 0.1
+    optimizer: str = "adamw"  # "adamw", or "muon": Muon for the block matrices, AdamW for the rest
+    muon_lr: float = 0.02  # Muon's peak learning rate (the schedule scales it like --lr)
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
@@ -110,6 +112,8 @@ class TrainConfig:
             raise TrainingError(f"--schedule {self.schedule!r}: choose cosine or wsd")
         if self.device not in ("cpu", "cuda"):
             raise TrainingError(f"--device {self.device!r}: choose cpu or cuda")
+        if self.optimizer not in ("adamw", "muon"):
+            raise TrainingError(f"--optimizer {self.optimizer!r}: choose adamw or muon")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise TrainingError(f"--precision {self.precision!r}: choose auto, bf16 or fp32")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -220,7 +224,18 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.model = GPT(model_config).to(self.device)
         self.raw_model = self.model
-        self.optimizer = self.model.optimizer(cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+        if cfg.optimizer == "muon":
+            from lmforge.train.optim import MuonAdamW
+
+            named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+            hidden = [p for n, p in named if n.startswith("blocks.") and p.dim() == 2]
+            rest = [p for n, p in named if not (n.startswith("blocks.") and p.dim() == 2)]
+            self.optimizer = MuonAdamW([
+                {"params": hidden, "muon": True, "lr_scale": cfg.muon_lr / cfg.lr, "weight_decay": 0.0},
+                {"params": rest, "betas": (cfg.beta1, cfg.beta2), "weight_decay": cfg.weight_decay},
+            ])
+        else:
+            self.optimizer = self.model.optimizer(cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
         self.step_count = 0
         model = self.model
         if cfg.compile:
@@ -241,7 +256,7 @@ class Trainer:
             raise ValueError(f"expected {mb * self.accum} sequences, got {tokens.size(0)}")
         lr = lr_at(self.step_count, cfg)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         total = torch.zeros((), device=self.device)
         for k in range(self.accum):
             chunk = tokens[k * mb : (k + 1) * mb]
