@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 import click
+
+from lmforge.cli import LazyGroup
 
 STAGES = {
     "sft": "lmforge.alignment.sft_cli:sft",
@@ -15,19 +14,7 @@ STAGES = {
 }
 
 
-class _LazyStages(click.Group):
-    def list_commands(self, ctx):
-        return sorted(n for n, t in STAGES.items() if importlib.util.find_spec(t.split(":")[0]))
-
-    def get_command(self, ctx, name):
-        target = STAGES.get(name)
-        if target and importlib.util.find_spec(target.split(":")[0]):
-            module, attr = target.split(":")
-            return getattr(importlib.import_module(module), attr)
-        return None
-
-
-@click.group(cls=_LazyStages)
+@click.group(cls=LazyGroup, lazy=STAGES)
 def align() -> None:
     """Alignment: supervised fine-tuning, reward model, RL against it, DPO.
 

@@ -11,33 +11,14 @@ import functools
 
 import click
 
+from lmforge.cli import LazyGroup
 from lmforge.corpus.execution import EXECUTORS
 
 
-class LazyCorpusGroup(click.Group):
-    """Commands whose modules are imported only when used (the filters pull datatrove)."""
-
-    lazy = {"dedup": "lmforge.corpus.dedup_cli:dedup", "process": "lmforge.corpus.process_cli:process"}
-
-    def list_commands(self, ctx):
-        import importlib.util
-
-        names = set(super().list_commands(ctx))
-        names.update(n for n, t in self.lazy.items() if importlib.util.find_spec(t.split(":")[0]))
-        return sorted(names)
-
-    def get_command(self, ctx, name):
-        import importlib
-        import importlib.util
-
-        target = self.lazy.get(name)
-        if target and importlib.util.find_spec(target.split(":")[0]):
-            module, attr = target.split(":")
-            return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, name)
-
-
-@click.group(cls=LazyCorpusGroup)
+@click.group(
+    cls=LazyGroup,
+    lazy={"dedup": "lmforge.corpus.dedup_cli:dedup", "process": "lmforge.corpus.process_cli:process"},
+)
 def corpus() -> None:
     """Crawl dumps (WARC/WET) -> clean, language-labelled, filtered, deduplicated documents.
 
