@@ -179,6 +179,18 @@ def _iter_parquet(path: Path, text_key: str) -> Iterator[DocRecord]:
             row += 1
 
 
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` through `PATH.tmp`, fsync, rename: the file is whole or absent."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 class DocumentWriter:
     """Atomic writer of one `.jsonl.zst` document file.
 

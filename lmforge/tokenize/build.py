@@ -28,6 +28,7 @@ from typing import Callable, Iterable
 import numpy as np
 import orjson
 
+from lmforge.documents import write_bytes_atomic as _atomic_write
 from lmforge.documents import DocumentFileError, find_document_files, iter_documents
 from lmforge.tokenize.shards import (
     DEFAULT_FRAME_TOKENS,
@@ -95,16 +96,6 @@ class BuildResult:
     shards_kept: int = 0  # complete shards of unfinished files kept from an earlier run
     seconds: float = 0.0
     per_file: list[dict] = field(default_factory=list)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _safe_stem(path: Path) -> str:

@@ -32,6 +32,7 @@ from typing import Callable, Iterable
 
 import orjson
 
+from lmforge.documents import write_bytes_atomic as _atomic_write
 from lmforge.documents import find_document_files, iter_documents
 from lmforge.tokenize.tokenizer import (
     META_FILE,
@@ -194,15 +195,6 @@ class TrainResult:
     tokenizer: Tokenizer
     meta: dict
     skipped: bool = False
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _inputs_signature(files: list[Path]) -> list[dict]:
