@@ -140,3 +140,76 @@ def test_rms_norm_matches_torch():
     ref = F.rms_norm(x, (16,))
     (gr,) = torch.autograd.grad(ref, x, g)
     assert torch.allclose(ours, ref, atol=1e-12, rtol=0) and torch.allclose(gx, gr, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("T", [1, 37, 64, 130, 256])
+def test_block_causal_attention_equals_sdpa_forward_and_backward(T):
+    """The blocked CPU training attention gives SDPA's outputs and gradients, for lengths
+    below, at and between multiples of the block."""
+    from lmforge.train.model import _BlockCausalAttention
+
+    torch.manual_seed(T)
+    q, k, v = (torch.randn(2, 3, T, 16, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    grad = torch.randn(2, 3, T, 16, dtype=torch.float64)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), grad)
+    ours = _BlockCausalAttention.apply(q, k, v, 64)
+    our_grads = torch.autograd.grad(ours, (q, k, v), grad)
+    torch.testing.assert_close(ours, ref)
+    for a, b in zip(our_grads, ref_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_block_causal_attention_in_bf16_is_as_close_to_exact_as_sdpa():
+    """bf16 products, float32 softmax: relative error against float64 within 2x SDPA's own."""
+    from lmforge.train.model import _BlockCausalAttention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(4, 2, 200, 32, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    grad = torch.randn(4, 2, 200, 32, dtype=torch.bfloat16)
+    exact_in = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    exact = F.scaled_dot_product_attention(*exact_in, is_causal=True)
+    exact = [exact, *torch.autograd.grad(exact, exact_in, grad.double())]
+
+    def rel_errors(fn):
+        out = fn(q, k, v)
+        got = [out, *torch.autograd.grad(out, (q, k, v), grad)]
+        assert all(g.dtype == torch.bfloat16 for g in got)
+        return [float((g.detach().double() - e.detach()).norm() / e.detach().norm()) for g, e in zip(got, exact)]
+
+    ours = rel_errors(lambda *t: _BlockCausalAttention.apply(*t, 64))
+    sdpa = rel_errors(lambda *t: F.scaled_dot_product_attention(*t, is_causal=True))
+    for o, r in zip(ours, sdpa):
+        assert o < max(2 * r, 1e-3), (ours, sdpa)
+
+
+def test_causal_attention_takes_the_blocked_path_only_for_cpu_training(monkeypatch):
+    from lmforge.train import model as model_mod
+
+    calls = []
+    real = model_mod._BlockCausalAttention.apply
+    monkeypatch.setattr(model_mod._BlockCausalAttention, "apply", lambda *a: calls.append(1) or real(*a))
+    x = torch.randn(1, 2, 8, 4, requires_grad=True)
+    model_mod.causal_attention(x, x, x)
+    assert calls == [1]
+    with torch.no_grad():  # evaluation and generation: SDPA
+        model_mod.causal_attention(x, x, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 tensors under autocast: blocked, as they are
+        model_mod.causal_attention(x, x, x)
+    assert len(calls) == 2
+    xh = torch.randn(1, 2, 8, 4, dtype=torch.float16, requires_grad=True)
+    model_mod.causal_attention(xh, xh, xh)  # float16: SDPA
+    long = torch.randn(1, 1, model_mod.BLOCK_ATTENTION_MAX_T + 1, 4, requires_grad=True)
+    model_mod.causal_attention(long, long, long)  # the kept probabilities would be too big
+    assert len(calls) == 2
+    # and a model trains through it: its gradients equal the SDPA path's
+    m = small()
+    idx = torch.randint(0, 300, (2, 20))
+    _, loss = m(idx, idx)
+    g_block = torch.autograd.grad(loss, list(m.parameters()))
+    monkeypatch.setattr(model_mod, "BLOCK_ATTENTION_MAX_T", 0)
+    _, loss2 = m(idx, idx)
+    g_sdpa = torch.autograd.grad(loss2, list(m.parameters()))
+    torch.testing.assert_close(loss, loss2)
+    for a, b in zip(g_block, g_sdpa):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -32,7 +32,7 @@ def _console():
               help="muon: Muon (lr --muon-lr) for the block matrices, AdamW (--lr) for embeddings and head.")
 @click.option("--muon-lr", default=0.02, show_default=True, type=float, help="Muon's peak learning rate.")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
-              help="auto: bf16 autocast on CUDA, float32 on CPU; bf16 on CPU pays off only with AVX512-BF16 or AMX.")
+              help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 @click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
 @click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
 @click.option("--eval-tokens", default=8192, show_default=True, type=int, help="Validation tokens per source per pass.")
@@ -106,6 +106,7 @@ def _print_summary(s) -> None:
     table.add_row("tokens", f"{s.tokens:,}")
     table.add_row("parameters", f"{s.params:,}")
     table.add_row("processes", str(s.world_size))
+    table.add_row("precision", "bf16 autocast" if s.precision == "bf16" else "float32")
     if s.first_loss is not None:
         table.add_row("train loss", f"{s.first_loss:.4f} -> {s.loss:.4f}")
     for name, v in sorted(s.val.items()):

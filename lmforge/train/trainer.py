@@ -36,7 +36,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -91,7 +91,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     device: str = "cpu"  # "cpu" or "cuda"
     compile: bool = False  # torch.compile the model
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, float32 on CPU), "bf16" (autocast) or "fp32"
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA and on CPUs with bf16 dot products, else float32), "bf16" (autocast) or "fp32"
     checkpoint_every: int = 100  # steps between checkpoints (and one at the end); 0: end only
     eval_every: int = 50  # steps between validation passes (and one at the end); 0: end only
     eval_tokens: int = 8192  # validation targets per source and pass
@@ -209,6 +209,24 @@ class StepResult:
     grad_norm: float
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): there bf16 autocast runs
+    the matrix products several times faster than float32; elsewhere it is emulated, slower."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """"bf16" or "fp32" for a run: "auto" is bf16 autocast on CUDA and on CPUs with native bf16.
+
+    Mixed precision as on a GPU: float32 weights, optimizer state and loss reductions, the
+    matrix products in bf16. At `small` on one AVX512-BF16 core that is ~2.4x the tokens/s
+    of float32 with the same validation loss at equal tokens (measured in the README)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device == "cuda" or cpu_has_native_bf16() else "fp32"
+
+
 class Trainer:
     """Model, optimizer and step function for one rank. `train()` drives it; so can a test."""
 
@@ -245,7 +263,8 @@ class Trainer:
 
             model = DDP(model, device_ids=[self.dist.local_rank] if cfg.device == "cuda" else None)
         self.module = model  # what forward passes go through
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cfg.device == "cuda")
+        self.precision = resolve_precision(cfg.precision, cfg.device)
+        bf16 = self.precision == "bf16"
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def step(self, tokens: torch.Tensor) -> StepResult:
@@ -551,6 +570,7 @@ class RunSummary:
     resumed_from: int | None = None
     world_size: int = 1
     params: int = 0
+    precision: str = "fp32"
 
 
 def _token_bytes(manifest, padded_vocab: int) -> tuple[torch.Tensor | None, str | None]:
@@ -607,6 +627,11 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
         raise TrainingError(f"--resume: {run_dir} has no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and ckpt is not None:
         raise TrainingError(f"{run_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
+    if ckpt is not None and cfg.precision == "auto":
+        # resume in the precision the run started with, whatever this machine would pick
+        # (checkpoints from before this field was kept ran the old default: fp32 on CPU)
+        recorded = read_state(ckpt).get("precision") or ("bf16" if cfg.device == "cuda" else "fp32")
+        cfg = replace(cfg, precision=recorded)
     manifest = manifest if manifest is not None else load_training_manifest(cfg.manifest)
     model_config = preset_config(cfg.preset, int(manifest.vocab_size))
     token_bytes, tok_fingerprint = _token_bytes(manifest, model_config.padded_vocab_size)
@@ -646,6 +671,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
         "tokenizer_dir": getattr(manifest, "tokenizer_dir", None),
         "elapsed": elapsed0 + (time.perf_counter() - t_start),
         "world_size": d.world_size,
+        "precision": trainer.precision,
     }
     position = loader.state()  # the data position after the last batch consumed
     prefetch = Prefetcher(loader, depth=2, pin_memory=cfg.device == "cuda")
@@ -708,5 +734,5 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
         run_dir=run_dir, steps=trainer.step_count, tokens=trainer.step_count * cfg.batch_tokens, loss=result.loss,
         first_loss=first_loss, val=last_val, tokens_per_s=tps, mfu=(tps * flops_per_token / peak) if peak else None,
         seconds=seconds, checkpoint=saved, plot=plot, resumed_from=resumed_from, world_size=d.world_size,
-        params=trainer.raw_model.num_params(),
+        params=trainer.raw_model.num_params(), precision=trainer.precision,
     )
