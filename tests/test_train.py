@@ -100,6 +100,27 @@ def test_existing_run_needs_resume_and_sample_needs_a_checkpoint(mix, tmp_path):
     assert r.exit_code == 1 and "no checkpoint" in r.output
 
 
+def test_auto_precision_follows_the_hardware_and_a_resumed_run_keeps_its_own(mix, tmp_path, monkeypatch):
+    from lmforge.train import trainer as trainer_mod
+
+    assert trainer_mod.resolve_precision("fp32", "cuda") == "fp32" and trainer_mod.resolve_precision("bf16", "cpu") == "bf16"
+    assert trainer_mod.resolve_precision("auto", "cuda") == "bf16"
+    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: False)
+    assert trainer_mod.resolve_precision("auto", "cpu") == "fp32"
+    out = tmp_path / "run"
+    r = run(train, ["-m", mix, "-o", out, "--steps", 2, *FAST])
+    assert r.exit_code == 0 and "float32" in r.output
+    # the same run resumed on a machine with native bf16 stays in float32, so it stays exact
+    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)
+    assert trainer_mod.resolve_precision("auto", "cpu") == "bf16"
+    r = run(train, ["-m", mix, "-o", out, "--steps", 3, "--resume", *FAST])
+    assert r.exit_code == 0 and "float32" in r.output
+    state = json.loads((out / CHECKPOINTS / "step_00000003" / "state.json").read_text())
+    assert state["precision"] == "fp32"
+    r = run(train, ["-m", mix, "-o", tmp_path / "new", "--steps", 1, *FAST])
+    assert r.exit_code == 0 and "bf16 autocast" in r.output
+
+
 def test_tokenizer_that_does_not_match_the_manifest_is_an_error(mix, tmp_path):
     data = json.loads(mix.read_text())
     data["tokenizer"]["vocab_size"] += 100
