@@ -343,13 +343,18 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         hl, wl = h.to(dtype), weight.to(dtype)
         grad_h = torch.empty_like(h) if need_grad else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_grad else None
-        buf = h.new_empty((min(chunk_rows, N), V), dtype=torch.float32)
-        rows = torch.arange(buf.size(0), device=h.device)
+        rows_max = min(chunk_rows, N)
+        buf = h.new_empty((rows_max, V), dtype=torch.float32)
+        # reused low-precision buffers: logits / softmax gradient, a chunk of grad_h, grad_w's share
+        lbuf = h.new_empty((rows_max, V), dtype=dtype)
+        hbuf = h.new_empty((rows_max, h.size(1)), dtype=dtype)
+        wbuf = torch.empty(weight.shape, dtype=dtype, device=weight.device) if need_grad else None
+        rows = torch.arange(rows_max, device=h.device)
         total = h.new_zeros((), dtype=torch.float32)
         for i in range(0, N, chunk_rows):
             hi, yi, vi = hl[i : i + chunk_rows], targets[i : i + chunk_rows], valid[i : i + chunk_rows]
             n = hi.size(0)
-            e = buf[:n].copy_(hi @ wl.t())  # (n, V) logits, rounded to `dtype` like autocast's
+            e = buf[:n].copy_(torch.mm(hi, wl.t(), out=lbuf[:n]))  # (n, V) logits, rounded to `dtype` like autocast's
             safe_y = yi.clamp_min(0)
             picked = e.gather(1, safe_y[:, None])
             peak = e.amax(dim=1, keepdim=True)
@@ -360,9 +365,9 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
                 w_rows = vi.to(e.dtype) * scale
                 e.mul_(w_rows[:, None] / denom)
                 e[rows[:n], safe_y] -= w_rows
-                el = e.to(dtype)
-                grad_h[i : i + n] = el @ wl
-                grad_w += el.t() @ hi
+                el = lbuf[:n].copy_(e)
+                grad_h[i : i + n] = torch.mm(el, wl, out=hbuf[:n])
+                grad_w += torch.mm(el.t(), hi, out=wbuf)
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype) if need_grad else None)
         return total * scale
 
