@@ -231,16 +231,17 @@ class _BlockCausalAttention(torch.autograd.Function):
                 torch.bmm(ds, k3[:, :e], out=dq[:, s:e])
                 dk[:, :e].baddbmm_(ds.transpose(1, 2), q3[:, s:e])  # q3 carries the scale already
         else:  # products in bf16; softmax backward and the sums over blocks in float32
+            # (every in-place op keeps one dtype: float32 += bf16 takes a ~7x slower path)
             delta = (g3.float() * out.float()).sum(-1, keepdim=True)
             dk = torch.zeros(k3.shape, dtype=torch.float32, device=k3.device)
             dv = torch.zeros(v3.shape, dtype=torch.float32, device=v3.device)
             for i, s in enumerate(range(0, T, block)):
                 e = min(s + block, T)
                 p, gi = probs[i], g3[:, s:e]
-                dv[:, :e] += torch.bmm(p.transpose(1, 2), gi)
-                ds = torch.bmm(gi, v3[:, :e].transpose(1, 2)).float().sub_(delta[:, s:e]).mul_(p).to(dtype)
+                dv[:, :e] += torch.bmm(p.transpose(1, 2), gi).float()
+                ds = torch.bmm(gi, v3[:, :e].transpose(1, 2)).float().sub_(delta[:, s:e]).mul_(p.float()).to(dtype)
                 torch.bmm(ds, k3[:, :e], out=dq[:, s:e])
-                dk[:, :e] += torch.bmm(ds.transpose(1, 2), q3[:, s:e])
+                dk[:, :e] += torch.bmm(ds.transpose(1, 2), q3[:, s:e]).float()
             dk, dv = dk.to(dtype), dv.to(dtype)
         dq.mul_(ctx.scale)
         shape = grad.shape
@@ -367,7 +368,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
                 e[rows[:n], safe_y] -= w_rows
                 el = lbuf[:n].copy_(e)
                 grad_h[i : i + n] = torch.mm(el, wl, out=hbuf[:n])
-                grad_w += torch.mm(el.t(), hi, out=wbuf)
+                grad_w += torch.mm(el.t(), hi, out=wbuf).float()  # (float32 += bf16 in place takes a ~7x slower path)
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype) if need_grad else None)
         return total * scale
 
