@@ -27,12 +27,41 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported only when used."""
+# name -> the one line `lmforge --help` shows, so listing the commands imports none of them
+SUMMARIES: dict[str, str] = {
+    "corpus": "Crawl dumps (WARC/WET) -> clean, deduplicated documents.",
+    "tokenizer": "Byte-level BPE tokenizers: train, show tokens, stats.",
+    "shards": "Token shards: build them from documents, inspect, verify.",
+    "mix": "Mixture manifests: which shards a run trains on, how much.",
+    "train": "Pretrain a GPT on a mixture manifest (resumable, torchrun).",
+    "sample": "Generate text from the newest checkpoint of a run.",
+    "align": "Alignment: SFT, reward model, DPO, RL (GRPO, PPO).",
+    "chat": "Chat with a run's newest checkpoint.",
+    "demo": "Every stage end to end on a built-in sample (offline).",
+}
 
-    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used; `summaries` gives the
+    one-line help of lazy commands so that listing them imports nothing."""
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, summaries: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
+        self.summaries = dict(summaries or {})
+
+    def format_commands(self, ctx, formatter):
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.summaries and name in self.lazy:
+                rows.append((name, self.summaries[name]))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=formatter.width - 6 - max(len(n) for n in self.list_commands(ctx)))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def list_commands(self, ctx):
         names = set(super().list_commands(ctx))
@@ -98,7 +127,7 @@ def setup_logging(verbose: int) -> None:
         pass
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS, summaries=SUMMARIES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.version_option(package_name="lmforge")
 def main(verbose: int) -> None:
@@ -109,6 +138,11 @@ def main(verbose: int) -> None:
       lmforge corpus process  CC-MAIN-*.warc.gz -o corpus/     # crawl -> clean documents
       lmforge corpus dedup    corpus/ -o dedup/                 # near-duplicate removal
       lmforge tokenizer train dedup/ -o tok/                    # byte-level BPE
+      lmforge shards build    dedup/ --tokenizer tok/ -o shards/web
+      lmforge mix build       --source web=shards/web:1.0 --budget 1B -o mix.json
+      lmforge train           -m mix.json -p tiny --steps 300 -o runs/tiny
+      lmforge align sft       --base runs/tiny --data alpaca.json -o runs/sft
+      lmforge chat            runs/sft --prompt "Hello"
       lmforge demo                                              # every stage on a built-in sample
     """
     setup_logging(verbose)

@@ -206,3 +206,26 @@ def test_process_with_dedup_removes_the_planted_mirrors(tmp_path, sample_warc):
     assert stats["dedup"]["near_duplicates_removed"] == 12  # the sample plants 12 mirror copies
     deduped = [d for docs in read_docs(out / "dedup" / "documents").values() for d in docs]
     assert len(deduped) == stats["summary"]["kept"] - 12
+
+
+def test_root_help_lists_every_command_without_importing_them():
+    """`lmforge --help` reads the one-line summaries, so it imports neither torch nor datatrove."""
+    import subprocess
+    import sys
+
+    from lmforge.cli import COMMANDS, SUMMARIES
+
+    assert set(SUMMARIES) == set(COMMANDS)
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from lmforge.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(r.output)\n"
+        "print('IMPORTED', sorted(m for m in ('torch', 'datatrove', 'tokenizers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "IMPORTED []" in out
+    for name in COMMANDS:
+        assert f"  {name} " in out
