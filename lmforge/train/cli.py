@@ -6,7 +6,7 @@ import os
 
 import click
 
-from lmforge.train.model import PRESETS
+from lmforge.train.presets import PRESETS
 
 
 def _console():
