@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "sample": "lmforge.train.cli:sample",
     "align": "lmforge.alignment.cli:align",
     "chat": "lmforge.alignment.chat_cli:chat",
+    "pipeline": "lmforge.pipelines.pipeline_cli:pipeline",
     "demo": "lmforge.pipelines.demo_cli:demo",
 }
 
@@ -37,6 +38,7 @@ SUMMARIES: dict[str, str] = {
     "sample": "Generate text from the newest checkpoint of a run.",
     "align": "Alignment: SFT, reward model, DPO, RL (GRPO, PPO).",
     "chat": "Chat with a run's newest checkpoint.",
+    "pipeline": "Run a recipe (TOML) that chains every stage into one folder.",
     "demo": "Every stage end to end on a built-in sample (offline).",
 }
 
@@ -143,6 +145,7 @@ def main(verbose: int) -> None:
       lmforge train           -m mix.json -p tiny --steps 300 -o runs/tiny
       lmforge align sft       --base runs/tiny --data alpaca.json -o runs/sft
       lmforge chat            runs/sft --prompt "Hello"
+      lmforge pipeline run    recipe.toml -o runs/web           # all of the above from one recipe
       lmforge demo                                              # every stage on a built-in sample
     """
     setup_logging(verbose)

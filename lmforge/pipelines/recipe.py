@@ -1,0 +1,437 @@
+"""Pipeline recipes: one TOML file that chains every stage, from crawl files to an aligned model.
+
+A recipe is a typed configuration: each TOML table is the configuration dataclass of one
+stage (the same one its command builds from flags), minus the paths the pipeline wires
+between stages. A stage runs when its table is present; the tables run in this order:
+
+    corpus -> dedup -> tokenizer -> shards -> mix -> train -> sft -> rm -> dpo -> rl
+
+```toml
+[pipeline]
+output = "runs/web-tiny"          # every stage writes below it (relative to this file)
+
+[corpus]                          # lmforge.corpus.pipeline.CorpusConfig
+inputs = ["crawl/*.warc.gz"]      # WARC/WET paths, globs or URLs (relative to this file)
+languages = ["en"]
+workers = 2                       # processes (and tasks) for the corpus stages
+[corpus.filters.c4]               # lmforge.corpus.filters.FilterConfig; `c4 = false` skips a filter
+min_sentences = 3
+
+[dedup]                           # lmforge.corpus.dedup.DedupConfig (MinHash LSH)
+threshold = 0.8
+
+[tokenizer]                       # lmforge.tokenize.train.TrainConfig; trained on every mix source
+vocab_size = 8192
+
+[shards]                          # lmforge.tokenize.build.BuildConfig
+frame_tokens = 65536
+
+[mix]                             # the crawl is source "web"; more sources as [[mix.source]]
+budget = "20M"
+val_tokens = 20000
+web_weight = 0.7
+[[mix.source]]
+name = "wiki"
+documents = "wiki/"               # documents: sharded with this pipeline's tokenizer
+weight = 0.3
+
+[train]                           # lmforge.train.trainer.TrainConfig
+preset = "tiny"
+steps = 300
+
+[sft]                             # lmforge.alignment.sft.SFTConfig, from the pretrained run
+data = ["alpaca.json"]
+[rm]                              # lmforge.alignment.reward.RewardConfig, from the SFT run
+data = "preferences.jsonl"
+[dpo]                             # lmforge.alignment.dpo.DPOConfig, from the SFT run
+data = "preferences.jsonl"
+[rl]                              # lmforge.alignment.rl.RLConfig, from the SFT run
+method = "grpo"                   # (ppo scores with the [rm] run)
+prompts = "gsm8k.jsonl"
+```
+
+Unknown tables or keys, wrong types and bad values are errors that name the file, the table
+and the key (`RecipeError`); nothing runs until the whole recipe is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: stage tables in the order they run
+STAGES = ("corpus", "dedup", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl")
+
+#: per stage: fields the pipeline sets itself (paths between stages, resumption)
+WIRED = {
+    "corpus": {"output_dir", "dedup", "dedup_config"},
+    "dedup": {"progress"},
+    "tokenizer": set(),
+    "shards": set(),
+    "train": {"manifest", "out_dir", "resume"},
+    "sft": {"base", "out_dir", "resume"},
+    "rm": {"base", "out_dir", "resume"},
+    "dpo": {"policy", "out_dir", "resume"},
+    "rl": {"policy", "out_dir", "resume", "reward"},
+}
+
+#: per stage: fields that name input files, resolved against the recipe's folder
+PATH_FIELDS = {
+    "corpus": {"inputs", "lid_model"},
+    "sft": {"data", "tokenizer_dir"},
+    "rm": {"data", "tokenizer_dir"},
+    "dpo": {"data", "tokenizer_dir"},
+    "rl": {"prompts", "tokenizer_dir"},
+}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; the message names the file, the table and the key."""
+
+
+@dataclass
+class MixSource:
+    """One more source of the mixture besides the crawl: documents to shard with the
+    pipeline's tokenizer, or an existing `lmforge shards build` folder built with it."""
+
+    name: str
+    documents: str | None = None
+    shards: str | None = None
+    weight: float | None = None
+    epochs: float | None = None
+
+
+@dataclass
+class MixSection:
+    budget: int
+    val_tokens: int = 0
+    web_weight: float | None = None  # the crawl's weight [1.0 when neither is given]
+    web_epochs: float | None = None
+    sources: list[MixSource] = field(default_factory=list)
+
+
+@dataclass
+class Recipe:
+    """A loaded, validated recipe: stage name -> its configuration object (None: not run)."""
+
+    path: Path | None
+    output: Path
+    sha256: str
+    stages: dict[str, Any]
+    workers: int = 1
+    raw: dict = field(default_factory=dict)  # the TOML as read, for the record
+
+    def present(self) -> list[str]:
+        return [s for s in STAGES if self.stages.get(s) is not None]
+
+    def changed_settings(self, stage: str) -> dict:
+        """The settings of a stage that differ from its configuration's defaults."""
+        cfg = self.stages.get(stage)
+        out = {}
+        for key, value in self.stage_settings(stage).items():
+            f = next((f for f in dataclasses.fields(cfg) if f.name == key), None)
+            if f is None or f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                out[key] = value
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if json.loads(json.dumps(dataclasses.asdict(default) if dataclasses.is_dataclass(default) else default, default=str)) != value:
+                out[key] = value
+        return out
+
+    def stage_settings(self, stage: str) -> dict:
+        """What a stage's output depends on, as JSON (for the rerun guard and the record)."""
+        cfg = self.stages.get(stage)
+        if cfg is None:
+            return {}
+        data = dataclasses.asdict(cfg)
+        for key in WIRED.get(stage, ()):
+            data.pop(key, None)
+        for key in ("workers", "threads", "progress", "device"):  # how, not what
+            data.pop(key, None)
+        return json.loads(json.dumps(data, default=str))
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+
+def _stage_classes() -> dict[str, type]:
+    from lmforge.corpus.dedup import DedupConfig
+    from lmforge.corpus.pipeline import CorpusConfig
+    from lmforge.tokenize.build import BuildConfig
+    from lmforge.tokenize.train import TrainConfig as TokenizerConfig
+
+    classes = {"corpus": CorpusConfig, "dedup": DedupConfig, "tokenizer": TokenizerConfig, "shards": BuildConfig}
+    try:  # the training and alignment stages need torch (pip install 'lmforge[train]')
+        from lmforge.alignment.dpo import DPOConfig
+        from lmforge.alignment.reward import RewardConfig
+        from lmforge.alignment.rl import RLConfig
+        from lmforge.alignment.sft import SFTConfig
+        from lmforge.train.trainer import TrainConfig
+
+        classes.update(train=TrainConfig, sft=SFTConfig, rm=RewardConfig, dpo=DPOConfig, rl=RLConfig)
+    except ImportError:
+        pass
+    return classes
+
+
+def _resolve(value: str, base: Path) -> str:
+    if "://" in value or os.path.isabs(value):
+        return value
+    return os.path.normpath(base / value)
+
+
+def _type_name(value) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _check_type(value, hint, where: str):
+    """`value` as the field's type wants it (ints become floats where a float is wanted)."""
+    origin = typing.get_origin(hint)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
+        if len(args) == 1:
+            return _check_type(value, args[0], where)
+        for a in args:
+            try:
+                return _check_type(value, a, where)
+            except RecipeError:
+                continue
+        raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected one of {', '.join(getattr(a, '__name__', str(a)) for a in args)}")
+    if hint is Any or hint is typing.Any:
+        return value
+    if origin is list or hint is list:
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list):
+            raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected a list")
+        inner = typing.get_args(hint)
+        return [_check_type(v, inner[0], where) for v in value] if inner else value
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected a table")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected a string")
+        return value
+    return value
+
+
+def _build(cls, table: dict, where: str, skip: set[str] = frozenset(), fill: dict | None = None):
+    """`cls(**fill, **table)`, checking every key and type of `table` first (keys in `skip`
+    are not the user's to set); nested dataclasses are sub-tables, and `false` (or "none")
+    for an optional nested section gives None (e.g. a filter turned off)."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        extra = {"workers"} if cls.__name__ == "CorpusConfig" else set()
+        raise RecipeError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                          f"known keys: {', '.join(sorted(set(known) | extra))}")
+    kwargs = {}
+    for name, value in table.items():
+        hint = hints.get(name, known[name].type)
+        nested = next((a for a in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(a)), None)
+        if nested is not None:
+            if value is False or (isinstance(value, str) and value.lower() == "none"):
+                kwargs[name] = None
+            elif isinstance(value, dict):
+                kwargs[name] = _build(nested, value, f"{where}.{name}")
+            else:
+                raise RecipeError(f"{where}.{name}: expected a table ([{where.split('] ')[-1].strip('[]')}.{name}]) or false")
+            continue
+        if isinstance(value, str) and value.lower() == "none" and type(None) in typing.get_args(hint):
+            kwargs[name] = None
+            continue
+        kwargs[name] = _check_type(value, hint, f"{where}.{name}")
+    try:
+        return cls(**(fill or {}), **kwargs)
+    except TypeError as exc:  # a required key is missing
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in skip and f.name not in kwargs
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        raise RecipeError(f"{where}: missing {', '.join(missing) or 'a required key'} ({exc})") from None
+    except Exception as exc:  # the stage's own validation: ValueError or the stage's error class
+        if isinstance(exc, ValueError) or type(exc).__module__.startswith("lmforge."):
+            raise RecipeError(f"{where}: {exc}") from None
+        raise
+
+
+def _placeholders(cls, skip: set[str]) -> dict:
+    """Stand-ins for the wired fields a stage configuration requires; the runner replaces
+    them with the previous stage's output before the stage runs."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            out[f.name] = ["(wired)"] if typing.get_origin(hints.get(f.name)) is list else "(wired)"
+    return out
+
+
+def parse_recipe(data: dict, *, path: Path | None = None, base: Path | None = None, output: str | os.PathLike | None = None) -> Recipe:
+    """Validate a recipe already read from TOML (`data`); relative paths resolve against `base`."""
+    from lmforge.tokenize.mix import parse_tokens
+
+    name = str(path) if path else "recipe"
+    base = (base or (path.parent if path else Path.cwd())).resolve()
+    unknown = sorted(set(data) - set(STAGES) - {"pipeline"})
+    if unknown:
+        raise RecipeError(f"{name}: unknown table{'s' if len(unknown) > 1 else ''} [{'], ['.join(unknown)}]; "
+                          f"a recipe has [pipeline] and stage tables: {', '.join(STAGES)}")
+    head = dict(data.get("pipeline", {}))
+    bad = sorted(set(head) - {"output", "workers"})
+    if bad:
+        raise RecipeError(f"{name}: [pipeline] unknown key {', '.join(bad)}; known keys: output, workers")
+    if output is not None:
+        out_dir = Path(output)
+    elif "output" in head:
+        out_dir = Path(_resolve(_check_type(head["output"], str, f"{name}: [pipeline].output"), base))
+    else:
+        raise RecipeError(f"{name}: [pipeline] needs `output = \"FOLDER\"` (where every stage writes), or pass -o")
+    workers = _check_type(head.get("workers", 1), int, f"{name}: [pipeline].workers")
+    if workers < 1:
+        raise RecipeError(f"{name}: [pipeline].workers must be at least 1")
+
+    classes = _stage_classes()
+    stages: dict[str, Any] = {}
+    for stage in STAGES:
+        if stage not in data:
+            continue
+        table = dict(data[stage])
+        where = f"{name}: [{stage}]"
+        if not isinstance(data[stage], dict):
+            raise RecipeError(f"{where} must be a table")
+        if stage == "mix":
+            stages[stage] = _mix_section(table, where, base, parse_tokens)
+            continue
+        if stage not in classes:
+            raise RecipeError(f"{where} needs torch: pip install 'lmforge[train]'")
+        if stage == "corpus":
+            workers = _check_type(table.pop("workers", workers), int, f"{where}.workers")
+        for key in PATH_FIELDS.get(stage, ()):
+            if key in table:
+                v = table[key]
+                table[key] = [_resolve(str(x), base) for x in v] if isinstance(v, list) else _resolve(str(v), base)
+        skip = WIRED.get(stage, set())
+        wired = [k for k in table if k in skip]
+        if wired:
+            raise RecipeError(f"{where}: {', '.join(wired)} {'is' if len(wired) == 1 else 'are'} set by the pipeline "
+                              "(the previous stage's output); remove it from the recipe")
+        fill = _placeholders(classes[stage], skip)
+        if stage == "rl" and table.get("method") == "ppo":
+            fill["reward"] = "(wired)"  # the [rm] run
+        if stage == "corpus" and "filters" in table:  # typed Any on CorpusConfig: build FilterConfig here
+            from lmforge.corpus.filters import FilterConfig
+
+            filters = table.pop("filters")
+            if not isinstance(filters, dict):
+                raise RecipeError(f"{where}.filters: expected a table ([corpus.filters.<filter>] with its settings)")
+            fill["filters"] = _build(FilterConfig, filters, f"{where}.filters")
+        stages[stage] = _build(classes[stage], table, where, skip=skip, fill=fill)
+    mix = stages.get("mix")
+    if mix is not None and ("corpus" in stages or any(src.documents for src in mix.sources)):
+        if "tokenizer" not in stages:
+            raise RecipeError(f"{name}: [mix] has documents to shard: add a [tokenizer] table (e.g. vocab_size = 8192)")
+        if "shards" not in stages:
+            stages["shards"] = classes["shards"]()  # the default shard settings
+    _check_order(stages, name)
+    text = json.dumps(data, sort_keys=True, default=str)
+    return Recipe(path=path, output=out_dir, sha256="sha256:" + hashlib.sha256(text.encode()).hexdigest(), stages=stages,
+                  workers=workers, raw=data)
+
+
+def _mix_section(table: dict, where: str, base: Path, parse_tokens) -> MixSection:
+    known = {"budget", "val_tokens", "web_weight", "web_epochs", "source"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise RecipeError(f"{where}: unknown key {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+    if "budget" not in table:
+        raise RecipeError(f"{where}: needs `budget` (training tokens, e.g. budget = \"20M\")")
+    try:
+        budget = parse_tokens(table["budget"], "budget")
+        vt = table.get("val_tokens", 0)
+        val_tokens = 0 if vt in (0, "0") else parse_tokens(vt, "val_tokens")
+    except ValueError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+    web_weight = _check_type(table["web_weight"], float, f"{where}.web_weight") if "web_weight" in table else None
+    web_epochs = _check_type(table["web_epochs"], float, f"{where}.web_epochs") if "web_epochs" in table else None
+    if web_weight is not None and web_epochs is not None:
+        raise RecipeError(f"{where}: give web_weight or web_epochs, not both")
+    sources = []
+    for i, src in enumerate(table.get("source", [])):
+        w = f"{where} [[mix.source]] #{i + 1}"
+        s = _build(MixSource, src, w)
+        if (s.documents is None) == (s.shards is None):
+            raise RecipeError(f"{w}: give `documents` (to shard with this pipeline's tokenizer) or `shards`, not both")
+        if (s.weight is None) == (s.epochs is None):
+            raise RecipeError(f"{w}: give `weight` or `epochs`")
+        if s.name == "web":
+            raise RecipeError(f"{w}: the name \"web\" is the crawl's; choose another")
+        s.documents = _resolve(s.documents, base) if s.documents else None
+        s.shards = _resolve(s.shards, base) if s.shards else None
+        sources.append(s)
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise RecipeError(f"{where}: source names repeat: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    return MixSection(budget=budget, val_tokens=val_tokens, web_weight=web_weight, web_epochs=web_epochs, sources=sources)
+
+
+def _check_order(stages: dict, name: str) -> None:
+    """Each stage needs the one it reads from."""
+    needs = {
+        "dedup": ["corpus"],
+        "tokenizer": ["corpus", "mix"],  # trained on the mixture's documents
+        "shards": ["tokenizer"],
+        "train": ["mix"],
+        "sft": ["train"],
+        "rm": ["sft", "train"],
+        "dpo": ["sft", "train"],
+        "rl": ["sft", "train"],
+    }
+    for stage, options in needs.items():
+        if stage in stages and not any(o in stages for o in options):
+            raise RecipeError(f"{name}: [{stage}] reads the output of [{options[0]}], which the recipe does not have")
+    if "shards" in stages and "mix" not in stages:
+        raise RecipeError(f"{name}: [shards] without [mix]: add a [mix] table (budget, sources) so the shards are used")
+    if "tokenizer" in stages and "mix" not in stages:
+        raise RecipeError(f"{name}: [tokenizer] is trained on the mixture's documents: add a [mix] table")
+    if "mix" in stages and "corpus" not in stages and not stages["mix"].sources:
+        raise RecipeError(f"{name}: [mix] has no sources: add [corpus] or [[mix.source]] tables")
+    rl = stages.get("rl")
+    if rl is not None and rl.method == "ppo" and "rm" not in stages:
+        raise RecipeError(f"{name}: [rl] method = \"ppo\" scores with the reward model: add an [rm] table")
+
+
+def load_recipe(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Recipe:
+    """Read and validate a recipe file; `output` overrides its [pipeline].output."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: is a folder; give the recipe's .toml file") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not UTF-8 text; a recipe is a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML ({exc})") from None
+    return parse_recipe(data, path=path, output=output)

@@ -1,0 +1,352 @@
+"""Run a recipe: every stage in order, each on the previous stage's output, into one folder.
+
+    OUT/corpus/      documents, rejected/, stats.json       (lmforge corpus process)
+    OUT/dedup/       documents, clusters/, stats.json       (lmforge corpus dedup)
+    OUT/tokenizer/   tokenizer.json, lmforge-tokenizer.json (lmforge tokenizer train)
+    OUT/shards/NAME/ token shards, source.json              (lmforge shards build)
+    OUT/mix.json     the mixture manifest                   (lmforge mix build)
+    OUT/train/ OUT/sft/ OUT/rm/ OUT/dpo/ OUT/rl/            runs with checkpoints and metrics
+    OUT/pipeline.json  what ran: the recipe, each stage's settings, outputs, figures, and the
+                       lineage of the newest checkpoint (manifest, tokenizer, corpus stats)
+
+A rerun resumes: finished stages are skipped (every stage also resumes inside itself, so a
+run killed in the middle of one picks up where it stopped), and a stage whose settings in the
+recipe changed since it ran is an error naming it, rather than a silent mix of old and new.
+`pipeline.json` is rewritten atomically after every stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lmforge.pipelines.recipe import STAGES, Recipe, RecipeError
+
+RECORD = "pipeline.json"
+
+
+class PipelineError(RuntimeError):
+    """A stage failed for a reason the user can fix; the message names the stage."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types the stages raise for bad input or settings (not bugs)."""
+    from lmforge.corpus.dedup import DedupError
+    from lmforge.corpus.pipeline import CorpusRunError
+    from lmforge.documents import DocumentFileError
+    from lmforge.tokenize.build import BuildError
+    from lmforge.tokenize.mix import MixError
+    from lmforge.tokenize.tokenizer import TokenizerError
+
+    errors: list[type[BaseException]] = [RecipeError, CorpusRunError, DedupError, DocumentFileError, BuildError, MixError,
+                                         TokenizerError, FileNotFoundError, ValueError]
+    try:
+        from lmforge.alignment.reward import AlignmentError
+        from lmforge.alignment.sft import SFTError
+        from lmforge.train.data import DataError
+        from lmforge.train.trainer import TrainingError
+
+        errors += [TrainingError, DataError, SFTError, AlignmentError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _write_record(out: Path, record: dict) -> None:
+    from lmforge.documents import write_bytes_atomic
+
+    write_bytes_atomic(out / RECORD, json.dumps(record, indent=2, default=str).encode())
+
+
+def read_record(out: str | Path) -> dict | None:
+    """The `pipeline.json` of an output folder, or None."""
+    path = Path(out) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: not valid JSON ({exc}); move it away to start the record afresh") from None
+
+
+def _run_steps(run_dir: Path) -> int:
+    """The step of a run folder's newest checkpoint (0 without one)."""
+    from lmforge.train.trainer import latest_checkpoint, read_state
+
+    ckpt = latest_checkpoint(run_dir)
+    return int(read_state(ckpt).get("step", 0)) if ckpt is not None else 0
+
+
+class PipelineRunner:
+    """Runs the stages of one recipe; `run()` returns the record it wrote to pipeline.json."""
+
+    def __init__(self, recipe: Recipe, progress: bool = True, log: Callable[[str], None] = print):
+        self.recipe = recipe
+        self.out = recipe.output
+        self.progress = progress
+        self.log = log
+        previous = read_record(self.out) or {}
+        self.record = {
+            "format": "lmforge-pipeline/1",
+            "recipe": str(recipe.path) if recipe.path else None,
+            "recipe_sha256": recipe.sha256,
+            "output": str(self.out),
+            "stages": previous.get("stages", {}),
+            "lineage": previous.get("lineage", {}),
+        }
+
+    # ---- paths between stages -------------------------------------------------------------
+    @property
+    def crawl_documents(self) -> Path:
+        stage = "dedup" if self.recipe.stages.get("dedup") is not None else "corpus"
+        return self.out / stage / "documents"
+
+    def _policy_source(self) -> Path:
+        return self.out / ("sft" if self.recipe.stages.get("sft") is not None else "train")
+
+    # ---- driving ---------------------------------------------------------------------------
+    def run(self, until: str | None = None) -> dict:
+        if until is not None and until not in STAGES:
+            raise RecipeError(f"--until {until!r}: choose one of {', '.join(STAGES)}")
+        plan = self.recipe.present()
+        if until is not None:
+            if until not in plan:
+                raise RecipeError(f"--until {until}: the recipe has no [{until}] table (it has {', '.join(plan)})")
+            plan = plan[: plan.index(until) + 1]
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_settings(plan)
+        errors = _user_errors()
+        for stage in plan:
+            entry = self.record["stages"].setdefault(stage, {})
+            entry.update(settings=self.recipe.stage_settings(stage), status="running")
+            _write_record(self.out, self.record)
+            t = time.perf_counter()
+            self.log(f"pipeline: {stage} ...")
+            try:
+                result = getattr(self, f"_{stage}")()
+            except errors as exc:
+                entry.update(status="failed", error=str(exc))
+                _write_record(self.out, self.record)
+                raise PipelineError(f"[{stage}] {exc}\n(fix it and run the same command again: finished stages are kept)") from None
+            entry.update(status="done", seconds=round(time.perf_counter() - t, 2), **result)
+            entry.pop("error", None)
+            _write_record(self.out, self.record)
+        self._lineage()
+        _write_record(self.out, self.record)
+        return self.record
+
+    def _check_settings(self, plan: list[str]) -> None:
+        for stage in plan:
+            entry = self.record["stages"].get(stage, {})
+            old = entry.get("settings") if entry.get("status") in ("done", "running") else None  # a failed stage wrote nothing
+            new = self.recipe.stage_settings(stage)
+            if old is not None and old != new:
+                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                raise RecipeError(
+                    f"[{stage}] changed since {self.out} was made ({', '.join(changed)}); its output no longer matches "
+                    f"the recipe: write to another folder (-o) or delete {self.out / stage if stage != 'mix' else self.out / 'mix.json'} "
+                    "and the stages after it")
+
+    # ---- stages -----------------------------------------------------------------------------
+    def _executor(self):
+        from lmforge.corpus.execution import ExecutorConfig
+
+        return ExecutorConfig(tasks=self.recipe.workers, workers=self.recipe.workers)
+
+    def _corpus(self) -> dict:
+        from lmforge.corpus.pipeline import run_corpus
+
+        cfg = dataclasses.replace(self.recipe.stages["corpus"], output_dir=str(self.out / "corpus"), dedup=False)
+        stats = run_corpus(cfg, self._executor(), progress=self.progress)
+        s = stats.get("summary", {})
+        figures = {k: s[k] for k in ("records", "pages", "extracted", "kept") if k in s}
+        figures["dropped"] = dict(sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1]))
+        return {"outputs": {"documents": str(self.out / "corpus" / "documents"), "stats": str(self.out / "corpus" / "stats.json")},
+                "figures": figures}
+
+    def _dedup(self) -> dict:
+        from lmforge.corpus.dedup import run_dedup
+
+        cfg = dataclasses.replace(self.recipe.stages["dedup"], progress=self.progress)
+        stats = run_dedup([str(self.out / "corpus" / "documents")], str(self.out / "dedup"), cfg, self._executor())
+        keys = ("documents_in", "exact_duplicates_removed", "near_duplicates_removed", "kept")
+        return {"outputs": {"documents": str(self.out / "dedup" / "documents"), "stats": str(self.out / "dedup" / "stats.json")},
+                "figures": {k: stats[k] for k in keys if k in stats}}
+
+    def _document_sources(self) -> list[tuple[str, str]]:
+        """(name, documents path) of every mix source this pipeline shards itself."""
+        sources = []
+        if self.recipe.stages.get("corpus") is not None:
+            sources.append(("web", str(self.crawl_documents)))
+        mix = self.recipe.stages.get("mix")
+        for src in (mix.sources if mix is not None else []):
+            if src.documents:
+                sources.append((src.name, src.documents))
+        return sources
+
+    def _tokenizer(self) -> dict:
+        from lmforge.tokenize.train import train_tokenizer
+
+        inputs = [path for _, path in self._document_sources()]
+        if not inputs:
+            raise RecipeError("[tokenizer] has no documents to train on: add [corpus] or a [[mix.source]] with `documents`")
+        result = train_tokenizer(inputs, str(self.out / "tokenizer"), self.recipe.stages["tokenizer"])
+        return {"outputs": {"tokenizer": str(self.out / "tokenizer")},
+                "figures": {"vocab_size": result.tokenizer.vocab_size, "fingerprint": result.tokenizer.fingerprint,
+                            "trained_earlier": result.skipped}}
+
+    def _shards(self) -> dict:
+        from lmforge.tokenize.build import build_shards
+
+        cfg = self.recipe.stages["shards"]
+        outputs, figures = {}, {}
+        for name, docs in self._document_sources():
+            target = self.out / "shards" / name
+            res = build_shards([docs], str(self.out / "tokenizer"), str(target), cfg)
+            outputs[name] = str(target)
+            figures[f"{name}_tokens"] = res.source.get("tokens")
+        return {"outputs": outputs, "figures": figures}
+
+    def _mix(self) -> dict:
+        from lmforge.tokenize.mix import MixRecipe, SourceSpec, build_manifest
+
+        mix = self.recipe.stages["mix"]
+        specs = []
+        if self.recipe.stages.get("corpus") is not None:
+            weight = mix.web_weight if mix.web_weight is not None or mix.web_epochs is not None else 1.0
+            specs.append(SourceSpec("web", str(self.out / "shards" / "web"), weight=weight, epochs=mix.web_epochs))
+        for src in mix.sources:
+            path = str(self.out / "shards" / src.name) if src.documents else src.shards
+            specs.append(SourceSpec(src.name, path, weight=src.weight, epochs=src.epochs))
+        path = self.out / "mix.json"
+        manifest = build_manifest(MixRecipe(specs, mix.budget, mix.val_tokens), path)
+        figures = {"budget": manifest.budget}
+        for s in manifest.sources:
+            figures[s.name] = f"weight {s.weight:.3f}, {s.tokens:,} tokens, {s.epochs:.2f} epochs"
+        sha = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()  # as `lmforge train` records it
+        return {"outputs": {"manifest": str(path), "sha256": sha, "tokenizer_fingerprint": manifest.fingerprint}, "figures": figures}
+
+    def _train(self) -> dict:
+        from lmforge.train.trainer import train
+
+        run = self.out / "train"
+        cfg = self.recipe.stages["train"]
+        done = _run_steps(run)
+        if done >= cfg.steps:
+            return self._run_entry(run, {"trained_earlier": True, "steps": done})
+        cfg = dataclasses.replace(cfg, manifest=str(self.out / "mix.json"), out_dir=str(run), resume=done > 0)
+        summary = self._with_bar("train", cfg.steps, lambda on_step: train(cfg, on_step=on_step))
+        figures = {"steps": summary.steps, "loss": f"{summary.first_loss:.3f} -> {summary.loss:.3f}" if summary.first_loss else summary.loss,
+                   "tokens_per_s": round(summary.tokens_per_s), "precision": summary.precision}
+        for source, v in summary.val.items():
+            if isinstance(v, dict) and v.get("bpb") is not None:
+                figures[f"val_bpb/{source}"] = round(v["bpb"], 4)
+        return self._run_entry(run, figures)
+
+    def _sft(self) -> dict:
+        from lmforge.alignment.sft import sft
+
+        run = self.out / "sft"
+        cfg = self.recipe.stages["sft"]
+        done = _run_steps(run)
+        if done >= cfg.steps:
+            return self._run_entry(run, {"trained_earlier": True, "steps": done})
+        cfg = dataclasses.replace(cfg, base=str(self.out / "train"), out_dir=str(run), resume=done > 0)
+        s = self._with_bar("sft", cfg.steps, lambda on_step: sft(cfg, on_step=on_step))
+        return self._run_entry(run, {"steps": s.steps, "loss": _arrow(s.first_loss, s.loss), "val_loss": _arrow(s.base_val_loss, s.val_loss),
+                                     "conversations": s.conversations.get("train")})
+
+    def _preference_run(self, stage: str, fn, **wired) -> dict:
+        run = self.out / stage
+        cfg = self.recipe.stages[stage]
+        done = _run_steps(run)
+        if done >= cfg.steps:
+            return self._run_entry(run, {"trained_earlier": True, "steps": done})
+        cfg = dataclasses.replace(cfg, out_dir=str(run), resume=done > 0, **wired)
+        s = self._with_bar(stage, cfg.steps, lambda on_step: fn(cfg, on_step=on_step))
+        figures = {"steps": s.steps}
+        figures.update({f"eval_{k}": round(v, 4) if isinstance(v, float) else v for k, v in (s.eval or {}).items()
+                        if isinstance(v, (int, float))})
+        for key in ("loss", "reward", "accuracy", "margin"):
+            if key in s.first and key in s.last:
+                figures[key] = _arrow(s.first[key], s.last[key])
+        return self._run_entry(run, figures)
+
+    def _rm(self) -> dict:
+        from lmforge.alignment.reward import train_reward_model
+
+        return self._preference_run("rm", train_reward_model, base=str(self._policy_source()))
+
+    def _dpo(self) -> dict:
+        from lmforge.alignment.dpo import train_dpo
+
+        return self._preference_run("dpo", train_dpo, policy=str(self._policy_source()))
+
+    def _rl(self) -> dict:
+        from lmforge.alignment.rl import train_rl
+
+        cfg = self.recipe.stages["rl"]
+        wired = {"policy": str(self._policy_source())}
+        if cfg.method == "ppo":
+            wired["reward"] = str(self.out / "rm")
+        return self._preference_run("rl", train_rl, **wired)
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def _with_bar(self, name: str, total: int, fn):
+        """Run `fn(on_step)` under a progress bar fed by its per-step rows."""
+        if not self.progress:
+            return fn(None)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn(name), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(name, total=total, info="")
+
+            def on_step(row: dict) -> None:
+                loss = row.get("loss")
+                bar.update(task, completed=row.get("step", 0), info=f"loss {loss:.4f}" if isinstance(loss, float) else "")
+
+            return fn(on_step)
+
+    def _run_entry(self, run: Path, figures: dict) -> dict:
+        from lmforge.train.trainer import latest_checkpoint
+
+        ckpt = latest_checkpoint(run)
+        return {"outputs": {"run": str(run), "checkpoint": str(ckpt) if ckpt else None}, "figures": figures}
+
+    def _lineage(self) -> None:
+        """Where the newest model came from: its checkpoint, the manifest (with its sha256), the
+        tokenizer fingerprint, and the corpus and dedup stats."""
+        stages = self.record["stages"]
+        last = next((s for s in reversed(STAGES) if stages.get(s, {}).get("status") == "done"
+                     and stages[s].get("outputs", {}).get("checkpoint")), None)
+        lineage = {}
+        if last:
+            lineage["model"] = {"stage": last, "checkpoint": stages[last]["outputs"]["checkpoint"]}
+            chain = [s for s in ("rl", "dpo", "rm", "sft", "train") if s in stages and STAGES.index(s) <= STAGES.index(last)]
+            lineage["runs"] = {s: stages[s]["outputs"].get("checkpoint") for s in chain if stages[s].get("outputs")}
+        if "mix" in stages and stages["mix"].get("outputs"):
+            lineage["manifest"] = stages["mix"]["outputs"]
+        if "tokenizer" in stages and stages["tokenizer"].get("figures"):
+            lineage["tokenizer"] = {"dir": str(self.out / "tokenizer"), "fingerprint": stages["tokenizer"]["figures"].get("fingerprint")}
+        for s in ("corpus", "dedup"):
+            if s in stages and stages[s].get("outputs"):
+                lineage[f"{s}_stats"] = stages[s]["outputs"].get("stats")
+        self.record["lineage"] = lineage
+
+
+def _arrow(a, b) -> str | None:
+    if a is None and b is None:
+        return None
+    fmt = lambda v: "?" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    return f"{fmt(a)} -> {fmt(b)}"
+
+
+def run_pipeline(recipe: Recipe, until: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) `recipe`; returns the record also written to OUT/pipeline.json."""
+    return PipelineRunner(recipe, progress=progress, log=log).run(until=until)
