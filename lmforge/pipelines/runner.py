@@ -230,61 +230,54 @@ class PipelineRunner:
         sha = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()  # as `lmforge train` records it
         return {"outputs": {"manifest": str(path), "sha256": sha, "tokenizer_fingerprint": manifest.fingerprint}, "figures": figures}
 
-    def _train(self) -> dict:
-        from lmforge.train.trainer import train
-
-        run = self.out / "train"
-        cfg = self.recipe.stages["train"]
-        done = _run_steps(run)
-        if done >= cfg.steps:
-            return self._run_entry(run, {"trained_earlier": True, "steps": done})
-        cfg = dataclasses.replace(cfg, manifest=str(self.out / "mix.json"), out_dir=str(run), resume=done > 0)
-        summary = self._with_bar("train", cfg.steps, lambda on_step: train(cfg, on_step=on_step))
-        figures = {"steps": summary.steps, "loss": f"{summary.first_loss:.3f} -> {summary.loss:.3f}" if summary.first_loss else summary.loss,
-                   "tokens_per_s": round(summary.tokens_per_s), "precision": summary.precision}
-        for source, v in summary.val.items():
-            if isinstance(v, dict) and v.get("bpb") is not None:
-                figures[f"val_bpb/{source}"] = round(v["bpb"], 4)
-        return self._run_entry(run, figures)
-
-    def _sft(self) -> dict:
-        from lmforge.alignment.sft import sft
-
-        run = self.out / "sft"
-        cfg = self.recipe.stages["sft"]
-        done = _run_steps(run)
-        if done >= cfg.steps:
-            return self._run_entry(run, {"trained_earlier": True, "steps": done})
-        cfg = dataclasses.replace(cfg, base=str(self.out / "train"), out_dir=str(run), resume=done > 0)
-        s = self._with_bar("sft", cfg.steps, lambda on_step: sft(cfg, on_step=on_step))
-        return self._run_entry(run, {"steps": s.steps, "loss": _arrow(s.first_loss, s.loss), "val_loss": _arrow(s.base_val_loss, s.val_loss),
-                                     "conversations": s.conversations.get("train")})
-
-    def _preference_run(self, stage: str, fn, **wired) -> dict:
+    def _run_stage(self, stage: str, fn, figures: Callable, **wired) -> dict:
+        """A training stage: skipped when its run already reached its steps, resumed when it
+        has a checkpoint, else started; `figures(summary)` picks what the record shows."""
         run = self.out / stage
         cfg = self.recipe.stages[stage]
         done = _run_steps(run)
         if done >= cfg.steps:
             return self._run_entry(run, {"trained_earlier": True, "steps": done})
         cfg = dataclasses.replace(cfg, out_dir=str(run), resume=done > 0, **wired)
-        s = self._with_bar(stage, cfg.steps, lambda on_step: fn(cfg, on_step=on_step))
-        figures = {"steps": s.steps}
-        figures.update({f"eval_{k}": round(v, 4) if isinstance(v, float) else v for k, v in (s.eval or {}).items()
-                        if isinstance(v, (int, float))})
-        for key in ("loss", "reward", "accuracy", "margin"):
-            if key in s.first and key in s.last:
-                figures[key] = _arrow(s.first[key], s.last[key])
-        return self._run_entry(run, figures)
+        summary = self._with_bar(stage, cfg.steps, lambda on_step: fn(cfg, on_step=on_step))
+        return self._run_entry(run, figures(summary))
+
+    def _train(self) -> dict:
+        from lmforge.train.trainer import train
+
+        def figures(s) -> dict:
+            out = {"steps": s.steps, "loss": _arrow(s.first_loss, s.loss), "tokens_per_s": round(s.tokens_per_s), "precision": s.precision}
+            out.update({f"val_bpb/{k}": round(v["bpb"], 4) for k, v in s.val.items() if isinstance(v, dict) and v.get("bpb") is not None})
+            return out
+
+        return self._run_stage("train", train, figures, manifest=str(self.out / "mix.json"))
+
+    def _sft(self) -> dict:
+        from lmforge.alignment.sft import sft
+
+        def figures(s) -> dict:
+            return {"steps": s.steps, "loss": _arrow(s.first_loss, s.loss), "val_loss": _arrow(s.base_val_loss, s.val_loss),
+                    "conversations": s.conversations.get("train")}
+
+        return self._run_stage("sft", sft, figures, base=str(self.out / "train"))
+
+    @staticmethod
+    def _preference_figures(s) -> dict:
+        """Steps, the final held-out evaluation, and first -> last of the step metrics."""
+        out = {"steps": s.steps}
+        out.update({f"eval_{k}": round(v, 4) if isinstance(v, float) else v for k, v in (s.eval or {}).items() if isinstance(v, (int, float))})
+        out.update({k: _arrow(s.first[k], s.last[k]) for k in ("loss", "reward", "accuracy", "margin") if k in s.first and k in s.last})
+        return out
 
     def _rm(self) -> dict:
         from lmforge.alignment.reward import train_reward_model
 
-        return self._preference_run("rm", train_reward_model, base=str(self._policy_source()))
+        return self._run_stage("rm", train_reward_model, self._preference_figures, base=str(self._policy_source()))
 
     def _dpo(self) -> dict:
         from lmforge.alignment.dpo import train_dpo
 
-        return self._preference_run("dpo", train_dpo, policy=str(self._policy_source()))
+        return self._run_stage("dpo", train_dpo, self._preference_figures, policy=str(self._policy_source()))
 
     def _rl(self) -> dict:
         from lmforge.alignment.rl import train_rl
@@ -293,7 +286,7 @@ class PipelineRunner:
         wired = {"policy": str(self._policy_source())}
         if cfg.method == "ppo":
             wired["reward"] = str(self.out / "rm")
-        return self._preference_run("rl", train_rl, **wired)
+        return self._run_stage("rl", train_rl, self._preference_figures, **wired)
 
     # ---- helpers --------------------------------------------------------------------------------
     def _with_bar(self, name: str, total: int, fn):
