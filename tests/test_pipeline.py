@@ -195,3 +195,39 @@ def test_until_stops_after_a_stage(sample_inputs, tmp_path):
     assert not (out / "mix.json").exists()
     r = CliRunner().invoke(main, ["pipeline", "run", str(_recipe(root, sft, prefs, out)), "--until", "rl"])
     assert r.exit_code == 1 and "no [rl] table" in r.output
+
+
+def test_a_pipeline_killed_during_training_resumes_to_the_same_model(sample_inputs, tmp_path):
+    """kill -9 while [train] runs (after its first checkpoint), run again: the final weights
+    are byte for byte those of an uninterrupted pipeline."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, sft, prefs = sample_inputs
+
+    def recipe(out: Path) -> Path:
+        path = _recipe(root, sft, prefs, out, steps=30)
+        path.write_text(path.read_text().replace("eval_every = 0\nthreads = 1\n[sft]", "eval_every = 0\nthreads = 1\ncheckpoint_every = 2\n[sft]", 1))
+        return path
+
+    cmd = [sys.executable, "-m", "lmforge.cli", "pipeline", "run", "--until", "train", "--no-progress"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run([*cmd, str(recipe(whole))], check=True, capture_output=True)
+    proc = subprocess.Popen([*cmd, str(recipe(killed))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if any((killed / "train" / "checkpoints").glob("step_*")):
+            break
+        time.sleep(0.02)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    record = json.loads((killed / "pipeline.json").read_text())
+    assert record["stages"]["train"]["status"] == "running"  # killed in the middle of it
+    subprocess.run([*cmd, str(recipe(killed))], check=True, capture_output=True)
+    a = (whole / "train" / "checkpoints" / "step_00000030" / "model.safetensors").read_bytes()
+    b = (killed / "train" / "checkpoints" / "step_00000030" / "model.safetensors").read_bytes()
+    assert a == b
