@@ -135,7 +135,8 @@ def _print_record(record: dict, console) -> None:
     table.add_column("figures")
     for stage, entry in record.get("stages", {}).items():
         figures = entry.get("figures") or {}
-        text = ", ".join(f"{k} {v}" for k, v in figures.items() if not isinstance(v, dict))
+        text = ", ".join(f"{k} {str(v)[:23] + '...' if isinstance(v, str) and v.startswith('sha256:') else v}"
+                         for k, v in figures.items() if not isinstance(v, dict))
         if entry.get("error"):
             text = entry["error"]
         table.add_row(stage, entry.get("status", "?"), f"{entry.get('seconds', 0):.1f}", escape(text[:160]))
