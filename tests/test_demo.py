@@ -1,30 +1,109 @@
-"""`lmforge demo` end to end on the built-in sample: every landed stage runs and reports."""
+"""`lmforge demo` end to end on the built-in samples: every landed stage runs, reports and resumes.
+
+The alignment stages run with the demo's hidden `--quick` step counts (a few steps each), so
+this checks that they run, write and resume, not how well they learn.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 from click.testing import CliRunner
 
 from lmforge.cli import main
+from lmforge.pipelines.demo import CHAT_QUESTION, QUICK
+from lmforge.train.trainer import latest_checkpoint, read_metrics
+
+PRETRAINING = ["corpus process", "corpus dedup", "tokenizer train", "shards build", "mix build", "train", "sample"]
+ALIGNMENT = ["align sft", "align rm", "align dpo", "align rl", "chat"]
+RUNS = {"sft": QUICK.sft, "rm": QUICK.rm, "dpo": QUICK.dpo, "rl": QUICK.rl}  # folder -> steps
+
+
+def test_align_data_is_deterministic_and_read_by_the_alignment_loaders(tmp_path):
+    from lmforge.alignment.data import load_conversations, load_preferences, load_prompts
+    from lmforge.alignment.rewards import gsm8k_reward
+    from lmforge.pipelines.sample_align import write_align_data
+
+    info = write_align_data(tmp_path / "a")
+    write_align_data(tmp_path / "b")
+    for name in ("sft", "preferences", "prompts"):
+        assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (tmp_path / "b" / f"{name}.jsonl").read_bytes()
+    paths = info["paths"]
+
+    convs = list(load_conversations(paths["sft"]))
+    assert len(convs) == info["counts"]["conversations"] == 2000
+    plain = sum("####" not in c[-1]["content"] for c in convs)
+    assert 0.25 < plain / len(convs) < 0.42  # a third answer without the final line
+    pairs = list(load_preferences(paths["preferences"]))
+    assert len(pairs) == 800
+    for pair in pairs:  # the verifiable reward tells every chosen answer from its rejected one
+        question = pair.prompt[-1]["content"]
+        a, b = (int(x) for x in question.replace("+", " ").replace(".", " ").replace("?", " ").split() if x.isdigit())
+        assert gsm8k_reward(pair.chosen, str(a + b)) == 1.0 and gsm8k_reward(pair.rejected, str(a + b)) == 0.0, pair
+    prompts = list(load_prompts(paths["prompts"]))
+    assert len(prompts) == 300 and len({p.prompt[0]["content"] for p in prompts}) == 300
+    assert all(gsm8k_reward(p.answer, p.answer) == 1.0 for p in prompts)
+
+
+def first_last(text: str) -> tuple[float, float]:
+    first, last = text.split(" -> ")
+    return float(first), float(last)
 
 
 def test_demo_runs_every_stage_and_resumes(tmp_path):
     out = tmp_path / "demo"
-    result = CliRunner().invoke(main, ["demo", "-o", str(out), "--no-progress"])
+    result = CliRunner().invoke(main, ["demo", "-o", str(out), "--no-progress", "--quick"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     stages = report["stages"]
-    assert list(stages) == ["corpus process", "corpus dedup", "tokenizer train", "shards build", "mix build", "train", "sample"]
+    assert list(stages) == PRETRAINING + ALIGNMENT
     assert stages["corpus process"]["kept"] > 30
     assert stages["corpus dedup"]["near_duplicates_removed"] == 12  # the mirrors the sample plants
     assert stages["mix build"]["budget"] > 0
-    first, last = (float(x) for x in stages["train"]["loss"].split(" -> "))
+    first, last = first_last(stages["train"]["loss"])
     assert last < first - 1.0  # the loss falls
     assert stages["sample"]["text"].startswith("An exception is")
     for name in ("corpus", "dedup", "tokenizer", "shards", "run"):
         assert (out / name).is_dir()
 
-    again = CliRunner().invoke(main, ["demo", "-o", str(out), "--no-progress"])  # a rerun resumes, not redoes
+    # alignment: the built-in data, a finished run per stage, and a row per stage
+    data = report["align_data"]
+    assert data["sft"] == 2000 and data["preferences"] == 800 and data["prompts"] == 300
+    assert data["eval_prompts"] == QUICK.eval_prompts
+    for name in ("sft", "preferences", "prompts"):
+        assert (out / "align-data" / f"{name}.jsonl").is_file()
+    for run, steps in RUNS.items():
+        assert latest_checkpoint(out / run).name == f"step_{steps:08d}", run
+        assert len(read_metrics(out / run / "metrics.jsonl")) == steps, run
+        assert stages[f"align {run}"]["steps"] == steps
+    first, last = first_last(stages["align sft"]["loss"])
+    assert last < first  # fine-tuning on the answers lowers their loss even in a few steps
+    assert 0.0 <= stages["align sft"]["greedy_exact_match"] <= 1.0
+    assert 0.0 <= stages["align rm"]["heldout_accuracy"] <= 1.0
+    assert first_last(stages["align dpo"]["loss"])[0] == 0.693  # the policy starts as its reference: log 2
+    assert 0.0 <= stages["align dpo"]["heldout_accuracy"] <= 1.0
+    assert all(0.0 <= r <= 1.0 for r in first_last(stages["align rl"]["mean_reward"]))
+    before, _ = first_last(stages["align rl"]["greedy_exact_match"])
+    assert before == round(stages["align sft"]["greedy_exact_match"], 2)
+    assert stages["chat"]["model"] == "rl" and stages["chat"]["prompt"] == CHAT_QUESTION
+    assert isinstance(stages["chat"]["answer"], str) and isinstance(stages["chat"]["correct"], bool)
+    for stage in ALIGNMENT:
+        assert stage in result.output  # the summary table has a row per stage
+
+    # a rerun resumes, not redoes: finished stages are read back, a cut-short run continues
+    rl_rows = read_metrics(out / "rl" / "metrics.jsonl")
+    shutil.rmtree(latest_checkpoint(out / "rl"))  # as if killed before its last checkpoint
+    again = CliRunner().invoke(main, ["demo", "-o", str(out), "--no-progress", "--quick"])
     assert again.exit_code == 0, again.output
-    assert json.loads((out / "report.json").read_text())["stages"]["train"]["note"] == "trained earlier"
+    rerun = json.loads((out / "report.json").read_text())["stages"]
+    assert list(rerun) == PRETRAINING + ALIGNMENT
+    assert rerun["train"]["note"] == "trained earlier"
+    for stage in ("align sft", "align rm", "align dpo"):
+        assert rerun[stage]["note"] == "trained earlier", stage
+        assert rerun[stage]["loss"] == stages[stage]["loss"], stage
+    assert rerun["align rl"]["note"] == f"resumed at step {QUICK.rl // 2}"
+    assert latest_checkpoint(out / "rl").name == f"step_{QUICK.rl:08d}"
+    resumed = read_metrics(out / "rl" / "metrics.jsonl")
+    assert [r["reward"] for r in resumed] == [r["reward"] for r in rl_rows]  # the same steps again, exactly
+    assert rerun["align rl"]["mean_reward"] == stages["align rl"]["mean_reward"]

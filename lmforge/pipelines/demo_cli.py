@@ -12,8 +12,10 @@ import click
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes for the corpus stages.")
 @click.option("--languages", default="en", show_default=True, help="Languages the corpus keeps (comma separated; 'all' keeps every one).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, no_progress: bool) -> None:
-    """Run every stage on a built-in crawl sample (offline), or on --warc FILE.
+@click.option("--quick", is_flag=True, hidden=True, help="Few alignment steps (for the test suite): the stages run, the figures mean little.")
+def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, no_progress: bool, quick: bool) -> None:
+    """Run every stage on built-in samples (offline): crawl to pretrained GPT, then SFT,
+    reward model, DPO, GRPO and a chat answer on small sums. --warc FILE crawls a real file.
 
     \b
     Example:
@@ -24,11 +26,12 @@ def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, n
     from rich.table import Table
 
     from lmforge.corpus.pipeline import CorpusRunError
-    from lmforge.pipelines.demo import run_demo
+    from lmforge.pipelines.demo import QUICK, AlignSteps, run_demo
 
     langs = None if languages.strip().lower() == "all" else [x for x in languages.split(",") if x.strip()]
     try:
-        report = run_demo(output_dir, warc=list(warc) or None, workers=workers, progress=not no_progress, languages=langs or [])
+        report = run_demo(output_dir, warc=list(warc) or None, workers=workers, progress=not no_progress, languages=langs or [],
+                          align=QUICK if quick else AlignSteps())
     except CorpusRunError as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # a later stage refused its input: say which, and why it was empty
@@ -53,7 +56,8 @@ def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, n
 
 #: errors a stage raises on input it cannot use (library error classes, by name, so that this
 #: module imports none of the stages); ValueError is the tokenizer trainer's "no text"
-_STAGE_ERRORS = {"BuildError", "MixError", "TokenizerError", "DocumentFileError", "DedupError", "ValueError"}
+_STAGE_ERRORS = {"BuildError", "MixError", "TokenizerError", "DocumentFileError", "DedupError", "ValueError",
+                 "AlignmentError", "SFTError", "DataFormatError"}
 
 
 def _stage_error(output_dir: str, exc: Exception, languages: str) -> str:
