@@ -308,8 +308,9 @@ def _rm_stage(out: Path, data: Path, steps: int, progress: bool) -> dict:
 def _dpo_stage(out: Path, data: Path, steps: int, progress: bool) -> dict:
     """DPO from the SFT run (also its frozen reference) on the same pairs.
 
-    lr 3e-5: at 1e-4 the held-out accuracy is no better and the chosen answers lose so much
-    likelihood that greedy exact match falls from ~0.95 to ~0.6."""
+    lr 3e-5, measured here: held-out accuracy 0.875, greedy exact match 0.95 -> 0.85. At 1e-4
+    the accuracy was lower (0.825) and the chosen answers lost so much likelihood too that the
+    greedy exact match fell to 0.63 (DPO lowers both answers' likelihood, the rejected more)."""
     from lmforge.alignment.dpo import DPOConfig, train_dpo
 
     run = out / "dpo"
@@ -329,9 +330,12 @@ REWARD_WINDOW = 5
 
 
 def _grpo_stage(out: Path, prompts: Path, steps: int, progress: bool) -> dict:
-    """GRPO from the SFT run, rewarded by the exact `####` number of each sampled answer:
-    8 prompts x 8 samples a step at lr 1e-4 (4 prompts a step, or lr 3e-4, were too noisy
-    for the reward to rise in 30 steps)."""
+    """GRPO from the SFT run, rewarded by the exact `####` number of each sampled answer.
+
+    8 prompts x 8 samples a step at lr 1e-4: measured here, the mean reward rises from 0.40 to
+    0.56 in 30 steps (4 x 8 a step: 0.31 -> 0.47, noisier), while the greedy exact match dips
+    from 0.95 to 0.90: the updates sharpen the sampled answers and disturb a few memorised
+    greedy ones. At lr 5e-4 and above the KL passed 0.2 and the reward fell."""
     from lmforge.alignment.rl import RLConfig, train_rl
 
     run = out / "rl"
