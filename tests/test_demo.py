@@ -64,8 +64,11 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     first, last = first_last(stages["train"]["loss"])
     assert last < first - 1.0  # the loss falls
     assert stages["sample"]["text"].startswith("An exception is")
-    for name in ("corpus", "dedup", "tokenizer", "shards", "run"):
+    for name in ("corpus", "dedup", "tokenizer", "shards", "train"):
         assert (out / name).is_dir()
+    record = json.loads((out / "pipeline.json").read_text())  # the demo is a pipeline recipe
+    assert list(record["stages"]) == ["corpus", "dedup", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl"]
+    assert record["lineage"]["model"]["stage"] == "rl"
 
     # alignment: the built-in data, a finished run per stage, and a row per stage
     data = report["align_data"]

@@ -25,18 +25,15 @@ def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, n
     from rich.console import Console
     from rich.table import Table
 
-    from lmforge.corpus.pipeline import CorpusRunError
     from lmforge.pipelines.demo import QUICK, AlignSteps, run_demo
+    from lmforge.pipelines.recipe import RecipeError
+    from lmforge.pipelines.runner import PipelineError
 
     langs = None if languages.strip().lower() == "all" else [x for x in languages.split(",") if x.strip()]
     try:
         report = run_demo(output_dir, warc=list(warc) or None, workers=workers, progress=not no_progress, languages=langs or [],
                           align=QUICK if quick else AlignSteps())
-    except CorpusRunError as exc:
-        raise click.ClickException(str(exc)) from None
-    except Exception as exc:  # a later stage refused its input: say which, and why it was empty
-        if type(exc).__name__ not in _STAGE_ERRORS:
-            raise
+    except (RecipeError, PipelineError) as exc:  # a stage refused its input: say which, and why it was empty
         raise click.ClickException(_stage_error(output_dir, exc, languages)) from None
     table = Table(title=f"lmforge demo → {output_dir}")
     table.add_column("stage")
@@ -52,12 +49,6 @@ def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, n
         table.add_row(stage, result, f"{info.get('seconds', 0):.1f}")
     Console().print(table)
     click.echo(f"report: {output_dir}/report.json")
-
-
-#: errors a stage raises on input it cannot use (library error classes, by name, so that this
-#: module imports none of the stages); ValueError is the tokenizer trainer's "no text"
-_STAGE_ERRORS = {"BuildError", "MixError", "TokenizerError", "DocumentFileError", "DedupError", "ValueError",
-                 "AlignmentError", "SFTError", "DataFormatError"}
 
 
 def _stage_error(output_dir: str, exc: Exception, languages: str) -> str:

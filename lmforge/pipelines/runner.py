@@ -240,7 +240,7 @@ class PipelineRunner:
             return self._run_entry(run, {"trained_earlier": True, "steps": done})
         cfg = dataclasses.replace(cfg, out_dir=str(run), resume=done > 0, **wired)
         summary = self._with_bar(stage, cfg.steps, lambda on_step: fn(cfg, on_step=on_step))
-        return self._run_entry(run, figures(summary))
+        return self._run_entry(run, {**figures(summary), **({"resumed_from": done} if done else {})})
 
     def _train(self) -> dict:
         from lmforge.train.trainer import train
