@@ -39,7 +39,7 @@ SUMMARIES: dict[str, str] = {
     "align": "Alignment: SFT, reward model, DPO, RL (GRPO, PPO).",
     "chat": "Chat with a run's newest checkpoint.",
     "pipeline": "Run a recipe (TOML) that chains every stage into one folder.",
-    "demo": "Every stage end to end on a built-in sample (offline).",
+    "demo": "Every stage, crawl to chat model, on built-in samples (offline).",
 }
 
 
