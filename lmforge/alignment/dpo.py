@@ -104,6 +104,7 @@ class DPOConfig:
     device: str = "cpu"
     resume: bool = False
     tokenizer_dir: str | None = None
+    threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
 
     def __post_init__(self):
         if self.steps < 1:
@@ -159,6 +160,8 @@ def policy_state(model, tok, cfg_dict: dict, source: str, source_state: dict, to
 
 def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> RunSummary:
     """Train (or resume) a DPO policy from `cfg.policy` on `cfg.data`; write `cfg.out_dir`."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.out_dir)
     ckpt = start_run(run_dir, cfg.resume)
     device = torch.device(cfg.device)

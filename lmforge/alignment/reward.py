@@ -425,6 +425,7 @@ class RewardConfig:
     device: str = "cpu"
     resume: bool = False
     tokenizer_dir: str | None = None
+    threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
 
     def __post_init__(self):
         if self.steps < 1:
@@ -460,6 +461,8 @@ class RunSummary:
 
 def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None = None) -> RunSummary:
     """Train (or resume) a reward model from `cfg.base` on `cfg.data`; write `cfg.out_dir`."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.out_dir)
     ckpt = start_run(run_dir, cfg.resume)
     device = torch.device(cfg.device)

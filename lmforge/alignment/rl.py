@@ -186,6 +186,7 @@ class RLConfig:
     device: str = "cpu"
     resume: bool = False
     tokenizer_dir: str | None = None
+    threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -352,6 +353,8 @@ def read_prompts(path) -> list:
 
 def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> RunSummary:
     """Run (or resume) GRPO or PPO from `cfg.policy` on `cfg.prompts`; write `cfg.out_dir`."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.out_dir)
     ckpt = start_run(run_dir, cfg.resume)
     device = torch.device(cfg.device)

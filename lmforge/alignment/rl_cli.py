@@ -31,8 +31,9 @@ import click
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the policy run's].")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")
+@click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
-       top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume):
+       top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume, threads):
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.
 
     Each step samples --group-size completions for each of --prompts-per-step prompts with
@@ -54,7 +55,7 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
                        steps=steps, prompts_per_step=prompts_per_step, group_size=group_size, max_new_tokens=max_new_tokens,
                        temperature=temperature, top_k=top_k or None, lr=lr, clip=clip, kl_coef=kl_coef, epochs=epochs,
                        gamma=gamma, lam=lam, vf_coef=vf_coef, checkpoint_every=checkpoint_every, seed=seed, device=device,
-                       resume=resume, tokenizer_dir=tokenizer_dir)
+                       resume=resume, tokenizer_dir=tokenizer_dir, threads=threads)
         with Progress(method, steps, ("reward", "kl", "completion_len")) as on_step:
             summary = train_rl(cfg, on_step)
     except AlignmentError as exc:
