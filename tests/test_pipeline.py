@@ -185,6 +185,20 @@ def test_pipeline_runs_every_stage_records_lineage_and_resumes(sample_inputs, tm
     shown = run(["pipeline", "show", out])
     assert shown.exit_code == 0 and "dpo" in shown.output and "model:" in shown.output
 
+    # as the refusal says: delete [train]'s output and it trains again with the new steps; the
+    # finished SFT run was trained from the old model, so it is refused, by name, until deleted too
+    import shutil
+
+    shutil.rmtree(out / "train")
+    r = CliRunner().invoke(main, ["pipeline", "run", str(changed), "--no-progress"])
+    assert r.exit_code == 1 and f"{out / 'sft'} was trained from" in r.output, r.output
+    assert json.loads((out / "pipeline.json").read_text())["stages"]["train"]["figures"]["steps"] == 8
+    shutil.rmtree(out / "sft")
+    r = CliRunner().invoke(main, ["pipeline", "run", str(changed), "--no-progress"])
+    assert r.exit_code == 1 and f"{out / 'dpo'} was trained from" in r.output, r.output
+    shutil.rmtree(out / "dpo")
+    assert run(["pipeline", "run", changed, "--no-progress"]).exit_code == 0
+
 
 def test_until_stops_after_a_stage(sample_inputs, tmp_path):
     root, sft, prefs = sample_inputs

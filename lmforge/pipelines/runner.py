@@ -142,7 +142,9 @@ class PipelineRunner:
     def _check_settings(self, plan: list[str]) -> None:
         for stage in plan:
             entry = self.record["stages"].get(stage, {})
-            old = entry.get("settings") if entry.get("status") in ("done", "running") else None  # a failed stage wrote nothing
+            # a failed stage wrote nothing; a deleted output is to be made again
+            kept = entry.get("status") in ("done", "running") and self._output_exists(stage)
+            old = entry.get("settings") if kept else None
             new = self.recipe.stage_settings(stage)
             if old is not None and old != new:
                 changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -150,6 +152,10 @@ class PipelineRunner:
                     f"[{stage}] changed since {self.out} was made ({', '.join(changed)}); its output no longer matches "
                     f"the recipe: write to another folder (-o) or delete {self.out / stage if stage != 'mix' else self.out / 'mix.json'} "
                     "and the stages after it")
+
+    def _output_exists(self, stage: str) -> bool:
+        path = self.out / ("mix.json" if stage == "mix" else stage)
+        return path.is_file() or (path.is_dir() and any(path.iterdir()))
 
     # ---- stages -----------------------------------------------------------------------------
     def _executor(self):
@@ -236,11 +242,32 @@ class PipelineRunner:
         run = self.out / stage
         cfg = self.recipe.stages[stage]
         done = _run_steps(run)
+        upstream = self._upstream(stage, wired)
+        before = self.record["stages"].get(stage, {}).get("upstream")
+        if done and before is not None and before != upstream:
+            raise RecipeError(
+                f"{run} was trained from {before}, but that input is now {upstream}; delete {run} "
+                "(and the stages after it) to train it again from the new one")
         if done >= cfg.steps:
-            return self._run_entry(run, {"trained_earlier": True, "steps": done})
+            return {**self._run_entry(run, {"trained_earlier": True, "steps": done}), "upstream": upstream}
         cfg = dataclasses.replace(cfg, out_dir=str(run), resume=done > 0, **wired)
         summary = self._with_bar(stage, cfg.steps, lambda on_step: fn(cfg, on_step=on_step))
-        return self._run_entry(run, {**figures(summary), **({"resumed_from": done} if done else {})})
+        return {**self._run_entry(run, {**figures(summary), **({"resumed_from": done} if done else {})}), "upstream": upstream}
+
+    def _upstream(self, stage: str, wired: dict) -> str:
+        """What a training stage starts from: the manifest's sha256 for pretraining, else the
+        newest checkpoint of the run it starts from (and of the reward model, for PPO)."""
+        from lmforge.train.trainer import latest_checkpoint
+
+        if stage == "train":
+            return "sha256:" + hashlib.sha256((self.out / "mix.json").read_bytes()).hexdigest()
+        parts = []
+        for key in ("base", "policy", "reward"):
+            if key in wired:
+                ckpt = latest_checkpoint(wired[key])
+                parts.append(f"{ckpt} ({_file_sha256(ckpt / 'model.safetensors')[:19]})" if ckpt is not None
+                             else f"{wired[key]} (no checkpoint)")
+        return " + ".join(parts)
 
     def _train(self) -> dict:
         from lmforge.train.trainer import train
@@ -331,6 +358,18 @@ class PipelineRunner:
             if s in stages and stages[s].get("outputs"):
                 lineage[f"{s}_stats"] = stages[s]["outputs"].get("stats")
         self.record["lineage"] = lineage
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file (a checkpoint's weights: the identity of what a later stage starts from)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        return "sha256:missing"
+    return "sha256:" + h.hexdigest()
 
 
 def _arrow(a, b) -> str | None:
