@@ -60,6 +60,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,7 +195,7 @@ def _check_type(value, hint, where: str):
     """`value` as the field's type wants it (ints become floats where a float is wanted)."""
     origin = typing.get_origin(hint)
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
+    if origin in (typing.Union, types.UnionType) and args:
         if len(args) == 1:
             return _check_type(value, args[0], where)
         for a in args:
@@ -421,7 +422,10 @@ def _check_order(stages: dict, name: str) -> None:
 
 def load_recipe(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Recipe:
     """Read and validate a recipe file; `output` overrides its [pipeline].output."""
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
 
     path = Path(path)
     try:

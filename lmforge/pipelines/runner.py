@@ -372,11 +372,15 @@ def _file_sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def _fmt(value) -> str:
+    return "?" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def _arrow(a, b) -> str | None:
+    """"first -> last" of a figure, or None when neither is known."""
     if a is None and b is None:
         return None
-    fmt = lambda v: "?" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
-    return f"{fmt(a)} -> {fmt(b)}"
+    return f"{_fmt(a)} -> {_fmt(b)}"
 
 
 def run_pipeline(recipe: Recipe, until: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
