@@ -245,3 +245,26 @@ def test_a_pipeline_killed_during_training_resumes_to_the_same_model(sample_inpu
     a = (whole / "train" / "checkpoints" / "step_00000030" / "model.safetensors").read_bytes()
     b = (killed / "train" / "checkpoints" / "step_00000030" / "model.safetensors").read_bytes()
     assert a == b
+
+
+def test_missing_inputs_are_refused_before_anything_runs(sample_inputs, tmp_path):
+    root, sft, prefs = sample_inputs
+    out = tmp_path / "run"
+    recipe = _recipe(root, sft, prefs, out)
+    recipe.write_text(recipe.read_text().replace(str(prefs), str(tmp_path / "nope.jsonl")))
+    r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--no-progress"])
+    assert r.exit_code == 1 and f"[dpo] data: {tmp_path / 'nope.jsonl'}" in r.output
+    assert not (out / "corpus").exists()  # nothing ran
+    checked = CliRunner().invoke(main, ["pipeline", "check", str(recipe)])
+    assert checked.exit_code == 0 and "missing input: [dpo] data" in checked.output
+    # --until before the stage that needs it: the missing file does not matter yet
+    assert run(["pipeline", "run", recipe, "--until", "corpus", "--no-progress"]).exit_code == 0
+
+
+def test_a_corpus_that_keeps_nothing_stops_at_the_corpus_with_the_reason(sample_inputs, tmp_path):
+    root, sft, prefs = sample_inputs
+    recipe = _recipe(root, sft, prefs, tmp_path / "run")
+    recipe.write_text(recipe.read_text().replace('languages = ["en"]', 'languages = ["sw"]'))
+    r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--no-progress"])
+    assert r.exit_code == 1 and "[corpus] kept no documents" in r.output and "language_not_wanted" in r.output
+    assert json.loads((tmp_path / "run" / "pipeline.json").read_text())["stages"]["corpus"]["status"] == "failed"

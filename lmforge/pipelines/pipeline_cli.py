@@ -90,7 +90,12 @@ def check(recipe, output):
         changed = rcp.changed_settings(stage)
         text = ", ".join(f"{k}={_short(v)}" for k, v in changed.items()) or "defaults"
         table.add_row(stage, state, escape(text))
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    from lmforge.pipelines.recipe import missing_inputs
+
+    for _, message in missing_inputs(rcp):
+        console.print(f"missing input: {escape(message)}", style="bold red")
 
 
 @pipeline.command("show")

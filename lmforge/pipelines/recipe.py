@@ -420,6 +420,35 @@ def _check_order(stages: dict, name: str) -> None:
         raise RecipeError(f"{name}: [rl] method = \"ppo\" scores with the reward model: add an [rm] table")
 
 
+def missing_inputs(recipe: Recipe) -> list[tuple[str, str]]:
+    """The recipe's local input files (or globs) that do not exist, as (stage, "[table] key:
+    path"); URLs are not checked. The runner refuses to start while this is not empty, so a typo in
+    [sft].data does not surface only after pretraining."""
+    import glob
+
+    missing = []
+
+    def check(stage: str, where: str, value: str | None) -> None:
+        if not value or "://" in value:
+            return
+        if glob.has_magic(value):
+            if not glob.glob(value):
+                missing.append((stage, f"{where}: {value} (matches nothing)"))
+        elif not os.path.exists(value):
+            missing.append((stage, f"{where}: {value}"))
+
+    for stage, keys in PATH_FIELDS.items():
+        cfg = recipe.stages.get(stage)
+        for key in keys if cfg is not None else ():
+            value = getattr(cfg, key, None)
+            for v in value if isinstance(value, list) else [value]:
+                check(stage, f"[{stage}] {key}", v)
+    mix = recipe.stages.get("mix")
+    for src in mix.sources if mix is not None else []:
+        check("mix" if src.shards else "tokenizer", f"[[mix.source]] {src.name}", src.documents or src.shards)
+    return missing
+
+
 def load_recipe(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Recipe:
     """Read and validate a recipe file; `output` overrides its [pipeline].output."""
     try:

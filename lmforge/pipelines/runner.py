@@ -117,6 +117,11 @@ class PipelineRunner:
             if until not in plan:
                 raise RecipeError(f"--until {until}: the recipe has no [{until}] table (it has {', '.join(plan)})")
             plan = plan[: plan.index(until) + 1]
+        from lmforge.pipelines.recipe import missing_inputs
+
+        missing = [m for stage, m in missing_inputs(self.recipe) if stage in plan]
+        if missing:
+            raise RecipeError("the recipe names inputs that do not exist:\n  " + "\n  ".join(missing))
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_settings(plan)
         errors = _user_errors()
@@ -169,6 +174,10 @@ class PipelineRunner:
         cfg = dataclasses.replace(self.recipe.stages["corpus"], output_dir=str(self.out / "corpus"), dedup=False)
         stats = run_corpus(cfg, self._executor(), progress=self.progress)
         s = stats.get("summary", {})
+        if not s.get("kept"):
+            dropped = ", ".join(f"{k} {v}" for k, v in sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1])[:4])
+            raise RecipeError(f"kept no documents of {s.get('pages', 0)} pages (dropped: {dropped or 'none'}); "
+                              f"check [corpus] languages and filters against {self.out / 'corpus' / 'stats.json'}")
         figures = {k: s[k] for k in ("records", "pages", "extracted", "kept") if k in s}
         figures["dropped"] = dict(sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1]))
         return {"outputs": {"documents": str(self.out / "corpus" / "documents"), "stats": str(self.out / "corpus" / "stats.json")},
