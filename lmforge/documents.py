@@ -179,6 +179,27 @@ def _iter_parquet(path: Path, text_key: str) -> Iterator[DocRecord]:
             row += 1
 
 
+def read_toml(path: str | os.PathLike, error: type[Exception] = ValueError) -> dict:
+    """A TOML file as a dict; a missing, unreadable or invalid file raises `error` with a
+    message naming the file (tomllib from Python 3.11, tomli before)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: no such recipe file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder; give the recipe's .toml file") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text; a recipe is a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML ({exc})") from None
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` through `PATH.tmp`, fsync, rename: the file is whole or absent."""
     path = Path(path)

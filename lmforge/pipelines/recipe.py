@@ -451,20 +451,8 @@ def missing_inputs(recipe: Recipe) -> list[tuple[str, str]]:
 
 def load_recipe(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Recipe:
     """Read and validate a recipe file; `output` overrides its [pipeline].output."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    from lmforge.documents import read_toml
 
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such recipe file") from None
-    except IsADirectoryError:
-        raise RecipeError(f"{path}: is a folder; give the recipe's .toml file") from None
-    except UnicodeDecodeError:
-        raise RecipeError(f"{path}: not UTF-8 text; a recipe is a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, RecipeError)
     return parse_recipe(data, path=path, output=output)

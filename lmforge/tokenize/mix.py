@@ -218,17 +218,10 @@ class MixRecipe:
 def load_recipe(path: str | os.PathLike) -> MixRecipe:
     """A TOML recipe: `budget`, optional `val_tokens`, and `[[source]]` tables with `name`,
     `path` (relative to the TOML file) and `weight` or `epochs`."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    from lmforge.documents import read_toml
+
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MixError(f"{path}: no such recipe file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise MixError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, MixError)
     if "budget" not in data:
         raise MixError(f"{path}: no `budget` (the number of training tokens, e.g. budget = \"1.4T\")")
     specs = []
