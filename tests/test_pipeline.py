@@ -268,3 +268,21 @@ def test_a_corpus_that_keeps_nothing_stops_at_the_corpus_with_the_reason(sample_
     r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--no-progress"])
     assert r.exit_code == 1 and "[corpus] kept no documents" in r.output and "language_not_wanted" in r.output
     assert json.loads((tmp_path / "run" / "pipeline.json").read_text())["stages"]["corpus"]["status"] == "failed"
+
+
+def test_rebuilt_documents_upstream_are_refused_at_the_shards(sample_inputs, tmp_path):
+    """Delete the corpus output and rebuild it with other settings: the tokenizer retrains on the
+    new documents, and the shards made with the old tokenizer are refused by name."""
+    import shutil
+
+    root, sft, prefs = sample_inputs
+    out = tmp_path / "run"
+    recipe = _recipe(root, sft, prefs, out)
+    assert run(["pipeline", "run", recipe, "--until", "shards", "--no-progress"]).exit_code == 0
+    shutil.rmtree(out / "corpus")
+    recipe.write_text(recipe.read_text().replace('languages = ["en"]', 'languages = ["en"]\nlimit = 30'))  # fewer pages
+    r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--until", "shards", "--no-progress"])
+    assert r.exit_code == 1 and f"{out / 'dedup'} was made from other corpus documents" in r.output, r.output
+    shutil.rmtree(out / "dedup")  # as it says; then the tokenizer retrains and the old shards are refused
+    r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--until", "shards", "--no-progress"])
+    assert r.exit_code == 1 and f"delete {out / 'shards' / 'web'}" in r.output, r.output

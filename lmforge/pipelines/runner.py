@@ -186,11 +186,18 @@ class PipelineRunner:
     def _dedup(self) -> dict:
         from lmforge.corpus.dedup import run_dedup
 
+        # dedup's own resume compares input file names only: a corpus rebuilt under the same
+        # names would leave its finished output stale, so the pipeline compares the files too
+        upstream = _files_signature(self.out / "corpus" / "documents")
+        before = self.record["stages"].get("dedup", {}).get("upstream")
+        if before is not None and before != upstream and self._output_exists("dedup"):
+            raise RecipeError(f"{self.out / 'dedup'} was made from other corpus documents (the corpus was rebuilt); "
+                              f"delete {self.out / 'dedup'} and the stages after it to deduplicate the new ones")
         cfg = dataclasses.replace(self.recipe.stages["dedup"], progress=self.progress)
         stats = run_dedup([str(self.out / "corpus" / "documents")], str(self.out / "dedup"), cfg, self._executor())
         keys = ("documents_in", "exact_duplicates_removed", "near_duplicates_removed", "kept")
         return {"outputs": {"documents": str(self.out / "dedup" / "documents"), "stats": str(self.out / "dedup" / "stats.json")},
-                "figures": {k: stats[k] for k in keys if k in stats}}
+                "figures": {k: stats[k] for k in keys if k in stats}, "upstream": upstream}
 
     def _document_sources(self) -> list[tuple[str, str]]:
         """(name, documents path) of every mix source this pipeline shards itself."""
@@ -215,13 +222,19 @@ class PipelineRunner:
                             "trained_earlier": result.skipped}}
 
     def _shards(self) -> dict:
-        from lmforge.tokenize.build import build_shards
+        from lmforge.tokenize.build import BuildError, build_shards
 
         cfg = self.recipe.stages["shards"]
         outputs, figures = {}, {}
         for name, docs in self._document_sources():
             target = self.out / "shards" / name
-            res = build_shards([docs], str(self.out / "tokenizer"), str(target), cfg)
+            try:
+                res = build_shards([docs], str(self.out / "tokenizer"), str(target), cfg)
+            except BuildError as exc:
+                if "already holds a build" not in str(exc):
+                    raise
+                raise BuildError(f"{target} holds shards of other documents or another tokenizer (the stages before it "
+                                 f"changed); delete {target} and the stages after it to rebuild") from None
             outputs[name] = str(target)
             figures[f"{name}_tokens"] = res.source.get("tokens")
         return {"outputs": outputs, "figures": figures}
@@ -367,6 +380,13 @@ class PipelineRunner:
             if s in stages and stages[s].get("outputs"):
                 lineage[f"{s}_stats"] = stages[s]["outputs"].get("stats")
         self.record["lineage"] = lineage
+
+
+def _files_signature(folder: Path) -> str:
+    """Names, sizes and modification times of the files below `folder`, hashed: cheap, and
+    different whenever the folder was written again."""
+    entries = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
+    return "files:" + hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
 def _file_sha256(path: Path) -> str:
