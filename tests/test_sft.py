@@ -86,7 +86,8 @@ def test_conversation_order_is_seeded_covers_each_epoch_and_resumes():
 
 # ---- the loss -------------------------------------------------------------------------------
 def _reference_loss(model, examples):
-    """Mean CE over masked targets, one unpadded conversation at a time, plain F.cross_entropy."""
+    """Mean CE over masked targets, one unpadded conversation at a time, plain F.cross_entropy
+    (float32: the tests that compare with it run SFT in float32)."""
     nats, n = 0.0, 0
     for ids, mask in examples:
         logits = model.lm_head(model.hidden(torch.tensor([ids[:-1]])))[0]
@@ -103,7 +104,7 @@ def test_step_loss_is_the_mean_over_assistant_tokens_and_accumulation_matches(ba
     convs = [c["messages"] for c in _conversations()]
     examples = [render(c, base.tok) for c in (convs[0], convs[1], convs[5], convs[10])]
     ref = _reference_loss(model, examples)
-    cfg = SFTConfig(base=str(base.run), data=[str(base.data)], out_dir="unused", batch_size=4, micro_batch=micro, lr=1e-3, warmup=1)
+    cfg = SFTConfig(base=str(base.run), data=[str(base.data)], out_dir="unused", batch_size=4, micro_batch=micro, lr=1e-3, warmup=1, precision="fp32")
     trainer = SFTTrainer(cfg, model, base.tok.pad_id)
     result = trainer.step(examples)
     assert result.loss == pytest.approx(ref, rel=1e-5)
@@ -116,7 +117,7 @@ def test_accumulation_gives_the_same_update(base):
     weights = []
     for micro in (4, 1):
         model, _ = load_model(base.run)
-        cfg = SFTConfig(base=str(base.run), data=[str(base.data)], out_dir="unused", batch_size=4, micro_batch=micro, lr=1e-3, warmup=1)
+        cfg = SFTConfig(base=str(base.run), data=[str(base.data)], out_dir="unused", batch_size=4, micro_batch=micro, lr=1e-3, warmup=1, precision="fp32")
         trainer = SFTTrainer(cfg, model, base.tok.pad_id)
         trainer.optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)  # the update is the gradient, not Adam's sign
         trainer.step(examples)

@@ -29,6 +29,7 @@ the saving that packing would bring, without packing's cross-conversation attent
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -52,6 +53,8 @@ from lmforge.train.trainer import (
     lr_at,
     plot_loss,
     read_metrics,
+    read_state,
+    resolve_precision,
     save_checkpoint,
     truncate_metrics,
 )
@@ -91,6 +94,7 @@ class SFTConfig:
     fmt: str = "auto"
     tokenizer_dir: str | None = None  # [the one the base run trained with]
     device: str = "cpu"
+    precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
     resume: bool = False
     threads: int | None = None
 
@@ -112,6 +116,8 @@ class SFTConfig:
             raise SFTError(f"--val-fraction {self.val_fraction}: must be in [0, 1); 0.05 holds out 5%")
         if self.schedule not in ("cosine", "wsd"):
             raise SFTError(f"--schedule {self.schedule!r}: choose cosine or wsd")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise SFTError(f"--precision {self.precision!r}: choose auto, bf16 or fp32")
         if self.device not in ("cpu", "cuda"):
             raise SFTError(f"--device {self.device!r}: choose cpu or cuda")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -242,7 +248,8 @@ class SFTTrainer:
         self.model.train()
         self.optimizer = model.optimizer(cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
         self.step_count = 0
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.device == "cuda" else contextlib.nullcontext()
+        self.precision = resolve_precision(cfg.precision, cfg.device)
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
 
     def step(self, examples: list[tuple[list[int], list[int]]]) -> StepResult:
         """One optimizer step on `batch_size` rendered conversations."""
@@ -344,6 +351,8 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
         raise SFTError(f"--resume: {run_dir} has no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and ckpt is not None:
         raise SFTError(f"{run_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
+    if ckpt is not None and cfg.precision == "auto":  # resume in the precision the run started with
+        cfg = dataclasses.replace(cfg, precision=read_state(ckpt).get("precision") or ("bf16" if cfg.device == "cuda" else "fp32"))
     torch.manual_seed(cfg.seed)
     model, base_state, base_ckpt, tok = _load_base(cfg, cfg.device)
     max_tokens = cfg.max_tokens or model.config.block_size + 1
@@ -381,6 +390,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
             "tokenizer_fingerprint": tok.fingerprint,
             "manifest": base_state.get("manifest"),
             "elapsed": elapsed0 + time.perf_counter() - t_start,
+            "precision": trainer.precision,
         }
 
     first_loss = loss = val = None

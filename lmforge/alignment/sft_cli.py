@@ -32,8 +32,10 @@ def _console():
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the one the base run trained with].")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
+              help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, val_fraction, max_tokens, fmt, eval_every,
-        checkpoint_every, resume, tokenizer_dir, device, threads):
+        checkpoint_every, resume, tokenizer_dir, device, threads, precision):
     """Supervised fine-tuning of a pretrained run on conversations (loss on assistant tokens only).
 
     \b
@@ -51,7 +53,7 @@ def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, v
         cfg = SFTConfig(base=base, data=list(data), out_dir=out_dir, steps=steps, batch_size=batch_size, micro_batch=micro_batch,
                         lr=lr, warmup=warmup, seed=seed, val_fraction=val_fraction, max_tokens=max_tokens, fmt=fmt,
                         eval_every=eval_every, checkpoint_every=checkpoint_every, resume=resume, tokenizer_dir=tokenizer_dir,
-                        device=device, threads=threads)
+                        device=device, threads=threads, precision=precision)
         with _Progress(steps) as on_step:
             summary = run_sft(cfg, on_step=on_step)
     except TrainingError as exc:  # SFTError included
