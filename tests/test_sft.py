@@ -246,3 +246,19 @@ def test_respond_stops_at_assistant_end_and_trims_history(base):
     conv.append({"role": "user", "content": "Bye"})
     text = respond(model, tok, conv, max_tokens=16, temperature=0)
     assert isinstance(text, str) and "<|" not in text
+
+
+def test_auto_precision_and_a_resumed_run_keeps_the_one_it_started_with(base, tmp_path, monkeypatch):
+    from lmforge.train import trainer as trainer_mod
+
+    out = tmp_path / "sft"
+    args = ["--base", base.run, "--data", base.data, "-o", out, "--checkpoint-every", 2, *FAST]
+    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: False)
+    assert invoke(sft_cmd, [*args, "--steps", 2]).exit_code == 0
+    assert json.loads((out / CHECKPOINTS / "step_00000002" / "state.json").read_text())["precision"] == "fp32"
+    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)  # another machine: auto would be bf16
+    assert invoke(sft_cmd, [*args, "--steps", 4, "--resume"]).exit_code == 0
+    assert json.loads((out / CHECKPOINTS / "step_00000004" / "state.json").read_text())["precision"] == "fp32"
+    fresh = tmp_path / "fresh"
+    assert invoke(sft_cmd, ["--base", base.run, "--data", base.data, "-o", fresh, "--steps", 1, *FAST]).exit_code == 0
+    assert json.loads((fresh / CHECKPOINTS / "step_00000001" / "state.json").read_text())["precision"] == "bf16"
