@@ -25,7 +25,7 @@ from lmforge.train.trainer import (
 )
 
 torch.set_num_threads(1)
-FAST = ["--preset", "tiny", "--batch-tokens", "512", "--micro-batch", "2", "--eval-tokens", "256", "--threads", "1"]
+FAST = ["--preset", "tiny", "--batch-tokens", "512", "--micro-batch", "2", "--eval-tokens", "256", "--threads", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,9 @@ def _console():
 @click.option("--eval-tokens", default=8192, show_default=True, type=int, help="Validation tokens per source per pass.")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
 @click.option("--threads", type=int, default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
-          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, threads):
+          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, threads, progress):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
 
     \b
@@ -59,7 +60,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
             optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, threads=threads,
         )
-        with _progress(cfg, enabled=rank0) as on_step:
+        with _progress(cfg, enabled=rank0 and progress) as on_step:
             summary = run_training(cfg, on_step=on_step)
     except (TrainingError, DataError) as exc:
         raise click.ClickException(str(exc)) from None
