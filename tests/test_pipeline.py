@@ -286,3 +286,56 @@ def test_rebuilt_documents_upstream_are_refused_at_the_shards(sample_inputs, tmp
     shutil.rmtree(out / "dedup")  # as it says; then the tokenizer retrains and the old shards are refused
     r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--until", "shards", "--no-progress"])
     assert r.exit_code == 1 and f"delete {out / 'shards' / 'web'}" in r.output, r.output
+
+
+def test_ppo_scores_with_the_reward_model_the_recipe_trained(sample_inputs, tmp_path):
+    from lmforge.pipelines.sample_align import write_align_data
+
+    root, _, _ = sample_inputs
+    data = write_align_data(tmp_path / "align")["paths"]
+    recipe = tmp_path / "ppo.toml"
+    recipe.write_text(f"""
+[pipeline]
+output = "{tmp_path / 'out'}"
+[corpus]
+inputs = ["{root / 'sample.warc.gz'}"]
+languages = ["en"]
+[tokenizer]
+vocab_size = 1024
+[mix]
+budget = "200K"
+val_tokens = 500
+[train]
+steps = 2
+batch_tokens = 512
+micro_batch = 4
+eval_every = 0
+threads = 1
+[sft]
+data = ["{data['sft']}"]
+steps = 2
+batch_size = 4
+eval_every = 0
+threads = 1
+[rm]
+data = "{data['preferences']}"
+steps = 2
+batch_size = 4
+eval_every = 0
+threads = 1
+[rl]
+method = "ppo"
+prompts = "{data['prompts']}"
+steps = 2
+prompts_per_step = 2
+group_size = 2
+max_new_tokens = 8
+threads = 1
+""")
+    r = run(["pipeline", "run", recipe, "--no-progress"])
+    assert r.exit_code == 0, r.output
+    record = json.loads((tmp_path / "out" / "pipeline.json").read_text())
+    rl = record["stages"]["rl"]
+    assert rl["status"] == "done" and str(tmp_path / "out" / "rm" / "checkpoints") in rl["upstream"]
+    state = json.loads((Path(rl["outputs"]["checkpoint"]) / "state.json").read_text())
+    assert state["step"] == 2
