@@ -21,6 +21,6 @@ def align() -> None:
     \b
     lmforge align sft  --base runs/tiny --data alpaca.json -o runs/sft
     lmforge align rm   --base runs/sft --data preferences.jsonl -o runs/rm
-    lmforge align rl   --policy runs/sft --reward runs/rm --prompts prompts.jsonl -o runs/ppo
+    lmforge align rl   --method ppo --policy runs/sft --reward runs/rm --prompts prompts.jsonl -o runs/ppo
     lmforge align dpo  --policy runs/sft --data preferences.jsonl -o runs/dpo
     """
