@@ -96,3 +96,23 @@ def test_dpo_user_mistakes_are_one_line_errors(case, message, base_run, prefs, t
             "beta": ["--policy", base_run, "--beta", 0]}[case]
     r = dpo_cli([*args, "--data", prefs, "-o", tmp_path / "out"])
     assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+
+
+def test_dpo_auto_precision_and_a_resumed_run_keeps_the_one_it_started_with(base_run, prefs, tmp_path, monkeypatch):
+    import json
+
+    from lmforge.train import trainer as trainer_mod
+
+    out = tmp_path / "dpo"
+    args = ["--policy", base_run, "--data", prefs, "-o", out, "--batch-size", 4, "--eval-every", 0, "--checkpoint-every", 1]
+    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: False)
+    assert dpo_cli([*args, "--steps", 1]).exit_code == 0
+    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)  # another machine: auto would be bf16
+    assert dpo_cli([*args, "--steps", 2, "--resume"]).exit_code == 0
+    state = json.loads((out / "checkpoints" / "step_00000002" / "state.json").read_text())
+    assert state["config"]["precision"] == "fp32"
+    fresh = tmp_path / "fresh"
+    assert dpo_cli(["--policy", base_run, "--data", prefs, "-o", fresh, "--batch-size", 4, "--steps", 1]).exit_code == 0
+    rows = rows_of(fresh)
+    assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)  # in bf16 too: policy and reference agree at step 0
+    assert json.loads((fresh / "checkpoints" / "step_00000001" / "state.json").read_text())["config"]["precision"] == "bf16"

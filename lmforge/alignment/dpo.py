@@ -34,8 +34,10 @@ from lmforge.alignment.reward import (
     AlignmentError,
     MetricsLog,
     RunSummary,
+    autocast,
     batch_order,
     check_device,
+    check_precision,
     context_limit,
     format_skipped,
     gpt_tensors,
@@ -43,6 +45,7 @@ from lmforge.alignment.reward import (
     load_gpt_tensors,
     load_optimizer,
     load_tensors,
+    run_precision,
     lr_at,
     pad,
     pad_masks,
@@ -104,6 +107,7 @@ class DPOConfig:
     device: str = "cpu"
     resume: bool = False
     tokenizer_dir: str | None = None
+    precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
 
     def __post_init__(self):
@@ -113,6 +117,7 @@ class DPOConfig:
             raise AlignmentError("--batch-size, --lr and --beta must be positive")
         if not 0 <= self.val_fraction < 1:
             raise AlignmentError(f"--val-fraction {self.val_fraction}: choose a value in [0, 1)")
+        check_precision(self.precision)
         check_device(self.device)
 
 
@@ -184,6 +189,7 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
     if step >= cfg.steps:
         raise AlignmentError(f"{ckpt} is already at step {step} >= --steps {cfg.steps}; raise --steps to train further")
     resumed_from = step if ckpt is not None else None
+    precision = run_precision(cfg, ckpt)
     V = tok.vocab_size
     log = MetricsLog(run_dir, step)
     first, row, last_eval, saved = {}, {}, {}, None
@@ -194,7 +200,8 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
             lr = lr_at(step, cfg.lr, cfg.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss, rc, rr = dpo_step_metrics(policy, reference, batch, tok.pad_id, V, cfg.beta, device)
+            with autocast(precision, device):
+                loss, rc, rr = dpo_step_metrics(policy, reference, batch, tok.pad_id, V, cfg.beta, device)
             if not torch.isfinite(loss):
                 raise AlignmentError(f"loss is {loss.item()} at step {step + 1}; the newest checkpoint is the last good one; resume with a lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -205,13 +212,14 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
             row = {"step": step, "loss": loss.item(), "accuracy": tie_half_accuracy(rc - rr), "margin": float((rc - rr).mean()),
                    "reward_chosen": float(rc.mean()), "reward_rejected": float(rr.mean()), "lr": lr, "grad_norm": norm}
             if val_pairs and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-                last_eval = evaluate_dpo(policy, reference, val_pairs, tok.pad_id, V, cfg.beta, device)
+                with autocast(precision, device):
+                    last_eval = evaluate_dpo(policy, reference, val_pairs, tok.pad_id, V, cfg.beta, device)
                 row.update({f"val_{k}": v for k, v in last_eval.items()})
             first = first or row
             log.write(row)
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
                 saved = save_checkpoint(run_dir, step, gpt_tensors(policy), opt,
-                                        policy_state(policy, tok, asdict(cfg), cfg.policy, src_state, cfg.tokenizer_dir),
+                                        policy_state(policy, tok, {**asdict(cfg), "precision": precision}, cfg.policy, src_state, cfg.tokenizer_dir),
                                         cfg.keep_checkpoints)
             if on_step:
                 on_step(row)

@@ -25,6 +25,7 @@ This module also holds what the three preference stages (reward model, DPO, RL) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -425,6 +426,7 @@ class RewardConfig:
     device: str = "cpu"
     resume: bool = False
     tokenizer_dir: str | None = None
+    precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
 
     def __post_init__(self):
@@ -434,7 +436,31 @@ class RewardConfig:
             raise AlignmentError("--batch-size and --lr must be positive")
         if not 0 <= self.val_fraction < 1:
             raise AlignmentError(f"--val-fraction {self.val_fraction}: choose a value in [0, 1)")
+        check_precision(self.precision)
         check_device(self.device)
+
+
+def run_precision(cfg, ckpt) -> str:
+    """"bf16" or "fp32" for a run, chosen as `lmforge train` chooses (`cfg.precision`, "auto":
+    bf16 autocast on CUDA and on CPUs with native bf16); a resumed run keeps the precision it
+    started with (recorded in its state's config), whatever this machine would pick."""
+    from lmforge.train.trainer import resolve_precision
+
+    if ckpt is not None and cfg.precision == "auto":
+        recorded = read_state(ckpt).get("config", {}).get("precision")
+        return recorded if recorded in ("bf16", "fp32") else ("bf16" if cfg.device == "cuda" else "fp32")
+    return resolve_precision(cfg.precision, cfg.device)
+
+
+def autocast(precision: str, device: torch.device):
+    """A fresh bf16 autocast context for one step (entered per step: autocast caches its bf16
+    weight copies until the context exits), or a no-op for float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def check_precision(precision: str) -> None:
+    if precision not in ("auto", "bf16", "fp32"):
+        raise AlignmentError(f"--precision {precision!r}: choose auto, bf16 or fp32")
 
 
 def check_device(device: str) -> None:
@@ -482,9 +508,10 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
     if step >= cfg.steps:
         raise AlignmentError(f"{ckpt} is already at step {step} >= --steps {cfg.steps}; raise --steps to train further")
     resumed_from = step if ckpt is not None else None
+    precision = run_precision(cfg, ckpt)
     val_pairs = [pairs[i] for i in val_idx]
     run_state = lambda: {  # noqa: E731
-        "kind": REWARD_KIND, "model_config": gpt.config.to_dict(), "config": asdict(cfg),
+        "kind": REWARD_KIND, "model_config": gpt.config.to_dict(), "config": {**asdict(cfg), "precision": precision},
         "base": str(Path(cfg.base).resolve()), "base_step": base_state.get("step"),
         "tokenizer_dir": base_state.get("tokenizer_dir") if not cfg.tokenizer_dir else cfg.tokenizer_dir,
         "tokenizer_fingerprint": tok.fingerprint, "pairs": {"train": len(train_idx), "val": len(val_idx)},
@@ -500,7 +527,8 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
             lr = lr_at(step, cfg.lr, cfg.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
-            scores = model(ids, lengths)
+            with autocast(precision, device):
+                scores = model(ids, lengths).float()
             rc, rr = scores[: len(batch)], scores[len(batch):]
             loss = bradley_terry_loss(rc, rr)
             if not torch.isfinite(loss):
@@ -514,7 +542,8 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
             row = {"step": step, "loss": loss.item(), "accuracy": tie_half_accuracy(d), "margin": float(d.mean()),
                    "reward_chosen": float(rc.detach().mean()), "reward_rejected": float(rr.detach().mean()), "lr": lr, "grad_norm": norm}
             if val_pairs and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-                last_eval = pairwise_accuracy(model, val_pairs, tok.pad_id)
+                with autocast(precision, device):
+                    last_eval = pairwise_accuracy(model, val_pairs, tok.pad_id)
                 row.update({f"val_{k}": v for k, v in last_eval.items()})
             first = first or row
             log.write(row)

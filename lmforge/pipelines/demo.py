@@ -33,7 +33,7 @@ def _has(module: str) -> bool:
 class AlignSteps:
     """Optimizer steps of the demo's alignment stages, and how many prompts score a policy.
 
-    The defaults are what `lmforge demo` runs (~60 s on 2 CPU cores with AVX512-BF16, GRPO the
+    The defaults are what `lmforge demo` runs (~50 s on 2 CPU cores with AVX512-BF16, GRPO the
     longest at ~20 s; the pretraining stages before them take ~12 s); `QUICK` (~10 s) is for
     the test suite.
     """
@@ -85,13 +85,13 @@ def demo_recipe(out: Path, inputs: list[str], reference: Path, align_files: dict
 
 
 #: why the alignment stages run with the settings above (measured on 2 CPU cores; the figures
-#: of the default run are those SFT in bf16 autocast gives, as `--precision auto` picks on a CPU
-#: with AVX512-BF16; the comparisons between settings were measured with SFT in float32)
+#: of the default run are those of SFT, RM and DPO in bf16 autocast, as `--precision auto` picks
+#: on a CPU with AVX512-BF16; the comparisons between settings were measured in float32)
 ALIGN_NOTES = {
     "sft": "32 conversations a step at lr 3e-3 for 300 steps (~16 s in bf16, ~30 s in float32): the `tiny` model "
            "then states 94% of the sums right (greedy; 95% in float32); the same run stopped at 200 steps got 53%.",
-    "rm": "Bradley-Terry on (right, wrong) answer pairs; held-out pairwise accuracy ~0.74-0.76 (chance 0.5).",
-    "dpo": "lr 3e-5: held-out accuracy 0.81, greedy exact match 0.94 -> 0.90 (float32 SFT: 0.875, 0.95 -> 0.85). "
+    "rm": "Bradley-Terry on (right, wrong) answer pairs; held-out pairwise accuracy ~0.73 (0.76 in float32; chance 0.5).",
+    "dpo": "lr 3e-5: held-out accuracy 0.80, greedy exact match 0.94 -> 0.90 (all float32: 0.875, 0.95 -> 0.85). "
            "At 1e-4 the accuracy was lower (0.825 against 0.875) and the chosen answers lost so much likelihood that "
            "the greedy exact match fell to 0.63.",
     "rl": "8 prompts x 8 samples a step at lr 1e-4: the mean reward rises from 0.40 to 0.57 in 30 steps (4 x 8 a step: "

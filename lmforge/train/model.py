@@ -166,7 +166,7 @@ class _BlockCausalAttention(torch.autograd.Function):
     in float32), where the FlashAttention backward recomputes them. On one CPU core at `small`
     (B = 8, 4 heads, T = 256, head 64) forward + backward take ~14 ms against ~21 ms for
     SDPA's CPU flash kernel in float32 (~36 against ~61 ms at T = 512), and ~12 against
-    ~22 ms in bf16.
+    ~22 ms in bf16. Without gradients (evaluation) nothing is kept.
 
     In bf16 (under autocast) the products run in bf16 and the softmax and its backward in
     float32, with dK and dV summed over blocks in float32: the precision of an eager
@@ -239,15 +239,15 @@ BLOCK_ATTENTION_SIZE = 64  # query rows per block: the fastest of 16/32/64/128 a
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal self-attention of (B, nh, T, hs) tensors: the blocked path when training on CPU
-    in float32 or bf16 (see `_BlockCausalAttention`), SDPA otherwise (CUDA, generation,
-    evaluation, contexts over `BLOCK_ATTENTION_MAX_T`)."""
+    """Causal self-attention of (B, nh, T, hs) tensors: the blocked path on CPU in float32 or
+    bf16 (see `_BlockCausalAttention`), for training and evaluation alike, so that a frozen
+    reference and its trainable copy compute the same numbers (DPO's loss starts at exactly
+    log 2); SDPA otherwise (CUDA, contexts over `BLOCK_ATTENTION_MAX_T`; generation with a KV
+    cache does not come here)."""
     if (
         q.device.type == "cpu"
         and q.dtype in (torch.float32, torch.bfloat16)
         and q.dtype == k.dtype == v.dtype
-        and torch.is_grad_enabled()
-        and q.requires_grad
         and q.size(2) <= BLOCK_ATTENTION_MAX_T
     ):
         with torch.autocast("cpu", enabled=False):  # the function picks its own dtypes
