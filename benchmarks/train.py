@@ -58,7 +58,7 @@ import time
 
 import torch
 
-from lmforge.train.model import PRESETS, preset_config
+from lmforge.train.model import GPT, PRESETS, preset_config
 from lmforge.train.trainer import TrainConfig, Trainer, cpu_has_native_bf16, peak_bf16_flops, resolve_precision
 
 
@@ -134,7 +134,7 @@ MEASURED = ("lmforge_tokens_per_s", "reference_tokens_per_s", "speedup", "refere
             "reference_params", "mfu", "reference_mfu", "peak_bf16_tflops")
 
 
-def measure(args, precision: str, log) -> tuple[dict, Trainer]:
+def measure(args, precision: str, log) -> dict:
     """Warm up and time lmforge and the reference at one precision, interleaved."""
     args = argparse.Namespace(**{**vars(args), "precision": precision})
     trainer, ours = build_lmforge(args, args.vocab)
@@ -182,7 +182,7 @@ def measure(args, precision: str, log) -> tuple[dict, Trainer]:
         peak = peak_bf16_flops(torch.device("cuda"))
         out.update(peak_bf16_tflops=round(peak / 1e12, 1), mfu=round(tps["lmforge"] * flops / peak, 4),
                    reference_mfu=round(tps["reference"] * flops / peak, 4) if tps["reference"] else None)
-    return out, trainer
+    return out
 
 
 def main(argv=None) -> dict:
@@ -228,7 +228,7 @@ def main(argv=None) -> dict:
         f"vocab {mc.padded_vocab_size}, device {args.device}, threads {args.threads}")
     by_precision = {}
     if len(precisions) == 1:
-        by_precision[precisions[0]], trainer = measure(args, precisions[0], log)
+        by_precision[precisions[0]] = measure(args, precisions[0], log)
     else:  # each precision in a fresh process: the first would leave glibc's heap warmed for the second
         import subprocess
 
@@ -241,7 +241,7 @@ def main(argv=None) -> dict:
             child = json.loads(done.stdout.strip().splitlines()[-1])
             by_precision[precision] = {k: child[k] for k in MEASURED if k in child}
             log(f"  lmforge {child['lmforge_tokens_per_s']:,.0f} tokens/s, reference {child['reference_tokens_per_s'] or 0:,.0f}")
-        trainer = build_lmforge(argparse.Namespace(**{**vars(args), "precision": "fp32"}), args.vocab)[0]  # for the parameter count
+    model = GPT(mc)  # for the parameter and FLOP counts
     # the headline is the precision `lmforge train` picks by itself on this machine
     default = resolve_precision("auto", args.device)
     head = default if default in by_precision else precisions[0]
@@ -258,9 +258,9 @@ def main(argv=None) -> dict:
         "compile": args.compile,
         "tuned_malloc": tuned,
         "precision": head,
-        "lmforge_params": trainer.raw_model.num_params(),
+        "lmforge_params": model.num_params(),
         **by_precision[head],
-        "flops_per_token": trainer.raw_model.flops_per_token(mc.block_size),
+        "flops_per_token": model.flops_per_token(mc.block_size),
         "by_precision": {k: {"lmforge_tokens_per_s": v["lmforge_tokens_per_s"], "reference_tokens_per_s": v["reference_tokens_per_s"],
                              "speedup": v["speedup"]} for k, v in by_precision.items()},
     }

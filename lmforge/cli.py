@@ -53,14 +53,16 @@ class LazyGroup(click.Group):
         self.summaries = dict(summaries or {})
 
     def format_commands(self, ctx, formatter):
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
         rows = []
-        for name in self.list_commands(ctx):
+        for name in names:
             if name in self.summaries and name in self.lazy:
                 rows.append((name, self.summaries[name]))
                 continue
             cmd = self.get_command(ctx, name)
             if cmd is not None and not cmd.hidden:
-                rows.append((name, cmd.get_short_help_str(limit=formatter.width - 6 - max(len(n) for n in self.list_commands(ctx)))))
+                rows.append((name, cmd.get_short_help_str(limit=limit)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

@@ -34,7 +34,6 @@ from lmforge.alignment.reward import (
     AlignmentError,
     MetricsLog,
     RunSummary,
-    autocast,
     batch_order,
     check_device,
     check_precision,
@@ -45,7 +44,6 @@ from lmforge.alignment.reward import (
     load_gpt_tensors,
     load_optimizer,
     load_tensors,
-    run_precision,
     lr_at,
     pad,
     pad_masks,
@@ -56,6 +54,7 @@ from lmforge.alignment.reward import (
     start_run,
     tie_half_accuracy,
 )
+from lmforge.train.trainer import autocast_context, resolve_precision, resumed_precision
 
 POLICY_KIND = "policy"
 
@@ -179,6 +178,7 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
     val_pairs = [pairs[i] for i in val_idx]
     opt = policy.optimizer(cfg.lr, cfg.weight_decay)
     step = 0
+    precision = resolve_precision(cfg.precision, cfg.device)
     if ckpt is not None:
         state = read_state(ckpt)
         if state.get("reference") != str(Path(cfg.policy).resolve()):
@@ -186,10 +186,10 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
         load_gpt_tensors(policy, load_tensors(ckpt, device))
         load_optimizer(opt, ckpt, device)
         step = int(state["step"])
+        precision = resumed_precision(cfg.precision, cfg.device, state.get("config", {}).get("precision"))
     if step >= cfg.steps:
         raise AlignmentError(f"{ckpt} is already at step {step} >= --steps {cfg.steps}; raise --steps to train further")
     resumed_from = step if ckpt is not None else None
-    precision = run_precision(cfg, ckpt)
     V = tok.vocab_size
     log = MetricsLog(run_dir, step)
     first, row, last_eval, saved = {}, {}, {}, None
@@ -200,7 +200,7 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
             lr = lr_at(step, cfg.lr, cfg.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
-            with autocast(precision, device):
+            with autocast_context(precision, device):
                 loss, rc, rr = dpo_step_metrics(policy, reference, batch, tok.pad_id, V, cfg.beta, device)
             if not torch.isfinite(loss):
                 raise AlignmentError(f"loss is {loss.item()} at step {step + 1}; the newest checkpoint is the last good one; resume with a lower --lr")
@@ -212,7 +212,7 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
             row = {"step": step, "loss": loss.item(), "accuracy": tie_half_accuracy(rc - rr), "margin": float((rc - rr).mean()),
                    "reward_chosen": float(rc.mean()), "reward_rejected": float(rr.mean()), "lr": lr, "grad_norm": norm}
             if val_pairs and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-                with autocast(precision, device):
+                with autocast_context(precision, device):
                     last_eval = evaluate_dpo(policy, reference, val_pairs, tok.pad_id, V, cfg.beta, device)
                 row.update({f"val_{k}": v for k, v in last_eval.items()})
             first = first or row

@@ -25,7 +25,6 @@ This module also holds what the three preference stages (reward model, DPO, RL) 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -48,11 +47,14 @@ from lmforge.train.trainer import (
     STATE_FILE,
     TrainingError,
     _fsync_dir,
+    autocast_context,
     checkpoint_dirs,
     latest_checkpoint,
     load_model,
     read_metrics,
     read_state,
+    resolve_precision,
+    resumed_precision,
     truncate_metrics,
 )
 
@@ -440,24 +442,6 @@ class RewardConfig:
         check_device(self.device)
 
 
-def run_precision(cfg, ckpt) -> str:
-    """"bf16" or "fp32" for a run, chosen as `lmforge train` chooses (`cfg.precision`, "auto":
-    bf16 autocast on CUDA and on CPUs with native bf16); a resumed run keeps the precision it
-    started with (recorded in its state's config), whatever this machine would pick."""
-    from lmforge.train.trainer import resolve_precision
-
-    if ckpt is not None and cfg.precision == "auto":
-        recorded = read_state(ckpt).get("config", {}).get("precision")
-        return recorded if recorded in ("bf16", "fp32") else ("bf16" if cfg.device == "cuda" else "fp32")
-    return resolve_precision(cfg.precision, cfg.device)
-
-
-def autocast(precision: str, device: torch.device):
-    """A fresh bf16 autocast context for one step (entered per step: autocast caches its bf16
-    weight copies until the context exits), or a no-op for float32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-
-
 def check_precision(precision: str) -> None:
     if precision not in ("auto", "bf16", "fp32"):
         raise AlignmentError(f"--precision {precision!r}: choose auto, bf16 or fp32")
@@ -500,15 +484,16 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
     model = RewardModel(gpt).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     step = 0
+    precision = resolve_precision(cfg.precision, cfg.device)
     if ckpt is not None:
         state = read_state(ckpt)
         model.load_tensors(load_tensors(ckpt, device))
         load_optimizer(opt, ckpt, device)
         step = int(state["step"])
+        precision = resumed_precision(cfg.precision, cfg.device, state.get("config", {}).get("precision"))
     if step >= cfg.steps:
         raise AlignmentError(f"{ckpt} is already at step {step} >= --steps {cfg.steps}; raise --steps to train further")
     resumed_from = step if ckpt is not None else None
-    precision = run_precision(cfg, ckpt)
     val_pairs = [pairs[i] for i in val_idx]
     run_state = lambda: {  # noqa: E731
         "kind": REWARD_KIND, "model_config": gpt.config.to_dict(), "config": {**asdict(cfg), "precision": precision},
@@ -527,7 +512,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
             lr = lr_at(step, cfg.lr, cfg.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
-            with autocast(precision, device):
+            with autocast_context(precision, device):
                 scores = model(ids, lengths).float()
             rc, rr = scores[: len(batch)], scores[len(batch):]
             loss = bradley_terry_loss(rc, rr)
@@ -542,7 +527,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
             row = {"step": step, "loss": loss.item(), "accuracy": tie_half_accuracy(d), "margin": float(d.mean()),
                    "reward_chosen": float(rc.detach().mean()), "reward_rejected": float(rr.detach().mean()), "lr": lr, "grad_norm": norm}
             if val_pairs and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-                with autocast(precision, device):
+                with autocast_context(precision, device):
                     last_eval = pairwise_accuracy(model, val_pairs, tok.pad_id)
                 row.update({f"val_{k}": v for k, v in last_eval.items()})
             first = first or row

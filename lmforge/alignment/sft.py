@@ -28,7 +28,6 @@ the saving that packing would bring, without packing's cross-conversation attent
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -47,6 +46,7 @@ from lmforge.alignment.data import DataFormatError, load_conversations
 from lmforge.train.trainer import (
     METRICS,
     TrainingError,
+    autocast_context,
     latest_checkpoint,
     load_checkpoint,
     load_model,
@@ -55,6 +55,7 @@ from lmforge.train.trainer import (
     read_metrics,
     read_state,
     resolve_precision,
+    resumed_precision,
     save_checkpoint,
     truncate_metrics,
 )
@@ -249,7 +250,7 @@ class SFTTrainer:
         self.optimizer = model.optimizer(cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
         self.step_count = 0
         self.precision = resolve_precision(cfg.precision, cfg.device)
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
+        self.autocast = autocast_context(self.precision, self.device)
 
     def step(self, examples: list[tuple[list[int], list[int]]]) -> StepResult:
         """One optimizer step on `batch_size` rendered conversations."""
@@ -351,8 +352,8 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
         raise SFTError(f"--resume: {run_dir} has no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and ckpt is not None:
         raise SFTError(f"{run_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
-    if ckpt is not None and cfg.precision == "auto":  # resume in the precision the run started with
-        cfg = dataclasses.replace(cfg, precision=read_state(ckpt).get("precision") or ("bf16" if cfg.device == "cuda" else "fp32"))
+    if ckpt is not None:  # resume in the precision the run started with
+        cfg = dataclasses.replace(cfg, precision=resumed_precision(cfg.precision, cfg.device, read_state(ckpt).get("precision")))
     torch.manual_seed(cfg.seed)
     model, base_state, base_ckpt, tok = _load_base(cfg, cfg.device)
     max_tokens = cfg.max_tokens or model.config.block_size + 1

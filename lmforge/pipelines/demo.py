@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmforge.documents import write_bytes_atomic
+
 
 def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
@@ -145,9 +147,7 @@ def run_demo(output_dir: str | Path, warc: list[str] | None = None, workers: int
         report["stages"].update(stages)
 
     report["seconds"] = round(time.perf_counter() - started, 2)
-    tmp = out / "report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2, default=str))
-    tmp.replace(out / "report.json")
+    write_bytes_atomic(out / "report.json", json.dumps(report, indent=2, default=str).encode())
     return report
 
 
@@ -208,12 +208,8 @@ def _reference_documents(path: Path) -> Path:
     from pydoc_data.topics import topics
 
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            for key in sorted(topics):
-                f.write(orjson.dumps({"id": f"pydoc/{key}", "text": topics[key], "metadata": {"source": "pydoc_data"}}) + b"\n")
-        tmp.replace(path)
+        write_bytes_atomic(path, b"".join(orjson.dumps({"id": f"pydoc/{key}", "text": topics[key], "metadata": {"source": "pydoc_data"}}) + b"\n"
+                                          for key in sorted(topics)))
     return path
 
 

@@ -126,7 +126,6 @@ class Recipe:
     sha256: str
     stages: dict[str, Any]
     workers: int = 1
-    raw: dict = field(default_factory=dict)  # the TOML as read, for the record
 
     def present(self) -> list[str]:
         return [s for s in STAGES if self.stages.get(s) is not None]
@@ -355,7 +354,7 @@ def parse_recipe(data: dict, *, path: Path | None = None, base: Path | None = No
     _check_order(stages, name)
     text = json.dumps(data, sort_keys=True, default=str)
     return Recipe(path=path, output=out_dir, sha256="sha256:" + hashlib.sha256(text.encode()).hexdigest(), stages=stages,
-                  workers=workers, raw=data)
+                  workers=workers)
 
 
 def _mix_section(table: dict, where: str, base: Path, parse_tokens) -> MixSection:

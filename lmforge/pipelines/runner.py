@@ -174,12 +174,13 @@ class PipelineRunner:
         cfg = dataclasses.replace(self.recipe.stages["corpus"], output_dir=str(self.out / "corpus"), dedup=False)
         stats = run_corpus(cfg, self._executor(), progress=self.progress)
         s = stats.get("summary", {})
+        dropped = dict(sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1]))  # most frequent first
         if not s.get("kept"):
-            dropped = ", ".join(f"{k} {v}" for k, v in sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1])[:4])
-            raise RecipeError(f"kept no documents of {s.get('pages', 0)} pages (dropped: {dropped or 'none'}); "
+            top = ", ".join(f"{k} {v}" for k, v in list(dropped.items())[:4])
+            raise RecipeError(f"kept no documents of {s.get('pages', 0)} pages (dropped: {top or 'none'}); "
                               f"check [corpus] languages and filters against {self.out / 'corpus' / 'stats.json'}")
         figures = {k: s[k] for k in ("records", "pages", "extracted", "kept") if k in s}
-        figures["dropped"] = dict(sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1]))
+        figures["dropped"] = dropped
         return {"outputs": {"documents": str(self.out / "corpus" / "documents"), "stats": str(self.out / "corpus" / "stats.json")},
                 "figures": figures}
 
@@ -255,7 +256,7 @@ class PipelineRunner:
         figures = {"budget": manifest.budget}
         for s in manifest.sources:
             figures[s.name] = f"weight {s.weight:.3f}, {s.tokens:,} tokens, {s.epochs:.2f} epochs"
-        sha = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()  # as `lmforge train` records it
+        sha = _file_sha256(path)  # as `lmforge train` records it
         return {"outputs": {"manifest": str(path), "sha256": sha, "tokenizer_fingerprint": manifest.fingerprint}, "figures": figures}
 
     def _run_stage(self, stage: str, fn, figures: Callable, **wired) -> dict:
@@ -282,7 +283,7 @@ class PipelineRunner:
         from lmforge.train.trainer import latest_checkpoint
 
         if stage == "train":
-            return "sha256:" + hashlib.sha256((self.out / "mix.json").read_bytes()).hexdigest()
+            return _file_sha256(self.out / "mix.json")
         parts = []
         for key in ("base", "policy", "reward"):
             if key in wired:

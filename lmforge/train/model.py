@@ -177,7 +177,7 @@ class _BlockCausalAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, block: int):
         B, H, T, D = q.shape
-        lowp = q.dtype in (torch.bfloat16, torch.float16)
+        lowp = q.dtype in (torch.bfloat16, torch.float16)  # softmax and sums in float32
         scale = D ** -0.5
         q3 = q.reshape(B * H, T, D) * scale  # scaled once, so no product needs alpha
         k3, v3 = k.reshape(B * H, T, D), v.reshape(B * H, T, D)
@@ -193,7 +193,7 @@ class _BlockCausalAttention(torch.autograd.Function):
             p = torch.softmax(scores, dim=-1).to(q.dtype)
             torch.bmm(p, v3[:, :e], out=out[:, s:e])
             probs.append(p)
-        ctx.block, ctx.scale = block, scale
+        ctx.block, ctx.scale, ctx.lowp = block, scale, lowp
         ctx.save_for_backward(q3, k3, v3, out, *probs)
         return out.view(B, H, T, D)
 
@@ -204,7 +204,7 @@ class _BlockCausalAttention(torch.autograd.Function):
         dtype, block = q3.dtype, ctx.block
         g3 = grad.reshape(BH, T, D).to(dtype)
         dq = torch.empty_like(q3)
-        if dtype not in (torch.bfloat16, torch.float16):
+        if not ctx.lowp:
             delta = (g3 * out).sum(-1, keepdim=True)  # rowsum(dO·O) = rowsum(dP·P), (BH, T, 1)
             dk, dv = torch.zeros_like(k3), torch.zeros_like(v3)
             buf = q3.new_empty(BH * min(block, T) * T)  # dP of one block, reused

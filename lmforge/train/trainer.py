@@ -227,6 +227,22 @@ def resolve_precision(precision: str, device: str) -> str:
     return "bf16" if device == "cuda" or cpu_has_native_bf16() else "fp32"
 
 
+def resumed_precision(precision: str, device: str, recorded: str | None) -> str:
+    """The precision a resumed run continues in: with "auto", the one it started with
+    (`recorded`), whatever this machine would pick; checkpoints from before it was recorded
+    ran the old default, float32 on CPU."""
+    if precision != "auto":
+        return precision
+    return recorded if recorded in ("bf16", "fp32") else ("bf16" if device == "cuda" else "fp32")
+
+
+def autocast_context(precision: str, device: torch.device):
+    """bf16 autocast for "bf16", a no-op for "fp32". Enter it per step: autocast keeps its bf16
+    copies of the weights until the context exits, so one context around a whole run would
+    keep using the first step's weights."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
 class Trainer:
     """Model, optimizer and step function for one rank. `train()` drives it; so can a test."""
 
@@ -264,8 +280,7 @@ class Trainer:
             model = DDP(model, device_ids=[self.dist.local_rank] if cfg.device == "cuda" else None)
         self.module = model  # what forward passes go through
         self.precision = resolve_precision(cfg.precision, cfg.device)
-        bf16 = self.precision == "bf16"
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        self.autocast = autocast_context(self.precision, self.device)
 
     def step(self, tokens: torch.Tensor) -> StepResult:
         """One optimizer step on this rank's tokens (local_batch, T + 1)."""
@@ -627,11 +642,8 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
         raise TrainingError(f"--resume: {run_dir} has no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and ckpt is not None:
         raise TrainingError(f"{run_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
-    if ckpt is not None and cfg.precision == "auto":
-        # resume in the precision the run started with, whatever this machine would pick
-        # (checkpoints from before this field was kept ran the old default: fp32 on CPU)
-        recorded = read_state(ckpt).get("precision") or ("bf16" if cfg.device == "cuda" else "fp32")
-        cfg = replace(cfg, precision=recorded)
+    if ckpt is not None:
+        cfg = replace(cfg, precision=resumed_precision(cfg.precision, cfg.device, read_state(ckpt).get("precision")))
     manifest = manifest if manifest is not None else load_training_manifest(cfg.manifest)
     model_config = preset_config(cfg.preset, int(manifest.vocab_size))
     token_bytes, tok_fingerprint = _token_bytes(manifest, model_config.padded_vocab_size)
