@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -108,6 +109,31 @@ def os_error_message(exc: OSError) -> str:
     what = exc.strerror or str(exc)
     hint = _OS_ERROR_HINTS.get(exc.errno)
     return f"{where}: {what}" + (f"; {hint}" if hint else "")
+
+
+class LocalPath(click.Path):
+    """`click.Path` that hands the command an absolute path: relative paths are resolved once,
+    here, against the caller's working directory, so nothing downstream (recipes, executors,
+    workers started elsewhere) resolves them again. URLs (`s3://`, `https://`) pass unchanged.
+
+    `lmforge demo -o demo-out` from /home/me gives the recipe `/home/me/demo-out`; before, the
+    recipe's own base folder was joined to the relative path a second time (`demo-out/demo-out/`).
+    """
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, str) and "://" in value):
+            return value
+        value = super().convert(value, param, ctx)
+        return absolute_path(value)
+
+
+def absolute_path(value):
+    """An absolute path (same type as given) for a local path; URLs unchanged."""
+    text = os.fspath(value)
+    if "://" in text:
+        return value
+    resolved = os.path.abspath(os.path.expanduser(text))
+    return type(value)(resolved) if not isinstance(value, str) else resolved
 
 
 def _available(target: str) -> bool:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -46,15 +49,46 @@ def test_align_data_is_deterministic_and_read_by_the_alignment_loaders(tmp_path)
     assert all(gsm8k_reward(p.answer, p.answer) == 1.0 for p in prompts)
 
 
+class Console:
+    """What a run of the installed `lmforge` console script printed, and its exit code."""
+
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.exit_code, self.output = proc.returncode, proc.stdout + proc.stderr
+
+
+def run_console(args: list[str], cwd: Path) -> Console:
+    """`lmforge ARGS` as a user types it (the console script next to this Python, else -m)."""
+    script = shutil.which("lmforge", path=str(Path(sys.executable).parent))
+    cmd = [script] if script else [sys.executable, "-m", "lmforge.cli"]
+    return Console(subprocess.run(cmd + args, cwd=cwd, capture_output=True, text=True, timeout=1200))
+
+
+def test_makefile_runs_the_readme_quick_start_as_written():
+    """The README's quick start is exactly `make demo` and `make test`, and the Makefile runs
+    `lmforge demo` with its default (relative) output folder, as the test above does."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("```", 2)[1]
+    assert [line.strip() for line in quick.strip().splitlines()] == ["make demo", "make test"]
+    makefile = (root / "Makefile").read_text()
+    demo = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "$(BIN)/lmforge demo\n" in demo + "\n"
+    assert "-o" not in demo.split("lmforge demo", 1)[1].split("\n")[0]
+
+
 def first_last(text: str) -> tuple[float, float]:
     first, last = text.split(" -> ")
     return float(first), float(last)
 
 
-def test_demo_runs_every_stage_and_resumes(tmp_path):
-    out = tmp_path / "demo"
-    result = CliRunner().invoke(main, ["demo", "-o", str(out), "--no-progress", "--quick"])
+def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
+    # as the README's first command runs it: from the user's own folder, with the default
+    # relative -o (an absolute temporary -o hid a demo that failed on every fresh clone)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "demo-out"
+    result = run_console(["demo", "--no-progress", "--quick"], cwd=tmp_path)
     assert result.exit_code == 0, result.output
+    assert not (out / "demo-out").exists()  # the relative folder was resolved once, not twice
     report = json.loads((out / "report.json").read_text())
     stages = report["stages"]
     assert list(stages) == PRETRAINING + ALIGNMENT
@@ -97,7 +131,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     # a rerun resumes, not redoes: finished stages are read back, a cut-short run continues
     rl_rows = read_metrics(out / "rl" / "metrics.jsonl")
     shutil.rmtree(latest_checkpoint(out / "rl"))  # as if killed before its last checkpoint
-    again = CliRunner().invoke(main, ["demo", "-o", str(out), "--no-progress", "--quick"])
+    again = CliRunner().invoke(main, ["demo", "-o", "demo-out", "--no-progress", "--quick"])
     assert again.exit_code == 0, again.output
     rerun = json.loads((out / "report.json").read_text())["stages"]
     assert list(rerun) == PRETRAINING + ALIGNMENT

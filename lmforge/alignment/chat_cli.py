@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from lmforge.cli import LocalPath
+
 
 @click.command("chat")
-@click.argument("run", type=click.Path())
+@click.argument("run", type=LocalPath())
 @click.option("--prompt", default=None, help="Ask one question, print the answer and exit (else: read turns from stdin).")
 @click.option("--system", default=None, help="A system message put first in the conversation.")
 @click.option("--max-tokens", default=256, show_default=True, type=int, help="Most tokens per answer.")
@@ -16,7 +18,7 @@ import click
 @click.option("--top-k", default=50, show_default=True, type=int, help="Sample among the k likeliest tokens (0: all).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed (turn n uses seed + n).")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-@click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the one the run trained with].")
+@click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the one the run trained with].")
 def chat(run, prompt, system, max_tokens, temperature, top_k, seed, device, tokenizer_dir):
     """Chat with a run's newest checkpoint (KV cache; each answer stops at <|assistant_end|>).
 

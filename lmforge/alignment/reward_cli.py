@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from lmforge.cli import LocalPath
+
 
 @click.command("rm")
-@click.option("--base", required=True, type=click.Path(), help="Run (or step_N folder) to start from: pretrained or SFT.")
-@click.option("--data", required=True, type=click.Path(), help="Preferences: HH-RLHF JSONL(.gz), LLaMA-Factory JSON, or {prompt, chosen, rejected} JSONL.")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(), help="Run folder: checkpoints, metrics.jsonl.")
+@click.option("--base", required=True, type=LocalPath(), help="Run (or step_N folder) to start from: pretrained or SFT.")
+@click.option("--data", required=True, type=LocalPath(), help="Preferences: HH-RLHF JSONL(.gz), LLaMA-Factory JSON, or {prompt, chosen, rejected} JSONL.")
+@click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl.")
 @click.option("--steps", default=200, show_default=True, type=int, help="Optimizer steps.")
 @click.option("--batch-size", default=8, show_default=True, type=int, help="Preference pairs per step.")
 @click.option("--lr", default=1e-4, show_default=True, type=float, help="Peak learning rate (linear warm-up, then constant).")
@@ -19,7 +21,7 @@ import click
 @click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split, batch order and head.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-@click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the base run's].")
+@click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the base run's].")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")
 @click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import click
 
+from lmforge.cli import LocalPath
+
 
 @click.command("rl")
 @click.option("--method", default="grpo", show_default=True, type=click.Choice(["grpo", "ppo"]),
               help="grpo: verifiable rewards, group-normalised advantages. ppo: reward model, value head, GAE.")
-@click.option("--policy", required=True, type=click.Path(), help="SFT run: the starting policy and the frozen KL reference.")
-@click.option("--prompts", required=True, type=click.Path(), help='Prompts as {"question", "answer"} JSONL (GSM8K).')
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(), help="Run folder: checkpoints, metrics.jsonl.")
-@click.option("--reward", default=None, type=click.Path(), help="PPO: reward-model run from `lmforge align rm`.")
+@click.option("--policy", required=True, type=LocalPath(), help="SFT run: the starting policy and the frozen KL reference.")
+@click.option("--prompts", required=True, type=LocalPath(), help='Prompts as {"question", "answer"} JSONL (GSM8K).')
+@click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl.")
+@click.option("--reward", default=None, type=LocalPath(), help="PPO: reward-model run from `lmforge align rm`.")
 @click.option("--reward-fn", default="gsm8k", show_default=True, help="GRPO: verifiable reward (gsm8k: the `#### n` number matches).")
 @click.option("--steps", default=50, show_default=True, type=int, help="Rollout + update steps.")
 @click.option("--prompts-per-step", default=4, show_default=True, type=int)
@@ -29,7 +31,7 @@ import click
 @click.option("--checkpoint-every", default=25, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for prompt order and sampling.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-@click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the policy run's].")
+@click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")
 @click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,

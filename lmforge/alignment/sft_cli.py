@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from lmforge.cli import LocalPath
+
 
 def _console():
     from rich.console import Console
@@ -12,10 +14,10 @@ def _console():
 
 
 @click.command("sft")
-@click.option("--base", required=True, type=click.Path(), help="Pretrained run (its newest checkpoint) or a checkpoint folder.")
-@click.option("--data", "data", required=True, multiple=True, type=click.Path(),
+@click.option("--base", required=True, type=LocalPath(), help="Pretrained run (its newest checkpoint) or a checkpoint folder.")
+@click.option("--data", "data", required=True, multiple=True, type=LocalPath(),
               help="Conversation file: Alpaca JSON, messages JSONL, self-instruct JSONL, ShareGPT JSON (repeatable).")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
+@click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
 @click.option("--steps", default=200, show_default=True, type=int, help="Optimizer steps in total (a resumed run counts from 0).")
 @click.option("--batch-size", default=16, show_default=True, type=int, help="Conversations per optimizer step.")
 @click.option("--micro-batch", default=None, type=int, help="Conversations per forward pass (gradient accumulation) [batch size].")
@@ -29,7 +31,7 @@ def _console():
 @click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
 @click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
-@click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the one the base run trained with].")
+@click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the one the base run trained with].")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),

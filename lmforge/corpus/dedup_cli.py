@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from lmforge.cli import LocalPath
+
 
 @click.command("dedup")
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+@click.option("-o", "--output", "output", required=True, type=LocalPath(file_okay=False), help="Output folder.")
 @click.option("--threshold", default=0.8, show_default=True, type=float, help="Jaccard similarity of shingle sets from which documents are duplicates.")
 @click.option("--ngram", default=5, show_default=True, type=int, help="Shingle length in words (each CJK/Thai character counts as a word).")
 @click.option("--num-perm", default=112, show_default=True, type=int, help="MinHash permutations.")

@@ -108,7 +108,7 @@ def run_demo(output_dir: str | Path, warc: list[str] | None = None, workers: int
     from lmforge.pipelines.recipe import parse_recipe
     from lmforge.pipelines.runner import run_pipeline
 
-    out = Path(output_dir)
+    out = Path(output_dir).absolute()  # the recipe is based here: its paths must not be joined to a relative folder twice
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"output_dir": str(out), "stages": {}}
     started = time.perf_counter()

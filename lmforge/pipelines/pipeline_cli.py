@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from lmforge.cli import LocalPath
+
 
 def _console():
     from rich.console import Console
@@ -38,8 +40,8 @@ def pipeline() -> None:
 
 
 @pipeline.command("run")
-@click.argument("recipe", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), default=None, help="Output folder [the recipe's [pipeline].output].")
+@click.argument("recipe", type=LocalPath())
+@click.option("-o", "--output", type=LocalPath(), default=None, help="Output folder [the recipe's [pipeline].output].")
 @click.option("--until", default=None, help="Stop after this stage (corpus, dedup, tokenizer, shards, mix, train, sft, rm, dpo, rl).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
 def run(recipe, output, until, progress):
@@ -62,8 +64,8 @@ def run(recipe, output, until, progress):
 
 
 @pipeline.command("check")
-@click.argument("recipe", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), default=None, help="Output folder [the recipe's [pipeline].output].")
+@click.argument("recipe", type=LocalPath())
+@click.option("-o", "--output", type=LocalPath(), default=None, help="Output folder [the recipe's [pipeline].output].")
 def check(recipe, output):
     """Validate RECIPE and print the stages it would run, without running them.
 
@@ -99,7 +101,7 @@ def check(recipe, output):
 
 
 @pipeline.command("show")
-@click.argument("output", type=click.Path())
+@click.argument("output", type=LocalPath())
 def show(output):
     """Show what ran in OUTPUT (its pipeline.json): stages, figures, and the model's lineage.
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from lmforge.cli import LocalPath
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
@@ -67,8 +69,8 @@ def tokenizer() -> None:
 
 
 @tokenizer.command()
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False), help="Folder for tokenizer.json and lmforge-tokenizer.json.")
+@click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+@click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Folder for tokenizer.json and lmforge-tokenizer.json.")
 @click.option("--vocab-size", type=int, default=32768, show_default=True, help="Tokens in the vocabulary, 16 reserved specials and 256 bytes included.")
 @click.option("--sample-bytes", type=ByteSize(), default="200MB", show_default=True, help="UTF-8 text to train on (bounds memory): a seeded sample of the inputs.")
 @click.option("--max-doc-chars", type=int, default=10_000, show_default=True, help="Each document is cut to this many characters before sampling.")
@@ -159,8 +161,8 @@ def _train_summary(console, result, cfg) -> None:
 
 @tokenizer.command()
 @click.argument("text", required=False)
-@click.option("-t", "--tokenizer", "tokenizer_dir", required=True, type=click.Path(), help="Tokenizer folder (from `lmforge tokenizer train`).")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), help="Also write the view as an HTML page here.")
+@click.option("-t", "--tokenizer", "tokenizer_dir", required=True, type=LocalPath(), help="Tokenizer folder (from `lmforge tokenizer train`).")
+@click.option("--html", "html_file", type=LocalPath(dir_okay=False, writable=True), help="Also write the view as an HTML page here.")
 @click.option("--specials", is_flag=True, help="Treat <|bos|>-style literals in TEXT as special tokens (trusted text only).")
 @click.option("--no-ids", is_flag=True, help="Do not print the ids under the text.")
 def show(text, tokenizer_dir, html_file, specials, no_ids) -> None:
@@ -206,8 +208,8 @@ def show(text, tokenizer_dir, html_file, specials, no_ids) -> None:
 
 
 @tokenizer.command()
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("-t", "--tokenizer", "tokenizer_dir", required=True, type=click.Path(), help="Tokenizer folder (from `lmforge tokenizer train`).")
+@click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+@click.option("-t", "--tokenizer", "tokenizer_dir", required=True, type=LocalPath(), help="Tokenizer folder (from `lmforge tokenizer train`).")
 @click.option("--max-documents", type=click.IntRange(min=1), default=None, help="Stop after this many documents.")
 @click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet column with the text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON object instead of a table.")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from lmforge.cli import LocalPath
+
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
@@ -51,9 +53,9 @@ def shards():
 
 
 @shards.command("build", context_settings=CONTEXT)
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("--tokenizer", "tokenizer_dir", required=True, type=click.Path(), help="Tokenizer folder (from `lmforge tokenizer train`).")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder: OUT/shards/*.tokens.zst and OUT/source.json.")
+@click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+@click.option("--tokenizer", "tokenizer_dir", required=True, type=LocalPath(), help="Tokenizer folder (from `lmforge tokenizer train`).")
+@click.option("-o", "--output", "out_dir", required=True, type=LocalPath(file_okay=False), help="Output folder: OUT/shards/*.tokens.zst and OUT/source.json.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Processes tokenising input files in parallel.")
 @click.option("--shard-tokens", default="100M", show_default=True, help="Most tokens per shard (a longer single document gets its own shard).")
 @click.option("--frame-tokens", default=65536, show_default=True, type=int, help="Tokens per zstd frame (the unit of random access).")
@@ -137,9 +139,9 @@ def _print_build(result) -> None:
 
 
 @shards.command("inspect", context_settings=CONTEXT)
-@click.argument("file", type=click.Path())
+@click.argument("file", type=LocalPath())
 @click.option("--doc", "doc", type=int, default=None, help="Decode document N (needs the tokenizer; ids are shown without it).")
-@click.option("--tokenizer", "tokenizer_dir", type=click.Path(), default=None, help="Tokenizer folder for --doc (default: the one recorded in OUT/source.json).")
+@click.option("--tokenizer", "tokenizer_dir", type=LocalPath(), default=None, help="Tokenizer folder for --doc (default: the one recorded in OUT/source.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
 def shards_inspect(file, doc, tokenizer_dir, as_json):
     """Header, frames, documents and compression of one shard; --doc N decodes a document.
@@ -244,7 +246,7 @@ def _tokenizer_for(shard: Path, tokenizer_dir, fingerprint: str):
 
 
 @shards.command("verify", context_settings=CONTEXT)
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=LocalPath())
 @click.option("--quick", is_flag=True, help="Check frame CRCs only, without decompressing.")
 def shards_verify(paths, quick):
     """Check every frame of every shard (CRC-32, zstd checksum, BOS at document starts) and,
@@ -327,8 +329,8 @@ def mix():
 @click.option("--source", "sources", multiple=True, help="NAME=PATH:WEIGHT or NAME=PATH@EPOCHS; PATH is a `shards build` folder. Repeat per source.")
 @click.option("--budget", default=None, help="Training tokens (1000000, 10M, 300B, 1.4T).")
 @click.option("--val-tokens", default=None, help="Validation tokens per source, from the end of its last shard, in whole documents (0: none).")
-@click.option("--from-toml", "recipe", type=click.Path(), default=None, help="A recipe TOML (see lmforge/tokenize/recipes/llama.toml); --source/--budget add to or override it.")
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The manifest to write (mix.json).")
+@click.option("--from-toml", "recipe", type=LocalPath(), default=None, help="A recipe TOML (see lmforge/tokenize/recipes/llama.toml); --source/--budget add to or override it.")
+@click.option("-o", "--output", "out", required=True, type=LocalPath(dir_okay=False), help="The manifest to write (mix.json).")
 def mix_build(sources, budget, val_tokens, recipe, out):
     """Write a mixture manifest: shards (relative paths), tokens, checksums, weights, epochs.
 
@@ -371,7 +373,7 @@ def mix_build(sources, budget, val_tokens, recipe, out):
 
 
 @mix.command("inspect", context_settings=CONTEXT)
-@click.argument("manifest", type=click.Path())
+@click.argument("manifest", type=LocalPath())
 @click.option("--json", "as_json", is_flag=True, help='Print {"budget", "sources": [{"name", "weight", "tokens", "epochs", "bytes", ...}]}.')
 def mix_inspect(manifest, as_json):
     """The mixture table: source, sampling proportion, epochs, tokens, size on disk, totals.

@@ -6,6 +6,8 @@ import os
 
 import click
 
+from lmforge.cli import LocalPath
+
 from lmforge.train.presets import PRESETS
 
 
@@ -16,11 +18,11 @@ def _console():
 
 
 @click.command("train")
-@click.option("--manifest", "-m", required=True, type=click.Path(), help="Mixture manifest (mix.json) from `lmforge mix build`.")
+@click.option("--manifest", "-m", required=True, type=LocalPath(), help="Mixture manifest (mix.json) from `lmforge mix build`.")
 @click.option("--preset", "-p", default="tiny", show_default=True, type=click.Choice(list(PRESETS)), help="Model shape.")
 @click.option("--steps", default=200, show_default=True, type=int, help="Optimizer steps in total (a resumed run counts from 0).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and data order.")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
+@click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
 @click.option("--batch-tokens", type=int, default=None, help="Global batch in tokens, over all processes [preset default].")
 @click.option("--micro-batch", type=int, default=None, help="Sequences per forward pass per process [preset default].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [preset default].")
@@ -125,14 +127,14 @@ def _print_summary(s) -> None:
 
 
 @click.command("sample")
-@click.argument("run", type=click.Path())
+@click.argument("run", type=LocalPath())
 @click.option("--prompt", default="", help="Text to continue (BOS is put before it).")
 @click.option("--max-tokens", default=100, show_default=True, type=int)
 @click.option("--temperature", default=0.8, show_default=True, type=float, help="0 for greedy decoding.")
 @click.option("--top-k", default=50, show_default=True, type=int, help="Sample among the k likeliest tokens (0: all).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-@click.option("--tokenizer", "tokenizer_dir", default=None, type=click.Path(), help="Tokenizer folder [the one the run trained with].")
+@click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the one the run trained with].")
 def sample(run, prompt, max_tokens, temperature, top_k, seed, device, tokenizer_dir):
     """Generate text from the newest checkpoint of a run, with a KV cache.
 
