@@ -75,11 +75,11 @@ WIRED = {
     "dedup": {"progress"},
     "tokenizer": set(),
     "shards": set(),
-    "train": {"manifest", "out_dir", "resume"},
-    "sft": {"base", "out_dir", "resume"},
-    "rm": {"base", "out_dir", "resume"},
-    "dpo": {"policy", "out_dir", "resume"},
-    "rl": {"policy", "out_dir", "resume", "reward"},
+    "train": {"manifest", "out_dir", "resume", "overwrite"},
+    "sft": {"base", "out_dir", "resume", "overwrite"},
+    "rm": {"base", "out_dir", "resume", "overwrite"},
+    "dpo": {"policy", "out_dir", "resume", "overwrite"},
+    "rl": {"policy", "out_dir", "resume", "reward", "overwrite"},
 }
 
 #: per stage: fields that name input files, resolved against the recipe's folder

@@ -38,17 +38,27 @@ def _console():
 @click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
 @click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
 @click.option("--eval-tokens", default=8192, show_default=True, type=int, help="Validation tokens per source per pass.")
-@click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
+@click.option("--resume", is_flag=True,
+              help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
+                   "resumes anyway (after a crash, from the newest checkpoint, exactly).")
+@click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings), "
+                                                "e.g. to train it again with other settings.")
 @click.option("--threads", type=int, default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
-          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, threads, progress):
+          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, progress):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
+
+    The run folder records the settings that decide what it computes: the same command again
+    resumes it (after a crash: from the newest checkpoint, to exactly the uninterrupted run's
+    output) or, when it is finished, does nothing; other settings are refused by name unless
+    --overwrite. --micro-batch, --device, --compile, --threads and --checkpoint-every may differ.
 
     \b
     Examples:
       lmforge train -m mix/mix.json -p tiny --steps 300 -o runs/tiny
-      lmforge train -m mix/mix.json -p tiny --steps 300 -o runs/tiny --resume   # after a crash
+      lmforge train -m mix/mix.json -p tiny --steps 300 -o runs/tiny   # again after a crash: resumes
+      lmforge train -m mix/mix.json -p tiny --steps 600 -o runs/tiny --overwrite   # start over
       torchrun --nproc_per_node 8 --no-python lmforge train -m mix/mix.json -p d12 \\
           --device cuda --compile --steps 5000 -o runs/d12
     """
@@ -60,7 +70,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
         cfg = TrainConfig(
             manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
-            optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, threads=threads,
+            optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, overwrite=overwrite, threads=threads,
         )
         with _progress(cfg, enabled=rank0 and progress) as on_step:
             summary = run_training(cfg, on_step=on_step)
@@ -102,6 +112,8 @@ def _print_summary(s) -> None:
     from rich.table import Table
 
     console = _console()
+    if s.finished_earlier:
+        console.print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do")
     table = Table(title=f"lmforge train: {s.run_dir}", show_header=True)
     table.add_column("what")
     table.add_column("value", justify="right")

@@ -16,10 +16,13 @@ prints. The pieces a test drives separately:
   states, manifest and tokenizer fingerprints). It is written under a temporary name and
   renamed, so a checkpoint directory either is complete or does not exist.
 
-Exact resume: a run killed at any moment (kill -9 included) and restarted with `--resume`
-reloads the newest checkpoint, cuts `metrics.jsonl` back to that step, and continues from the
-same weights, optimizer moments, schedule step and data position; on CPU its losses and final
-weights are bit for bit those of the uninterrupted run (tests/test_train_resume.py).
+Exact resume: a run killed at any moment (kill -9 included) and started again with the same
+command line reloads the newest checkpoint, cuts `metrics.jsonl` back to that step, and
+continues from the same weights, optimizer moments, schedule step and data position; on CPU its
+losses and final weights are bit for bit those of the uninterrupted run
+(tests/test_train_resume.py). `RUN/settings.json`, written before the first step, records the
+settings that decide what the run computes (`RUN_SETTINGS`); a rerun with other ones is refused
+by name (`lmforge.settings`), and a rerun of a finished run does nothing and says so.
 
 Data parallel (`torchrun`): `--batch-tokens` is the *global* batch. Each rank reads its slice
 of every global batch (see `data.MixtureLoader`) and accumulates `batch / (ranks · micro)`
@@ -67,6 +70,23 @@ class TrainingError(Exception):
     """A run that cannot start or go on; the message says why and what to do."""
 
 
+#: TrainConfig fields that decide what a run computes: a rerun into the same folder must ask the
+#: same ones (with the manifest's sha256 and the resolved precision, see `run_settings`).
+#: Free to differ on a resume, because they change how the same batches are computed (float
+#: rounding at most), or when weights are saved, never which: micro_batch, device, compile,
+#: threads (and the number of torchrun processes: --batch-tokens is global), checkpoint_every,
+#: keep_checkpoints. eval_every and eval_tokens count: they decide the metrics rows.
+RUN_SETTINGS = ("preset", "steps", "seed", "batch_tokens", "lr", "min_lr_ratio", "warmup", "schedule", "decay_fraction",
+                "weight_decay", "optimizer", "muon_lr", "beta1", "beta2", "grad_clip", "eval_every", "eval_tokens")
+
+
+def run_settings(config: dict, manifest_sha256: str | None, precision: str | None) -> dict:
+    """What `RUN/settings.json` records of a pretraining run, keyed by flag."""
+    from lmforge.settings import flags
+
+    return {"--manifest": manifest_sha256, **flags(config, RUN_SETTINGS), "--precision": precision}
+
+
 @dataclass
 class TrainConfig:
     """Everything `lmforge train` needs. Defaults left as None come from the preset."""
@@ -96,7 +116,8 @@ class TrainConfig:
     eval_every: int = 50  # steps between validation passes (and one at the end); 0: end only
     eval_tokens: int = 8192  # validation targets per source and pass
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
-    resume: bool = False
+    resume: bool = False  # only continue: refuse to start a run where none was started
+    overwrite: bool = False  # start over in a run folder that holds another run
     threads: int | None = None  # torch CPU threads per process (None: torch's default)
 
     def __post_init__(self):
@@ -586,6 +607,7 @@ class RunSummary:
     world_size: int = 1
     params: int = 0
     precision: str = "fp32"
+    finished_earlier: bool = False  # a rerun of a finished run: nothing was trained
 
 
 def _token_bytes(manifest, padded_vocab: int) -> tuple[torch.Tensor | None, str | None]:
@@ -630,6 +652,65 @@ def load_training_manifest(path: str):
     return manifest
 
 
+def _start_run(cfg: TrainConfig, run_dir: Path, manifest, d: Dist) -> TrainConfig:
+    """Check RUN against the settings asked (`lmforge.settings.start_run_folder`: refused by
+    name when they differ, recorded when the run starts); return `cfg` with the precision the
+    run continues in ("auto" keeps the one it started with, whatever this machine would pick)."""
+    from lmforge.settings import read_settings, start_run_folder
+
+    ckpt = latest_checkpoint(run_dir)
+    record = None if cfg.overwrite else read_settings(run_dir)
+    recorded = (record or {}).get("settings") or None
+    legacy = None
+    if recorded is None and ckpt is not None and not cfg.overwrite:  # a run from before settings.json
+        state = read_state(ckpt)
+        legacy = run_settings(state.get("train_config", {}), state.get("manifest_sha256"), state.get("precision"))
+        legacy = {k: v for k, v in legacy.items() if v is not None}
+    before = (recorded or legacy or {}).get("--precision")
+    if not cfg.overwrite and (before is not None or ckpt is not None):
+        cfg = replace(cfg, precision=resumed_precision(cfg.precision, cfg.device, before))
+    asked = run_settings(cfg.to_dict(), getattr(manifest, "sha256", None), resolve_precision(cfg.precision, cfg.device))
+    if d.is_main:
+        start_run_folder(run_dir, "train", asked, error=TrainingError, resume=cfg.resume, overwrite=cfg.overwrite,
+                         legacy=legacy, has_checkpoint=ckpt is not None)
+    if d.world_size > 1:  # the other ranks look at the folder once rank 0 has checked (or cleared) it
+        import torch.distributed as dist
+
+        dist.barrier()
+    return cfg
+
+
+def _finished(cfg: TrainConfig, run_dir: Path, ckpt: Path, manifest, d: Dist) -> RunSummary:
+    """A rerun of a finished run: nothing to train. The metrics and plot are put right (a run
+    killed after its last checkpoint may not have drawn its plot yet) and the summary is read
+    back from metrics.jsonl."""
+    state = read_state(ckpt)
+    step = int(state["step"])
+    metrics_path = run_dir / METRICS
+    plot = None
+    if d.is_main:
+        truncate_metrics(metrics_path, step)
+        plot = plot_loss(read_metrics(metrics_path), run_dir / "loss.png")
+    if d.world_size > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    rows = read_metrics(metrics_path)
+    last = rows[-1] if rows else {}
+    val = {}
+    for key, value in last.items():
+        if key.startswith("val_loss/"):
+            name = key[len("val_loss/"):]
+            val[name] = {"loss": value, "bpb": last.get(f"val_bpb/{name}")}
+    with torch.device("meta"):
+        params = GPT(GPTConfig.from_dict(state["model_config"])).num_params()
+    return RunSummary(
+        run_dir=run_dir, steps=step, tokens=step * cfg.batch_tokens, loss=last.get("loss", float("nan")),
+        first_loss=rows[0].get("loss") if rows else None, val=val, checkpoint=ckpt, plot=plot, world_size=d.world_size,
+        params=params, precision=state.get("precision", resolve_precision(cfg.precision, cfg.device)), finished_earlier=True,
+    )
+
+
 def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manifest=None) -> RunSummary:
     """Run (or resume) a pretraining run; rank 0 writes RUN/. `on_step` sees each metrics row."""
     if cfg.threads:
@@ -637,14 +718,11 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     d = init_distributed(cfg.device)
     cfg.validate(d.world_size)
     run_dir = Path(cfg.out_dir)
-    ckpt = latest_checkpoint(run_dir)
-    if cfg.resume and ckpt is None:
-        raise TrainingError(f"--resume: {run_dir} has no checkpoint to resume from; drop --resume to start a new run")
-    if not cfg.resume and ckpt is not None:
-        raise TrainingError(f"{run_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
-    if ckpt is not None:
-        cfg = replace(cfg, precision=resumed_precision(cfg.precision, cfg.device, read_state(ckpt).get("precision")))
     manifest = manifest if manifest is not None else load_training_manifest(cfg.manifest)
+    cfg = _start_run(cfg, run_dir, manifest, d)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None and int(read_state(ckpt).get("step", 0)) >= cfg.steps:
+        return _finished(cfg, run_dir, ckpt, manifest, d)
     model_config = preset_config(cfg.preset, int(manifest.vocab_size))
     token_bytes, tok_fingerprint = _token_bytes(manifest, model_config.padded_vocab_size)
 
@@ -658,15 +736,11 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     resumed_from = None
     if ckpt is not None:
         state = load_checkpoint(ckpt, trainer)
-        if state.get("manifest_sha256") != getattr(manifest, "sha256", None):
-            raise TrainingError(f"{ckpt}: was trained on another manifest ({state.get('manifest')}, {state.get('manifest_sha256')}); resume with the same manifest")
         loader.load_state(state["loader"])
         resumed_from = trainer.step_count
         elapsed0 = float(state.get("elapsed", 0.0))
     else:
         elapsed0 = 0.0
-    if trainer.step_count >= cfg.steps:
-        raise TrainingError(f"{ckpt} is already at step {trainer.step_count} >= --steps {cfg.steps}; raise --steps to train further")
 
     metrics_path = run_dir / METRICS
     if d.is_main:
