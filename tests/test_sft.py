@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -204,8 +205,8 @@ def test_error_on_unusable_data_and_on_existing_run(base, tmp_path):
     assert r.exit_code != 0 and "bad.jsonl: no usable conversations" in r.output
     out = tmp_path / "done"
     assert invoke(sft_cmd, ["--base", base.run, "--data", base.data, "-o", out, "--steps", 1, *FAST]).exit_code == 0
-    r = invoke(sft_cmd, ["--base", base.run, "--data", base.data, "-o", out, "--steps", 1, *FAST])
-    assert r.exit_code != 0 and "already holds checkpoints" in r.output
+    r = invoke(sft_cmd, ["--base", base.run, "--data", base.data, "-o", out, "--steps", 1, *FAST, "--lr", 1e-3])
+    assert r.exit_code != 0 and "--lr 0.003 (asked 0.001)" in r.output and "--overwrite" in r.output
     with pytest.raises(SFTError, match="is the --base run"):
         sft(SFTConfig(base=str(base.run), data=[str(base.data)], out_dir=str(base.run), steps=1))
 
@@ -252,12 +253,14 @@ def test_auto_precision_and_a_resumed_run_keeps_the_one_it_started_with(base, tm
     from lmforge.train import trainer as trainer_mod
 
     out = tmp_path / "sft"
-    args = ["--base", base.run, "--data", base.data, "-o", out, "--checkpoint-every", 2, *FAST]
+    args = ["--base", base.run, "--data", base.data, "-o", out, "--checkpoint-every", 2, "--steps", 4, *FAST]
     monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: False)
-    assert invoke(sft_cmd, [*args, "--steps", 2]).exit_code == 0
+    assert invoke(sft_cmd, args).exit_code == 0
     assert json.loads((out / CHECKPOINTS / "step_00000002" / "state.json").read_text())["precision"] == "fp32"
+    shutil.rmtree(out / CHECKPOINTS / "step_00000004")  # as if killed after the checkpoint of step 2
     monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)  # another machine: auto would be bf16
-    assert invoke(sft_cmd, [*args, "--steps", 4, "--resume"]).exit_code == 0
+    r = invoke(sft_cmd, args)
+    assert r.exit_code == 0 and "resumed at 2" in r.output, r.output
     assert json.loads((out / CHECKPOINTS / "step_00000004" / "state.json").read_text())["precision"] == "fp32"
     fresh = tmp_path / "fresh"
     assert invoke(sft_cmd, ["--base", base.run, "--data", base.data, "-o", fresh, "--steps", 1, *FAST]).exit_code == 0

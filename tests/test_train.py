@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import math
 
 import pytest
@@ -91,11 +92,11 @@ def test_unknown_preset_is_a_usage_error(mix, tmp_path):
     assert r.exit_code == 2 and "huge" in r.output
 
 
-def test_existing_run_needs_resume_and_sample_needs_a_checkpoint(mix, tmp_path):
+def test_existing_run_with_other_settings_is_refused_and_sample_needs_a_checkpoint(mix, tmp_path):
     out = tmp_path / "run"
     assert run(train, ["-m", mix, "-o", out, "--steps", 2, *FAST]).exit_code == 0
     r = CliRunner().invoke(train, [str(a) for a in ["-m", mix, "-o", out, "--steps", 4, *FAST]])
-    assert r.exit_code == 1 and "--resume" in r.output
+    assert r.exit_code == 1 and "--steps 2 (asked 4)" in r.output and "--overwrite" in r.output
     r = CliRunner().invoke(sample, [str(tmp_path / "empty")])
     assert r.exit_code == 1 and "no checkpoint" in r.output
 
@@ -108,13 +109,14 @@ def test_auto_precision_follows_the_hardware_and_a_resumed_run_keeps_its_own(mix
     monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: False)
     assert trainer_mod.resolve_precision("auto", "cpu") == "fp32"
     out = tmp_path / "run"
-    r = run(train, ["-m", mix, "-o", out, "--steps", 2, *FAST])
+    r = run(train, ["-m", mix, "-o", out, "--steps", 3, "--checkpoint-every", 2, *FAST])
     assert r.exit_code == 0 and "float32" in r.output
+    shutil.rmtree(out / CHECKPOINTS / "step_00000003")  # as if killed after the checkpoint of step 2
     # the same run resumed on a machine with native bf16 stays in float32, so it stays exact
     monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)
     assert trainer_mod.resolve_precision("auto", "cpu") == "bf16"
-    r = run(train, ["-m", mix, "-o", out, "--steps", 3, "--resume", *FAST])
-    assert r.exit_code == 0 and "float32" in r.output
+    r = run(train, ["-m", mix, "-o", out, "--steps", 3, "--checkpoint-every", 2, *FAST])
+    assert r.exit_code == 0 and "float32" in r.output and "resumed at 2" in r.output
     state = json.loads((out / CHECKPOINTS / "step_00000003" / "state.json").read_text())
     assert state["precision"] == "fp32"
     r = run(train, ["-m", mix, "-o", tmp_path / "new", "--steps", 1, *FAST])

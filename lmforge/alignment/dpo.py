@@ -37,7 +37,10 @@ from lmforge.alignment.reward import (
     batch_order,
     check_device,
     check_precision,
+    checkpoint_path,
     context_limit,
+    file_sha256,
+    finished_summary,
     format_skipped,
     gpt_tensors,
     load_base,
@@ -47,14 +50,16 @@ from lmforge.alignment.reward import (
     lr_at,
     pad,
     pad_masks,
+    prior_run,
     read_pairs,
     read_state,
+    run_precision,
     save_checkpoint,
     split_indices,
     start_run,
     tie_half_accuracy,
 )
-from lmforge.train.trainer import autocast_context, resolve_precision, resumed_precision
+from lmforge.train.trainer import autocast_context
 
 POLICY_KIND = "policy"
 
@@ -104,7 +109,8 @@ class DPOConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     device: str = "cpu"
-    resume: bool = False
+    resume: bool = False  # only continue: refuse to start a run where none was started
+    overwrite: bool = False  # start over in a run folder that holds another run
     tokenizer_dir: str | None = None
     precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
@@ -118,6 +124,20 @@ class DPOConfig:
             raise AlignmentError(f"--val-fraction {self.val_fraction}: choose a value in [0, 1)")
         check_precision(self.precision)
         check_device(self.device)
+
+
+#: DPOConfig fields that decide what a run computes: a rerun into the same folder must ask the
+#: same ones (with the policy checkpoint, the data's sha256, the tokenizer and the resolved
+#: precision). Free to differ: steps (the learning rate is constant after warm-up, so more steps
+#: continue a run exactly), device, threads, checkpoint_every, keep_checkpoints.
+DPO_SETTINGS = ("batch_size", "beta", "lr", "warmup", "weight_decay", "grad_clip", "val_fraction", "max_len", "eval_every", "seed")
+
+
+def dpo_settings(config: dict, policy, data, tokenizer, precision) -> dict:
+    """What `RUN/settings.json` records of a DPO run, keyed by flag."""
+    from lmforge.settings import flags
+
+    return {"--policy": policy, "--data": data, **flags(config, DPO_SETTINGS), "--tokenizer": tokenizer, "--precision": precision}
 
 
 def _batch_tensors(pairs, pad_id: int, device):
@@ -167,7 +187,9 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.out_dir)
-    ckpt = start_run(run_dir, cfg.resume)
+    prior = prior_run(run_dir, cfg.overwrite, lambda st: dpo_settings(  # policy: recorded as given, not its checkpoint
+        st.get("config", {}), None, None, st.get("tokenizer_fingerprint"), st.get("config", {}).get("precision")))
+    precision = run_precision(cfg.precision, cfg.device, prior)
     device = torch.device(cfg.device)
     reference, src_state, tok = load_base(cfg.policy, device, cfg.tokenizer_dir)
     reference.eval().requires_grad_(False)
@@ -175,20 +197,19 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
     max_len = min(cfg.max_len or context_limit(policy), policy.rope_cos.size(0))
     pairs, skipped = read_pairs(cfg.data, tok, max_len)
     train_idx, val_idx = split_indices(len(pairs), cfg.val_fraction, cfg.seed)
+    info = {"train pairs": len(train_idx), "held-out pairs": len(val_idx), "skipped pairs": format_skipped(skipped),
+            "beta": cfg.beta, "max_len": max_len}
+    asked = dpo_settings(asdict(cfg), checkpoint_path(cfg.policy), file_sha256(cfg.data), tok.fingerprint, precision)
+    ckpt = start_run(run_dir, "dpo", asked, prior, steps=cfg.steps, resume=cfg.resume, overwrite=cfg.overwrite)
+    if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
+        return finished_summary(run_dir, ckpt, info)
     val_pairs = [pairs[i] for i in val_idx]
     opt = policy.optimizer(cfg.lr, cfg.weight_decay)
     step = 0
-    precision = resolve_precision(cfg.precision, cfg.device)
     if ckpt is not None:
-        state = read_state(ckpt)
-        if state.get("reference") != str(Path(cfg.policy).resolve()):
-            raise AlignmentError(f"{ckpt}: was trained against {state.get('reference')}; resume with --policy {state.get('reference')}")
         load_gpt_tensors(policy, load_tensors(ckpt, device))
         load_optimizer(opt, ckpt, device)
-        step = int(state["step"])
-        precision = resumed_precision(cfg.precision, cfg.device, state.get("config", {}).get("precision"))
-    if step >= cfg.steps:
-        raise AlignmentError(f"{ckpt} is already at step {step} >= --steps {cfg.steps}; raise --steps to train further")
+        step = int(read_state(ckpt)["step"])
     resumed_from = step if ckpt is not None else None
     V = tok.vocab_size
     log = MetricsLog(run_dir, step)
@@ -225,6 +246,4 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
                 on_step(row)
     finally:
         log.close()
-    return RunSummary(run_dir, step, first, row, last_eval, time.perf_counter() - t_start, saved, resumed_from,
-                      {"train pairs": len(train_idx), "held-out pairs": len(val_idx), "skipped pairs": format_skipped(skipped),
-                       "beta": cfg.beta, "max_len": max_len})
+    return RunSummary(run_dir, step, first, row, last_eval, time.perf_counter() - t_start, saved, resumed_from, info)

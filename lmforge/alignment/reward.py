@@ -19,8 +19,10 @@ This module also holds what the three preference stages (reward model, DPO, RL) 
   checkpoints (DPO, RL) keep the GPT's own tensor names, so `load_model`, `lmforge sample`
   and the next stage read them as they read a pretraining run; a reward model adds
   `reward_head.weight` / `reward_head.bias`.
-- `batch_order()`: the examples of step s are a function of (seed, s) alone, so `--resume`
+- `batch_order()`: the examples of step s are a function of (seed, s) alone, so a resumed run
   sees exactly the batches an uninterrupted run would.
+- `prior_run()` / `start_run()`: the run folder's `settings.json` (`lmforge.settings`): the
+  same command again resumes (or, finished, does nothing); other settings are refused by name.
 """
 
 from __future__ import annotations
@@ -266,14 +268,76 @@ def save_checkpoint(run_dir, step: int, tensors: dict[str, torch.Tensor], optimi
     return final
 
 
-def start_run(out_dir, resume: bool) -> Path | None:
-    """Check -o against --resume; return the checkpoint to resume from (or None)."""
-    ckpt = latest_checkpoint(out_dir)
-    if resume and ckpt is None:
-        raise AlignmentError(f"--resume: {out_dir} has no checkpoint to resume from; drop --resume to start a new run")
-    if not resume and ckpt is not None:
-        raise AlignmentError(f"{out_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
+def prior_run(run_dir, overwrite: bool, legacy: Callable[[dict], dict]) -> tuple[dict | None, dict | None, Path | None]:
+    """What -o holds before a preference or RL run starts: (its recorded settings, the settings
+    of a run from before settings.json as `legacy(state)` reads them from its newest checkpoint,
+    that checkpoint); all None with --overwrite, which starts over whatever is there."""
+    from lmforge.settings import read_settings
+
+    if overwrite:
+        return None, None, None
+    ckpt = latest_checkpoint(run_dir)
+    recorded = (read_settings(run_dir) or {}).get("settings") or None
+    old = None
+    if recorded is None and ckpt is not None:
+        old = {k: v for k, v in legacy(read_state(ckpt)).items() if v is not None}
+    return recorded, old, ckpt
+
+
+def run_precision(precision: str, device: str, prior: tuple) -> str:
+    """The precision a run computes in: "auto" resolves on this machine for a new run, and keeps
+    the one a run started with when it continues one."""
+    recorded, old, ckpt = prior
+    before = (recorded or old or {}).get("--precision")
+    if before is None and ckpt is None:
+        return resolve_precision(precision, device)
+    return resumed_precision(precision, device, before)
+
+
+def start_run(run_dir, stage: str, asked: dict, prior: tuple, *, steps: int, resume: bool = False,
+              overwrite: bool = False) -> Path | None:
+    """Check -o against the settings asked (refused by name when they differ, recorded when the
+    run starts; see `lmforge.settings.start_run_folder`); return the checkpoint to resume from,
+    or None for a new run. A run already past `steps` is refused: these stages' learning rate is
+    constant after warm-up, so more --steps continue a run exactly, fewer cannot be had."""
+    from lmforge.settings import start_run_folder
+
+    _recorded, old, ckpt = prior
+    start_run_folder(run_dir, stage, asked, error=AlignmentError, resume=resume, overwrite=overwrite, legacy=old,
+                     has_checkpoint=ckpt is not None)
+    ckpt = latest_checkpoint(run_dir)
+    done = int(read_state(ckpt).get("step", 0)) if ckpt is not None else 0
+    if done > steps:
+        raise AlignmentError(f"{run_dir} is already at step {done}, past --steps {steps}; ask --steps {done} or more to "
+                             "continue it, or pass --overwrite to start over")
     return ckpt
+
+
+def finished_summary(run_dir: Path, ckpt: Path, info: dict) -> "RunSummary":
+    """A rerun of a finished run: nothing to train; the summary is read back from the metrics."""
+    step = int(read_state(ckpt)["step"])
+    truncate_metrics(Path(run_dir) / METRICS, step)
+    rows = read_metrics(Path(run_dir) / METRICS)
+    last = rows[-1] if rows else {}
+    evals = {k[len("val_"):]: v for k, v in last.items() if k.startswith("val_")}
+    return RunSummary(Path(run_dir), step, rows[0] if rows else {}, last, evals, 0.0, ckpt, None, info, finished_earlier=True)
+
+
+def checkpoint_path(run) -> str:
+    """The checkpoint folder a run (its newest) or a step_N folder names, as an absolute path:
+    what a preference or RL run records as where it started from."""
+    ckpt = Path(run) if (Path(run) / STATE_FILE).is_file() else latest_checkpoint(run)
+    return str(Path(ckpt if ckpt is not None else run).resolve())
+
+
+def file_sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
 
 
 def load_optimizer(optimizer, ckpt: Path, device) -> None:
@@ -426,7 +490,8 @@ class RewardConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     device: str = "cpu"
-    resume: bool = False
+    resume: bool = False  # only continue: refuse to start a run where none was started
+    overwrite: bool = False  # start over in a run folder that holds another run
     tokenizer_dir: str | None = None
     precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
@@ -440,6 +505,20 @@ class RewardConfig:
             raise AlignmentError(f"--val-fraction {self.val_fraction}: choose a value in [0, 1)")
         check_precision(self.precision)
         check_device(self.device)
+
+
+#: RewardConfig fields that decide what a run computes: a rerun into the same folder must ask
+#: the same ones (with the base checkpoint, the data's sha256, the tokenizer and the resolved
+#: precision). Free to differ: steps (the learning rate is constant after warm-up, so more steps
+#: continue a run exactly), device, threads, checkpoint_every, keep_checkpoints.
+RM_SETTINGS = ("batch_size", "lr", "warmup", "weight_decay", "grad_clip", "val_fraction", "max_len", "eval_every", "seed")
+
+
+def rm_settings(config: dict, base, data, tokenizer, precision) -> dict:
+    """What `RUN/settings.json` records of a reward-model run, keyed by flag."""
+    from lmforge.settings import flags
+
+    return {"--base": base, "--data": data, **flags(config, RM_SETTINGS), "--tokenizer": tokenizer, "--precision": precision}
 
 
 def check_precision(precision: str) -> None:
@@ -467,6 +546,7 @@ class RunSummary:
     checkpoint: Path | None = None
     resumed_from: int | None = None
     info: dict = field(default_factory=dict)  # data counts and the like
+    finished_earlier: bool = False  # a rerun of a finished run: nothing was trained
 
 
 def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None = None) -> RunSummary:
@@ -474,25 +554,28 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.out_dir)
-    ckpt = start_run(run_dir, cfg.resume)
+    prior = prior_run(run_dir, cfg.overwrite, lambda st: rm_settings(  # base: recorded as given, not its checkpoint
+        st.get("config", {}), None, None, st.get("tokenizer_fingerprint"), st.get("config", {}).get("precision")))
+    precision = run_precision(cfg.precision, cfg.device, prior)
     device = torch.device(cfg.device)
     gpt, base_state, tok = load_base(cfg.base, device, cfg.tokenizer_dir)
     max_len = min(cfg.max_len or context_limit(gpt), gpt.rope_cos.size(0))
     pairs, skipped = read_pairs(cfg.data, tok, max_len)
     train_idx, val_idx = split_indices(len(pairs), cfg.val_fraction, cfg.seed)
+    info = {"train pairs": len(train_idx), "held-out pairs": len(val_idx), "skipped pairs": format_skipped(skipped), "max_len": max_len}
+    asked = rm_settings(asdict(cfg), checkpoint_path(cfg.base), file_sha256(cfg.data), tok.fingerprint, precision)
+    ckpt = start_run(run_dir, "rm", asked, prior, steps=cfg.steps, resume=cfg.resume, overwrite=cfg.overwrite)
+    if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
+        return finished_summary(run_dir, ckpt, info)
     torch.manual_seed(cfg.seed)
     model = RewardModel(gpt).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     step = 0
-    precision = resolve_precision(cfg.precision, cfg.device)
     if ckpt is not None:
         state = read_state(ckpt)
         model.load_tensors(load_tensors(ckpt, device))
         load_optimizer(opt, ckpt, device)
         step = int(state["step"])
-        precision = resumed_precision(cfg.precision, cfg.device, state.get("config", {}).get("precision"))
-    if step >= cfg.steps:
-        raise AlignmentError(f"{ckpt} is already at step {step} >= --steps {cfg.steps}; raise --steps to train further")
     resumed_from = step if ckpt is not None else None
     val_pairs = [pairs[i] for i in val_idx]
     run_state = lambda: {  # noqa: E731
@@ -538,8 +621,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
                 on_step(row)
     finally:
         log.close()
-    return RunSummary(run_dir, step, first, row, last_eval, time.perf_counter() - t_start, saved, resumed_from,
-                      {"train pairs": len(train_idx), "held-out pairs": len(val_idx), "skipped pairs": format_skipped(skipped), "max_len": max_len})
+    return RunSummary(run_dir, step, first, row, last_eval, time.perf_counter() - t_start, saved, resumed_from, info)
 
 
 # ---- what the three commands share: a progress bar and the end-of-run table ----------------
@@ -579,6 +661,8 @@ def print_summary(title: str, s: RunSummary, keys: list[tuple[str, str]]) -> Non
     from rich.console import Console
     from rich.table import Table
 
+    if s.finished_earlier:
+        Console(stderr=True).print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do")
     table = Table(title=f"{title}: {s.run_dir}")
     table.add_column("what")
     table.add_column("value", justify="right")

@@ -22,12 +22,15 @@ from lmforge.cli import LocalPath
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split, batch order and head.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the base run's].")
-@click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
+                   "resumes anyway (after a crash, from the newest checkpoint, exactly); a higher --steps continues a finished run.")
+@click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
 @click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every, seed,
-       device, tokenizer_dir, resume, threads, precision):
+       device, tokenizer_dir, resume, overwrite, threads, precision):
     """Train a reward model (scalar head, Bradley–Terry loss) on preference pairs.
 
     Reports pairwise accuracy on a held-out split (chance: 0.5). The checkpoint holds the
@@ -43,7 +46,7 @@ def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len
     try:
         cfg = RewardConfig(base=base, data=data, out_dir=out_dir, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
                            val_fraction=val_fraction, max_len=max_len, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                           seed=seed, device=device, resume=resume, tokenizer_dir=tokenizer_dir, threads=threads, precision=precision)
+                           seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, precision=precision)
         with Progress("rm", steps, ("loss", "accuracy", "val_accuracy")) as on_step:
             summary = train_reward_model(cfg, on_step)
     except AlignmentError as exc:

@@ -1,7 +1,7 @@
 """RL on a policy: GRPO with verifiable rewards, PPO against a reward model.
 
 One step is a rollout and an update. The rollout takes `prompts_per_step` prompts (a seeded
-order, so `--resume` repeats an uninterrupted run), samples `group_size` completions of each
+order, so a resumed run repeats an uninterrupted one), samples `group_size` completions of each
 with the KV cache (the G copies of one prompt share its length, so the batch needs no
 padding or attention mask), and scores them. The update is `epochs` passes of the clipped
 objective over the right-padded prompt + completion batch; only completion tokens count
@@ -43,6 +43,9 @@ from lmforge.alignment.reward import (
     RunSummary,
     batch_order,
     check_device,
+    checkpoint_path,
+    file_sha256,
+    finished_summary,
     gpt_tensors,
     load_base,
     load_gpt_tensors,
@@ -51,6 +54,7 @@ from lmforge.alignment.reward import (
     lr_at,
     pad,
     pad_masks,
+    prior_run,
     read_state,
     save_checkpoint,
     start_run,
@@ -184,7 +188,8 @@ class RLConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     device: str = "cpu"
-    resume: bool = False
+    resume: bool = False  # only continue: refuse to start a run where none was started
+    overwrite: bool = False  # start over in a run folder that holds another run
     tokenizer_dir: str | None = None
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
 
@@ -204,6 +209,21 @@ class RLConfig:
         if self.kl_coef < 0 or not 0 < self.clip < 1:
             raise AlignmentError("--kl-coef must be >= 0 and --clip in (0, 1)")
         check_device(self.device)
+
+
+#: RLConfig fields that decide what a run computes: a rerun into the same folder must ask the
+#: same ones (with the policy and reward checkpoints, the prompts' sha256 and the tokenizer).
+#: Free to differ: steps (the learning rate is constant after warm-up, so more steps continue a
+#: run exactly), device, threads, checkpoint_every, keep_checkpoints.
+RL_SETTINGS = ("method", "reward_fn", "prompts_per_step", "group_size", "max_new_tokens", "temperature", "top_k", "lr", "warmup",
+               "clip", "kl_coef", "epochs", "gamma", "lam", "vf_coef", "value_clip", "grad_clip", "seed")
+
+
+def rl_settings(config: dict, policy, reward, prompts, tokenizer) -> dict:
+    """What `RUN/settings.json` records of an RL run, keyed by flag."""
+    from lmforge.settings import flags
+
+    return {"--policy": policy, "--reward": reward, "--prompts": prompts, **flags(config, RL_SETTINGS), "--tokenizer": tokenizer}
 
 
 # ---- the trainer ----------------------------------------------------------------------------
@@ -356,7 +376,8 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.out_dir)
-    ckpt = start_run(run_dir, cfg.resume)
+    prior = prior_run(run_dir, cfg.overwrite, lambda st: rl_settings(  # policy and reward: recorded as given
+        st.get("config", {}), None, None, None, st.get("tokenizer_fingerprint")))
     device = torch.device(cfg.device)
     policy, src_state, tok = load_base(cfg.policy, device, cfg.tokenizer_dir)
     reward_model = None
@@ -365,16 +386,17 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
         if rm_state.get("tokenizer_fingerprint") != tok.fingerprint:
             raise AlignmentError(f"{cfg.reward}: the reward model uses another tokenizer than {cfg.policy}; train it from the same base")
     examples = read_prompts(cfg.prompts)
+    info = {"method": cfg.method, "prompts": len(examples), "samples per step": cfg.prompts_per_step * cfg.group_size,
+            "reward": cfg.reward if cfg.method == "ppo" else cfg.reward_fn}
+    asked = rl_settings(asdict(cfg), checkpoint_path(cfg.policy), checkpoint_path(cfg.reward) if cfg.method == "ppo" else None,
+                        file_sha256(cfg.prompts), tok.fingerprint)
+    ckpt = start_run(run_dir, "rl", asked, prior, steps=cfg.steps, resume=cfg.resume, overwrite=cfg.overwrite)
+    if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
+        return finished_summary(run_dir, ckpt, info)
     torch.manual_seed(cfg.seed)
     trainer = RLTrainer(cfg, policy, tok, reward_model)
     if ckpt is not None:
-        state = read_state(ckpt)
-        if state.get("reference") != str(Path(cfg.policy).resolve()) or state.get("config", {}).get("method") != cfg.method:
-            raise AlignmentError(f"{ckpt}: was a {state.get('config', {}).get('method')} run from {state.get('reference')}; "
-                                 "resume with the same --method and --policy")
         trainer.load(ckpt)
-    if trainer.step_count >= cfg.steps:
-        raise AlignmentError(f"{ckpt} is already at step {trainer.step_count} >= --steps {cfg.steps}; raise --steps to train further")
     resumed_from = trainer.step_count if ckpt is not None else None
     log = MetricsLog(run_dir, trainer.step_count)
     order = list(range(len(examples)))
@@ -394,7 +416,4 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
                 on_step(row)
     finally:
         log.close()
-    return RunSummary(run_dir, trainer.step_count, first, row, {}, time.perf_counter() - t_start, saved, resumed_from,
-                      {"method": cfg.method, "prompts": len(examples),
-                       "samples per step": cfg.prompts_per_step * cfg.group_size,
-                       "reward": cfg.reward if cfg.method == "ppo" else cfg.reward_fn})
+    return RunSummary(run_dir, trainer.step_count, first, row, {}, time.perf_counter() - t_start, saved, resumed_from, info)

@@ -32,10 +32,13 @@ from lmforge.cli import LocalPath
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for prompt order and sampling.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
-@click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
+                   "resumes anyway (after a crash, from the newest checkpoint, exactly); a higher --steps continues a finished run.")
+@click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
 @click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
-       top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume, threads):
+       top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume, overwrite, threads):
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.
 
     Each step samples --group-size completions for each of --prompts-per-step prompts with
@@ -57,7 +60,7 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
                        steps=steps, prompts_per_step=prompts_per_step, group_size=group_size, max_new_tokens=max_new_tokens,
                        temperature=temperature, top_k=top_k or None, lr=lr, clip=clip, kl_coef=kl_coef, epochs=epochs,
                        gamma=gamma, lam=lam, vf_coef=vf_coef, checkpoint_every=checkpoint_every, seed=seed, device=device,
-                       resume=resume, tokenizer_dir=tokenizer_dir, threads=threads)
+                       resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads)
         with Progress(method, steps, ("reward", "kl", "completion_len")) as on_step:
             summary = train_rl(cfg, on_step)
     except AlignmentError as exc:

@@ -13,8 +13,10 @@
   micro-batch's mean is weighted by its share of the batch's masked tokens, so a batch of one
   long and one short answer weighs every assistant token alike however it is split.
 - Order: epoch e visits the training conversations in `permutation(seed, e)`; the position is
-  (epoch, offset), saved in every checkpoint, so `--resume` continues with the same batches
-  and, on CPU, the same weights bit for bit as an uninterrupted run (tests/test_sft.py).
+  (epoch, offset), saved in every checkpoint, so a rerun of the same command continues with the
+  same batches and, on CPU, the same weights bit for bit as an uninterrupted run
+  (tests/test_sft.py). `RUN/settings.json` (written before the first step) records what the
+  run computes from (`RUN_SETTINGS`, base, data, tokenizer); other settings are refused by name.
 - Checkpoints are pretraining's (`RUN/checkpoints/step_N/{model.safetensors, optimizer.pt,
   state.json}`, written atomically by `lmforge.train.trainer.save_checkpoint`), and state.json
   names the tokenizer, so `lmforge sample`, `lmforge chat` and the next stages load them as
@@ -62,6 +64,21 @@ from lmforge.train.trainer import (
 
 VAL_NAME = "heldout"
 
+#: SFTConfig fields that decide what a run computes: a rerun into the same folder must ask the
+#: same ones (with the base checkpoint, the data files' sha256, the tokenizer and the resolved
+#: precision, see `run_settings`). Free to differ on a resume: micro_batch (how a batch is split
+#: for memory: float rounding at most), device, threads, checkpoint_every, keep_checkpoints.
+RUN_SETTINGS = ("steps", "batch_size", "lr", "min_lr_ratio", "warmup", "schedule", "decay_fraction", "weight_decay", "beta1",
+                "beta2", "grad_clip", "seed", "val_fraction", "max_tokens", "eval_every", "fmt")
+
+
+def run_settings(config: dict, base: str | None, data: list[str] | None, tokenizer: str | None, precision: str | None) -> dict:
+    """What `RUN/settings.json` records of an SFT run, keyed by flag."""
+    from lmforge.settings import flags
+
+    return {"--base": base, "--data": data, **flags(config, RUN_SETTINGS, {"fmt": "--format"}), "--tokenizer": tokenizer,
+            "--precision": precision}
+
 
 class SFTError(TrainingError):
     """An SFT run that cannot start or go on; the message says why and what to do."""
@@ -96,7 +113,8 @@ class SFTConfig:
     tokenizer_dir: str | None = None  # [the one the base run trained with]
     device: str = "cpu"
     precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
-    resume: bool = False
+    resume: bool = False  # only continue: refuse to start a run where none was started
+    overwrite: bool = False  # start over in a run folder that holds another run
     threads: int | None = None
 
     def __post_init__(self):
@@ -316,6 +334,7 @@ class SFTSummary:
     plot: Path | None = None
     resumed_from: int | None = None
     files: list[dict] = field(default_factory=list)
+    finished_earlier: bool = False  # a rerun of a finished run: nothing was trained
 
 
 def _load_base(cfg: SFTConfig, device: str):
@@ -340,6 +359,30 @@ def _load_base(cfg: SFTConfig, device: str):
     return model, state, base_ckpt, tok
 
 
+def _conversation_counts(data: SFTData) -> dict:
+    return {"train": len(data.train), "val": len(data.val), "truncated": data.truncated, "dropped": data.dropped,
+            "skipped": sum(f["skipped"] for f in data.files)}
+
+
+def _finished(cfg: SFTConfig, run_dir: Path, ckpt: Path, base_ckpt: Path, data: SFTData) -> SFTSummary:
+    """A rerun of a finished run: nothing to train; the summary is read back from the metrics
+    (and the plot drawn, in case the run was killed after its last checkpoint)."""
+    state = read_state(ckpt)
+    step = int(state["step"])
+    metrics_path = run_dir / METRICS
+    truncate_metrics(metrics_path, step)
+    rows = read_metrics(metrics_path)
+    plot = plot_loss(rows, run_dir / "loss.png")
+    vals = [r[f"val_loss/{VAL_NAME}"] for r in rows if f"val_loss/{VAL_NAME}" in r]
+    return SFTSummary(
+        run_dir=run_dir, base=base_ckpt, steps=step, conversations=_conversation_counts(data),
+        first_loss=rows[0]["loss"] if rows else None, loss=rows[-1]["loss"] if rows else None,
+        base_val_loss=state.get("base_val_loss"), val_loss=vals[-1] if vals else None,
+        epochs=step * cfg.batch_size / len(data.train), seconds=0.0, checkpoint=ckpt, plot=plot, files=data.files,
+        finished_earlier=True,
+    )
+
+
 def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSummary:
     """Run (or resume) supervised fine-tuning; writes checkpoints and metrics under cfg.out_dir."""
     if cfg.threads:
@@ -347,31 +390,39 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
     run_dir = Path(cfg.out_dir)
     if run_dir.resolve() == Path(cfg.base).resolve():
         raise SFTError(f"-o {run_dir} is the --base run; write the fine-tuned model to another folder")
+    from lmforge.settings import read_settings, start_run_folder
+
     ckpt = latest_checkpoint(run_dir)
-    if cfg.resume and ckpt is None:
-        raise SFTError(f"--resume: {run_dir} has no checkpoint to resume from; drop --resume to start a new run")
-    if not cfg.resume and ckpt is not None:
-        raise SFTError(f"{run_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
-    if ckpt is not None:  # resume in the precision the run started with
-        cfg = dataclasses.replace(cfg, precision=resumed_precision(cfg.precision, cfg.device, read_state(ckpt).get("precision")))
+    recorded = None if cfg.overwrite else ((read_settings(run_dir) or {}).get("settings") or None)
+    legacy = None
+    if recorded is None and ckpt is not None and not cfg.overwrite:  # a run from before settings.json
+        state = read_state(ckpt)
+        legacy = run_settings(state.get("train_config", {}), state.get("base"), [f["sha256"] for f in state.get("data", [])],
+                              state.get("tokenizer_fingerprint"), state.get("precision"))
+        legacy = {k: v for k, v in legacy.items() if v is not None}
+    before = (recorded or legacy or {}).get("--precision")
+    if not cfg.overwrite and (before is not None or ckpt is not None):  # resume in the precision the run started with
+        cfg = dataclasses.replace(cfg, precision=resumed_precision(cfg.precision, cfg.device, before))
     torch.manual_seed(cfg.seed)
     model, base_state, base_ckpt, tok = _load_base(cfg, cfg.device)
     max_tokens = cfg.max_tokens or model.config.block_size + 1
     data = prepare_data(cfg, tok, max_tokens)
+    asked = run_settings(cfg.to_dict(), str(base_ckpt.resolve()), [f["sha256"] for f in data.files], tok.fingerprint,
+                         resolve_precision(cfg.precision, cfg.device))
+    start_run_folder(run_dir, "sft", asked, error=SFTError, resume=cfg.resume, overwrite=cfg.overwrite, legacy=legacy,
+                     has_checkpoint=ckpt is not None)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None and int(read_state(ckpt).get("step", 0)) >= cfg.steps:
+        return _finished(cfg, run_dir, ckpt, base_ckpt, data)
     trainer = SFTTrainer(cfg, model, tok.pad_id)
     order = ConversationOrder(len(data.train), cfg.batch_size, cfg.seed)
     resumed_from, elapsed0, base_val = None, 0.0, None
     if ckpt is not None:
         state = load_checkpoint(ckpt, trainer)
-        if [f["sha256"] for f in state.get("data", [])] != [f["sha256"] for f in data.files]:
-            raise SFTError(f"{ckpt}: was fine-tuned on other data ({[f['path'] for f in state.get('data', [])]}); "
-                           "resume with the same --data files in the same order")
         order.load_state(state["loader"])
         resumed_from, elapsed0, base_val = trainer.step_count, float(state.get("elapsed", 0.0)), state.get("base_val_loss")
     else:
         base_val = trainer.evaluate(data.val)
-    if trainer.step_count >= cfg.steps:
-        raise SFTError(f"{ckpt} is already at step {trainer.step_count} >= --steps {cfg.steps}; raise --steps to train further")
 
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / METRICS
@@ -421,8 +472,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
     plot = plot_loss(read_metrics(metrics_path), run_dir / "loss.png")
     return SFTSummary(
         run_dir=run_dir, base=base_ckpt, steps=trainer.step_count,
-        conversations={"train": len(data.train), "val": len(data.val), "truncated": data.truncated,
-                       "dropped": data.dropped, "skipped": sum(f["skipped"] for f in data.files)},
+        conversations=_conversation_counts(data),
         first_loss=first_loss, loss=loss, base_val_loss=base_val, val_loss=val,
         epochs=trainer.step_count * cfg.batch_size / len(data.train), seconds=time.perf_counter() - t_start,
         checkpoint=saved, plot=plot, resumed_from=resumed_from, files=data.files,

@@ -30,22 +30,29 @@ def _console():
               type=click.Choice(["auto", "alpaca", "messages", "self-instruct", "sharegpt"]), help="Record layout of --data.")
 @click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
 @click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
-@click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint, exactly.")
+@click.option("--resume", is_flag=True,
+              help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
+                   "resumes anyway (after a crash, from the newest checkpoint, exactly).")
+@click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the one the base run trained with].")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, val_fraction, max_tokens, fmt, eval_every,
-        checkpoint_every, resume, tokenizer_dir, device, threads, precision):
+        checkpoint_every, resume, overwrite, tokenizer_dir, device, threads, precision):
     """Supervised fine-tuning of a pretrained run on conversations (loss on assistant tokens only).
+
+    The run folder records the settings, base checkpoint and data it was made with: the same
+    command again resumes it (or, finished, does nothing); other settings are refused by name
+    unless --overwrite. --micro-batch, --device, --threads and --checkpoint-every may differ.
 
     \b
     Examples:
       lmforge align sft --base runs/tiny --data ../shared/data/align/alpaca-en-999.json -o runs/sft --steps 200
       lmforge align sft --base runs/tiny --data alpaca.json --data chats.jsonl -o runs/sft \\
           --batch-size 32 --micro-batch 8 --lr 5e-4 --val-fraction 0.1
-      lmforge align sft --base runs/tiny --data alpaca.json -o runs/sft --steps 200 --resume   # after a crash
+      lmforge align sft --base runs/tiny --data alpaca.json -o runs/sft --steps 200   # again after a crash: resumes
       lmforge chat runs/sft --prompt "Give three tips for staying healthy."
     """
     from lmforge.alignment.sft import SFTConfig, sft as run_sft
@@ -54,7 +61,7 @@ def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, v
     try:
         cfg = SFTConfig(base=base, data=list(data), out_dir=out_dir, steps=steps, batch_size=batch_size, micro_batch=micro_batch,
                         lr=lr, warmup=warmup, seed=seed, val_fraction=val_fraction, max_tokens=max_tokens, fmt=fmt,
-                        eval_every=eval_every, checkpoint_every=checkpoint_every, resume=resume, tokenizer_dir=tokenizer_dir,
+                        eval_every=eval_every, checkpoint_every=checkpoint_every, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir,
                         device=device, threads=threads, precision=precision)
         with _Progress(steps) as on_step:
             summary = run_sft(cfg, on_step=on_step)
@@ -90,6 +97,8 @@ class _Progress:
 def _print_summary(s) -> None:
     from rich.table import Table
 
+    if s.finished_earlier:
+        _console().print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do")
     table = Table(title=f"lmforge align sft: {s.run_dir}")
     table.add_column("what")
     table.add_column("value", justify="right")
