@@ -192,3 +192,29 @@ def test_cli_build_and_inspect(tmp_path, sources):
     ]:
         res = runner.invoke(mix, args)
         assert res.exit_code in (1, 2) and msg in res.output and "Traceback" not in res.output, (args, res.output)
+
+
+def test_build_over_a_manifest_with_other_settings_is_refused_by_name_unless_overwrite(tmp_path, sources):
+    """`mix build -o mix.json` over a manifest with another budget used to replace it silently,
+    and the run trained on it could no longer resume."""
+    out = tmp_path / "mix.json"
+    args = ["build", "--source", f"web={sources['web']}:0.7", "--source", f"wiki={sources['wiki']}:0.3", "-o", str(out)]
+    runner = CliRunner()
+    assert runner.invoke(mix, [*args, "--budget", "1M"]).exit_code == 0
+    before = out.read_bytes()
+    same = runner.invoke(mix, [*args, "--budget", "1M"])
+    assert same.exit_code == 0 and "nothing to do" in same.output and out.read_bytes() == before
+    other = runner.invoke(mix, [*args, "--budget", "2M"])
+    assert other.exit_code == 1 and "--budget 1000000 (asked 2000000)" in other.output and "--overwrite" in other.output
+    assert out.read_bytes() == before
+    weights = runner.invoke(mix, ["build", "--source", f"web={sources['web']}:0.5", "--source", f"wiki={sources['wiki']}:0.5",
+                                  "--budget", "1M", "-o", str(out)])
+    assert weights.exit_code == 1 and "--source web weight 0.7 (asked 0.5)" in weights.output and out.read_bytes() == before
+    forced = runner.invoke(mix, [*args, "--budget", "2M", "--overwrite"])
+    assert forced.exit_code == 0 and load_manifest(out).budget == 2_000_000
+    # a file that is not a manifest is never replaced, --overwrite or not
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}')
+    refused = runner.invoke(mix, ["build", "--source", f"web={sources['web']}:1", "--budget", "1M", "-o", str(notes), "--overwrite"])
+    assert refused.exit_code == 1 and "not an lmforge mixture manifest" in refused.output
+    assert notes.read_text() == '{"mine": true}'

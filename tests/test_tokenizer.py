@@ -245,7 +245,9 @@ def test_rerun_skips_and_force_retrains(corpus_file, tmp_path):
     assert again.skipped and again.tokenizer.fingerprint == first.tokenizer.fingerprint
     forced = train_tokenizer([corpus_file], tmp_path, cfg, force=True)
     assert not forced.skipped and forced.tokenizer.fingerprint == first.tokenizer.fingerprint  # same seed, same tokenizer
-    other = train_tokenizer([corpus_file], tmp_path, TrainConfig(vocab_size=310, sample_bytes=20_000))
+    with pytest.raises(TokenizerError, match=r"--vocab-size 300 \(asked 310\).*--overwrite"):  # never silently replaced
+        train_tokenizer([corpus_file], tmp_path, TrainConfig(vocab_size=310, sample_bytes=20_000))
+    other = train_tokenizer([corpus_file], tmp_path, TrainConfig(vocab_size=310, sample_bytes=20_000), overwrite=True)
     assert not other.skipped and other.tokenizer.vocab_size == 310
     assert not list(tmp_path.glob("*.tmp"))
 

@@ -145,3 +145,26 @@ def test_spans_keep_whole_characters(tok_dir):
     assert st.tokens == len(ids) and st.bytes == len(text.encode())
     sp2 = spans(tok, tok.encode_with_specials("<|bos|>x"))
     assert sp2[0].special and sp2[0].ids == [0]
+
+
+def test_train_over_a_tokenizer_with_other_settings_is_refused_by_name_unless_overwrite(docs, tmp_path):
+    """`tokenizer train -o tok` over a tokenizer made with other settings used to replace it
+    silently, orphaning the shards and manifests made with it."""
+    import shutil
+
+    docs = shutil.copytree(docs, tmp_path / "docs")
+    out = tmp_path / "tok"
+    args = ["train", str(docs), "-o", str(out), "--sample-bytes", "100K", "--no-progress"]
+    assert run(*args, "--vocab-size", "400").exit_code == 0
+    before = (out / TOKENIZER_FILE).read_bytes()
+    same = run(*args, "--vocab-size", "400")
+    assert same.exit_code == 0 and "nothing to do" in same.output
+    other = run(*args, "--vocab-size", "420", "--seed", "1")
+    assert other.exit_code == 1 and "Traceback" not in other.output
+    assert "--vocab-size 400 (asked 420)" in other.output and "--seed 0 (asked 1)" in other.output and "--overwrite" in other.output
+    assert (out / TOKENIZER_FILE).read_bytes() == before  # untouched
+    (docs / "c.txt").write_text("one more plain line\n", encoding="utf-8")  # the inputs changed since
+    moved = run(*args, "--vocab-size", "400")
+    assert moved.exit_code == 1 and "inputs 2 files (asked 3 files, new: c.txt)" in moved.output
+    again = run(*args, "--vocab-size", "420", "--overwrite")
+    assert again.exit_code == 0 and Tokenizer.load(out).vocab_size == 420

@@ -241,7 +241,7 @@ class PipelineRunner:
         return {"outputs": outputs, "figures": figures}
 
     def _mix(self) -> dict:
-        from lmforge.tokenize.mix import MixRecipe, SourceSpec, build_manifest
+        from lmforge.tokenize.mix import MixError, MixRecipe, SourceSpec, build_manifest
 
         mix = self.recipe.stages["mix"]
         specs = []
@@ -252,7 +252,13 @@ class PipelineRunner:
             path = str(self.out / "shards" / src.name) if src.documents else src.shards
             specs.append(SourceSpec(src.name, path, weight=src.weight, epochs=src.epochs))
         path = self.out / "mix.json"
-        manifest = build_manifest(MixRecipe(specs, mix.budget, mix.val_tokens), path)
+        try:
+            manifest = build_manifest(MixRecipe(specs, mix.budget, mix.val_tokens), path)
+        except MixError as exc:
+            if "was made with other settings" not in str(exc):
+                raise
+            raise MixError(f"{path} was built from other shards (the stages before it changed): {str(exc).split(': ', 1)[-1].split(';')[0]}; "
+                           f"delete {path} and the stages after it to rebuild") from None
         figures = {"budget": manifest.budget}
         for s in manifest.sources:
             figures[s.name] = f"weight {s.weight:.3f}, {s.tokens:,} tokens, {s.epochs:.2f} epochs"

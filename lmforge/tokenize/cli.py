@@ -78,10 +78,14 @@ def tokenizer() -> None:
 @click.option("--digits", type=int, default=3, show_default=True, help="Longest run of digits in one pre-token (GPT-4: 3).")
 @click.option("--min-frequency", type=int, default=2, show_default=True, help="A pair seen fewer times is never merged.")
 @click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet column with the text.")
-@click.option("--force", is_flag=True, help="Train again even if OUT holds a tokenizer made with the same settings and inputs.")
+@click.option("--overwrite", "--force", "overwrite", is_flag=True,
+              help="Train again even if OUT holds a tokenizer (one made with other settings or inputs is otherwise refused).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, digits, min_frequency, text_key, force, no_progress) -> None:
+def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, digits, min_frequency, text_key, overwrite, no_progress) -> None:
     """Train a byte-level BPE tokenizer on a seeded sample of documents.
+
+    OUT records the settings and inputs it was trained with: the same command again does
+    nothing; other settings or inputs are refused by name unless --overwrite.
 
     INPUT: document files or folders (*.jsonl.zst, *.jsonl, *.jsonl.gz, *.txt, *.parquet)
     or globs ("data/**/*.jsonl.zst").
@@ -93,6 +97,7 @@ def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, dig
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from lmforge.documents import DocumentFileError
+    from lmforge.tokenize.tokenizer import TokenizerError
     from lmforge.tokenize.train import TrainConfig, train_tokenizer
 
     try:
@@ -123,8 +128,8 @@ def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, dig
 
     try:
         with progress:
-            result = train_tokenizer(files, output_dir, cfg, force=force, progress=on_event)
-    except DocumentFileError as exc:
+            result = train_tokenizer(files, output_dir, cfg, overwrite=overwrite, progress=on_event)
+    except (DocumentFileError, TokenizerError) as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -138,6 +143,8 @@ def _train_summary(console, result, cfg) -> None:
 
     meta = result.meta
     info = meta["training"]
+    if result.skipped:
+        console.print(f"{result.directory}: already trained with these settings and inputs; nothing to do")
     table = Table(title=f"tokenizer {'already trained (skipped)' if result.skipped else 'trained'}: {result.directory}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")

@@ -97,6 +97,7 @@ class Manifest:
     vocab_size: int
     tokenizer_dir: str | None
     sources: list[MixSource] = field(default_factory=list)
+    unchanged: bool = False  # `build_manifest` found this very manifest already written
 
     def source(self, name: str) -> MixSource:
         for s in self.sources:
@@ -282,10 +283,58 @@ def _val_range(name: str, shard: ShardEntry, index: int, val_tokens: int, only_s
     return TokenRange(index, start, total), len(starts) - j
 
 
-def build_manifest(recipe: MixRecipe, out_path: str | os.PathLike, *, notes: list[str] | None = None) -> Manifest:
+def mix_settings(data: dict) -> dict:
+    """What a manifest was made from, as `lmforge.settings` compares it: the budget, the
+    tokenizer, and per source its weight, shards (paths and sha256) and validation tokens.
+    Read from the manifest itself, so a manifest records its settings by being what it is, and
+    one from any lmforge version compares."""
+    import hashlib
+
+    out = {"--budget": data.get("budget"), "tokenizer": (data.get("tokenizer") or {}).get("fingerprint"),
+           "sources": [s.get("name") for s in data.get("sources", [])]}
+    for s in data.get("sources", []):
+        shards = [[sh.get("path"), sh.get("sha256"), sh.get("tokens")] for sh in s.get("shards", [])]
+        digest = hashlib.sha256(orjson.dumps(shards)).hexdigest()[:12]
+        out[f"--source {s.get('name')} weight"] = s.get("weight")
+        out[f"--source {s.get('name')} shards"] = f"{len(shards)} shards ({digest})"
+        out[f"--val-tokens of {s.get('name')}"] = s.get("val_tokens")
+    return out
+
+
+def _existing_manifest(out_path: Path, data: dict, overwrite: bool) -> bool:
+    """True when `out_path` already is the manifest `data` describes (nothing to write); False
+    when there is none, or `overwrite` replaces it. Another manifest is refused by name (a run
+    trained on it could no longer resume); a file that is no manifest is never replaced."""
+    from lmforge.settings import changed_settings, settings_refusal
+
+    if not out_path.exists():
+        return False
+    if out_path.is_dir():
+        raise MixError(f"{out_path}: is a folder; give the manifest's file name (mix.json)")
+    try:
+        old = orjson.loads(out_path.read_bytes())
+    except orjson.JSONDecodeError:
+        old = None
+    if not isinstance(old, dict) or old.get("format") != MIX_FORMAT:
+        raise MixError(f"{out_path}: exists and is not an lmforge mixture manifest (or is damaged); lmforge will not replace it: "
+                       "move it away, or choose another -o")
+    changes = changed_settings(mix_settings(old), mix_settings(data))
+    if not changes:
+        return True
+    if overwrite:
+        return False
+    raise MixError(settings_refusal(out_path, changes, "build it with the same sources and --budget to keep it, choose another -o, "
+                                                       "or pass --overwrite to replace it (a run trained on it can then no longer resume)"))
+
+
+def build_manifest(recipe: MixRecipe, out_path: str | os.PathLike, *, notes: list[str] | None = None,
+                   overwrite: bool = False) -> Manifest:
     """Read each source's `source.json`, check tokenizers agree, carve validation splits,
     derive weights and epochs, and write the manifest atomically. `notes` collects what was
-    adjusted (normalised weights) for the caller to print."""
+    adjusted (normalised weights) for the caller to print.
+
+    An existing manifest with the same content is kept as it is (`Manifest.unchanged`); one
+    made with other sources, weights, budget or shards is refused by name unless `overwrite`."""
     notes = notes if notes is not None else []
     out_path = Path(out_path)
     loaded = []
@@ -357,8 +406,12 @@ def build_manifest(recipe: MixRecipe, out_path: str | os.PathLike, *, notes: lis
             )
         )
     manifest = Manifest(out_path, budget, fingerprint, int(vocab_size), tok_dir, sources)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     data = manifest.to_json()
+    if _existing_manifest(out_path, data, overwrite):
+        kept = load_manifest(out_path)
+        kept.unchanged = True
+        return kept
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
     os.replace(tmp, out_path)

@@ -331,8 +331,12 @@ def mix():
 @click.option("--val-tokens", default=None, help="Validation tokens per source, from the end of its last shard, in whole documents (0: none).")
 @click.option("--from-toml", "recipe", type=LocalPath(), default=None, help="A recipe TOML (see lmforge/tokenize/recipes/llama.toml); --source/--budget add to or override it.")
 @click.option("-o", "--output", "out", required=True, type=LocalPath(dir_okay=False), help="The manifest to write (mix.json).")
-def mix_build(sources, budget, val_tokens, recipe, out):
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is a manifest built with other sources, weights or budget.")
+def mix_build(sources, budget, val_tokens, recipe, out, overwrite):
     """Write a mixture manifest: shards (relative paths), tokens, checksums, weights, epochs.
+
+    The same command again leaves OUT as it is; a manifest with other sources, weights, budget
+    or shards is refused by name unless --overwrite (a run trained on it could no longer resume).
 
     \b
     Example (LLaMA-style):
@@ -363,13 +367,13 @@ def mix_build(sources, budget, val_tokens, recipe, out):
         _fail(str(exc), 2)
     notes: list[str] = []
     try:
-        manifest = build_manifest(mr, out, notes=notes)
+        manifest = build_manifest(mr, out, notes=notes, overwrite=overwrite)
     except MixError as exc:
         _fail(str(exc))
     for n in notes:
         click.echo(f"note: {n}", err=True)
     _print_mix(manifest)
-    click.echo(f"wrote {out}")
+    click.echo(f"{out}: already built with these settings; nothing to do" if manifest.unchanged else f"wrote {out}")
 
 
 @mix.command("inspect", context_settings=CONTEXT)

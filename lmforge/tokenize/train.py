@@ -16,7 +16,9 @@ decode(encode(x)) == x for every string.
 
 Outputs are written atomically (NAME.tmp then rename): `tokenizer.json` first, then
 `lmforge-tokenizer.json`, whose presence marks a finished run. A rerun with the same settings
-and inputs finds it and skips the work.
+and inputs finds it and skips the work; one with other settings or inputs is refused by name
+(`lmforge.settings`) unless `overwrite`: shards and manifests made with the old tokenizer would
+silently no longer match it.
 """
 
 from __future__ import annotations
@@ -205,35 +207,67 @@ def _inputs_signature(files: list[Path]) -> list[dict]:
     return sig
 
 
+def _refuse_other_settings(out_dir: Path, train_info: dict, settings: dict, signature: list[dict]) -> None:
+    """TokenizerError naming each setting (recorded and asked value) and the inputs that changed."""
+    from lmforge.settings import changed_settings, flag, settings_refusal
+    from lmforge.tokenize.tokenizer import TokenizerError
+
+    old_settings = train_info.get("settings")
+    if not isinstance(old_settings, dict):
+        raise TokenizerError(f"{out_dir / META_FILE}: records no training settings (not an lmforge tokenizer, or damaged); "
+                             "choose another -o folder, or pass --overwrite to train it again")
+    changes = changed_settings({flag(k): v for k, v in old_settings.items()}, {flag(k): v for k, v in settings.items()})
+    old_inputs = {d.get("path"): d for d in train_info.get("inputs") or [] if isinstance(d, dict)}
+    new_inputs = {d["path"]: d for d in signature}
+    if old_inputs != new_inputs:
+        gone = [Path(p).name for p in old_inputs if p not in new_inputs]
+        added = [Path(p).name for p in new_inputs if p not in old_inputs]
+        edited = [Path(p).name for p in new_inputs if p in old_inputs and old_inputs[p] != new_inputs[p]]
+        what = "; ".join(f"{label} {', '.join(names[:3])}" + (" …" if len(names) > 3 else "")
+                         for label, names in (("changed since:", edited), ("new:", added), ("missing:", gone)) if names)
+        changes.append(("inputs", f"{len(old_inputs)} files", f"{len(new_inputs)} files, {what}"))
+    raise TokenizerError(settings_refusal(
+        out_dir, changes, "use the same settings and inputs to keep it, another -o folder, or --overwrite to train it again "
+                          "(shards and manifests made with it must then be rebuilt)"))
+
+
 def train_tokenizer(
     inputs: Iterable[str | os.PathLike],
     out_dir: str | os.PathLike,
     cfg: TrainConfig | None = None,
     *,
+    overwrite: bool = False,
     force: bool = False,
     progress: Callable[[str, dict], None] | None = None,
     show_trainer_progress: bool = False,
 ) -> TrainResult:
     """Sample `inputs`, train, write `tokenizer.json` + `lmforge-tokenizer.json` in `out_dir`.
 
+    A folder that already holds a tokenizer trained with the same settings and inputs is kept
+    (`skipped`); one trained with other settings or inputs is refused by name (TokenizerError:
+    its shards and manifests would be orphaned) unless `overwrite` (`force`: the old name),
+    which trains again in any case.
+
     Raises FileNotFoundError (missing input), lmforge.documents.DocumentFileError (an
     unreadable file), ValueError (no text in the inputs). `progress(event, info)` receives
     "files" (once, with the list), "document" (bytes), "file" (path) and "training" events.
     """
     cfg = cfg or TrainConfig()
+    overwrite = overwrite or force
     files = find_document_files(inputs)
     out_dir = Path(out_dir)
     signature = _inputs_signature(files)
     settings = asdict(cfg)
     meta_path = out_dir / META_FILE
-    if not force and meta_path.is_file() and (out_dir / TOKENIZER_FILE).is_file():
+    if not overwrite and meta_path.is_file() and (out_dir / TOKENIZER_FILE).is_file():
         try:
             old = orjson.loads(meta_path.read_bytes())
         except orjson.JSONDecodeError:
             old = {}
-        train_info = old.get("training", {})
+        train_info = old.get("training", {}) if isinstance(old, dict) else {}
         if train_info.get("settings") == settings and train_info.get("inputs") == signature:
             return TrainResult(out_dir, Tokenizer.load(out_dir), old, skipped=True)
+        _refuse_other_settings(out_dir, train_info, settings, signature)
 
     notify = progress or (lambda event, info: None)
     notify("files", {"files": files})
