@@ -116,3 +116,18 @@ def test_dpo_auto_precision_and_a_resumed_run_keeps_the_one_it_started_with(base
     rows = rows_of(fresh)
     assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)  # in bf16 too: policy and reference agree at step 0
     assert json.loads((fresh / "checkpoints" / "step_00000001" / "state.json").read_text())["config"]["precision"] == "bf16"
+
+
+def test_dpo_rerun_is_a_no_op_other_settings_are_refused_by_name_and_overwrite_starts_over(base_run, prefs, tmp_path):
+    out = tmp_path / "dpo"
+    args = ["--policy", base_run, "--data", prefs, "-o", out, "--batch-size", 4, "--steps", 2, "--eval-every", 0]
+    assert dpo_cli(args).exit_code == 0
+    rows = rows_of(out)
+    same = dpo_cli(args)
+    assert same.exit_code == 0 and "already finished (2 steps); nothing to do" in same.output and rows_of(out) == rows
+    other = dpo_cli([*args, "--beta", 0.5])
+    assert other.exit_code == 1 and "--beta 0.1 (asked 0.5)" in other.output and "--overwrite" in other.output
+    assert rows_of(out) == rows
+    over = dpo_cli([*args, "--beta", 0.5, "--overwrite"])
+    assert over.exit_code == 0 and "nothing to do" not in over.output
+    assert len(rows_of(out)) == 2 and rows_of(out) != rows

@@ -188,3 +188,21 @@ def test_rm_user_mistakes_are_one_line_errors(case, message, base_run, prefs, tm
 def test_rm_help_has_an_example():
     r = CliRunner().invoke(__import__("lmforge.alignment.reward_cli", fromlist=["rm"]).rm, ["--help"])
     assert r.exit_code == 0 and "Example" in r.output and "lmforge align rm" in r.output
+
+
+def test_rm_rerun_is_a_no_op_other_settings_are_refused_by_name_and_overwrite_starts_over(base_run, prefs, tmp_path):
+    out = tmp_path / "rm"
+    args = ["--base", base_run, "--data", prefs, "-o", out, "--batch-size", 4, "--steps", 2, "--eval-every", 0]
+    assert rm_cli(args).exit_code == 0
+    rows = (out / "metrics.jsonl").read_text()
+    same = rm_cli(args)
+    assert same.exit_code == 0 and "already finished (2 steps); nothing to do" in same.output
+    assert (out / "metrics.jsonl").read_text() == rows
+    other = rm_cli([*args, "--lr", 1e-3])
+    assert other.exit_code == 1 and "--lr 0.0001 (asked 0.001)" in other.output and "--overwrite" in other.output
+    past = rm_cli([*args[:-4], "--steps", 1, "--eval-every", 0])
+    assert past.exit_code == 1 and "already at step 2, past --steps 1" in past.output
+    assert (out / "metrics.jsonl").read_text() == rows
+    over = rm_cli([*args, "--lr", 1e-3, "--overwrite"])
+    assert over.exit_code == 0 and "nothing to do" not in over.output
+    assert json.loads((out / "settings.json").read_text())["settings"]["--lr"] == 1e-3

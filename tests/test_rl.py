@@ -188,3 +188,20 @@ def test_rl_user_mistakes_are_one_line_errors(extra, message, base_run, prompts,
 def test_rl_missing_prompts_file(base_run, tmp_path):
     r = rl_cli(["--policy", base_run, "--prompts", tmp_path / "none.jsonl", "-o", tmp_path / "out"])
     assert r.exit_code == 1 and "no such prompts file" in r.output
+
+
+def test_rl_rerun_is_a_no_op_other_settings_are_refused_by_name_and_overwrite_starts_over(base_run, prompts, odd_length_reward, tmp_path):
+    out = tmp_path / "rl"
+    args = ["--policy", base_run, "--prompts", prompts, "--reward-fn", odd_length_reward, "--prompts-per-step", 2, "-G", 2,
+            "--max-new-tokens", 6, "-o", out, "--steps", 1]
+    assert rl_cli(args).exit_code == 0
+    rows = (out / "metrics.jsonl").read_text()
+    same = rl_cli(args)
+    assert same.exit_code == 0 and "already finished (1 steps); nothing to do" in same.output
+    assert (out / "metrics.jsonl").read_text() == rows
+    other = rl_cli([*args, "--kl-coef", 0.1, "--temperature", 0.7])
+    assert other.exit_code == 1 and "--kl-coef 0.04 (asked 0.1)" in other.output and "--temperature 1.0 (asked 0.7)" in other.output
+    assert (out / "metrics.jsonl").read_text() == rows
+    over = rl_cli([*args, "--kl-coef", 0.1, "--overwrite"])
+    assert over.exit_code == 0 and "nothing to do" not in over.output
+    assert json.loads((out / "settings.json").read_text())["settings"]["--kl-coef"] == 0.1

@@ -265,3 +265,58 @@ def test_auto_precision_and_a_resumed_run_keeps_the_one_it_started_with(base, tm
     fresh = tmp_path / "fresh"
     assert invoke(sft_cmd, ["--base", base.run, "--data", base.data, "-o", fresh, "--steps", 1, *FAST]).exit_code == 0
     assert json.loads((fresh / CHECKPOINTS / "step_00000001" / "state.json").read_text())["precision"] == "bf16"
+
+
+# ---- reruns: settings recorded, refused by name, --overwrite, kill -9 --------------------------
+def test_rerun_is_a_no_op_other_settings_are_refused_by_name_and_overwrite_starts_over(base, tmp_path):
+    out = tmp_path / "sft"
+    args = ["--base", base.run, "--data", base.data, "-o", out, "--steps", 2, *FAST]
+    assert invoke(sft_cmd, args).exit_code == 0
+    rows = (out / "metrics.jsonl").read_text()
+    same = invoke(sft_cmd, [*args, "--micro-batch", 1])  # how a batch is split for memory: may differ
+    assert same.exit_code == 0 and "already finished (2 steps); nothing to do" in same.output, same.output
+    assert (out / "metrics.jsonl").read_text() == rows
+    for extra in ([], ["--resume"]):  # `align sft --resume` with another --lr used to be accepted
+        other = invoke(sft_cmd, [*args, "--lr", 1e-3, "--seed", 1, *extra])
+        assert other.exit_code == 1 and "--lr 0.003 (asked 0.001)" in other.output and "--seed 0 (asked 1)" in other.output
+    more_data = tmp_path / "more.jsonl"
+    more_data.write_text(base.data.read_text() * 2)
+    other = invoke(sft_cmd, ["--base", base.run, "--data", more_data, "-o", out, "--steps", 2, *FAST])
+    assert other.exit_code == 1 and "--data [sha256:" in other.output
+    assert (out / "metrics.jsonl").read_text() == rows
+    over = invoke(sft_cmd, [*args, "--lr", 1e-3, "--overwrite"])
+    assert over.exit_code == 0 and "nothing to do" not in over.output
+    assert json.loads((out / "settings.json").read_text())["settings"]["--lr"] == 1e-3
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_kill_9_then_the_same_command_line_is_the_uninterrupted_run(base, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lmforge.train.trainer import checkpoint_dirs
+
+    steps = 120
+    args = ["align", "sft", "--base", base.run, "--data", base.data, "--steps", steps, "--eval-every", 25, "--checkpoint-every", 10,
+            *FAST]
+    straight = tmp_path / "straight"
+    assert invoke(sft_cmd, [*args[2:], "-o", straight]).exit_code == 0
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "lmforge.cli", *map(str, args), "-o", str(killed)]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not checkpoint_dirs(killed) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; raise `steps`"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)  # the same command line, no --resume
+    assert done.returncode == 0, done.stderr[-3000:]
+    read = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert read(killed) == read(straight)
+    final = f"{CHECKPOINTS}/step_{steps:08d}/{MODEL_FILE}"
+    assert (straight / final).read_bytes() == (killed / final).read_bytes()

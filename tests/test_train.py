@@ -238,3 +238,64 @@ def test_cuda_steps_with_bf16_autocast_and_fused_adamw(tmp_path):
         last = tr.step(tokens)
     assert math.isfinite(last.loss) and last.loss < first.loss
     assert tr.optimizer.defaults.get("fused")
+
+
+def test_rerun_resumes_or_does_nothing_other_settings_are_refused_by_name_overwrite_starts_over(mix, tmp_path):
+    out = tmp_path / "run"
+    args = ["-m", mix, "-o", out, "--steps", 3, *FAST]
+    assert run(train, args).exit_code == 0
+    rows = (out / "metrics.jsonl").read_text()
+    weights = (out / CHECKPOINTS / "step_00000003" / "model.safetensors").read_bytes()
+    # the same command on a finished run: exit 0, nothing trained, nothing changed
+    (out / "loss.png").unlink()  # as if killed after its last checkpoint, before the plot
+    same = run(train, [*args, "--micro-batch", 1, "--threads", 2])  # how, not what: may differ
+    assert same.exit_code == 0 and "already finished (3 steps); nothing to do" in same.output
+    assert (out / "metrics.jsonl").read_text() == rows and (out / "loss.png").is_file()
+    # other settings: refused by name, with the recorded and the asked value; --resume changes nothing
+    for extra in ([], ["--resume"]):
+        other = run(train, [*args, "--lr", "0.002", "--batch-tokens", 1024, *extra])
+        assert other.exit_code == 1 and "Traceback" not in other.output
+        assert "--lr 0.003 (asked 0.002)" in other.output and "--batch-tokens 512 (asked 1024)" in other.output
+        assert "--overwrite" in other.output
+    assert (out / "metrics.jsonl").read_text() == rows
+    # --overwrite starts over with the new settings
+    over = run(train, [*args, "--lr", "0.002", "--overwrite"])
+    assert over.exit_code == 0 and "nothing to do" not in over.output
+    assert json.loads((out / "settings.json").read_text())["settings"]["--lr"] == 0.002
+    assert [json.loads(r)["step"] for r in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert (out / CHECKPOINTS / "step_00000003" / "model.safetensors").read_bytes() != weights
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_with_the_same_command(mix, tmp_path):
+    from lmforge.train.trainer import TrainConfig, train as train_fn
+
+    straight = tmp_path / "straight"
+    args = ["-m", mix, "--steps", 4, "--checkpoint-every", 2, *FAST]
+    assert run(train, [*args, "-o", straight]).exit_code == 0
+    cut = tmp_path / "cut"
+
+    def crash(row):
+        raise KeyboardInterrupt  # after step 1, before the first checkpoint
+
+    cfg = TrainConfig(manifest=str(mix), out_dir=str(cut), steps=4, checkpoint_every=2, batch_tokens=512, micro_batch=2,
+                      eval_tokens=256, threads=1)
+    with pytest.raises(KeyboardInterrupt):
+        train_fn(cfg, on_step=crash)
+    assert (cut / "settings.json").is_file() and not (cut / CHECKPOINTS).exists()
+    for extra in (["--resume"], []):  # both forms start it from step 0 again
+        r = run(train, [*args, "-o", cut, *extra, "--lr", "0.1"])
+        assert r.exit_code == 1 and "--lr 0.003 (asked 0.1)" in r.output  # its settings were recorded at the start
+    r = run(train, [*args, "-o", cut, "--resume"])
+    assert r.exit_code == 0, r.output
+    read = lambda p: [{k: v for k, v in json.loads(x).items() if k != "tokens_per_s"} for x in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert read(cut) == read(straight)
+
+
+def test_overwrite_never_deletes_a_run_folder_lmforge_did_not_write(mix, tmp_path):
+    home = tmp_path / "home"
+    (home / "checkpoints").mkdir(parents=True)
+    precious = home / "checkpoints" / "notes.txt"
+    precious.write_text("years of work")
+    r = run(train, ["-m", mix, "-o", home, "--steps", 1, "--overwrite", *FAST])
+    assert r.exit_code == 1 and "not written by lmforge" in r.output and str(home) in r.output
+    assert precious.read_text() == "years of work"

@@ -42,28 +42,47 @@ def final_weights(run: Path) -> bytes:
     return (checkpoint_dirs(run)[-1] / MODEL_FILE).read_bytes()
 
 
-def test_kill_9_then_resume_is_bit_for_bit_the_uninterrupted_run(mix, tmp_path):
-    steps = 120
-    straight = tmp_path / "straight"
-    subprocess.run(train_cmd(mix, straight, steps), check=True, env=ENV, capture_output=True)
+STEPS = 120
 
+
+@pytest.fixture(scope="module")
+def straight(mix, tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight") / "run"
+    subprocess.run(train_cmd(mix, out, STEPS), check=True, env=ENV, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("where", ["between checkpoints", "before the first checkpoint"])
+def test_kill_9_then_the_same_command_is_bit_for_bit_the_uninterrupted_run(mix, straight, tmp_path, where):
+    """kill -9 at any moment, then the very same command line (no --resume): exit 0 and exactly
+    the uninterrupted run's metrics and weights; once more: a finished run, nothing to do."""
+    extra = ["--checkpoint-every", "0"] if where == "before the first checkpoint" else []  # only the final checkpoint
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(mix, killed, steps), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = train_cmd(mix, killed, STEPS, *extra)
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not checkpoint_dirs(killed) and time.monotonic() < deadline and proc.poll() is None:
+    started = (lambda: (killed / "metrics.jsonl").is_file() and (killed / "metrics.jsonl").stat().st_size > 0) if extra \
+        else (lambda: bool(checkpoint_dirs(killed)))
+    while not started() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.005)
-    time.sleep(0.05)  # land somewhere after the first checkpoint, mid-step or mid-write
+    time.sleep(0.05)  # land somewhere after that, mid-step or mid-write
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; raise `steps`"
-    at = int(checkpoint_dirs(killed)[-1].name.split("_")[1])
-    assert at < steps
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; raise `STEPS`"
+    if extra:
+        assert not checkpoint_dirs(killed) and (killed / "settings.json").is_file()
+    else:
+        assert int(checkpoint_dirs(killed)[-1].name.split("_")[1]) < STEPS
 
-    subprocess.run(train_cmd(mix, killed, steps, "--resume"), check=True, env=ENV, capture_output=True)
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     a, b = rows(straight), rows(killed)
-    assert [r["step"] for r in b] == list(range(1, steps + 1))  # cut back to the checkpoint, then continued
+    assert [r["step"] for r in b] == list(range(1, STEPS + 1))  # cut back to the checkpoint, then continued
     assert [comparable(r) for r in a] == [comparable(r) for r in b]  # losses, lr, val: exactly equal
     assert final_weights(straight) == final_weights(killed)
+    again = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-3000:]
+    assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in a]
 
 
 @pytest.mark.skipif(shutil.which("lmforge", path=str(Path(sys.executable).parent)) is None, reason="lmforge console script not installed")

@@ -662,7 +662,7 @@ def print_summary(title: str, s: RunSummary, keys: list[tuple[str, str]]) -> Non
     from rich.table import Table
 
     if s.finished_earlier:
-        Console(stderr=True).print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do")
+        Console(stderr=True).print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do", soft_wrap=True)
     table = Table(title=f"{title}: {s.run_dir}")
     table.add_column("what")
     table.add_column("value", justify="right")

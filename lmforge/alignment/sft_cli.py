@@ -98,7 +98,7 @@ def _print_summary(s) -> None:
     from rich.table import Table
 
     if s.finished_earlier:
-        _console().print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do")
+        _console().print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do", soft_wrap=True)
     table = Table(title=f"lmforge align sft: {s.run_dir}")
     table.add_column("what")
     table.add_column("value", justify="right")

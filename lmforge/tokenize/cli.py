@@ -144,7 +144,7 @@ def _train_summary(console, result, cfg) -> None:
     meta = result.meta
     info = meta["training"]
     if result.skipped:
-        console.print(f"{result.directory}: already trained with these settings and inputs; nothing to do")
+        console.print(f"{result.directory}: already trained with these settings and inputs; nothing to do", soft_wrap=True)
     table = Table(title=f"tokenizer {'already trained (skipped)' if result.skipped else 'trained'}: {result.directory}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")

@@ -113,7 +113,7 @@ def _print_summary(s) -> None:
 
     console = _console()
     if s.finished_earlier:
-        console.print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do")
+        console.print(f"{s.run_dir}: already finished ({s.steps} steps); nothing to do", soft_wrap=True)
     table = Table(title=f"lmforge train: {s.run_dir}", show_header=True)
     table.add_column("what")
     table.add_column("value", justify="right")
