@@ -95,7 +95,7 @@ def test_rerun_with_other_settings_is_refused(tmp_path, sample_warc):
     out = tmp_path / "out"
     assert run_cli("corpus", "extract", str(sample_warc), "-o", str(out), "--no-progress").exit_code == 0
     result = run_cli("corpus", "extract", str(sample_warc), "-o", str(out), "--no-progress", "--languages", "de")
-    assert result.exit_code != 0 and "other settings" in result.output
+    assert result.exit_code != 0 and "other settings" in result.output and "--languages none (asked [de])" in result.output
     result = run_cli("corpus", "extract", str(sample_warc), "-o", str(out), "--no-progress", "--languages", "de", "--overwrite")
     assert result.exit_code == 0, result.output
 

@@ -271,8 +271,9 @@ def test_a_corpus_that_keeps_nothing_stops_at_the_corpus_with_the_reason(sample_
 
 
 def test_rebuilt_documents_upstream_are_refused_at_the_shards(sample_inputs, tmp_path):
-    """Delete the corpus output and rebuild it with other settings: the tokenizer retrains on the
-    new documents, and the shards made with the old tokenizer are refused by name."""
+    """Delete the corpus output and rebuild it with other settings: the dedup output, the
+    tokenizer and the shards made from the old documents are each refused by name, never
+    silently replaced."""
     import shutil
 
     root, sft, prefs = sample_inputs
@@ -283,7 +284,10 @@ def test_rebuilt_documents_upstream_are_refused_at_the_shards(sample_inputs, tmp
     recipe.write_text(recipe.read_text().replace('languages = ["en"]', 'languages = ["en"]\nlimit = 30'))  # fewer pages
     r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--until", "shards", "--no-progress"])
     assert r.exit_code == 1 and f"{out / 'dedup'} was made from other corpus documents" in r.output, r.output
-    shutil.rmtree(out / "dedup")  # as it says; then the tokenizer retrains and the old shards are refused
+    shutil.rmtree(out / "dedup")  # as it says; then the tokenizer trained on the old documents is refused
+    r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--until", "shards", "--no-progress"])
+    assert r.exit_code == 1 and f"delete {out / 'tokenizer'}" in r.output and "inputs" in r.output, r.output
+    shutil.rmtree(out / "tokenizer")  # as it says; then it retrains and the old shards are refused
     r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "--until", "shards", "--no-progress"])
     assert r.exit_code == 1 and f"delete {out / 'shards' / 'web'}" in r.output, r.output
 

@@ -294,7 +294,7 @@ def test_interrupted_build_resumes_to_identical_bytes(tmp_path, tok_dir, inputs)
 def test_build_with_other_settings_is_refused(tmp_path, tok_dir, inputs):
     out = tmp_path / "out"
     build_shards([inputs], tok_dir, out, BuildConfig(shard_tokens=1500))
-    with pytest.raises(BuildError, match="different settings.*--force"):
+    with pytest.raises(BuildError, match=r"different settings: --shard-tokens \d+ \(asked 999\).*--overwrite"):
         build_shards([inputs], tok_dir, out, BuildConfig(shard_tokens=999))
     res = build_shards([inputs], tok_dir, out, BuildConfig(shard_tokens=999), force=True)
     assert res.files_skipped == 0

@@ -701,10 +701,17 @@ def run_dedup(inputs: list[str], output_dir: str, config: DedupConfig, executor=
     if settings_path.exists():
         previous = orjson.loads(settings_path.read_bytes())
         if previous != orjson.loads(orjson.dumps(settings)):
-            raise DedupError(
-                f"{out} holds a dedup run with other settings or inputs ({settings_path}); "
-                "use another output folder or delete it"
-            )
+            from lmforge.settings import changed_settings, flag, settings_refusal
+
+            old_config = previous.get("config") if isinstance(previous, dict) else None
+            changes = changed_settings({flag(k): v for k, v in (old_config or {}).items()},
+                                       {flag(k): v for k, v in config.fingerprint().items()})
+            old_files = previous.get("inputs") if isinstance(previous, dict) else None
+            if old_files != files:
+                changes.append(("inputs", f"{len(old_files or [])} files", f"{len(files)} files"
+                                + ("" if len(old_files or []) != len(files) else ", other paths")))
+            raise DedupError(settings_refusal(out, changes, f"rerun with the same settings and inputs to resume, or use "
+                                                            f"another output folder (or delete {out})"))
     else:
         _atomic_write(settings_path, orjson.dumps(settings, option=orjson.OPT_INDENT_2))
     (work / "errors").mkdir(exist_ok=True)

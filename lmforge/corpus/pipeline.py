@@ -144,11 +144,14 @@ def prepare_output(config: CorpusConfig, overwrite: bool = False) -> Path:
         except (OSError, json.JSONDecodeError):
             previous = None
         if previous != wanted:
-            changed = sorted(k for k in set(wanted) | set(previous or {}) if (previous or {}).get(k) != wanted.get(k))
-            raise CorpusRunError(
-                f"{out} holds a run with other settings (changed: {', '.join(changed) or 'unreadable config'}); "
-                "use another -o folder, or --overwrite to start again"
-            )
+            from lmforge.settings import changed_settings, flag, settings_refusal
+
+            if not isinstance(previous, dict):
+                raise CorpusRunError(f"{config_path}: unreadable record of the run's settings; use another -o folder, "
+                                     "or --overwrite to start again")
+            changes = changed_settings({flag(k): v for k, v in previous.items()}, {flag(k): v for k, v in wanted.items()})
+            raise CorpusRunError(settings_refusal(out, changes, "rerun with the same settings to resume, use another -o folder, "
+                                                                "or --overwrite to start again"))
     elif out.exists() and (out / "documents").exists():
         raise CorpusRunError(f"{out} already has documents/ from something else; use another -o folder or --overwrite")
     state.mkdir(parents=True, exist_ok=True)

@@ -217,7 +217,16 @@ class PipelineRunner:
         inputs = [path for _, path in self._document_sources()]
         if not inputs:
             raise RecipeError("[tokenizer] has no documents to train on: add [corpus] or a [[mix.source]] with `documents`")
-        result = train_tokenizer(inputs, str(self.out / "tokenizer"), self.recipe.stages["tokenizer"])
+        from lmforge.tokenize.tokenizer import TokenizerError
+
+        target = self.out / "tokenizer"
+        try:
+            result = train_tokenizer(inputs, str(target), self.recipe.stages["tokenizer"])
+        except TokenizerError as exc:
+            if "was made with other settings" not in str(exc):
+                raise
+            raise TokenizerError(f"{target} was trained on other documents (the stages before it changed): "
+                                 f"{str(exc).split(': ', 1)[-1].split(';')[0]}; delete {target} and the stages after it to retrain") from None
         return {"outputs": {"tokenizer": str(self.out / "tokenizer")},
                 "figures": {"vocab_size": result.tokenizer.vocab_size, "fingerprint": result.tokenizer.fingerprint,
                             "trained_earlier": result.skipped}}

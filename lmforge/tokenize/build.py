@@ -317,10 +317,20 @@ def build_shards(
         except orjson.JSONDecodeError:
             old = None
         if old is not None and old != plan:
+            from lmforge.settings import changed_settings, flag, show
+
             what = [k for k in plan if old.get(k) != plan[k]]
+            named = []
+            if "tokenizer" in what:
+                named.append(f"--tokenizer {show((old.get('tokenizer') or {}).get('fingerprint'))} (asked {show(tok.fingerprint)})")
+            if "settings" in what:
+                named += [f"{name} {show(a)} (asked {show(b)})" for name, a, b in changed_settings(
+                    {flag(k): v for k, v in (old.get("settings") or {}).items()}, {flag(k): v for k, v in plan["settings"].items()})]
+            if "inputs" in what:
+                named.append(f"inputs {len(old.get('inputs') or [])} files (asked {len(plan['inputs'])} files, or changed since)")
             raise BuildError(
-                f"{out}: already holds a build with different {' and '.join(what)}; "
-                "use a new output folder, or --force to rebuild it from scratch"
+                f"{out}: already holds a build with different {' and '.join(what)}: {', '.join(named)}; "
+                "use a new output folder, or --overwrite to rebuild it from scratch"
             )
     if force and out.exists():
         for p in list((out / SHARDS_DIR).glob(f"*{SHARD_SUFFIX}*")) + list(build_dir.glob("*")) + [out / SOURCE_FILE]:

@@ -62,7 +62,8 @@ def shards():
 @click.option("--level", default=9, show_default=True, type=int, help="zstd level (1..22).")
 @click.option("--text-key", default="text", show_default=True, help="JSON/Parquet field holding the text.")
 @click.option("--strict", is_flag=True, help="A malformed JSONL line is an error naming file and line (default: counted and skipped).")
-@click.option("--force", is_flag=True, help="Rebuild OUT from scratch even if it holds a build with other settings.")
+@click.option("--overwrite", "--force", "force", is_flag=True,
+              help="Rebuild OUT from scratch even if it holds a build with other settings (otherwise refused by name).")
 def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_tokens, level, text_key, strict, force):
     """Tokenise documents (.jsonl.zst, .jsonl, .txt, Parquet; folders and globs) into shards.
 
