@@ -82,9 +82,9 @@ def _plain(d: dict) -> dict:
 
 # ---- run folders: RUN/settings.json -------------------------------------------------------
 def read_settings(folder) -> dict | None:
-    """The record of `folder/settings.json` ({"stage", "settings"}), or None when absent.
-    An unreadable record (cut by a full disk) counts as absent only if the run has no
-    checkpoint; callers decide, so it is returned as {"stage": None, "settings": None}."""
+    """The record of `folder/settings.json` ({"format", "stage", "settings"}), or None when there
+    is none. An unreadable or foreign one comes back as {"stage": None, "settings": None}, which
+    `start_run_folder` refuses (it is written atomically, so lmforge never leaves it half)."""
     path = Path(folder) / SETTINGS_FILE
     try:
         data = json.loads(path.read_text())
