@@ -168,3 +168,16 @@ def test_train_over_a_tokenizer_with_other_settings_is_refused_by_name_unless_ov
     assert moved.exit_code == 1 and "inputs 2 files (asked 3 files, new: c.txt)" in moved.output
     again = run(*args, "--vocab-size", "420", "--overwrite")
     assert again.exit_code == 0 and Tokenizer.load(out).vocab_size == 420
+
+
+def test_train_never_silently_replaces_a_tokenizer_lmforge_did_not_write(docs, tmp_path):
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / TOKENIZER_FILE).write_text('{"model": {"type": "WordPiece"}}')
+    args = ["train", str(docs), "-o", str(out), "--vocab-size", "400", "--sample-bytes", "100K", "--no-progress"]
+    refused = run(*args)
+    assert refused.exit_code == 1 and "not an lmforge tokenizer" in refused.output and "WordPiece" in (out / TOKENIZER_FILE).read_text()
+    assert run(*args, "--overwrite").exit_code == 0 and Tokenizer.load(out).vocab_size == 400
+    (out / META_FILE).unlink()  # as if killed between writing tokenizer.json and its metadata
+    again = run(*args)
+    assert again.exit_code == 0 and (out / META_FILE).is_file() and "nothing to do" not in again.output

@@ -268,6 +268,14 @@ def train_tokenizer(
         if train_info.get("settings") == settings and train_info.get("inputs") == signature:
             return TrainResult(out_dir, Tokenizer.load(out_dir), old, skipped=True)
         _refuse_other_settings(out_dir, train_info, settings, signature)
+    elif (out_dir / TOKENIZER_FILE).is_file() and not meta_path.is_file() and not overwrite:
+        # lmforge writes tokenizer.json, then its metadata: one without it is a run cut in
+        # between (its specials are lmforge's: train again), or someone else's tokenizer
+        if b"<|assistant_start|>" not in (out_dir / TOKENIZER_FILE).read_bytes():
+            from lmforge.tokenize.tokenizer import TokenizerError
+
+            raise TokenizerError(f"{out_dir / TOKENIZER_FILE}: not an lmforge tokenizer (no {META_FILE} beside it, no lmforge "
+                                 "special tokens); choose another -o folder, or pass --overwrite to replace it")
 
     notify = progress or (lambda event, info: None)
     notify("files", {"files": files})
