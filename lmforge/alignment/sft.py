@@ -51,6 +51,7 @@ from lmforge.train.trainer import (
     load_checkpoint,
     load_model,
     lr_at,
+    newest_good_checkpoint,
     plot_loss,
     read_metrics,
     read_state,
@@ -353,6 +354,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
     if not cfg.resume and ckpt is not None:
         raise SFTError(f"{run_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue it or choose another -o")
     if ckpt is not None:  # resume in the precision the run started with
+        ckpt = newest_good_checkpoint(run_dir)  # a damaged newest one: the one before, said on stderr
         cfg = dataclasses.replace(cfg, precision=resumed_precision(cfg.precision, cfg.device, read_state(ckpt).get("precision")))
     torch.manual_seed(cfg.seed)
     model, base_state, base_ckpt, tok = _load_base(cfg, cfg.device)
@@ -362,7 +364,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
     order = ConversationOrder(len(data.train), cfg.batch_size, cfg.seed)
     resumed_from, elapsed0, base_val = None, 0.0, None
     if ckpt is not None:
-        state = load_checkpoint(ckpt, trainer)
+        state = load_checkpoint(ckpt, trainer, verified=True)
         if [f["sha256"] for f in state.get("data", [])] != [f["sha256"] for f in data.files]:
             raise SFTError(f"{ckpt}: was fine-tuned on other data ({[f['path'] for f in state.get('data', [])]}); "
                            "resume with the same --data files in the same order")
