@@ -375,8 +375,12 @@ def mix_build(sources, budget, val_tokens, recipe, out):
 @mix.command("inspect", context_settings=CONTEXT)
 @click.argument("manifest", type=LocalPath())
 @click.option("--json", "as_json", is_flag=True, help='Print {"budget", "sources": [{"name", "weight", "tokens", "epochs", "bytes", ...}]}.')
-def mix_inspect(manifest, as_json):
+@click.option("--quick", is_flag=True, help="Skip hashing every shard against its sha256 (sizes, indexes and the manifest's own checksum are still checked).")
+def mix_inspect(manifest, as_json, quick):
     """The mixture table: source, sampling proportion, epochs, tokens, size on disk, totals.
+
+    The manifest is checked against its own checksum and every shard against its sha256
+    (`--quick` skips the hashing, which reads every byte of the shards).
 
     \b
     Example:
@@ -385,10 +389,12 @@ def mix_inspect(manifest, as_json):
     """
     import orjson
 
-    from lmforge.tokenize.mix import MixError, load_manifest, manifest_table
+    from lmforge.tokenize.mix import MixError, load_manifest, manifest_table, verify_shards
 
     try:
         m = load_manifest(manifest)
+        if not quick:
+            verify_shards(m)
     except MixError as exc:
         _fail(str(exc))
     if as_json:
