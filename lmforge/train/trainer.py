@@ -521,7 +521,7 @@ def verify_checkpoint(ckpt: str | os.PathLike, files: tuple[str, ...] | None = N
     return state
 
 
-def newest_good_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+def newest_good_checkpoint(run_dir: str | os.PathLike, report: bool = True) -> Path | None:
     """The newest checkpoint of `run_dir` that passes `verify_checkpoint` (None: the run has
     none). Each newer one that fails is reported on stderr with the one resumed from, e.g.
     `runs/x/checkpoints/step_00000040: model.safetensors does not match its sha256 in
@@ -535,7 +535,7 @@ def newest_good_checkpoint(run_dir: str | os.PathLike) -> Path | None:
         except CheckpointError as exc:
             problems.append(str(exc))
             continue
-        for problem in problems:
+        for problem in problems if report else ():
             log.warning("%s; resuming from %s", problem, ckpt.name)
         return ckpt
     if not dirs:
