@@ -19,8 +19,9 @@ prints. The pieces a test drives separately:
   and of its own content (`state_sha256`); `verify_checkpoint` checks them on every load
   (`load_model` for sample, chat and the align stages' --base/--policy; resume), and a
   resume whose newest checkpoint fails falls back to the newest good one, saying so
-  (`newest_good_checkpoint`). Hashing costs ~1 s per GB read (a d12 checkpoint, weights and
-  AdamW moments, is ~1.5 GB), once per load and per save, next to minutes between saves.
+  (`newest_good_checkpoint`). sha256 reads 89 MB/s on this project's shared 2-core Xeon
+  (no SHA extensions): ~0.1 s for a `tiny` checkpoint (10 MB), ~17 s for a d12 one (weights
+  and AdamW moments, ~1.5 GB), once per save and per load; sampling hashes the weights only.
 
 Exact resume: a run killed at any moment (kill -9 included) and restarted with `--resume`
 reloads the newest checkpoint, cuts `metrics.jsonl` back to that step, and continues from the
