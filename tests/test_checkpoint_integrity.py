@@ -211,3 +211,16 @@ def test_resume_with_no_good_checkpoint_left_says_what_to_do(straight, tmp_path)
     assert done.returncode == 1
     assert "no good checkpoint is left" in done.stderr and "delete that folder" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---- the align stages ----------------------------------------------------------------------------
+def test_align_resume_and_reward_model_loading_check_hashes(base):
+    from lmforge.alignment.reward import AlignmentError, load_reward_model, start_run
+
+    flip(base.newest / OPTIMIZER_FILE)
+    assert start_run(base.run, resume=True) == base.older  # rm, dpo and rl resume from the good one
+    flip(base.older / MODEL_FILE)
+    with pytest.raises(AlignmentError, match="no good checkpoint is left"):
+        start_run(base.run, resume=True)
+    with pytest.raises(AlignmentError, match=r"step_00000005: model.safetensors does not match its sha256"):
+        load_reward_model(base.older)
