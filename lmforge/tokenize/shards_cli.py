@@ -394,13 +394,24 @@ def mix_inspect(manifest, as_json, quick):
     try:
         m = load_manifest(manifest)
         if not quick:
-            verify_shards(m)
+            _verify_with_bar(m, verify_shards)
     except MixError as exc:
         _fail(str(exc))
     if as_json:
         click.echo(orjson.dumps(manifest_table(m)).decode())
         return
     _print_mix(m)
+
+
+def _verify_with_bar(m, verify_shards) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    total = sum(e.bytes for s in m.sources for e in s.shards)
+    with Progress(TextColumn("[bold]sha256 of the shards"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sha256", total=total)
+        verify_shards(m, on_shard=lambda n: bar.advance(task, n))
 
 
 def _print_mix(m) -> None:
