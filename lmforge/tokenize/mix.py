@@ -294,7 +294,7 @@ def _verify_built_shard(name: str, src_file: Path, entry: ShardEntry) -> None:
     """`mix build`'s check of a shard it lists: its sha256 against `source.json` (a match
     means every frame is as `shards build` wrote it, CRC-32 and zstd checksums included);
     on a mismatch the frames' CRC-32s name the first bad frame. Refused, naming the shard."""
-    fix = f"rebuild it: delete it and rerun `lmforge shards build` for {src_file.parent}"
+    fix = f"delete it and rerun `lmforge shards build` for {src_file.parent}"
     if sha256_file(entry.path) == _hex(entry.sha256):
         return
     try:
@@ -303,7 +303,7 @@ def _verify_built_shard(name: str, src_file: Path, entry: ShardEntry) -> None:
     except ShardError as exc:
         raise MixError(f"source {name!r}: {exc}") from None
     if problems:
-        raise MixError(f"source {name!r}: shard {entry.path}: {problems[0].message}; the shard is corrupted: {fix}")
+        raise MixError(f"source {name!r}: shard {entry.path}: {problems[0].message} (the shard is corrupted); {fix}")
     raise MixError(f"source {name!r}: shard {entry.path} does not match its sha256 in {src_file} (changed since it was built); {fix}")
 
 
