@@ -294,5 +294,9 @@ def test_mix_inspect_manifest_with_non_positive_budget(built, tmp_path):
     data = orjson.loads(out.read_bytes())
     data["budget"] = -5
     out.write_bytes(orjson.dumps(data))
+    result, text = run("mix", "inspect", out)  # a hand edit: refused by the manifest's own checksum
+    assert result.exit_code == 1 and "mix.json: edited or corrupted" in text and "lmforge mix build" in text
+    del data["content_sha256"]  # as a manifest from before the checksum: the budget check itself
+    out.write_bytes(orjson.dumps(data))
     result, text = run("mix", "inspect", out)
     assert result.exit_code == 1 and "mix.json" in text and "budget -5" in text

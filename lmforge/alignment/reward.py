@@ -53,11 +53,14 @@ from lmforge.train.trainer import (
     checkpoint_dirs,
     latest_checkpoint,
     load_model,
+    newest_good_checkpoint,
     read_metrics,
     read_state,
     resolve_precision,
     resumed_precision,
+    seal_checkpoint,
     truncate_metrics,
+    verify_checkpoint,
 )
 
 REWARD_KIND = "reward_model"
@@ -254,11 +257,7 @@ def save_checkpoint(run_dir, step: int, tensors: dict[str, torch.Tensor], optimi
     for name, extra in (extra_weights or {}).items():
         save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(tmp / name), metadata={"format": "pt"})
     torch.save(optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer, tmp / OPTIMIZER_FILE)
-    (tmp / STATE_FILE).write_text(json.dumps({"format": "lmforge-checkpoint", "version": 1, "step": step, **state}, indent=1))
-    for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, *(extra_weights or {})):
-        with open(tmp / name, "rb") as f:
-            os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    seal_checkpoint(tmp, {"format": "lmforge-checkpoint", "version": 1, "step": step, **state})
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)
@@ -305,7 +304,10 @@ def start_run(run_dir, stage: str, asked: dict, prior: tuple, *, steps: int, res
     _recorded, old, ckpt = prior
     start_run_folder(run_dir, stage, asked, error=AlignmentError, resume=resume, overwrite=overwrite, legacy=old,
                      has_checkpoint=ckpt is not None)
-    ckpt = latest_checkpoint(run_dir)
+    try:  # the newest checkpoint whose files pass their sha256 (a damaged newer one is reported on stderr)
+        ckpt = newest_good_checkpoint(run_dir)
+    except TrainingError as exc:
+        raise AlignmentError(str(exc)) from None
     done = int(read_state(ckpt).get("step", 0)) if ckpt is not None else 0
     if done > steps:
         raise AlignmentError(f"{run_dir} is already at step {done}, past --steps {steps}; ask --steps {done} or more to "
@@ -341,13 +343,25 @@ def file_sha256(path) -> str:
 
 
 def load_optimizer(optimizer, ckpt: Path, device) -> None:
-    optimizer.load_state_dict(torch.load(ckpt / OPTIMIZER_FILE, map_location=device, weights_only=True))
+    optimizer.load_state_dict(load_optimizer_state(ckpt, device))
+
+
+def load_optimizer_state(ckpt: Path, device) -> dict:
+    """optimizer.pt of a checkpoint (tensors and numbers only); a bad file is AlignmentError."""
+    try:
+        return torch.load(ckpt / OPTIMIZER_FILE, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise AlignmentError(f"{ckpt}: {OPTIMIZER_FILE} cannot be loaded ({type(exc).__name__}); delete this checkpoint to resume from the one before") from None
 
 
 def load_tensors(ckpt: Path, device="cpu", name: str = MODEL_FILE) -> dict[str, torch.Tensor]:
+    """A safetensors file of a checkpoint; a bad file is AlignmentError naming it."""
     from safetensors.torch import load_file
 
-    return load_file(str(ckpt / name), device=str(device))
+    try:
+        return load_file(str(ckpt / name), device=str(device))
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise AlignmentError(f"{ckpt}: {name} cannot be loaded ({type(exc).__name__}); delete this checkpoint to resume from the one before") from None
 
 
 def load_gpt_tensors(model: GPT, tensors: dict[str, torch.Tensor], prefix: str = "") -> None:
@@ -428,9 +442,9 @@ def load_reward_model(run, device="cpu") -> tuple[RewardModel, dict]:
         if ckpt is None:
             raise AlignmentError(f"{run}: no reward-model checkpoint here; train one with `lmforge align rm`")
     try:
-        state = read_state(ckpt)
+        state = verify_checkpoint(ckpt, files=(MODEL_FILE,))
     except TrainingError as exc:
-        raise AlignmentError(str(exc)) from None
+        raise AlignmentError(f"{exc}; retrain it with `lmforge align rm`, or pass an older checkpoint (RUN/checkpoints/step_N)") from None
     if state.get("kind") != REWARD_KIND:
         raise AlignmentError(f"{run}: not a reward model (state.json kind is {state.get('kind')!r}); train one with `lmforge align rm`")
     model = RewardModel(GPT(GPTConfig.from_dict(state["model_config"]))).to(device)

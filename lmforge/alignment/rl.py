@@ -49,6 +49,7 @@ from lmforge.alignment.reward import (
     gpt_tensors,
     load_base,
     load_gpt_tensors,
+    load_optimizer_state,
     load_reward_model,
     load_tensors,
     lr_at,
@@ -352,7 +353,7 @@ class RLTrainer:
 
     def load(self, ckpt: Path) -> None:
         load_gpt_tensors(self.policy, load_tensors(ckpt, self.device))
-        opt = torch.load(ckpt / "optimizer.pt", map_location=self.device, weights_only=True)
+        opt = load_optimizer_state(ckpt, self.device)
         self.optimizer.load_state_dict(opt["policy"])
         if self.value_model is not None:
             self.value_model.load_tensors(load_tensors(ckpt, self.device, VALUE_FILE))

@@ -53,6 +53,7 @@ from lmforge.train.trainer import (
     load_checkpoint,
     load_model,
     lr_at,
+    newest_good_checkpoint,
     plot_loss,
     read_metrics,
     read_state,
@@ -411,14 +412,14 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
                          resolve_precision(cfg.precision, cfg.device))
     start_run_folder(run_dir, "sft", asked, error=SFTError, resume=cfg.resume, overwrite=cfg.overwrite, legacy=legacy,
                      has_checkpoint=ckpt is not None)
-    ckpt = latest_checkpoint(run_dir)
+    ckpt = newest_good_checkpoint(run_dir)  # a damaged newest one: the one before, said on stderr
     if ckpt is not None and int(read_state(ckpt).get("step", 0)) >= cfg.steps:
         return _finished(cfg, run_dir, ckpt, base_ckpt, data)
     trainer = SFTTrainer(cfg, model, tok.pad_id)
     order = ConversationOrder(len(data.train), cfg.batch_size, cfg.seed)
     resumed_from, elapsed0, base_val = None, 0.0, None
     if ckpt is not None:
-        state = load_checkpoint(ckpt, trainer)
+        state = load_checkpoint(ckpt, trainer, verified=True)
         order.load_state(state["loader"])
         resumed_from, elapsed0, base_val = trainer.step_count, float(state.get("elapsed", 0.0)), state.get("base_val_loss")
     else:

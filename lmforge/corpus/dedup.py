@@ -549,13 +549,9 @@ class ClusterStage(_DedupStep):
         sims = None
         if self.config.near:
             store = _RowStore(self.work / "sigs")
-        import zstandard
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
         bounds = [int(x) for x in starts] + [int(cl_nodes.size)]
         step = 50_000
-        with open(tmp, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False) as zw:
+        with DocumentWriter(out) as zw:  # atomic, and checksummed like every document file
             for lo_c in range(0, centers.size, step):
                 hi_c = min(lo_c + step, centers.size)
                 lo, hi = bounds[lo_c], bounds[hi_c]
@@ -574,14 +570,12 @@ class ClusterStage(_DedupStep):
                         if sims is not None:
                             rec["similarity"] = round(float(sims[m]), 4)
                         members.append(rec)
-                    zw.write(
+                    zw.write_line(
                         orjson.dumps(
                             {"cluster": k, "size": b - a + 1, "survivor": {"id": sid, "url": surl}, "removed": members},
                             option=orjson.OPT_APPEND_NEWLINE,
                         )
                     )
-            zw.flush()
-        os.replace(tmp, out)
         return int(centers.size)
 
 

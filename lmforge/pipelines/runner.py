@@ -74,10 +74,15 @@ def read_record(out: str | Path) -> dict | None:
 
 
 def _run_steps(run_dir: Path) -> int:
-    """The step of a run folder's newest checkpoint (0 without one)."""
-    from lmforge.train.trainer import latest_checkpoint, read_state
+    """The step of a run folder's newest good checkpoint (0 without one): a damaged newest
+    checkpoint does not count as finished work, so the stage resumes (and falls back, saying
+    so); with none good, the newest one's step, so that the stage's resume says what to do."""
+    from lmforge.train.trainer import CheckpointError, checkpoint_dirs, newest_good_checkpoint, read_state
 
-    ckpt = latest_checkpoint(run_dir)
+    try:
+        ckpt = newest_good_checkpoint(run_dir, report=False)
+    except CheckpointError:
+        return int(checkpoint_dirs(run_dir)[-1].name.split("_")[1])
     return int(read_state(ckpt).get("step", 0)) if ckpt is not None else 0
 
 

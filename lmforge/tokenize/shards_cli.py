@@ -380,8 +380,12 @@ def mix_build(sources, budget, val_tokens, recipe, out, overwrite):
 @mix.command("inspect", context_settings=CONTEXT)
 @click.argument("manifest", type=LocalPath())
 @click.option("--json", "as_json", is_flag=True, help='Print {"budget", "sources": [{"name", "weight", "tokens", "epochs", "bytes", ...}]}.')
-def mix_inspect(manifest, as_json):
+@click.option("--quick", is_flag=True, help="Skip hashing every shard against its sha256 (sizes, indexes and the manifest's own checksum are still checked).")
+def mix_inspect(manifest, as_json, quick):
     """The mixture table: source, sampling proportion, epochs, tokens, size on disk, totals.
+
+    The manifest is checked against its own checksum and every shard against its sha256
+    (`--quick` skips the hashing, which reads every byte of the shards).
 
     \b
     Example:
@@ -390,16 +394,29 @@ def mix_inspect(manifest, as_json):
     """
     import orjson
 
-    from lmforge.tokenize.mix import MixError, load_manifest, manifest_table
+    from lmforge.tokenize.mix import MixError, load_manifest, manifest_table, verify_shards
 
     try:
         m = load_manifest(manifest)
+        if not quick:
+            _verify_with_bar(m, verify_shards)
     except MixError as exc:
         _fail(str(exc))
     if as_json:
         click.echo(orjson.dumps(manifest_table(m)).decode())
         return
     _print_mix(m)
+
+
+def _verify_with_bar(m, verify_shards) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    total = sum(e.bytes for s in m.sources for e in s.shards)
+    with Progress(TextColumn("[bold]sha256 of the shards"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sha256", total=total)
+        verify_shards(m, on_shard=lambda n: bar.advance(task, n))
 
 
 def _print_mix(m) -> None:

@@ -28,6 +28,7 @@ cache warm (small shards) 0.008 ms per window.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -44,6 +45,19 @@ except ImportError:  # pragma: no cover - the train extra installs torch
 
 class DataError(Exception):
     """Training data that cannot be used; the message names the file and the fix."""
+
+
+@contextlib.contextmanager
+def _shard_errors():
+    """A shard that fails a check while the loader reads it (a frame whose zstd checksum or
+    size is wrong, a damaged index) surfaces as DataError, the trainer's own class, with the
+    shard's message unchanged: the CLI prints it as one line."""
+    from lmforge.tokenize.shards import ShardError
+
+    try:
+        yield
+    except ShardError as exc:
+        raise DataError(str(exc)) from None
 
 
 @dataclass
@@ -115,7 +129,8 @@ class MixtureLoader:
         self.sources = list(manifest.sources)
         if not self.sources:
             raise DataError(f"{manifest.path}: the manifest lists no sources")
-        self.windows = [_windows_for_source(s, self.T, self.reader, i) for i, s in enumerate(self.sources)]
+        with _shard_errors():
+            self.windows = [_windows_for_source(s, self.T, self.reader, i) for i, s in enumerate(self.sources)]
         empty = [w.name for w in self.windows if len(w) == 0 and w.weight > 0]
         if empty:
             raise DataError(
@@ -205,6 +220,10 @@ class MixtureLoader:
     # ---- batches -----------------------------------------------------------------------------
     def next_batch(self) -> np.ndarray:
         """This rank's (local_batch, T + 1) int64 tokens of the next global batch."""
+        with _shard_errors():
+            return self._next_batch()
+
+    def _next_batch(self) -> np.ndarray:
         picks = self._draw(self.global_batch)
         mine = picks[self.rank * self.local_batch : (self.rank + 1) * self.local_batch]
         out = np.empty((len(mine), self.T + 1), dtype=np.int64)
@@ -227,6 +246,10 @@ class MixtureLoader:
 
         At most `max_tokens` targets per source; this rank gets every world_size-th window.
         """
+        with _shard_errors():
+            return self._val_windows(max_tokens)
+
+    def _val_windows(self, max_tokens: int) -> dict[str, list[np.ndarray]]:
         out: dict[str, list[np.ndarray]] = {}
         for i, source in enumerate(self.sources):
             val = getattr(source, "val", None)
