@@ -214,13 +214,23 @@ def test_resume_with_no_good_checkpoint_left_says_what_to_do(straight, tmp_path)
 
 
 # ---- the align stages ----------------------------------------------------------------------------
-def test_align_resume_and_reward_model_loading_check_hashes(base):
+def test_align_resume_and_reward_model_loading_check_hashes(base, tmp_path):
+    import shutil
+
     from lmforge.alignment.reward import AlignmentError, load_reward_model, start_run
 
-    flip(base.newest / OPTIMIZER_FILE)
-    assert start_run(base.run, resume=True) == base.older  # rm, dpo and rl resume from the good one
-    flip(base.older / MODEL_FILE)
+    run = tmp_path / "copy"  # a copy: start_run records the run's settings in its folder
+    shutil.copytree(base.run, run)
+    newest, older = (run / p.relative_to(base.run) for p in (base.newest, base.older))
+
+    def resume():  # as rm, dpo and rl start: a run from before settings.json, nothing to compare
+        return start_run(run, "rm", {}, (None, {}, newest), steps=10**6, resume=True)
+
+    flip(newest / OPTIMIZER_FILE)
+    assert resume() == older  # rm, dpo and rl resume from the good one
+    flip(older / MODEL_FILE)
     with pytest.raises(AlignmentError, match="no good checkpoint is left"):
-        start_run(base.run, resume=True)
+        resume()
+    flip(base.older / MODEL_FILE)
     with pytest.raises(AlignmentError, match=r"step_00000005: model.safetensors does not match its sha256"):
         load_reward_model(base.older)
