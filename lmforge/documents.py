@@ -12,6 +12,7 @@ torch nor datatrove.
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import os
@@ -22,10 +23,12 @@ from typing import Iterable, Iterator
 import orjson
 import zstandard
 
+from lmforge.errors import UserError
+
 DOC_SUFFIXES = (".jsonl.zst", ".jsonl", ".jsonl.gz", ".txt", ".parquet")
 
 
-class DocumentFileError(Exception):
+class DocumentFileError(UserError):
     """A document file that cannot be read; the message names the file and the line."""
 
 
@@ -212,6 +215,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _named(exc: OSError, path: Path) -> OSError:
+    """`exc` with the file it concerns, for errors raised by streams that do not know it."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path)) if exc.errno is not None else OSError(errno.EIO, str(exc), str(path))
+
+
 class DocumentWriter:
     """Atomic writer of one `.jsonl.zst` document file.
 
@@ -230,16 +240,22 @@ class DocumentWriter:
         self.count = 0
 
     def write(self, doc_id: str, text: str, metadata: dict) -> None:
-        self._zst.write(orjson.dumps({"id": doc_id, "text": text, "metadata": metadata}, option=orjson.OPT_APPEND_NEWLINE))
+        try:
+            self._zst.write(orjson.dumps({"id": doc_id, "text": text, "metadata": metadata}, option=orjson.OPT_APPEND_NEWLINE))
+        except OSError as exc:  # the zstd stream's errors name no file: name it (a full disk)
+            raise _named(exc, self.tmp_path) from exc
         self.count += 1
 
     def close(self) -> None:
         if self._raw.closed:
             return
-        self._zst.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
+        try:
+            self._zst.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+        except OSError as exc:
+            raise _named(exc, self.tmp_path) from exc
         os.replace(self.tmp_path, self.path)
 
     def abort(self) -> None:

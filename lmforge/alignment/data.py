@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 from lmforge.alignment.chat import ChatFormatError, validate
+from lmforge.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assista
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError, ValueError):
     """A data file that cannot be used at all (missing, unreadable, nothing usable in it)."""
 
 

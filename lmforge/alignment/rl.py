@@ -201,6 +201,10 @@ class RLConfig:
             raise AlignmentError("--prompts-per-step, --max-new-tokens, --epochs and --lr must be positive")
         if self.group_size < (2 if self.method == "grpo" else 1):
             raise AlignmentError(f"--group-size {self.group_size}: GRPO compares completions within a group; use 2 or more")
+        if not self.temperature > 0:  # also nan
+            raise AlignmentError(f"--temperature {self.temperature}: RL samples several completions per prompt and learns from "
+                                 "their differences; greedy or negative temperatures make them identical, so every advantage "
+                                 "is 0 and nothing is learned: use a temperature > 0 (default 1.0)")
         if self.kl_coef < 0 or not 0 < self.clip < 1:
             raise AlignmentError("--kl-coef must be >= 0 and --clip in (0, 1)")
         check_device(self.device)

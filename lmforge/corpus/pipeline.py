@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.corpus.execution import ExecutorConfig, make_executor
+from lmforge.errors import UserError
 
 MODES = ("extract", "process")
 STATE_DIR = ".lmforge"
 
 
-class CorpusRunError(Exception):
+class CorpusRunError(UserError):
     """A problem the user can fix (bad settings, an output folder from another run)."""
 
 

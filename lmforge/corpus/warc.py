@@ -28,6 +28,7 @@ import fsspec
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from lmforge.corpus.charset import charset_from_content_type, decode_html
+from lmforge.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ _SKIP_BY_TYPE = {  # keyed by int: FastWARC's WarcRecordType is not hashable
 }
 
 
-class WarcInputError(Exception):
+class WarcInputError(UserError):
     """A user mistake about inputs (missing, unreadable, empty, not a WARC); the message says which
     path and what to do."""
 

@@ -59,12 +59,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lmforge.errors import UserError
 
 #: stage tables in the order they run
 STAGES = ("corpus", "dedup", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl")
@@ -92,7 +95,7 @@ PATH_FIELDS = {
 }
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe that cannot run; the message names the file, the table and the key."""
 
 
@@ -227,6 +230,8 @@ def _check_type(value, hint, where: str):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected a number")
+        if not math.isfinite(value):
+            raise RecipeError(f"{where}: {value!r} is not a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -374,6 +379,16 @@ def _mix_section(table: dict, where: str, base: Path, parse_tokens) -> MixSectio
     web_epochs = _check_type(table["web_epochs"], float, f"{where}.web_epochs") if "web_epochs" in table else None
     if web_weight is not None and web_epochs is not None:
         raise RecipeError(f"{where}: give web_weight or web_epochs, not both")
+    from lmforge.tokenize.mix import SourceSpec
+
+    def check_source(spec: SourceSpec, at: str) -> None:  # the checks `mix build --source` makes
+        try:
+            spec.check(at)
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
+
+    if web_weight is not None or web_epochs is not None:
+        check_source(SourceSpec("web", "", weight=web_weight, epochs=web_epochs), f"{where}.web_{'weight' if web_weight is not None else 'epochs'}")
     sources = []
     for i, src in enumerate(table.get("source", [])):
         w = f"{where} [[mix.source]] #{i + 1}"
@@ -384,6 +399,7 @@ def _mix_section(table: dict, where: str, base: Path, parse_tokens) -> MixSectio
             raise RecipeError(f"{w}: give `weight` or `epochs`")
         if s.name == "web":
             raise RecipeError(f"{w}: the name \"web\" is the crawl's; choose another")
+        check_source(SourceSpec(s.name, "", weight=s.weight, epochs=s.epochs), w)
         s.documents = _resolve(s.documents, base) if s.documents else None
         s.shards = _resolve(s.shards, base) if s.shards else None
         sources.append(s)
