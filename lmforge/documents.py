@@ -58,7 +58,80 @@ def find_document_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
             found.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
+    for path in found:
+        check_document_file(path)
     return found
+
+
+#: leading bytes of files that are not documents, what they are, and what to do instead
+_NOT_DOCUMENTS = (
+    (b"WARC/", "a WARC archive", "run `lmforge corpus process` on it first"),
+    (b"\x89PNG", "a PNG image", "remove it from the inputs"),
+    (b"\xff\xd8\xff", "a JPEG image", "remove it from the inputs"),
+    (b"GIF8", "a GIF image", "remove it from the inputs"),
+    (b"%PDF", "a PDF file", "remove it from the inputs"),
+    (b"PK\x03\x04", "a zip archive", "unpack it and give the document files inside"),
+    (b"PAR1", "a Parquet file", "name it *.parquet"),
+    (b"\x7fELF", "a program", "remove it from the inputs"),
+)
+_SNIFF_BYTES = 1 << 16
+
+
+def check_document_file(path: Path) -> None:
+    """Refuse, up front and naming the file, an input that is not documents at all (a WARC
+    archive, an image, a compressed file under the wrong name, text with no JSON object in its
+    first lines) instead of reading it as thousands of malformed lines into an empty output.
+
+    Only the first 64 KB are read. A file damaged further in is left to the reader (it names
+    the line or frame); a malformed line among documents is still counted and skipped.
+    """
+    reason = _not_documents(path)
+    if reason is not None:
+        what, todo = reason
+        raise DocumentFileError(f"{path}: not a document file: looks like {what}; {todo}")
+
+
+def _not_documents(path: Path) -> tuple[str, str] | None:
+    name = path.name
+    if name.endswith(".parquet"):
+        return None  # the Parquet reader names a bad file itself
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return None  # unreadable: the reader says so, with the reason
+    compression = "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head[:4] == b"\x28\xb5\x2f\xfd" else None
+    data = head
+    if compression is not None:
+        try:
+            if compression == "gzip":
+                import zlib
+
+                data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _SNIFF_BYTES)
+            else:
+                data = zstandard.ZstdDecompressor().decompressobj().decompress(head)[:_SNIFF_BYTES]
+        except Exception:  # noqa: BLE001 - damaged: the reader names the file and the offset
+            return None
+    for magic, what, todo in _NOT_DOCUMENTS:
+        if data.startswith(magic):
+            return (what if compression is None else f"{what} ({compression}-compressed)"), todo
+    suffix = {"gzip": ".gz", "zstd": ".zst"}.get(compression)
+    if suffix and not name.endswith(suffix):
+        return f"{compression}-compressed data under a name that does not end in {suffix}", f"rename it to *.jsonl{suffix}"
+    if not data.strip():
+        return None  # an empty file holds no documents; the stage counts zero
+    if b"\x00" in data:
+        return "binary data, not text", "remove it from the inputs"
+    if name.endswith(".txt"):
+        return None  # one document per line: any text is documents
+    # a JSON object starts with "{"; a malformed one among them is the reader's to count
+    lines = [line for line in data.split(b"\n") if line.strip()][:20]
+    if any(line.lstrip(b" \t\r\xef\xbb\xbf").startswith(b"{") for line in lines):
+        return None
+    first = lines[0].decode("utf-8", "replace").strip()
+    return (f"text, not JSON lines (line 1: {first[:40]!r})",
+            "a document file has one JSON object per line (`{\"text\": ...}`); name plain text *.txt (one document per line)")
+
 
 
 @dataclass(slots=True)
