@@ -344,13 +344,17 @@ class RLTrainer:
         self.step_count = int(read_state(ckpt)["step"])
 
 
-def read_prompts(path) -> list:
+def read_prompts(path, reward_fn: str | None = None) -> list:
+    """The prompts of `path`; with a verifiable `reward_fn`, those whose reference answer it
+    cannot check (a GSM8K answer without `#### <number>`) are skipped here, with a warning
+    naming their lines, not met as a crash in the middle of the run."""
     from lmforge.alignment.data import load_prompts
+    from lmforge.alignment.rewards import REFERENCE_CHECKS
 
     if not Path(path).is_file():
         raise AlignmentError(f"{path}: no such prompts file")
     try:
-        return list(load_prompts(path))
+        return list(load_prompts(path, answer_ok=REFERENCE_CHECKS.get(reward_fn) if reward_fn else None))
     except ValueError as exc:
         raise AlignmentError(str(exc)) from None
 
@@ -368,7 +372,7 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
         reward_model, rm_state = load_reward_model(cfg.reward, device)
         if rm_state.get("tokenizer_fingerprint") != tok.fingerprint:
             raise AlignmentError(f"{cfg.reward}: the reward model uses another tokenizer than {cfg.policy}; train it from the same base")
-    examples = read_prompts(cfg.prompts)
+    examples = read_prompts(cfg.prompts, cfg.reward_fn if cfg.method == "grpo" else None)
     torch.manual_seed(cfg.seed)
     trainer = RLTrainer(cfg, policy, tok, reward_model)
     if ckpt is not None:
