@@ -11,6 +11,7 @@ import importlib
 import logging
 import math
 import os
+import re
 import sys
 import traceback
 
@@ -148,6 +149,10 @@ def user_error_message(exc: BaseException) -> str | None:
     if kind is None:
         return None
     where = _path_in_traceback(exc) or "a file"
+    code = re.search(r"\(os error (\d+)\)", str(exc))  # Rust libraries (safetensors) report the OS error so
+    if code is not None:
+        number = int(code.group(1))
+        return os_error_message(OSError(number, os.strerror(number), where))
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return f"{where}: {kind} ({first}); {_LIBRARY_HINTS[kind]}"
 
@@ -189,6 +194,8 @@ def _path_in_traceback(exc: BaseException) -> str | None:
     for frame in reversed(frames):
         local = frame.f_locals
         candidates = [local.get(name) for name in _PATH_LOCALS]
+        for suffix in ("_path", "_file", "_dir"):  # metrics_path, out_dir, ...
+            candidates += [value for name, value in local.items() if name.endswith(suffix)]
         owner = local.get("self")
         if owner is not None:
             candidates += [getattr(owner, "tmp_path", None), getattr(owner, "path", None)]

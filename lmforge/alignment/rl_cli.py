@@ -19,7 +19,7 @@ from lmforge.cli import Finite, LocalPath
 @click.option("--prompts-per-step", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--group-size", "-G", default=4, show_default=True, type=click.IntRange(min=1), help="Completions sampled per prompt.")
 @click.option("--max-new-tokens", default=64, show_default=True, type=click.IntRange(min=1), help="Longest completion.")
-@click.option("--temperature", default=1.0, show_default=True, type=Finite(min=0, min_open=True), help="Sampling temperature (> 0: completions of a prompt must differ to be compared).")
+@click.option("--temperature", default=1.0, show_default=True, type=Finite(min=0), help="Sampling temperature; must be > 0 (completions of a prompt must differ to be compared).")
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0), help="Sample among the k likeliest tokens (0: all).")
 @click.option("--lr", default=1e-5, show_default=True, type=Finite(min=0, min_open=True))
 @click.option("--clip", default=0.2, show_default=True, type=Finite(min=0, min_open=True), help="Ratio clipping epsilon.")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from lmforge.cli import LocalPath
+from lmforge.cli import LocalPath, os_error_message
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -129,7 +129,9 @@ def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, dig
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"{output_dir}: cannot write ({exc.strerror or exc})") from None
+        if exc.filename is None:
+            exc.filename = output_dir
+        raise click.ClickException(os_error_message(exc)) from None
     _train_summary(console, result, cfg)
 
 
