@@ -93,8 +93,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.exceptions.ClickException as exc:
-            if debug and exc.__context__ is not None:  # a command turned an error into a line
-                traceback.print_exception(exc.__context__, file=sys.stderr)
+            if debug and exc.__context__ is not None and not getattr(exc, "traceback_shown", False):
+                traceback.print_exception(exc.__context__, file=sys.stderr)  # a command turned an error into a line
+                exc.traceback_shown = True  # once, though nested groups pass it up through here again
             raise
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise

@@ -293,3 +293,17 @@ def test_full_disk(w, mount, args):
                 f.write(bytes(4096))
     out = _check(w, args(w, full / "out"), [full / "out", "No space left on device", "run the same command again"])
     assert "Logging error" not in out
+
+
+@pytest.mark.parametrize("table, named", [
+    ("[train]\nwarmup = -1", ["[train].warmup", "-1 is not in the range x>=0"]),
+    ("[train]\ncheckpoint_every = -5", ["[train].checkpoint_every"]),
+    ("[train]\nlr = inf", ["[train].lr", "not a finite number"]),
+    ("[train]\n[sft]\ndata = [\"DOCS\"]\nval_fraction = 1.0", ["[sft].val_fraction"]),
+])
+def test_recipe_numbers_are_checked_like_their_flags(w, tmp_path, table, named):
+    """A stage table's numbers pass the same click types as the command's flags."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[pipeline]\noutput = "{tmp_path / "out"}"\n[corpus]\ninputs = ["{w / "crawl.warc"}"]\n'
+                      f'[tokenizer]\nvocab_size = 300\n[shards]\n[mix]\nbudget = "20K"\n{table.replace("DOCS", str(w / "chats.jsonl"))}\n')
+    _check(w, ["pipeline", "check", recipe], ["r.toml", *named])

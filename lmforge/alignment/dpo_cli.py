@@ -20,7 +20,7 @@ from lmforge.cli import Finite, LocalPath
 @click.option("--max-len", default=None, type=click.IntRange(min=2), help="Tokens per sequence [the model's context]; the prompt is cut from the left.")
 @click.option("--eval-every", default=50, show_default=True, type=click.IntRange(min=0), help="Steps between held-out evaluations (0: at the end only).")
 @click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=0), help="Steps between checkpoints (0: at the end only).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")

@@ -29,7 +29,7 @@ from lmforge.cli import Finite, LocalPath
 @click.option("--lam", default=0.95, show_default=True, type=Finite(0, 1), help="PPO GAE lambda.")
 @click.option("--vf-coef", default=0.1, show_default=True, type=Finite(min=0), help="PPO value-loss weight.")
 @click.option("--checkpoint-every", default=25, show_default=True, type=click.IntRange(min=0), help="Steps between checkpoints (0: at the end only).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for prompt order and sampling.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for prompt order and sampling.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")

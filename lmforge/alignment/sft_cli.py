@@ -23,7 +23,7 @@ def _console():
 @click.option("--micro-batch", default=None, type=click.IntRange(min=1), help="Conversations per forward pass (gradient accumulation) [batch size].")
 @click.option("--lr", default=1e-4, show_default=True, type=Finite(min=0, min_open=True), help="Peak learning rate (warm-up, then cosine).")
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0), help="Linear warm-up steps.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the data order and the validation split.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the data order and the validation split.")
 @click.option("--val-fraction", default=0.05, show_default=True, type=Finite(0, 1, max_open=True), help="Share of conversations held out for validation loss.")
 @click.option("--max-tokens", default=None, type=click.IntRange(min=2), help="Cut conversations at this many tokens [the model's context + 1].")
 @click.option("--format", "fmt", default="auto", show_default=True,

@@ -16,7 +16,7 @@ from lmforge.cli import Finite, LocalPath
 @click.option("--bands", type=click.IntRange(min=1), default=None, help="LSH bands (default: derived from --threshold, see --explain).")
 @click.option("--rows", type=click.IntRange(min=1), default=None, help="LSH rows per band (default: derived from --threshold).")
 @click.option("--verify-threshold", type=Finite(0, 1), default=None, help="Estimated Jaccard a candidate pair needs [default: threshold - 0.05].")
-@click.option("--seed", default=1, show_default=True, type=int, help="Permutation seed (datasketch's `seed`).")
+@click.option("--seed", default=1, show_default=True, type=click.IntRange(min=0), help="Permutation seed (datasketch's `seed`).")
 @click.option("--hash", "hash_", type=click.Choice(["poly", "sha1"]), default="poly", show_default=True, help="Shingle hash: vectorised polynomial, or datasketch's default sha1 (slower).")
 @click.option("--exact", is_flag=True, help="Also remove exact duplicates (hash of lower-cased, whitespace-collapsed text).")
 @click.option("--near/--no-near", default=True, show_default=True, help="Near-duplicate removal with MinHash LSH (--exact --no-near: exact only).")

@@ -183,6 +183,43 @@ def _stage_classes() -> dict[str, type]:
     return classes
 
 
+#: stage -> the command whose flags are its keys: the flags' click types (`Finite`, `IntRange`)
+#: are the one table of allowed ranges, for the command line and recipes alike
+STAGE_COMMANDS = {
+    "dedup": "lmforge.corpus.dedup_cli:dedup",
+    "tokenizer": "lmforge.tokenize.cli:train",
+    "shards": "lmforge.tokenize.shards_cli:shards_build",
+    "train": "lmforge.train.cli:train",
+    "sft": "lmforge.alignment.sft_cli:sft",
+    "rm": "lmforge.alignment.reward_cli:rm",
+    "dpo": "lmforge.alignment.dpo_cli:dpo",
+    "rl": "lmforge.alignment.rl_cli:rl",
+}
+
+
+def _check_ranges(stage: str, table: dict, where: str) -> None:
+    """Each number of a stage table checked as its command-line flag is (`[train] warmup = -1`
+    is refused like `--warmup -1`), before any stage runs."""
+    import importlib
+
+    import click
+
+    if stage not in STAGE_COMMANDS:
+        return
+    module, attr = STAGE_COMMANDS[stage].split(":")
+    params = {p.name: p for p in getattr(importlib.import_module(module), attr).params}
+    for key, value in table.items():
+        param = params.get(key)
+        if param is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not isinstance(param.type, click.types._NumberRangeBase):
+            continue
+        try:
+            param.type.convert(value, param, None)
+        except click.BadParameter as exc:
+            raise RecipeError(f"{where}.{key}: {exc.message}") from None
+
+
 def _resolve(value: str, base: Path) -> str:
     if "://" in value or os.path.isabs(value):
         return value
@@ -334,6 +371,7 @@ def parse_recipe(data: dict, *, path: Path | None = None, base: Path | None = No
             if key in table:
                 v = table[key]
                 table[key] = [_resolve(str(x), base) for x in v] if isinstance(v, list) else _resolve(str(v), base)
+        _check_ranges(stage, table, where)
         skip = WIRED.get(stage, set())
         wired = [k for k in table if k in skip]
         if wired:

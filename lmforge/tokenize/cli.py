@@ -74,7 +74,7 @@ def tokenizer() -> None:
 @click.option("--vocab-size", type=click.IntRange(min=1), default=32768, show_default=True, help="Tokens in the vocabulary, 16 reserved specials and 256 bytes included.")
 @click.option("--sample-bytes", type=ByteSize(), default="200MB", show_default=True, help="UTF-8 text to train on (bounds memory): a seeded sample of the inputs.")
 @click.option("--max-doc-chars", type=click.IntRange(min=1), default=10_000, show_default=True, help="Each document is cut to this many characters before sampling.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sample seed; the same seed and inputs give the same tokenizer.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sample seed; the same seed and inputs give the same tokenizer.")
 @click.option("--digits", type=click.IntRange(min=1), default=3, show_default=True, help="Longest run of digits in one pre-token (GPT-4: 3).")
 @click.option("--min-frequency", type=click.IntRange(min=0), default=2, show_default=True, help="A pair seen fewer times is never merged.")
 @click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet column with the text.")

@@ -21,7 +21,7 @@ def _console():
 @click.option("--manifest", "-m", required=True, type=LocalPath(), help="Mixture manifest (mix.json) from `lmforge mix build`.")
 @click.option("--preset", "-p", default="tiny", show_default=True, type=click.Choice(list(PRESETS)), help="Model shape.")
 @click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Optimizer steps in total (a resumed run counts from 0).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and data order.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for weights and data order.")
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
 @click.option("--batch-tokens", type=click.IntRange(min=1), default=None, help="Global batch in tokens, over all processes [preset default].")
 @click.option("--micro-batch", type=click.IntRange(min=1), default=None, help="Sequences per forward pass per process [preset default].")
@@ -132,7 +132,7 @@ def _print_summary(s) -> None:
 @click.option("--max-tokens", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--temperature", default=0.8, show_default=True, type=Finite(min=0), help="0 for greedy decoding.")
 @click.option("--top-k", default=50, show_default=True, type=click.IntRange(min=0), help="Sample among the k likeliest tokens (0: all).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the one the run trained with].")
 def sample(run, prompt, max_tokens, temperature, top_k, seed, device, tokenizer_dir):
