@@ -43,8 +43,9 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_thresh
       lmforge corpus dedup corpus/ -o dedup/ --threshold 0.7 --explain
       lmforge corpus dedup corpus/ -o dedup/ --executor slurm --slurm-partition cpu --tasks 64
     """
-    from lmforge.corpus.dedup import DedupConfig, run_dedup
+    from lmforge.corpus.dedup import DedupConfig, DedupError, run_dedup
     from lmforge.corpus.execution import ExecutorConfig
+    from lmforge.documents import DocumentFileError
 
     try:
         config = DedupConfig(
@@ -57,7 +58,10 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_thresh
     if explain:
         _print_explain(config)
         return
-    stats = run_dedup(list(inputs), output, config, ex)  # DedupError, OSError: one line, from lmforge.cli
+    try:
+        stats = run_dedup(list(inputs), output, config, ex)
+    except (DedupError, DocumentFileError) as exc:  # an OSError (a full disk) is lmforge.cli's to name
+        raise click.ClickException(str(exc)) from None
     if stats.get("submitted"):
         jobs = ", ".join(f"{stage} {job}" for stage, job in stats["jobs"].items())
         click.echo(f"submitted to Slurm as dependent jobs (-1: already complete): {jobs}; the last writes {stats['stats']}")
