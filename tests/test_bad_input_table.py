@@ -307,3 +307,29 @@ def test_recipe_numbers_are_checked_like_their_flags(w, tmp_path, table, named):
     recipe.write_text(f'[pipeline]\noutput = "{tmp_path / "out"}"\n[corpus]\ninputs = ["{w / "crawl.warc"}"]\n'
                       f'[tokenizer]\nvocab_size = 300\n[shards]\n[mix]\nbudget = "20K"\n{table.replace("DOCS", str(w / "chats.jsonl"))}\n')
     _check(w, ["pipeline", "check", recipe], ["r.toml", *named])
+
+
+def test_full_disk_during_a_checkpoint(w, mount):
+    """Room for the weights but not the optimizer state: torch's own 'unexpected pos' error
+    becomes one line naming the file."""
+    full = mount("size=6m")
+    args = ["train", "-m", w / "mix.json", "-o", full / "out", "--steps", "2", "--batch-tokens", "512", "--micro-batch", "4",
+            "--eval-every", "0", "--threads", "1", "--no-progress"]
+    out = _check(w, args, [full / "out" / "checkpoints", "run the same command again"])
+    assert "optimizer.pt" in out or "model.safetensors" in out, out
+
+
+def test_gsm8k_prompts_without_an_answer_number_are_skipped_by_line(tmp_path, caplog):
+    """A prompt whose reference has no `#### n` could never be rewarded (and crashed the run at
+    the step that drew it): counted and skipped at load time, with its line in the warning."""
+    pytest.importorskip("torch")
+    from lmforge.alignment.rl import read_prompts
+
+    path = tmp_path / "gsm8k.jsonl"
+    rows = [{"question": "1+1?", "answer": "so\n#### 2"}, {"question": "2+2?", "answer": "four"}, {"question": "3+3?", "answer": "6"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level("WARNING"):
+        examples = read_prompts(path, "gsm8k")
+    assert [e.answer for e in examples] == ["so\n#### 2", "6"]
+    assert f"{path}:2: skipped" in caplog.text and "skipped 1 of 3 records" in caplog.text
+    assert len(read_prompts(path)) == 3  # PPO scores with a reward model: no answer needed
