@@ -214,11 +214,13 @@ def test_debug_shows_the_traceback_of_a_user_error(w, tmp_path):
     args = ["corpus", "dedup", str(w / "crawl.warc"), "-o", str(tmp_path / "o")]
     plain = CliRunner().invoke(main, args)
     assert plain.exit_code == 1 and "Traceback" not in plain.output and "Error: " in plain.output
-    from lmforge.documents import DocumentFileError
-
     for argv, env in ((["--debug", *args], None), (args, {"LMFORGE_DEBUG": "1"})):
         debug = CliRunner().invoke(main, argv, env=env)
-        assert isinstance(debug.exception, DocumentFileError), debug.output
+        assert debug.exit_code == 1
+        assert debug.output.count("Traceback") == 1 and "DocumentFileError" in debug.output, debug.output
+    # an error no command converts itself (safetensors' own) is re-raised as it is
+    debug = CliRunner().invoke(main, ["--debug", "sample", str(w / "run-truncated")])
+    assert type(debug.exception).__name__ == "SafetensorError", debug.output
 
 
 def test_a_library_error_about_a_file_is_one_line_naming_it():
