@@ -9,10 +9,15 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
+import math
 import os
+import re
 import sys
+import traceback
 
 import click
+
+from lmforge.errors import UserError
 
 # name -> "module:attribute"; each part owns its group or command.
 COMMANDS: dict[str, str] = {
@@ -81,12 +86,24 @@ class LazyGroup(click.Group):
 
 
     def invoke(self, ctx):
+        """Run the command; what a user or a disk caused becomes one line (`Error: ...`, exit
+        1), anything else (a bug) keeps its traceback. Nested groups run inside this call, so
+        this one handler covers every command; `--debug` / LMFORGE_DEBUG=1 re-raises."""
+        debug = debug_enabled(ctx)
         try:
             return super().invoke(ctx)
-        except OSError as exc:  # the user's files or disk, not a bug: one line, no traceback
-            if exc.filename is None and exc.errno is None:
+        except click.exceptions.ClickException as exc:
+            if debug and exc.__context__ is not None and not getattr(exc, "traceback_shown", False):
+                traceback.print_exception(exc.__context__, file=sys.stderr)  # a command turned an error into a line
+                exc.traceback_shown = True  # once, though nested groups pass it up through here again
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            message = user_error_message(exc)
+            if message is None or debug:
                 raise
-            raise click.ClickException(os_error_message(exc)) from None
+            raise click.ClickException(message) from exc
 
 
 #: what to do about the OSErrors a user's own files and disks raise, by errno
@@ -101,6 +118,94 @@ _OS_ERROR_HINTS = {
     errno.EEXIST: "a file is in the way where a folder is needed: check the path",
     errno.EISDIR: "this is a folder where a file was expected: check the path",
 }
+
+
+def debug_enabled(ctx: click.Context | None = None) -> bool:
+    """`lmforge --debug ...` or LMFORGE_DEBUG=1: show tracebacks instead of one-line errors."""
+    if os.environ.get("LMFORGE_DEBUG", "").strip() not in ("", "0"):
+        return True
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and root.params.get("debug"))
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one line to show for an error a user's file or disk caused, or None for a bug.
+
+    `UserError` (every part's error class) carries its own line. An `OSError` with an errno
+    names the file and the fix (`os_error_message`). Errors the libraries raise about a
+    user's file (a damaged safetensors or zstd file, torch failing to write a checkpoint on
+    a full disk) name the file found in the failing call, when there is one.
+    """
+    if isinstance(exc, UserError):
+        return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
+    if isinstance(exc, OSError):
+        if exc.filename is None and exc.errno is None:
+            return None
+        if exc.filename is None:
+            where = _path_in_traceback(exc)
+            if where is not None:
+                exc = OSError(exc.errno, exc.strerror or str(exc), where)
+        return os_error_message(exc)
+    kind = _library_error_kind(exc)
+    if kind is None:
+        return None
+    where = _path_in_traceback(exc) or "a file"
+    code = re.search(r"\(os error (\d+)\)", str(exc))  # Rust libraries (safetensors) report the OS error so
+    if code is not None:
+        number = int(code.group(1))
+        return os_error_message(OSError(number, os.strerror(number), where))
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{where}: {kind} ({first}); {_LIBRARY_HINTS[kind]}"
+
+
+_LIBRARY_HINTS = {
+    "not a readable safetensors file": "the file is damaged or truncated: delete it (or its checkpoint folder) and re-create it",
+    "corrupted zstd data": "the file is damaged or truncated: re-create it",
+    "cannot write": "the disk is probably full: free some space, then run the same command again to resume",
+}
+
+
+def _library_error_kind(exc: BaseException) -> str | None:
+    """What a known library error about a user's file means; imports nothing (a library that
+    was never imported cannot have raised)."""
+    module = type(exc).__module__ or ""
+    name = type(exc).__name__
+    if name == "SafetensorError" and module.startswith("safetensors"):
+        return "not a readable safetensors file"
+    if name == "ZstdError" and module.startswith("zstandard"):
+        return "corrupted zstd data"
+    # torch.save on a full disk: "[enforce fail at inline_container.cc:...] . unexpected pos N vs M"
+    if isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "file write failed" in str(exc)):
+        return "cannot write"
+    return None
+
+
+#: names of locals that hold the file a failing call was working on, most specific first
+_PATH_LOCALS = ("tmp_path", "tmp", "filename", "path", "file", "weights_path", "f")
+
+
+def _path_in_traceback(exc: BaseException) -> str | None:
+    """The file the innermost lmforge (or library) frame of `exc` was working on: a local
+    named like a path, or `self.tmp_path`/`self.path`. None when no frame holds one."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        local = frame.f_locals
+        candidates = [local.get(name) for name in _PATH_LOCALS]
+        for suffix in ("_path", "_file", "_dir"):  # metrics_path, out_dir, ...
+            candidates += [value for name, value in local.items() if name.endswith(suffix)]
+        owner = local.get("self")
+        if owner is not None:
+            candidates += [getattr(owner, "tmp_path", None), getattr(owner, "path", None)]
+        for value in candidates:
+            if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+                text = os.fspath(value)
+                if text and ("/" in text or os.sep in text or "." in text) and "\n" not in text:
+                    return text
+    return None
 
 
 def os_error_message(exc: OSError) -> str:
@@ -125,6 +230,27 @@ class LocalPath(click.Path):
             return value
         value = super().convert(value, param, ctx)
         return absolute_path(value)
+
+
+class Finite(click.FloatRange):
+    """A float flag that must be a finite number, optionally in a range: `--lr nan`, `--lr inf`
+    or `--temperature -1` is refused by click naming the flag, before any work starts.
+
+    `Finite(min=0, min_open=True)` is a positive float, `Finite(0, 1)` a share.
+    """
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+#: a float flag that is > 0 (learning rates, KL strengths)
+def positive_float() -> Finite:
+    return Finite(min=0, min_open=True)
 
 
 def absolute_path(value):
@@ -159,8 +285,9 @@ def setup_logging(verbose: int) -> None:
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, summaries=SUMMARIES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error (also LMFORGE_DEBUG=1).")
 @click.version_option(package_name="lmforge")
-def main(verbose: int) -> None:
+def main(verbose: int, debug: bool) -> None:
     """lmforge: raw web crawl dumps to a small aligned chat model.
 
     \b

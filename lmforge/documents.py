@@ -12,6 +12,7 @@ torch nor datatrove.
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import os
@@ -22,10 +23,12 @@ from typing import Iterable, Iterator
 import orjson
 import zstandard
 
+from lmforge.errors import UserError
+
 DOC_SUFFIXES = (".jsonl.zst", ".jsonl", ".jsonl.gz", ".txt", ".parquet")
 
 
-class DocumentFileError(Exception):
+class DocumentFileError(UserError):
     """A document file that cannot be read; the message names the file and the line."""
 
 
@@ -55,7 +58,80 @@ def find_document_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
             found.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
+    for path in found:
+        check_document_file(path)
     return found
+
+
+#: leading bytes of files that are not documents, what they are, and what to do instead
+_NOT_DOCUMENTS = (
+    (b"WARC/", "a WARC archive", "run `lmforge corpus process` on it first"),
+    (b"\x89PNG", "a PNG image", "remove it from the inputs"),
+    (b"\xff\xd8\xff", "a JPEG image", "remove it from the inputs"),
+    (b"GIF8", "a GIF image", "remove it from the inputs"),
+    (b"%PDF", "a PDF file", "remove it from the inputs"),
+    (b"PK\x03\x04", "a zip archive", "unpack it and give the document files inside"),
+    (b"PAR1", "a Parquet file", "name it *.parquet"),
+    (b"\x7fELF", "a program", "remove it from the inputs"),
+)
+_SNIFF_BYTES = 1 << 16
+
+
+def check_document_file(path: Path) -> None:
+    """Refuse, up front and naming the file, an input that is not documents at all (a WARC
+    archive, an image, a compressed file under the wrong name, text with no JSON object in its
+    first lines) instead of reading it as thousands of malformed lines into an empty output.
+
+    Only the first 64 KB are read. A file damaged further in is left to the reader (it names
+    the line or frame); a malformed line among documents is still counted and skipped.
+    """
+    reason = _not_documents(path)
+    if reason is not None:
+        what, todo = reason
+        raise DocumentFileError(f"{path}: not a document file: looks like {what}; {todo}")
+
+
+def _not_documents(path: Path) -> tuple[str, str] | None:
+    name = path.name
+    if name.endswith(".parquet"):
+        return None  # the Parquet reader names a bad file itself
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return None  # unreadable: the reader says so, with the reason
+    compression = "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head[:4] == b"\x28\xb5\x2f\xfd" else None
+    data = head
+    if compression is not None:
+        try:
+            if compression == "gzip":
+                import zlib
+
+                data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _SNIFF_BYTES)
+            else:
+                data = zstandard.ZstdDecompressor().decompressobj().decompress(head)[:_SNIFF_BYTES]
+        except Exception:  # noqa: BLE001 - damaged: the reader names the file and the offset
+            return None
+    for magic, what, todo in _NOT_DOCUMENTS:
+        if data.startswith(magic):
+            return (what if compression is None else f"{what} ({compression}-compressed)"), todo
+    suffix = {"gzip": ".gz", "zstd": ".zst"}.get(compression)
+    if suffix and not name.endswith(suffix):
+        return f"{compression}-compressed data under a name that does not end in {suffix}", f"rename it to *.jsonl{suffix}"
+    if not data.strip():
+        return None  # an empty file holds no documents; the stage counts zero
+    if b"\x00" in data:
+        return "binary data, not text", "remove it from the inputs"
+    if name.endswith(".txt"):
+        return None  # one document per line: any text is documents
+    # a JSON object starts with "{"; a malformed one among them is the reader's to count
+    lines = [line for line in data.split(b"\n") if line.strip()][:20]
+    if any(line.lstrip(b" \t\r\xef\xbb\xbf").startswith(b"{") for line in lines):
+        return None
+    first = lines[0].decode("utf-8", "replace").strip()
+    return (f"text, not JSON lines (line 1: {first[:40]!r})",
+            "a document file has one JSON object per line (`{\"text\": ...}`); name plain text *.txt (one document per line)")
+
 
 
 @dataclass(slots=True)
@@ -225,6 +301,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _named(exc: OSError, path: Path) -> OSError:
+    """`exc` with the file it concerns, for errors raised by streams that do not know it."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path)) if exc.errno is not None else OSError(errno.EIO, str(exc), str(path))
+
+
 class DocumentWriter:
     """Atomic writer of one `.jsonl.zst` document file.
 
@@ -257,7 +340,10 @@ class DocumentWriter:
 
     def write_line(self, line: bytes) -> None:
         """One raw line (ending in a newline), for files of other records (dedup clusters)."""
-        self._zst.write(line)
+        try:
+            self._zst.write(line)
+        except OSError as exc:  # the zstd stream's errors name no file: name it (a full disk)
+            raise _named(exc, self.tmp_path) from exc
         self._frame_bytes += len(line)
         if self._frame_bytes >= self.FRAME_BYTES:
             self._zst.flush(zstandard.FLUSH_FRAME)
@@ -266,10 +352,13 @@ class DocumentWriter:
     def close(self) -> None:
         if self._raw.closed:
             return
-        self._zst.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
+        try:
+            self._zst.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+        except OSError as exc:
+            raise _named(exc, self.tmp_path) from exc
         os.replace(self.tmp_path, self.path)
 
     def abort(self) -> None:

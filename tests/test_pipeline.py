@@ -256,7 +256,7 @@ def test_missing_inputs_are_refused_before_anything_runs(sample_inputs, tmp_path
     assert r.exit_code == 1 and f"[dpo] data: {tmp_path / 'nope.jsonl'}" in r.output
     assert not (out / "corpus").exists()  # nothing ran
     checked = CliRunner().invoke(main, ["pipeline", "check", str(recipe)])
-    assert checked.exit_code == 0 and "missing input: [dpo] data" in checked.output
+    assert checked.exit_code == 1 and "missing input: [dpo] data" in checked.output and "1 input missing" in checked.output
     # --until before the stage that needs it: the missing file does not matter yet
     assert run(["pipeline", "run", recipe, "--until", "corpus", "--no-progress"]).exit_code == 0
 

@@ -173,7 +173,7 @@ def test_rm_resume_continues_to_the_same_weights(base_run, prefs, tmp_path):
     ("no-data", "no such preference file"),
     ("bad-data", "bad.jsonl"),
     ("resume", "no checkpoint to resume from"),
-    ("steps", "at least one step"),
+    ("steps", "Invalid value for '--steps'"),  # click refuses it: a usage error, exit 2
 ])
 def test_rm_user_mistakes_are_one_line_errors(case, message, base_run, prefs, tmp_path):
     bad = tmp_path / "bad.jsonl"
@@ -182,7 +182,7 @@ def test_rm_user_mistakes_are_one_line_errors(case, message, base_run, prefs, tm
             "bad-data": ["--base", base_run, "--data", bad], "resume": ["--base", base_run, "--data", prefs, "--resume"],
             "steps": ["--base", base_run, "--data", prefs, "--steps", 0]}[case]
     r = rm_cli([*args, "-o", tmp_path / "out"])
-    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+    assert r.exit_code == (2 if case == "steps" else 1) and message in r.output and "Traceback" not in r.output
 
 
 def test_rm_help_has_an_example():

@@ -188,8 +188,8 @@ def test_resume_is_exact(base, tmp_path):
         (["--base", "nope"], "no checkpoint here"),
         (["--resume"], "no checkpoint to resume from"),
         (["--batch-size", 4, "--micro-batch", 3], "not a multiple of --micro-batch 3"),
-        (["--steps", 0], "at least one step"),
-        (["--val-fraction", 1.5], "must be in [0, 1)"),
+        (["--steps", 0], "Invalid value for '--steps'"),  # click refuses these before the run
+        (["--val-fraction", 1.5], "Invalid value for '--val-fraction'"),
     ],
 )
 def test_clear_errors(base, tmp_path, extra, message):

@@ -77,7 +77,7 @@ def test_sample_generates_from_the_newest_checkpoint(mix, tmp_path):
         (["-m", "nope/mix.json"], "no such manifest"),
         (["--batch-tokens", "500"], "not divisible by context 128"),
         (["--resume"], "no checkpoint to resume from"),
-        (["--steps", "0"], "at least one step"),
+        (["--steps", "0"], "Invalid value for '--steps': 0 is not in the range x>=1"),  # click refuses it
     ],
 )
 def test_clear_errors_without_traceback(mix, tmp_path, args, message):

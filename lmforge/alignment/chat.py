@@ -25,11 +25,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmforge.errors import UserError
+
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 ROLES = ("system", "user", "assistant")
 
 
-class ChatFormatError(ValueError):
+class ChatFormatError(UserError, ValueError):
     """A conversation that cannot be rendered; the message says which message and why."""
 
 

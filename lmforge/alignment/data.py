@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 from lmforge.alignment.chat import ChatFormatError, validate
+from lmforge.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,14 @@ BAD_CONVERSATION = "invalid conversation"
 NO_ASSISTANT = "no assistant turn"
 PROMPTS_DIFFER = "chosen and rejected prompts differ"
 SAME_ANSWER = "chosen equals rejected"
+NO_REFERENCE = "reference answer without a checkable number (GSM8K: `#### <number>`)"
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError, ValueError):
     """A data file that cannot be used at all (missing, unreadable, nothing usable in it)."""
 
 
@@ -336,12 +338,17 @@ def load_preferences(path, fmt: str = "auto", *, stats: dict | None = None) -> I
 
 
 # ---- prompts --------------------------------------------------------------------------------
-def _prompt(rec: dict) -> list[PromptExample]:
+def _prompt(rec: dict, answer_ok: Callable[[str], bool] | None = None) -> list[PromptExample]:
     key = "question" if "question" in rec else "prompt"
     prompt = [{"role": "user", "content": _str(rec, key)}]
-    return [PromptExample(_checked(prompt, prompt=True), _str(rec, "answer"))]
+    answer = _str(rec, "answer")
+    if answer_ok is not None and not answer_ok(answer):
+        raise _Skip(NO_REFERENCE, f"answer ends {answer[-40:]!r}")
+    return [PromptExample(_checked(prompt, prompt=True), answer)]
 
 
-def load_prompts(path, *, stats: dict | None = None) -> Iterator[PromptExample]:
-    """(prompt conversation, reference answer) pairs from `{"question", "answer"}` JSONL."""
-    return _load(path, _prompt, "prompts", stats)
+def load_prompts(path, *, stats: dict | None = None, answer_ok: Callable[[str], bool] | None = None) -> Iterator[PromptExample]:
+    """(prompt conversation, reference answer) pairs from `{"question", "answer"}` JSONL;
+    with `answer_ok` (the reward's check, e.g. GSM8K's `#### <number>`), a prompt whose answer
+    fails it is counted, warned about by line and skipped (a file with none usable is an error)."""
+    return _load(path, lambda rec: _prompt(rec, answer_ok), "prompts", stats)

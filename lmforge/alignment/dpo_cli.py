@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import LocalPath
+from lmforge.cli import Finite, LocalPath
 
 
 @click.command("dpo")
 @click.option("--policy", required=True, type=LocalPath(), help="SFT (or pretrained) run: the starting policy and the frozen reference.")
 @click.option("--data", required=True, type=LocalPath(), help="Preferences: HH-RLHF JSONL(.gz), LLaMA-Factory JSON, or {prompt, chosen, rejected} JSONL.")
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl.")
-@click.option("--steps", default=200, show_default=True, type=int, help="Optimizer steps.")
-@click.option("--batch-size", default=8, show_default=True, type=int, help="Preference pairs per step.")
-@click.option("--beta", default=0.1, show_default=True, type=float, help="KL strength: higher keeps the policy closer to the reference.")
-@click.option("--lr", default=5e-5, show_default=True, type=float, help="Peak learning rate (linear warm-up, then constant).")
-@click.option("--warmup", default=10, show_default=True, type=int)
-@click.option("--val-fraction", default=0.1, show_default=True, type=float, help="Share of pairs held out for evaluation.")
-@click.option("--max-len", default=None, type=int, help="Tokens per sequence [the model's context]; the prompt is cut from the left.")
-@click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between held-out evaluations (0: at the end only).")
-@click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Optimizer steps.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Preference pairs per step.")
+@click.option("--beta", default=0.1, show_default=True, type=Finite(min=0, min_open=True), help="KL strength: higher keeps the policy closer to the reference.")
+@click.option("--lr", default=5e-5, show_default=True, type=Finite(min=0, min_open=True), help="Peak learning rate (linear warm-up, then constant).")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--val-fraction", default=0.1, show_default=True, type=Finite(0, 1, max_open=True), help="Share of pairs held out for evaluation.")
+@click.option("--max-len", default=None, type=click.IntRange(min=2), help="Tokens per sequence [the model's context]; the prompt is cut from the left.")
+@click.option("--eval-every", default=50, show_default=True, type=click.IntRange(min=0), help="Steps between held-out evaluations (0: at the end only).")
+@click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=0), help="Steps between checkpoints (0: at the end only).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
 @click.option("--resume", is_flag=True,
               help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
                    "resumes anyway (after a crash, from the newest checkpoint, exactly); a higher --steps continues a finished run.")
 @click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
-@click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 def dpo(policy, data, out_dir, steps, batch_size, beta, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every,

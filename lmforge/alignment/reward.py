@@ -40,6 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmforge.errors import UserError
 from lmforge.train.model import GPT, GPTConfig
 from lmforge.train.trainer import (
     CHECKPOINTS,
@@ -66,7 +67,7 @@ from lmforge.train.trainer import (
 REWARD_KIND = "reward_model"
 
 
-class AlignmentError(Exception):
+class AlignmentError(UserError):
     """A preference or RL run that cannot start or go on; the message says what to do."""
 
 

@@ -51,11 +51,19 @@ def gsm8k_reward(completion: str, reference: str) -> float:
 
     `reference` may be a full GSM8K answer (with its `#### n`) or the bare number.
     """
-    want = extract_answer(reference) if ANSWER_MARKER in reference else _canonical(reference.strip())
+    want = reference_answer(reference)
     if want is None:
         raise ValueError(f"reference answer has no number to compare with: {reference[-80:]!r}")
     got = extract_answer(completion)
     return 1.0 if got is not None and got == want else 0.0
 
 
+def reference_answer(reference: str) -> str | None:
+    """The number a reference answer asks for (after its last `####`, or the bare number), or
+    None when it has none: such a prompt can never be rewarded and is skipped at load time."""
+    return extract_answer(reference) if ANSWER_MARKER in reference else _canonical(reference.strip())
+
+
 REWARD_FUNCTIONS = {"gsm8k": gsm8k_reward}
+#: reward function -> the check a prompt's reference answer must pass to be usable
+REFERENCE_CHECKS = {"gsm8k": lambda reference: reference_answer(reference) is not None}

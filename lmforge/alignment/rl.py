@@ -207,6 +207,10 @@ class RLConfig:
             raise AlignmentError("--prompts-per-step, --max-new-tokens, --epochs and --lr must be positive")
         if self.group_size < (2 if self.method == "grpo" else 1):
             raise AlignmentError(f"--group-size {self.group_size}: GRPO compares completions within a group; use 2 or more")
+        if not self.temperature > 0:  # also nan
+            raise AlignmentError(f"--temperature {self.temperature}: RL samples several completions per prompt and learns from "
+                                 "their differences; greedy or negative temperatures make them identical, so every advantage "
+                                 "is 0 and nothing is learned: use a temperature > 0 (default 1.0)")
         if self.kl_coef < 0 or not 0 < self.clip < 1:
             raise AlignmentError("--kl-coef must be >= 0 and --clip in (0, 1)")
         check_device(self.device)
@@ -361,13 +365,17 @@ class RLTrainer:
         self.step_count = int(read_state(ckpt)["step"])
 
 
-def read_prompts(path) -> list:
+def read_prompts(path, reward_fn: str | None = None) -> list:
+    """The prompts of `path`; with a verifiable `reward_fn`, those whose reference answer it
+    cannot check (a GSM8K answer without `#### <number>`) are skipped here, with a warning
+    naming their lines, not met as a crash in the middle of the run."""
     from lmforge.alignment.data import load_prompts
+    from lmforge.alignment.rewards import REFERENCE_CHECKS
 
     if not Path(path).is_file():
         raise AlignmentError(f"{path}: no such prompts file")
     try:
-        return list(load_prompts(path))
+        return list(load_prompts(path, answer_ok=REFERENCE_CHECKS.get(reward_fn) if reward_fn else None))
     except ValueError as exc:
         raise AlignmentError(str(exc)) from None
 
@@ -386,7 +394,7 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
         reward_model, rm_state = load_reward_model(cfg.reward, device)
         if rm_state.get("tokenizer_fingerprint") != tok.fingerprint:
             raise AlignmentError(f"{cfg.reward}: the reward model uses another tokenizer than {cfg.policy}; train it from the same base")
-    examples = read_prompts(cfg.prompts)
+    examples = read_prompts(cfg.prompts, cfg.reward_fn if cfg.method == "grpo" else None)
     info = {"method": cfg.method, "prompts": len(examples), "samples per step": cfg.prompts_per_step * cfg.group_size,
             "reward": cfg.reward if cfg.method == "ppo" else cfg.reward_fn}
     asked = rl_settings(asdict(cfg), checkpoint_path(cfg.policy), checkpoint_path(cfg.reward) if cfg.method == "ppo" else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import LocalPath
+from lmforge.cli import Finite, LocalPath
 
 
 @click.command("rl")
@@ -15,28 +15,28 @@ from lmforge.cli import LocalPath
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl.")
 @click.option("--reward", default=None, type=LocalPath(), help="PPO: reward-model run from `lmforge align rm`.")
 @click.option("--reward-fn", default="gsm8k", show_default=True, help="GRPO: verifiable reward (gsm8k: the `#### n` number matches).")
-@click.option("--steps", default=50, show_default=True, type=int, help="Rollout + update steps.")
-@click.option("--prompts-per-step", default=4, show_default=True, type=int)
-@click.option("--group-size", "-G", default=4, show_default=True, type=int, help="Completions sampled per prompt.")
-@click.option("--max-new-tokens", default=64, show_default=True, type=int, help="Longest completion.")
-@click.option("--temperature", default=1.0, show_default=True, type=float)
-@click.option("--top-k", default=0, show_default=True, type=int, help="Sample among the k likeliest tokens (0: all).")
-@click.option("--lr", default=1e-5, show_default=True, type=float)
-@click.option("--clip", default=0.2, show_default=True, type=float, help="Ratio clipping epsilon.")
-@click.option("--kl-coef", default=0.04, show_default=True, type=float, help="GRPO: KL weight in the loss; PPO: per-token KL penalty in the reward.")
-@click.option("--epochs", default=1, show_default=True, type=int, help="Update passes over each rollout.")
-@click.option("--gamma", default=1.0, show_default=True, type=float, help="PPO discount.")
-@click.option("--lam", default=0.95, show_default=True, type=float, help="PPO GAE lambda.")
-@click.option("--vf-coef", default=0.1, show_default=True, type=float, help="PPO value-loss weight.")
-@click.option("--checkpoint-every", default=25, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for prompt order and sampling.")
+@click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="Rollout + update steps.")
+@click.option("--prompts-per-step", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--group-size", "-G", default=4, show_default=True, type=click.IntRange(min=1), help="Completions sampled per prompt.")
+@click.option("--max-new-tokens", default=64, show_default=True, type=click.IntRange(min=1), help="Longest completion.")
+@click.option("--temperature", default=1.0, show_default=True, type=Finite(min=0), help="Sampling temperature; must be > 0 (completions of a prompt must differ to be compared).")
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0), help="Sample among the k likeliest tokens (0: all).")
+@click.option("--lr", default=1e-5, show_default=True, type=Finite(min=0, min_open=True))
+@click.option("--clip", default=0.2, show_default=True, type=Finite(min=0, min_open=True), help="Ratio clipping epsilon.")
+@click.option("--kl-coef", default=0.04, show_default=True, type=Finite(min=0), help="GRPO: KL weight in the loss; PPO: per-token KL penalty in the reward.")
+@click.option("--epochs", default=1, show_default=True, type=click.IntRange(min=1), help="Update passes over each rollout.")
+@click.option("--gamma", default=1.0, show_default=True, type=Finite(0, 1), help="PPO discount.")
+@click.option("--lam", default=0.95, show_default=True, type=Finite(0, 1), help="PPO GAE lambda.")
+@click.option("--vf-coef", default=0.1, show_default=True, type=Finite(min=0), help="PPO value-loss weight.")
+@click.option("--checkpoint-every", default=25, show_default=True, type=click.IntRange(min=0), help="Steps between checkpoints (0: at the end only).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for prompt order and sampling.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
 @click.option("--resume", is_flag=True,
               help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
                    "resumes anyway (after a crash, from the newest checkpoint, exactly); a higher --steps continues a finished run.")
 @click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
-@click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
        top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume, overwrite, threads):
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import LocalPath
+from lmforge.cli import Finite, LocalPath
 
 
 def _console():
@@ -18,25 +18,25 @@ def _console():
 @click.option("--data", "data", required=True, multiple=True, type=LocalPath(),
               help="Conversation file: Alpaca JSON, messages JSONL, self-instruct JSONL, ShareGPT JSON (repeatable).")
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
-@click.option("--steps", default=200, show_default=True, type=int, help="Optimizer steps in total (a resumed run counts from 0).")
-@click.option("--batch-size", default=16, show_default=True, type=int, help="Conversations per optimizer step.")
-@click.option("--micro-batch", default=None, type=int, help="Conversations per forward pass (gradient accumulation) [batch size].")
-@click.option("--lr", default=1e-4, show_default=True, type=float, help="Peak learning rate (warm-up, then cosine).")
-@click.option("--warmup", default=10, show_default=True, type=int, help="Linear warm-up steps.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the data order and the validation split.")
-@click.option("--val-fraction", default=0.05, show_default=True, type=float, help="Share of conversations held out for validation loss.")
-@click.option("--max-tokens", default=None, type=int, help="Cut conversations at this many tokens [the model's context + 1].")
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Optimizer steps in total (a resumed run counts from 0).")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Conversations per optimizer step.")
+@click.option("--micro-batch", default=None, type=click.IntRange(min=1), help="Conversations per forward pass (gradient accumulation) [batch size].")
+@click.option("--lr", default=1e-4, show_default=True, type=Finite(min=0, min_open=True), help="Peak learning rate (warm-up, then cosine).")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0), help="Linear warm-up steps.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the data order and the validation split.")
+@click.option("--val-fraction", default=0.05, show_default=True, type=Finite(0, 1, max_open=True), help="Share of conversations held out for validation loss.")
+@click.option("--max-tokens", default=None, type=click.IntRange(min=2), help="Cut conversations at this many tokens [the model's context + 1].")
 @click.option("--format", "fmt", default="auto", show_default=True,
               type=click.Choice(["auto", "alpaca", "messages", "self-instruct", "sharegpt"]), help="Record layout of --data.")
-@click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
-@click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
+@click.option("--eval-every", default=50, show_default=True, type=click.IntRange(min=0), help="Steps between validation passes (0: at the end only).")
+@click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=0), help="Steps between checkpoints (0: at the end only).")
 @click.option("--resume", is_flag=True,
               help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
                    "resumes anyway (after a crash, from the newest checkpoint, exactly).")
 @click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the one the base run trained with].")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-@click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, val_fraction, max_tokens, fmt, eval_every,

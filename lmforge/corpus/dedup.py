@@ -58,6 +58,7 @@ import orjson
 
 from lmforge.corpus.minhash import LSHParams, MinHasher, band_keys, optimal_lsh_params
 from lmforge.documents import DocumentFileError, DocumentWriter, find_document_files, iter_documents
+from lmforge.errors import UserError
 
 _U64 = np.uint64
 _KEY_SHIFT = _U64(32)
@@ -66,7 +67,7 @@ _ROW_MASK = _U64(0xFFFFFFFF)
 WORK = Path(".lmforge") / "dedup"
 
 
-class DedupError(Exception):
+class DedupError(UserError):
     """Input or configuration problem; the message names the file or the option to fix."""
 
 

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import LocalPath
+from lmforge.cli import Finite, LocalPath
 
 
 @click.command("dedup")
 @click.argument("inputs", nargs=-1, required=True, type=LocalPath())
 @click.option("-o", "--output", "output", required=True, type=LocalPath(file_okay=False), help="Output folder.")
-@click.option("--threshold", default=0.8, show_default=True, type=float, help="Jaccard similarity of shingle sets from which documents are duplicates.")
-@click.option("--ngram", default=5, show_default=True, type=int, help="Shingle length in words (each CJK/Thai character counts as a word).")
-@click.option("--num-perm", default=112, show_default=True, type=int, help="MinHash permutations.")
-@click.option("--bands", type=int, default=None, help="LSH bands (default: derived from --threshold, see --explain).")
-@click.option("--rows", type=int, default=None, help="LSH rows per band (default: derived from --threshold).")
-@click.option("--verify-threshold", type=float, default=None, help="Estimated Jaccard a candidate pair needs [default: threshold - 0.05].")
-@click.option("--seed", default=1, show_default=True, type=int, help="Permutation seed (datasketch's `seed`).")
+@click.option("--threshold", default=0.8, show_default=True, type=Finite(0, 1, min_open=True), help="Jaccard similarity of shingle sets from which documents are duplicates.")
+@click.option("--ngram", default=5, show_default=True, type=click.IntRange(min=1), help="Shingle length in words (each CJK/Thai character counts as a word).")
+@click.option("--num-perm", default=112, show_default=True, type=click.IntRange(min=1), help="MinHash permutations.")
+@click.option("--bands", type=click.IntRange(min=1), default=None, help="LSH bands (default: derived from --threshold, see --explain).")
+@click.option("--rows", type=click.IntRange(min=1), default=None, help="LSH rows per band (default: derived from --threshold).")
+@click.option("--verify-threshold", type=Finite(0, 1), default=None, help="Estimated Jaccard a candidate pair needs [default: threshold - 0.05].")
+@click.option("--seed", default=1, show_default=True, type=click.IntRange(min=0), help="Permutation seed (datasketch's `seed`).")
 @click.option("--hash", "hash_", type=click.Choice(["poly", "sha1"]), default="poly", show_default=True, help="Shingle hash: vectorised polynomial, or datasketch's default sha1 (slower).")
 @click.option("--exact", is_flag=True, help="Also remove exact duplicates (hash of lower-cased, whitespace-collapsed text).")
 @click.option("--near/--no-near", default=True, show_default=True, help="Near-duplicate removal with MinHash LSH (--exact --no-near: exact only).")
-@click.option("--bucket-shards", default=64, show_default=True, type=int, help="Shards of the bucket files (memory of a bucket task ~ 1/shards).")
+@click.option("--bucket-shards", default=64, show_default=True, type=click.IntRange(min=1), help="Shards of the bucket files (memory of a bucket task ~ 1/shards).")
 @click.option("--text-key", default="text", show_default=True, help="JSON field holding the text.")
 @click.option("--explain", is_flag=True, help="Print the LSH parameters and the probability curve, then exit.")
 @click.option("--executor", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True)
-@click.option("--tasks", default=1, show_default=True, type=int, help="Tasks per stage (files and bucket shards are spread over them).")
-@click.option("--workers", default=1, show_default=True, type=int, help="Tasks running at once.")
+@click.option("--tasks", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks per stage (files and bucket shards are spread over them).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks running at once.")
 @click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm).")
 def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, slurm_partition):
     """Remove near-duplicate (and with --exact, exact duplicate) documents.
@@ -60,7 +60,7 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_thresh
         return
     try:
         stats = run_dedup(list(inputs), output, config, ex)
-    except (DedupError, DocumentFileError, OSError) as exc:
+    except (DedupError, DocumentFileError) as exc:  # an OSError (a full disk) is lmforge.cli's to name
         raise click.ClickException(str(exc)) from None
     if stats.get("submitted"):
         jobs = ", ".join(f"{stage} {job}" for stage, job in stats["jobs"].items())

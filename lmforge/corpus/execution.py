@@ -120,14 +120,15 @@ def _quiet_task_logger(verbose: bool):
         logger.remove()
         logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
         logger.add(sys.stderr, level=level if local_rank == 0 else "ERROR", format=console_format)
-        logger.add(logfile, level="DEBUG")
+        logger.add(_QuietFileSink(logfile), level="DEBUG")
         return logfile
 
     def close_task_logger(logfile):
         logger.complete()
         logger.remove()
         logger.add(sys.stderr, level=level, format=console_format)
-        logfile.close()
+        with contextlib.suppress(OSError):  # a full disk: the task's own error says so
+            logfile.close()
 
     base.add_task_logger, base.close_task_logger = add_task_logger, close_task_logger
     try:
@@ -136,3 +137,22 @@ def _quiet_task_logger(verbose: bool):
         yield
     finally:
         base.add_task_logger, base.close_task_logger = original_add, original_close
+
+
+class _QuietFileSink:
+    """A task's log file that gives up quietly when it cannot be written (a full disk): the
+    task's own error then reaches the user as one line, not buried under loguru's report of
+    its failed write ("--- Logging error in Loguru Handler ---" and two tracebacks)."""
+
+    def __init__(self, file):
+        self.file = file
+        self.broken = False
+
+    def write(self, message: str) -> None:
+        if self.broken:
+            return
+        try:
+            self.file.write(message)
+            self.file.flush()
+        except OSError:
+            self.broken = True

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 import typing
 from typing import Any
 
 import click
+
+from lmforge.cli import Finite
 
 
 def _field_docs(cls) -> dict[str, str]:
@@ -68,9 +71,12 @@ class OptionalNumber(click.ParamType):
         if isinstance(value, str) and value.strip().lower() in ("none", "off", "null"):
             return _DISABLED
         try:
-            return self.kind(value)
+            number = self.kind(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a {self.kind.__name__} (or 'none' to disable)", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number (or 'none' to disable)", param, ctx)
+        return number
 
 
 class Pairs(click.ParamType):
@@ -82,9 +88,12 @@ class Pairs(click.ParamType):
         if isinstance(value, tuple):
             return value
         try:
-            return tuple((int(n), float(f)) for n, f in (item.split(":") for item in value.split(",") if item.strip()))
+            pairs = tuple((int(n), float(f)) for n, f in (item.split(":") for item in value.split(",") if item.strip()))
         except ValueError:
             self.fail(f"{value!r}: write pairs as n:fraction, e.g. 2:0.2,3:0.18", param, ctx)
+        if not all(math.isfinite(f) for _, f in pairs):
+            self.fail(f"{value!r}: every fraction must be a finite number", param, ctx)
+        return pairs
 
 
 #: marker for a threshold switched off on the command line (becomes None in the config)
@@ -138,7 +147,7 @@ def dataclass_options(cls, exclude: tuple[str, ...] = ()):
                 opt = click.option(f"--{name}", param, default=None, metavar="A,B,...",
                                    help=f"{help_text} [default: {shown or 'none'}]")
             else:
-                ptype = OptionalNumber(kind) if _is_optional(hint) and kind in (int, float) else kind
+                ptype = OptionalNumber(kind) if _is_optional(hint) and kind in (int, float) else Finite() if kind is float else kind
                 opt = click.option(f"--{name}", param, type=ptype, default=None,
                                    help=f"{help_text} [default: {default}]")
             func = opt(func)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import time
@@ -23,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.corpus.execution import ExecutorConfig, make_executor
+from lmforge.errors import UserError
 
 MODES = ("extract", "process")
 STATE_DIR = ".lmforge"
 
+logger = logging.getLogger(__name__)
 
-class CorpusRunError(Exception):
+
+class CorpusRunError(UserError):
     """A problem the user can fix (bad settings, an output folder from another run)."""
 
 
@@ -161,6 +165,12 @@ def prepare_output(config: CorpusConfig, overwrite: bool = False) -> Path:
     return out
 
 
+def _some(paths: list[str], n: int = 3) -> str:
+    """`a, b, c and 4 more`: the first few of a list of paths."""
+    head = ", ".join(paths[:n])
+    return head + (f" and {len(paths) - n} more" if len(paths) > n else "")
+
+
 def run_corpus(
     config: CorpusConfig,
     executor: ExecutorConfig | None = None,
@@ -178,10 +188,13 @@ def run_corpus(
             f"run `lmforge corpus dedup OUT/documents -o DEDUP --executor {executor.executor}` once processing is done")
     try:
         files = expand_inputs(config.inputs)
-        for path in files:
-            check_local_input(path)
+        empty = [path for path in files if not check_local_input(path)]
     except WarcInputError as exc:
         raise CorpusRunError(str(exc)) from None
+    if files and len(empty) == len(files):  # an output of zero documents would look like a result
+        raise CorpusRunError(f"{_some(empty)}: empty (no WARC records in any input); nothing to process: give WARC/WET files with records")
+    if empty:
+        logger.warning("%s: empty, no WARC records (%d of %d inputs)", _some(empty), len(empty), len(files))
     check_language_settings(config)
     out = prepare_output(config, overwrite=overwrite)
     logging_dir = out / STATE_DIR / config.mode

@@ -28,6 +28,7 @@ import fsspec
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from lmforge.corpus.charset import charset_from_content_type, decode_html
+from lmforge.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ _SKIP_BY_TYPE = {  # keyed by int: FastWARC's WarcRecordType is not hashable
 }
 
 
-class WarcInputError(Exception):
+class WarcInputError(UserError):
     """A user mistake about inputs (missing, unreadable, empty, not a WARC); the message says which
     path and what to do."""
 
@@ -140,33 +141,36 @@ def _expand_local(raw: str) -> list[str]:
     return []
 
 
-def check_local_input(path: str) -> None:
-    """Refuse, before any work starts, a local input that is plainly not a WARC/WET file.
+def check_local_input(path: str) -> bool:
+    """Refuse, before any work starts, a local input that is plainly not a WARC/WET file;
+    False for an empty one (no bytes, or gzip of nothing: it has no records), else True.
 
     Reads at most 64 KB: a non-empty file whose start (after gzip, when it is gzip) holds no
-    ``WARC/`` line raises WarcInputError naming it; an empty file passes (it has no records).
-    URLs are not checked here (a remote read costs a request); `iter_warc_pages` still finds
-    them while streaming.
+    ``WARC/`` line raises WarcInputError naming it. URLs are not checked here (a remote read
+    costs a request); `iter_warc_pages` still finds them while streaming.
     """
     if _is_url(path):
-        return
+        return True
     try:
         with open(path.removeprefix("file://"), "rb") as f:
             head = f.read(1 << 16)
     except OSError as e:
         raise WarcInputError(f"{path}: cannot read ({e.strerror or e}); check the path and its permissions") from e
-    if not head:
-        return
+    if not head.strip():
+        return False
     if head[:2] == b"\x1f\x8b":
         try:
             head = zlib.decompressobj(31).decompress(head, 1 << 16)
         except zlib.error:
-            head = b""
+            head = b"?"
+        if not head.strip():
+            return False
     if b"WARC/" not in head:
         raise WarcInputError(
             f"{path}: not a WARC/WET file (no WARC/ record header at its start, or compressed in a "
             f"format other than gzip); remove it from the inputs"
         )
+    return True
 
 
 def _walk_local(folder: str) -> list[str]:

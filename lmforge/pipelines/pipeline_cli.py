@@ -96,8 +96,12 @@ def check(recipe, output):
     console.print(table)
     from lmforge.pipelines.recipe import missing_inputs
 
-    for _, message in missing_inputs(rcp):
+    missing = missing_inputs(rcp)
+    for _, message in missing:
         console.print(f"missing input: {escape(message)}", style="bold red")
+    if missing:  # `pipeline run` would refuse to start: so does the check
+        raise click.ClickException(f"{rcp.path}: {len(missing)} input{'s' if len(missing) > 1 else ''} missing (listed above); "
+                                   "fix the paths in the recipe, then check again")
 
 
 @pipeline.command("show")

@@ -59,12 +59,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lmforge.errors import UserError
 
 #: stage tables in the order they run
 STAGES = ("corpus", "dedup", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl")
@@ -92,7 +95,7 @@ PATH_FIELDS = {
 }
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe that cannot run; the message names the file, the table and the key."""
 
 
@@ -180,6 +183,43 @@ def _stage_classes() -> dict[str, type]:
     return classes
 
 
+#: stage -> the command whose flags are its keys: the flags' click types (`Finite`, `IntRange`)
+#: are the one table of allowed ranges, for the command line and recipes alike
+STAGE_COMMANDS = {
+    "dedup": "lmforge.corpus.dedup_cli:dedup",
+    "tokenizer": "lmforge.tokenize.cli:train",
+    "shards": "lmforge.tokenize.shards_cli:shards_build",
+    "train": "lmforge.train.cli:train",
+    "sft": "lmforge.alignment.sft_cli:sft",
+    "rm": "lmforge.alignment.reward_cli:rm",
+    "dpo": "lmforge.alignment.dpo_cli:dpo",
+    "rl": "lmforge.alignment.rl_cli:rl",
+}
+
+
+def _check_ranges(stage: str, table: dict, where: str) -> None:
+    """Each number of a stage table checked as its command-line flag is (`[train] warmup = -1`
+    is refused like `--warmup -1`), before any stage runs."""
+    import importlib
+
+    import click
+
+    if stage not in STAGE_COMMANDS:
+        return
+    module, attr = STAGE_COMMANDS[stage].split(":")
+    params = {p.name: p for p in getattr(importlib.import_module(module), attr).params}
+    for key, value in table.items():
+        param = params.get(key)
+        if param is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not isinstance(param.type, click.types._NumberRangeBase):
+            continue
+        try:
+            param.type.convert(value, param, None)
+        except click.BadParameter as exc:
+            raise RecipeError(f"{where}.{key}: {exc.message}") from None
+
+
 def _resolve(value: str, base: Path) -> str:
     if "://" in value or os.path.isabs(value):
         return value
@@ -227,6 +267,8 @@ def _check_type(value, hint, where: str):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{where}: {value!r} is {_type_name(value)}; expected a number")
+        if not math.isfinite(value):
+            raise RecipeError(f"{where}: {value!r} is not a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -329,6 +371,7 @@ def parse_recipe(data: dict, *, path: Path | None = None, base: Path | None = No
             if key in table:
                 v = table[key]
                 table[key] = [_resolve(str(x), base) for x in v] if isinstance(v, list) else _resolve(str(v), base)
+        _check_ranges(stage, table, where)
         skip = WIRED.get(stage, set())
         wired = [k for k in table if k in skip]
         if wired:
@@ -374,6 +417,16 @@ def _mix_section(table: dict, where: str, base: Path, parse_tokens) -> MixSectio
     web_epochs = _check_type(table["web_epochs"], float, f"{where}.web_epochs") if "web_epochs" in table else None
     if web_weight is not None and web_epochs is not None:
         raise RecipeError(f"{where}: give web_weight or web_epochs, not both")
+    from lmforge.tokenize.mix import SourceSpec
+
+    def check_source(spec: SourceSpec, at: str) -> None:  # the checks `mix build --source` makes
+        try:
+            spec.check(at)
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
+
+    if web_weight is not None or web_epochs is not None:
+        check_source(SourceSpec("web", "", weight=web_weight, epochs=web_epochs), f"{where}.web_{'weight' if web_weight is not None else 'epochs'}")
     sources = []
     for i, src in enumerate(table.get("source", [])):
         w = f"{where} [[mix.source]] #{i + 1}"
@@ -384,6 +437,7 @@ def _mix_section(table: dict, where: str, base: Path, parse_tokens) -> MixSectio
             raise RecipeError(f"{w}: give `weight` or `epochs`")
         if s.name == "web":
             raise RecipeError(f"{w}: the name \"web\" is the crawl's; choose another")
+        check_source(SourceSpec(s.name, "", weight=s.weight, epochs=s.epochs), w)
         s.documents = _resolve(s.documents, base) if s.documents else None
         s.shards = _resolve(s.shards, base) if s.shards else None
         sources.append(s)

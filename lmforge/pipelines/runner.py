@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lmforge.errors import UserError
 from lmforge.pipelines.recipe import STAGES, Recipe, RecipeError
 
 RECORD = "pipeline.json"
 
 
-class PipelineError(RuntimeError):
+class PipelineError(UserError, RuntimeError):
     """A stage failed for a reason the user can fix; the message names the stage."""
 
 

@@ -30,6 +30,7 @@ import orjson
 
 from lmforge.documents import write_bytes_atomic as _atomic_write
 from lmforge.documents import DocumentFileError, find_document_files, iter_documents
+from lmforge.errors import UserError
 from lmforge.tokenize.shards import (
     DEFAULT_FRAME_TOKENS,
     DEFAULT_LEVEL,
@@ -56,7 +57,7 @@ MALFORMED_LINE = "malformed_line"
 EMPTY_DOCUMENT = "empty_document"
 
 
-class BuildError(Exception):
+class BuildError(UserError):
     """A build that cannot run or finish; the message names the file and the fix."""
 
 

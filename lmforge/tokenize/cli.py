@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from lmforge.cli import LocalPath
+from lmforge.cli import LocalPath, os_error_message
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -71,12 +71,12 @@ def tokenizer() -> None:
 @tokenizer.command()
 @click.argument("inputs", nargs=-1, required=True, type=LocalPath())
 @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Folder for tokenizer.json and lmforge-tokenizer.json.")
-@click.option("--vocab-size", type=int, default=32768, show_default=True, help="Tokens in the vocabulary, 16 reserved specials and 256 bytes included.")
+@click.option("--vocab-size", type=click.IntRange(min=1), default=32768, show_default=True, help="Tokens in the vocabulary, 16 reserved specials and 256 bytes included.")
 @click.option("--sample-bytes", type=ByteSize(), default="200MB", show_default=True, help="UTF-8 text to train on (bounds memory): a seeded sample of the inputs.")
-@click.option("--max-doc-chars", type=int, default=10_000, show_default=True, help="Each document is cut to this many characters before sampling.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sample seed; the same seed and inputs give the same tokenizer.")
-@click.option("--digits", type=int, default=3, show_default=True, help="Longest run of digits in one pre-token (GPT-4: 3).")
-@click.option("--min-frequency", type=int, default=2, show_default=True, help="A pair seen fewer times is never merged.")
+@click.option("--max-doc-chars", type=click.IntRange(min=1), default=10_000, show_default=True, help="Each document is cut to this many characters before sampling.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sample seed; the same seed and inputs give the same tokenizer.")
+@click.option("--digits", type=click.IntRange(min=1), default=3, show_default=True, help="Longest run of digits in one pre-token (GPT-4: 3).")
+@click.option("--min-frequency", type=click.IntRange(min=0), default=2, show_default=True, help="A pair seen fewer times is never merged.")
 @click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet column with the text.")
 @click.option("--overwrite", "--force", "overwrite", is_flag=True,
               help="Train again even if OUT holds a tokenizer (one made with other settings or inputs is otherwise refused).")
@@ -134,7 +134,9 @@ def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, dig
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"{output_dir}: cannot write ({exc.strerror or exc})") from None
+        if exc.filename is None:
+            exc.filename = output_dir
+        raise click.ClickException(os_error_message(exc)) from None
     _train_summary(console, result, cfg)
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from pathlib import Path
 
 import orjson
 
+from lmforge.errors import UserError
 from lmforge.tokenize.build import SOURCE_FILE, SOURCE_FORMAT
 from lmforge.tokenize.shards import ShardError, ShardReader, sha256_file
 
@@ -60,7 +62,7 @@ MIX_VERSION = 1
 _SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 
 
-class MixError(Exception):
+class MixError(UserError):
     """A manifest or source that cannot be used; the message names the file and the fix."""
 
 
@@ -216,6 +218,9 @@ class SourceSpec:
             raise ValueError(f"{where}: source name {self.name!r} may hold letters, digits, '_', '.', '-' only")
         if (self.weight is None) == (self.epochs is None):
             raise ValueError(f"{where}: give a weight or epochs for source {self.name!r}, not both")
+        for key, value in (("weight", self.weight), ("epochs", self.epochs)):
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{where}: {key} {value} for source {self.name!r} is not a finite number")
         if self.weight is not None and self.weight <= 0:
             raise ValueError(f"{where}: weight {self.weight} for source {self.name!r} must be > 0 (drop the source to exclude it)")
         if self.epochs is not None and self.epochs <= 0:

@@ -92,6 +92,8 @@ import numpy as np
 import orjson
 import zstandard
 
+from lmforge.errors import UserError
+
 SHARD_SUFFIX = ".tokens.zst"
 FORMAT = "lmforge-shard"
 VERSION = 1
@@ -110,7 +112,7 @@ _HEADER = struct.Struct("<II8sIIQ")  # magic, size, tag, version, itemsize, fram
 _TRAILER = struct.Struct("<II4sIQQII")  # magic, size, tag, version, index_offset, index_length, crc, reserved
 
 
-class ShardError(Exception):
+class ShardError(UserError):
     """A shard that cannot be read or fails a check; the message names the file (and frame)."""
 
 

@@ -56,10 +56,10 @@ def shards():
 @click.argument("inputs", nargs=-1, required=True, type=LocalPath())
 @click.option("--tokenizer", "tokenizer_dir", required=True, type=LocalPath(), help="Tokenizer folder (from `lmforge tokenizer train`).")
 @click.option("-o", "--output", "out_dir", required=True, type=LocalPath(file_okay=False), help="Output folder: OUT/shards/*.tokens.zst and OUT/source.json.")
-@click.option("--workers", default=1, show_default=True, type=int, help="Processes tokenising input files in parallel.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes tokenising input files in parallel.")
 @click.option("--shard-tokens", default="100M", show_default=True, help="Most tokens per shard (a longer single document gets its own shard).")
-@click.option("--frame-tokens", default=65536, show_default=True, type=int, help="Tokens per zstd frame (the unit of random access).")
-@click.option("--level", default=9, show_default=True, type=int, help="zstd level (1..22).")
+@click.option("--frame-tokens", default=65536, show_default=True, type=click.IntRange(min=1), help="Tokens per zstd frame (the unit of random access).")
+@click.option("--level", default=9, show_default=True, type=click.IntRange(1, 22), help="zstd level (1..22).")
 @click.option("--text-key", default="text", show_default=True, help="JSON/Parquet field holding the text.")
 @click.option("--strict", is_flag=True, help="A malformed JSONL line is an error naming file and line (default: counted and skipped).")
 @click.option("--overwrite", "--force", "force", is_flag=True,

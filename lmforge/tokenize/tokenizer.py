@@ -47,6 +47,8 @@ from typing import Iterable, Sequence
 
 import orjson
 
+from lmforge.errors import UserError
+
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "lmforge-tokenizer.json"
 META_FORMAT = "lmforge-tokenizer"
@@ -93,7 +95,7 @@ def split_pattern(digits: int = 3) -> str:
     return SPLIT_PATTERN_TEMPLATE.replace("DIGITS", str(digits))
 
 
-class TokenizerError(Exception):
+class TokenizerError(UserError):
     """A tokenizer folder that cannot be used; the message names the file and the fix."""
 
 

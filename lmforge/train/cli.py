@@ -6,7 +6,7 @@ import os
 
 import click
 
-from lmforge.cli import LocalPath
+from lmforge.cli import Finite, LocalPath
 
 from lmforge.train.presets import PRESETS
 
@@ -20,30 +20,30 @@ def _console():
 @click.command("train")
 @click.option("--manifest", "-m", required=True, type=LocalPath(), help="Mixture manifest (mix.json) from `lmforge mix build`.")
 @click.option("--preset", "-p", default="tiny", show_default=True, type=click.Choice(list(PRESETS)), help="Model shape.")
-@click.option("--steps", default=200, show_default=True, type=int, help="Optimizer steps in total (a resumed run counts from 0).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and data order.")
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Optimizer steps in total (a resumed run counts from 0).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for weights and data order.")
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
-@click.option("--batch-tokens", type=int, default=None, help="Global batch in tokens, over all processes [preset default].")
-@click.option("--micro-batch", type=int, default=None, help="Sequences per forward pass per process [preset default].")
-@click.option("--lr", type=float, default=None, help="Peak learning rate [preset default].")
-@click.option("--warmup", default=10, show_default=True, type=int, help="Linear warm-up steps.")
+@click.option("--batch-tokens", type=click.IntRange(min=1), default=None, help="Global batch in tokens, over all processes [preset default].")
+@click.option("--micro-batch", type=click.IntRange(min=1), default=None, help="Sequences per forward pass per process [preset default].")
+@click.option("--lr", type=Finite(min=0, min_open=True), default=None, help="Peak learning rate [preset default].")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0), help="Linear warm-up steps.")
 @click.option("--schedule", default="cosine", show_default=True, type=click.Choice(["cosine", "wsd"]), help="Decay after warm-up.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
 @click.option("--optimizer", default="adamw", show_default=True, type=click.Choice(["adamw", "muon"]),
               help="muon: Muon (lr --muon-lr) for the block matrices, AdamW (--lr) for embeddings and head.")
-@click.option("--muon-lr", default=0.02, show_default=True, type=float, help="Muon's peak learning rate.")
+@click.option("--muon-lr", default=0.02, show_default=True, type=Finite(min=0, min_open=True), help="Muon's peak learning rate.")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
-@click.option("--checkpoint-every", default=100, show_default=True, type=int, help="Steps between checkpoints (0: at the end only).")
-@click.option("--eval-every", default=50, show_default=True, type=int, help="Steps between validation passes (0: at the end only).")
-@click.option("--eval-tokens", default=8192, show_default=True, type=int, help="Validation tokens per source per pass.")
+@click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=0), help="Steps between checkpoints (0: at the end only).")
+@click.option("--eval-every", default=50, show_default=True, type=click.IntRange(min=0), help="Steps between validation passes (0: at the end only).")
+@click.option("--eval-tokens", default=8192, show_default=True, type=click.IntRange(min=1), help="Validation tokens per source per pass.")
 @click.option("--resume", is_flag=True,
               help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
                    "resumes anyway (after a crash, from the newest checkpoint, exactly).")
 @click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings), "
                                                 "e.g. to train it again with other settings.")
-@click.option("--threads", type=int, default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
           optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, progress):
@@ -141,10 +141,10 @@ def _print_summary(s) -> None:
 @click.command("sample")
 @click.argument("run", type=LocalPath())
 @click.option("--prompt", default="", help="Text to continue (BOS is put before it).")
-@click.option("--max-tokens", default=100, show_default=True, type=int)
-@click.option("--temperature", default=0.8, show_default=True, type=float, help="0 for greedy decoding.")
-@click.option("--top-k", default=50, show_default=True, type=int, help="Sample among the k likeliest tokens (0: all).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--max-tokens", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--temperature", default=0.8, show_default=True, type=Finite(min=0), help="0 for greedy decoding.")
+@click.option("--top-k", default=50, show_default=True, type=click.IntRange(min=0), help="Sample among the k likeliest tokens (0: all).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the one the run trained with].")
 def sample(run, prompt, max_tokens, temperature, top_k, seed, device, tokenizer_dir):

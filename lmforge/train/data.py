@@ -37,13 +37,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lmforge.errors import UserError
+
 try:
     import torch
 except ImportError:  # pragma: no cover - the train extra installs torch
     torch = None
 
 
-class DataError(Exception):
+class DataError(UserError):
     """Training data that cannot be used; the message names the file and the fix."""
 
 

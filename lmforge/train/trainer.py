@@ -56,6 +56,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lmforge.errors import UserError
 from lmforge.train.data import MixtureLoader, Prefetcher, val_bits_per_byte
 from lmforge.train.model import GPT, PRESETS, GPTConfig, load_weights, preset_config, save_weights
 
@@ -77,7 +78,7 @@ PRESET_DEFAULTS: dict[str, tuple[int, int, float]] = {
 }
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """A run that cannot start or go on; the message says why and what to do."""
 
 
