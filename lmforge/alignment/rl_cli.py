@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmforge.cli import LocalPath
+from lmforge.locks import locks_output
 
 
 @click.command("rl")
@@ -34,6 +35,7 @@ from lmforge.cli import LocalPath
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its newest checkpoint.")
 @click.option("--threads", type=int, default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+@locks_output("out_dir")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
        top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume, threads):
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.

@@ -15,9 +15,14 @@ documents ─1 signatures─▶ sigs/ names/ meta/ buckets/SHARD/FILE.npy   (tas
 2. **buckets**: a shard's records from every file are sorted; each bucket with two or more
    documents gives edges from its first document to every other and between neighbours
    (first + chain: a star alone would lose B–C when A–C fails verification). Every edge is
-   verified on the estimated Jaccard of the two full signatures (>= `verify_threshold`),
-   which removes LSH false positives, and the shard's verified edges are reduced to
-   connected components written as `(document, component root)` pairs: sharded union-find.
+   verified on the estimated Jaccard of the two full signatures (share of equal values >=
+   `verify_threshold`, the threshold by default), which removes LSH false positives (pairs
+   that collide in one band of 7 values but differ elsewhere), and the shard's verified
+   edges are reduced to connected components written as `(document, component root)`
+   pairs: sharded union-find. `verify=False` (`--no-verify-candidates`) keeps every
+   candidate pair and makes each component one cluster (LSH alone, as datasketch's
+   MinHashLSH or datatrove's MinHash pipeline do); `benchmarks/dedup_precision.py`
+   measures both.
 3. **clusters**: the shards' `(document, root)` pairs are merged into global components
    (vectorised min-label propagation with pointer jumping; memory is that of the documents
    that have a duplicate, ~40 bytes each, never the corpus). In each component the earliest
@@ -85,7 +90,10 @@ class DedupConfig:
     seed: int = 1
     #: "poly" (vectorised polynomial hash) or "sha1" (datasketch's default, slower)
     hash: str = "poly"
-    #: candidate pairs (and cluster members) need an estimated Jaccard >= this; default threshold - 0.05
+    #: verify every LSH candidate pair (and cluster member) on the full signature before it joins a
+    #: cluster; off (`--no-verify-candidates`): every pair that shares a band is a duplicate
+    verify: bool = True
+    #: the estimated Jaccard (share of equal signature values) a verified pair needs; default: threshold
     verify_threshold: float | None = None
     #: remove near-duplicates (MinHash LSH)
     near: bool = True
@@ -116,7 +124,7 @@ class DedupConfig:
                 f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}: raise --num-perm or lower --bands/--rows"
             )
         if self.verify_threshold is None:
-            self.verify_threshold = round(max(self.threshold - 0.05, 0.0), 6)
+            self.verify_threshold = self.threshold
         if not 0.0 <= self.verify_threshold <= 1.0:
             raise ValueError(f"verify_threshold must be between 0 and 1 (got {self.verify_threshold})")
         if self.hash not in ("poly", "sha1"):
@@ -440,7 +448,7 @@ class BucketStage(_DedupStep):
         keep = a != b
         pairs = np.unique(np.stack([np.minimum(a, b)[keep], np.maximum(a, b)[keep]], axis=1), axis=0)
         candidates = len(pairs)
-        if self.config.near and candidates:
+        if self.config.near and self.config.verify and candidates:
             pairs = pairs[self._verify(pairs)]
         nodes, roots = connected_components(pairs[:, 0], pairs[:, 1])
         return nodes, roots, {"candidates": int(candidates), "verified": int(len(pairs))}
@@ -503,8 +511,8 @@ class ClusterStage(_DedupStep):
     def _assign(self, nodes: np.ndarray, roots: np.ndarray, chunk_nodes: int = 200_000) -> np.ndarray:
         """The cluster center (survivor) of every node; a node that is its own center is kept."""
         center = nodes.copy()
-        if nodes.size == 0 or not self.config.near:
-            center[:] = roots  # exact-only: a component is a set of identical texts
+        if nodes.size == 0 or not self.config.near or not self.config.verify:
+            center[:] = roots  # exact-only (identical texts), or unverified: the whole component is one cluster
             return center
         starts = np.flatnonzero(np.concatenate([[True], roots[1:] != roots[:-1]]))
         store = _RowStore(self.work / "sigs")
@@ -813,6 +821,7 @@ def _collect_stats(files: list[str], work: Path, config: DedupConfig, seconds: f
         "bands": config.bands,
         "rows": config.rows,
         "threshold": config.threshold,
+        "verify": config.verify,
         "verify_threshold": config.verify_threshold,
         "files": len(files),
     }

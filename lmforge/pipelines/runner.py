@@ -122,6 +122,12 @@ class PipelineRunner:
         missing = [m for stage, m in missing_inputs(self.recipe) if stage in plan]
         if missing:
             raise RecipeError("the recipe names inputs that do not exist:\n  " + "\n  ".join(missing))
+        from lmforge.locks import hold
+
+        with hold(self.out, PipelineError):  # reentrant: `pipeline run` and `demo` took it already
+            return self._run_plan(plan)
+
+    def _run_plan(self, plan: list[str]) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_settings(plan)
         errors = _user_errors()

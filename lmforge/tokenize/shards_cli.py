@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from lmforge.cli import LocalPath
+from lmforge.locks import locks_output
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -63,6 +64,7 @@ def shards():
 @click.option("--text-key", default="text", show_default=True, help="JSON/Parquet field holding the text.")
 @click.option("--strict", is_flag=True, help="A malformed JSONL line is an error naming file and line (default: counted and skipped).")
 @click.option("--force", is_flag=True, help="Rebuild OUT from scratch even if it holds a build with other settings.")
+@locks_output("out_dir")
 def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_tokens, level, text_key, strict, force):
     """Tokenise documents (.jsonl.zst, .jsonl, .txt, Parquet; folders and globs) into shards.
 
@@ -331,6 +333,7 @@ def mix():
 @click.option("--val-tokens", default=None, help="Validation tokens per source, from the end of its last shard, in whole documents (0: none).")
 @click.option("--from-toml", "recipe", type=LocalPath(), default=None, help="A recipe TOML (see lmforge/tokenize/recipes/llama.toml); --source/--budget add to or override it.")
 @click.option("-o", "--output", "out", required=True, type=LocalPath(dir_okay=False), help="The manifest to write (mix.json).")
+@locks_output("out", file=True)
 def mix_build(sources, budget, val_tokens, recipe, out):
     """Write a mixture manifest: shards (relative paths), tokens, checksums, weights, epochs.
 
