@@ -447,20 +447,36 @@ class BucketStage(_DedupStep):
         del bkey, doc, same, start, first
         keep = a != b
         pairs = np.unique(np.stack([np.minimum(a, b)[keep], np.maximum(a, b)[keep]], axis=1), axis=0)
-        candidates = len(pairs)
-        if self.config.near and self.config.verify and candidates:
-            pairs = pairs[self._verify(pairs)]
+        if not self.config.near or not len(pairs):
+            return *connected_components(pairs[:, 0], pairs[:, 1]), {"candidates": len(pairs), "verified": len(pairs)}
+        ok, owned = self._verify(pairs, s)
+        candidates, verified = int(owned.sum()), int((ok & owned).sum())
+        if self.config.verify:
+            pairs = pairs[ok]
         nodes, roots = connected_components(pairs[:, 0], pairs[:, 1])
-        return nodes, roots, {"candidates": int(candidates), "verified": int(len(pairs))}
+        return nodes, roots, {"candidates": candidates, "verified": verified if self.config.verify else candidates}
 
-    def _verify(self, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+    def _verify(self, pairs: np.ndarray, shard: int, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """Per pair: estimated Jaccard >= verify_threshold, and whether this shard counts it.
+
+        A pair that shares k bands is a candidate in up to k shards; it is counted (in stats)
+        only in the shard of the first band it shares, so `candidate_pairs` counts pairs.
+        """
+        cfg = self.config
         store = _RowStore(self.work / "sigs")
         ok = np.zeros(len(pairs), dtype=bool)
+        owned = np.ones(len(pairs), dtype=bool)
         for lo in range(0, len(pairs), chunk):
             p = pairs[lo : lo + chunk]
             sa, sb = store.gather(p[:, 0]), store.gather(p[:, 1])
-            ok[lo : lo + chunk] = (sa == sb).mean(axis=1) >= self.config.verify_threshold
-        return ok
+            ok[lo : lo + chunk] = (sa == sb).mean(axis=1) >= cfg.verify_threshold
+            ka, kb = band_keys(sa, cfg.bands, cfg.rows), band_keys(sb, cfg.bands, cfg.rows)
+            common = ka == kb
+            first = np.argmax(common, axis=1)
+            owner = (ka[np.arange(len(p)), first] % _U64(cfg.bucket_shards)).astype(np.int64)
+            empty = (sa == np.uint32(0xFFFFFFFF)).all(axis=1)  # no minhash bands: met through --exact only
+            owned[lo : lo + chunk] = ~common.any(axis=1) | empty | (owner == shard)
+        return ok, owned
 
 
 class ClusterStage(_DedupStep):
