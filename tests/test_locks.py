@@ -73,6 +73,44 @@ def test_a_second_writer_is_refused_naming_the_holder_and_proceeds_after_kill_9(
     assert (out / "stats.json").exists() and not (out / LOCK_NAME).exists()
 
 
+#: every command that writes an output, with arguments click accepts (the lock is taken before
+#: the command reads any of them): `{x}` is an existing file, OUT the locked output
+COMMANDS = [
+    ["corpus", "process", "{x}", "-o", "OUT"],
+    ["corpus", "extract", "{x}", "-o", "OUT"],
+    ["corpus", "dedup", "{x}", "-o", "OUT"],
+    ["tokenizer", "train", "{x}", "-o", "OUT"],
+    ["shards", "build", "{x}", "--tokenizer", "{x}", "-o", "OUT"],
+    ["train", "-m", "{x}", "-o", "OUT"],
+    ["align", "sft", "--base", "{x}", "--data", "{x}", "-o", "OUT"],
+    ["align", "rm", "--base", "{x}", "--data", "{x}", "-o", "OUT"],
+    ["align", "dpo", "--policy", "{x}", "--data", "{x}", "-o", "OUT"],
+    ["align", "rl", "--policy", "{x}", "--prompts", "{x}", "-o", "OUT"],
+    ["pipeline", "run", str(REPO / "recipes" / "tiny-shared-data.toml"), "-o", "OUT"],
+    ["demo", "-o", "OUT"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_every_writing_command_is_refused_while_its_output_is_locked(tmp_path, argv):
+    from lmforge.cli import main
+
+    x = _docs(tmp_path / "x.jsonl")
+    out = tmp_path / "out"
+    (out / "keep.txt").parent.mkdir()
+    (out / "keep.txt").write_text("earlier output")
+    holder = _hold_in_other_process(out)
+    try:
+        args = [str(out) if a == "OUT" else a.replace("{x}", str(x)) for a in argv]
+        r = CliRunner().invoke(main, args)
+    finally:
+        _kill9(holder)
+    assert r.exit_code == 1, r.output
+    assert f"{out}: another lmforge command is writing to this folder (pid {holder.pid}: lmforge helper --holding)" in r.output
+    assert "Traceback" not in r.output
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "keep.txt"]
+
+
 def test_a_file_output_is_locked_beside_it(tmp_path):
     manifest = tmp_path / "mix.json"
     holder = _hold_in_other_process(manifest, file=True)
