@@ -154,21 +154,25 @@ def _is_stale_tmp(name: str) -> bool:
 def remove_stale_tmp(output: str | os.PathLike, file: bool = False) -> list[Path]:
     """Remove the temporary files (and `.tmp-*` checkpoint folders) killed writers left in `output`.
 
-    Only call it holding `output`'s lock: a live writer's temporary file would be removed too.
+    Only call it holding `output`'s lock. A folder inside it that another live command holds
+    (an output nested in this one) is left alone, and so is `X.tmp` while `X.lock` is held.
     For a file output, only its own `NAME.tmp` beside it. Returns what was removed.
     """
     out = Path(output)
     removed: list[Path] = []
     if file:
-        candidates = [out.with_name(out.name + ".tmp")]
-        for p in candidates:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-                removed.append(p)
+        tmp = out.with_name(out.name + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
     elif out.is_dir():
         for root, dirs, files in os.walk(out):
+            live = {name[: -len(".lock")] for name in files if name.endswith(".lock") and _is_held(os.path.join(root, name))}
+            if root != str(out) and LOCK_NAME[: -len(".lock")] in live:
+                dirs[:] = []  # another command's output, being written now
+                continue
             for name in files:
-                if _is_stale_tmp(name):
+                if _is_stale_tmp(name) and name[: -len(".tmp")] not in live:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(root, name))
                         removed.append(Path(root, name))
@@ -179,6 +183,23 @@ def remove_stale_tmp(output: str | os.PathLike, file: bool = False) -> list[Path
     if removed:
         log.info("%s: removed %d temporary file(s) a killed run left", out, len(removed))
     return removed
+
+
+def _is_held(path: str) -> bool:
+    """Whether some open file (another process, or another lock of this one) holds this lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return False
 
 
 def hold(output: str | os.PathLike, error: Callable[[str], Exception] | None = None, **kwargs) -> contextlib.ExitStack:

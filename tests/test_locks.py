@@ -173,6 +173,22 @@ def test_stale_tmp_files_of_a_dead_writer_are_removed_by_the_next_holder(tmp_pat
         pass
     assert not any(p.exists() for p in stale) and not (out / "checkpoints" / ".tmp-step_00000005-4242").exists()
     assert all(p.exists() for p in keep)
+    # an output nested in this one that a live command holds keeps its temporary files
+    inner = out / "train"
+    live_tmp = [inner / "metrics.tmp", out / "mix.json.tmp"]
+    holders = [_hold_in_other_process(inner), _hold_in_other_process(out / "mix.json", file=True)]
+    for p in live_tmp:  # being written by those two
+        p.write_bytes(b"x")
+    try:
+        with output_lock(out):
+            pass
+    finally:
+        for h in holders:
+            _kill9(h)
+    assert all(p.exists() for p in live_tmp)
+    with output_lock(out):  # their writers are dead now
+        pass
+    assert not any(p.exists() for p in live_tmp)
     # a file output: only its own temporary file
     (tmp_path / "mix.json.tmp").write_text("{")
     (tmp_path / "other.tmp").write_text("{")
