@@ -98,11 +98,13 @@ def output_lock(output: str | os.PathLike, command: str | None = None, *, file: 
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _acquire(path, output, file)
     except OSError as exc:
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):
-            log.warning("%s: cannot take the output lock (%s); running without it", path, exc.strerror)
-            yield path
-            return
-        raise
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        log.warning("%s: cannot take the output lock (%s); running without it", path, exc.strerror)
+        fd = None
+    if fd is None:
+        yield path
+        return
     _HELD[key] = [fd, 1]
     try:
         os.ftruncate(fd, 0)
