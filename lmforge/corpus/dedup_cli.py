@@ -88,11 +88,14 @@ def _print_explain(config) -> None:
         if s >= config.threshold:
             meaning = f"duplicate: missed with probability {1 - p:.2g}"
         else:
-            meaning = f"not a duplicate: candidate (then verified) with probability {p:.2g}"
+            meaning = f"not a duplicate: candidate{' (then verified)' if config.verify else ''} with probability {p:.2g}"
         table.add_row(f"{s:.2f}", f"{p:.5f}", meaning)
     console = Console()
     console.print(table)
-    console.print(f"candidates are kept when their estimated Jaccard is >= {config.verify_threshold}")
+    if config.verify:
+        console.print(f"candidates are kept when their estimated Jaccard is >= {config.verify_threshold}")
+    else:
+        console.print("candidates are not verified (--no-verify-candidates): every pair that shares a band is a duplicate")
 
 
 def _print_summary(stats: dict, output: str) -> None:
