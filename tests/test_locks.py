@@ -224,3 +224,22 @@ def _held_by(out: Path, pid: int) -> bool:
         return (out / LOCK_NAME).read_text().split()[0] == str(pid)
     except (OSError, IndexError):
         return False
+
+
+def test_a_pipeline_stage_whose_folder_another_command_writes_is_refused_by_name(tmp_path):
+    from lmforge.cli import main
+
+    recipe = REPO / "recipes" / "tiny-shared-data.toml"
+    from lmforge.pipelines.recipe import load_recipe, missing_inputs
+
+    if missing_inputs(load_recipe(recipe, output=str(tmp_path / "run"))):
+        pytest.skip("the shipped recipe's shared data is absent")
+    out = tmp_path / "run"
+    holder = _hold_in_other_process(out / "corpus")  # e.g. `lmforge corpus process ... -o run/corpus` by hand
+    try:
+        r = CliRunner().invoke(main, ["pipeline", "run", str(recipe), "-o", str(out), "--until", "corpus", "--no-progress"])
+    finally:
+        _kill9(holder)
+    assert r.exit_code == 1
+    assert f"[corpus] {out / 'corpus'}: another lmforge command is writing to this folder (pid {holder.pid}" in r.output
+    assert json.loads((out / "pipeline.json").read_text())["stages"]["corpus"]["status"] == "failed"
