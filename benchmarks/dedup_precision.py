@@ -67,7 +67,7 @@ so a pair at 0.77 passes an estimated >= 0.8 about 1 time in 5, and these sets p
 there on purpose. LSH alone (lmforge, datasketch, datatrove) joins chains A~B~C into one
 cluster, so it removes documents that resemble their survivor little (Jaccard down to 0.2).
 
-    python benchmarks/dedup_precision.py            # tables on stderr, JSON last on stdout
+    python benchmarks/dedup_precision.py            # tables (and datatrove's logs) on stderr, JSON last on stdout
     python benchmarks/dedup_precision.py --json     # only the JSON line
 """
 
@@ -367,13 +367,6 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"shared data not found at {DATA}")
     methods = args.methods.split(",")
-    try:  # datatrove's per-stage stats tables (its executors run lmforge's stages too)
-        from loguru import logger
-
-        logger.remove()
-        logger.add(sys.stderr, level="WARNING")
-    except ImportError:
-        pass
     result: dict = {"threshold": args.threshold, "variants_per_document": VARIANTS, "kinds": {}}
     for kind, texts in load_kinds().items():
         docs, family = build_set(texts, args.seed)
