@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmforge.cli import Finite, LocalPath
+from lmforge.locks import locks_output
 
 
 @click.command("dpo")
@@ -30,6 +31,7 @@ from lmforge.cli import Finite, LocalPath
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
+@locks_output("out_dir")
 def dpo(policy, data, out_dir, steps, batch_size, beta, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every,
         seed, device, tokenizer_dir, resume, overwrite, threads, precision):
     """Direct Preference Optimisation against a frozen copy of the starting policy.

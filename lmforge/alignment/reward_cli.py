@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmforge.cli import Finite, LocalPath
+from lmforge.locks import locks_output
 
 
 @click.command("rm")
@@ -29,6 +30,7 @@ from lmforge.cli import Finite, LocalPath
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
+@locks_output("out_dir")
 def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every, seed,
        device, tokenizer_dir, resume, overwrite, threads, precision):
     """Train a reward model (scalar head, Bradley–Terry loss) on preference pairs.

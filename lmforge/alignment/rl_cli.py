@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmforge.cli import Finite, LocalPath
+from lmforge.locks import locks_output
 
 
 @click.command("rl")
@@ -37,6 +38,7 @@ from lmforge.cli import Finite, LocalPath
                    "resumes anyway (after a crash, from the newest checkpoint, exactly); a higher --steps continues a finished run.")
 @click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+@locks_output("out_dir")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
        top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume, overwrite, threads):
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.

@@ -12,6 +12,7 @@ import functools
 import click
 
 from lmforge.cli import Finite, LazyGroup, LocalPath
+from lmforge.locks import locks_output
 from lmforge.corpus.execution import EXECUTORS
 
 
@@ -48,6 +49,7 @@ def run_options(func):
     @click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit per task.")
     @click.option("--overwrite", is_flag=True, help="Delete an earlier run's output in OUT and start again.")
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
+    @locks_output("output_dir", clean=lambda kw: kw["executor"] != "slurm")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)

@@ -15,9 +15,14 @@ documents ─1 signatures─▶ sigs/ names/ meta/ buckets/SHARD/FILE.npy   (tas
 2. **buckets**: a shard's records from every file are sorted; each bucket with two or more
    documents gives edges from its first document to every other and between neighbours
    (first + chain: a star alone would lose B–C when A–C fails verification). Every edge is
-   verified on the estimated Jaccard of the two full signatures (>= `verify_threshold`),
-   which removes LSH false positives, and the shard's verified edges are reduced to
-   connected components written as `(document, component root)` pairs: sharded union-find.
+   verified on the estimated Jaccard of the two full signatures (share of equal values >=
+   `verify_threshold`, the threshold by default), which removes LSH false positives (pairs
+   that collide in one band of 7 values but differ elsewhere), and the shard's verified
+   edges are reduced to connected components written as `(document, component root)`
+   pairs: sharded union-find. `verify=False` (`--no-verify-candidates`) keeps every
+   candidate pair and makes each component one cluster (LSH alone, as datasketch's
+   MinHashLSH or datatrove's MinHash pipeline do); `benchmarks/dedup_precision.py`
+   measures both.
 3. **clusters**: the shards' `(document, root)` pairs are merged into global components
    (vectorised min-label propagation with pointer jumping; memory is that of the documents
    that have a duplicate, ~40 bytes each, never the corpus). In each component the earliest
@@ -86,7 +91,10 @@ class DedupConfig:
     seed: int = 1
     #: "poly" (vectorised polynomial hash) or "sha1" (datasketch's default, slower)
     hash: str = "poly"
-    #: candidate pairs (and cluster members) need an estimated Jaccard >= this; default threshold - 0.05
+    #: verify every LSH candidate pair (and cluster member) on the full signature before it joins a
+    #: cluster; off (`--no-verify-candidates`): every pair that shares a band is a duplicate
+    verify: bool = True
+    #: the estimated Jaccard (share of equal signature values) a verified pair needs; default: threshold
     verify_threshold: float | None = None
     #: remove near-duplicates (MinHash LSH)
     near: bool = True
@@ -117,7 +125,7 @@ class DedupConfig:
                 f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}: raise --num-perm or lower --bands/--rows"
             )
         if self.verify_threshold is None:
-            self.verify_threshold = round(max(self.threshold - 0.05, 0.0), 6)
+            self.verify_threshold = self.threshold
         if not 0.0 <= self.verify_threshold <= 1.0:
             raise ValueError(f"verify_threshold must be between 0 and 1 (got {self.verify_threshold})")
         if self.hash not in ("poly", "sha1"):
@@ -440,20 +448,36 @@ class BucketStage(_DedupStep):
         del bkey, doc, same, start, first
         keep = a != b
         pairs = np.unique(np.stack([np.minimum(a, b)[keep], np.maximum(a, b)[keep]], axis=1), axis=0)
-        candidates = len(pairs)
-        if self.config.near and candidates:
-            pairs = pairs[self._verify(pairs)]
+        if not self.config.near or not len(pairs):
+            return *connected_components(pairs[:, 0], pairs[:, 1]), {"candidates": len(pairs), "verified": len(pairs)}
+        ok, owned = self._verify(pairs, s)
+        candidates, verified = int(owned.sum()), int((ok & owned).sum())
+        if self.config.verify:
+            pairs = pairs[ok]
         nodes, roots = connected_components(pairs[:, 0], pairs[:, 1])
-        return nodes, roots, {"candidates": int(candidates), "verified": int(len(pairs))}
+        return nodes, roots, {"candidates": candidates, "verified": verified if self.config.verify else candidates}
 
-    def _verify(self, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+    def _verify(self, pairs: np.ndarray, shard: int, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """Per pair: estimated Jaccard >= verify_threshold, and whether this shard counts it.
+
+        A pair that shares k bands is a candidate in up to k shards; it is counted (in stats)
+        only in the shard of the first band it shares, so `candidate_pairs` counts pairs.
+        """
+        cfg = self.config
         store = _RowStore(self.work / "sigs")
         ok = np.zeros(len(pairs), dtype=bool)
+        owned = np.ones(len(pairs), dtype=bool)
         for lo in range(0, len(pairs), chunk):
             p = pairs[lo : lo + chunk]
             sa, sb = store.gather(p[:, 0]), store.gather(p[:, 1])
-            ok[lo : lo + chunk] = (sa == sb).mean(axis=1) >= self.config.verify_threshold
-        return ok
+            ok[lo : lo + chunk] = (sa == sb).mean(axis=1) >= cfg.verify_threshold
+            ka, kb = band_keys(sa, cfg.bands, cfg.rows), band_keys(sb, cfg.bands, cfg.rows)
+            common = ka == kb
+            first = np.argmax(common, axis=1)
+            owner = (ka[np.arange(len(p)), first] % _U64(cfg.bucket_shards)).astype(np.int64)
+            empty = (sa == np.uint32(0xFFFFFFFF)).all(axis=1)  # no minhash bands: met through --exact only
+            owned[lo : lo + chunk] = ~common.any(axis=1) | empty | (owner == shard)
+        return ok, owned
 
 
 class ClusterStage(_DedupStep):
@@ -504,8 +528,8 @@ class ClusterStage(_DedupStep):
     def _assign(self, nodes: np.ndarray, roots: np.ndarray, chunk_nodes: int = 200_000) -> np.ndarray:
         """The cluster center (survivor) of every node; a node that is its own center is kept."""
         center = nodes.copy()
-        if nodes.size == 0 or not self.config.near:
-            center[:] = roots  # exact-only: a component is a set of identical texts
+        if nodes.size == 0 or not self.config.near or not self.config.verify:
+            center[:] = roots  # exact-only (identical texts), or unverified: the whole component is one cluster
             return center
         starts = np.flatnonzero(np.concatenate([[True], roots[1:] != roots[:-1]]))
         store = _RowStore(self.work / "sigs")
@@ -815,6 +839,7 @@ def _collect_stats(files: list[str], work: Path, config: DedupConfig, seconds: f
         "bands": config.bands,
         "rows": config.rows,
         "threshold": config.threshold,
+        "verify": config.verify,
         "verify_threshold": config.verify_threshold,
         "files": len(files),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmforge.cli import Finite, LocalPath
+from lmforge.locks import locks_output
 
 
 @click.command("dedup")
@@ -15,7 +16,9 @@ from lmforge.cli import Finite, LocalPath
 @click.option("--num-perm", default=112, show_default=True, type=click.IntRange(min=1), help="MinHash permutations.")
 @click.option("--bands", type=click.IntRange(min=1), default=None, help="LSH bands (default: derived from --threshold, see --explain).")
 @click.option("--rows", type=click.IntRange(min=1), default=None, help="LSH rows per band (default: derived from --threshold).")
-@click.option("--verify-threshold", type=Finite(0, 1), default=None, help="Estimated Jaccard a candidate pair needs [default: threshold - 0.05].")
+@click.option("--verify-candidates/--no-verify-candidates", "verify", default=True, show_default=True,
+              help="Check every LSH candidate pair on the full signature (estimated Jaccard >= --verify-threshold) before it joins a cluster; without it every pair that shares a band is a duplicate.")
+@click.option("--verify-threshold", type=Finite(0, 1), default=None, help="Estimated Jaccard a candidate pair needs [default: --threshold].")
 @click.option("--seed", default=1, show_default=True, type=click.IntRange(min=0), help="Permutation seed (datasketch's `seed`).")
 @click.option("--hash", "hash_", type=click.Choice(["poly", "sha1"]), default="poly", show_default=True, help="Shingle hash: vectorised polynomial, or datasketch's default sha1 (slower).")
 @click.option("--exact", is_flag=True, help="Also remove exact duplicates (hash of lower-cased, whitespace-collapsed text).")
@@ -27,7 +30,8 @@ from lmforge.cli import Finite, LocalPath
 @click.option("--tasks", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks per stage (files and bucket shards are spread over them).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks running at once.")
 @click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm).")
-def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, slurm_partition):
+@locks_output("output", clean=lambda kw: kw["executor"] != "slurm", skip=lambda kw: kw["explain"])
+def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, slurm_partition):
     """Remove near-duplicate (and with --exact, exact duplicate) documents.
 
     INPUTS are document folders, files or globs (`DIR/documents/**/*.jsonl.zst`, `.jsonl`,
@@ -50,7 +54,7 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify_thresh
     try:
         config = DedupConfig(
             threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, rows=rows, seed=seed, hash=hash_,
-            verify_threshold=verify_threshold, near=near, exact=exact, bucket_shards=bucket_shards, text_key=text_key,
+            verify=verify, verify_threshold=verify_threshold, near=near, exact=exact, bucket_shards=bucket_shards, text_key=text_key,
         )
         ex = ExecutorConfig(executor=executor, tasks=tasks, workers=workers, slurm_partition=slurm_partition)
     except ValueError as exc:
@@ -84,11 +88,14 @@ def _print_explain(config) -> None:
         if s >= config.threshold:
             meaning = f"duplicate: missed with probability {1 - p:.2g}"
         else:
-            meaning = f"not a duplicate: candidate (then verified) with probability {p:.2g}"
+            meaning = f"not a duplicate: candidate{' (then verified)' if config.verify else ''} with probability {p:.2g}"
         table.add_row(f"{s:.2f}", f"{p:.5f}", meaning)
     console = Console()
     console.print(table)
-    console.print(f"candidates are kept when their estimated Jaccard is >= {config.verify_threshold}")
+    if config.verify:
+        console.print(f"candidates are kept when their estimated Jaccard is >= {config.verify_threshold}")
+    else:
+        console.print("candidates are not verified (--no-verify-candidates): every pair that shares a band is a duplicate")
 
 
 def _print_summary(stats: dict, output: str) -> None:
@@ -103,6 +110,9 @@ def _print_summary(stats: dict, output: str) -> None:
         table.add_row(f"skipped ({reason})", f"{n:,}")
     table.add_row("exact duplicates removed", f"{stats['exact_duplicates_removed']:,}")
     table.add_row("clusters", f"{stats['clusters']:,}")
+    table.add_row("candidate pairs (LSH)", f"{stats['candidate_pairs']:,}")
+    verified = f"{stats['verified_pairs']:,}" if stats.get("verify", True) else "not verified"
+    table.add_row(f"verified pairs (estimated Jaccard >= {stats['verify_threshold']:g})", verified)
     table.add_row("near-duplicates removed", f"{stats['near_duplicates_removed']:,}")
     table.add_row("kept", f"{stats['kept']:,}")
     table.add_row("docs/s", f"{stats['docs_per_s'] or 0:,.0f}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmforge.cli import LocalPath
+from lmforge.locks import locks_output
 
 
 @click.command()
@@ -15,6 +16,7 @@ from lmforge.cli import LocalPath
 @click.option("--languages", default="en", show_default=True, help="Languages the corpus keeps (comma separated; 'all' keeps every one).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--quick", is_flag=True, hidden=True, help="Few alignment steps (for the test suite): the stages run, the figures mean little.")
+@locks_output("output_dir")
 def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, no_progress: bool, quick: bool) -> None:
     """Run every stage on built-in samples (offline): crawl to pretrained GPT, then SFT,
     reward model, DPO, GRPO and a chat answer on small sums. --warc FILE crawls a real file.

@@ -54,10 +54,13 @@ def run(recipe, output, until, progress):
     from lmforge.pipelines.recipe import RecipeError
     from lmforge.pipelines.runner import PipelineError, run_pipeline
 
+    from lmforge.locks import hold
+
     rcp = _load(recipe, output)
     console = _console()
     try:
-        record = run_pipeline(rcp, until=until, progress=progress, log=lambda msg: console.print(msg, style="dim"))
+        with hold(rcp.output, click.ClickException):
+            record = run_pipeline(rcp, until=until, progress=progress, log=lambda msg: console.print(msg, style="dim"))
     except (RecipeError, PipelineError) as exc:
         raise click.ClickException(str(exc)) from None
     _print_record(record, console)

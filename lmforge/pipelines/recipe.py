@@ -19,6 +19,7 @@ min_sentences = 3
 
 [dedup]                           # lmforge.corpus.dedup.DedupConfig (MinHash LSH)
 threshold = 0.8
+verify = true                     # check LSH candidate pairs: estimated Jaccard >= threshold (false: LSH alone)
 
 [tokenizer]                       # lmforge.tokenize.train.TrainConfig; trained on every mix source
 vocab_size = 8192

@@ -43,8 +43,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lmforge.tokenize.mix import MixError
     from lmforge.tokenize.tokenizer import TokenizerError
 
+    from lmforge.locks import OutputLocked
+
     errors: list[type[BaseException]] = [RecipeError, CorpusRunError, DedupError, DocumentFileError, BuildError, MixError,
-                                         TokenizerError, FileNotFoundError, ValueError]
+                                         TokenizerError, FileNotFoundError, ValueError, OutputLocked]
     try:
         from lmforge.alignment.reward import AlignmentError
         from lmforge.alignment.sft import SFTError
@@ -128,6 +130,14 @@ class PipelineRunner:
         missing = [m for stage, m in missing_inputs(self.recipe) if stage in plan]
         if missing:
             raise RecipeError("the recipe names inputs that do not exist:\n  " + "\n  ".join(missing))
+        from lmforge.locks import hold
+
+        with hold(self.out, PipelineError):  # reentrant: `pipeline run` and `demo` took it already
+            return self._run_plan(plan)
+
+    def _run_plan(self, plan: list[str]) -> dict:
+        from lmforge.locks import output_lock
+
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_settings(plan)
         errors = _user_errors()
@@ -138,7 +148,9 @@ class PipelineRunner:
             t = time.perf_counter()
             self.log(f"pipeline: {stage} ...")
             try:
-                result = getattr(self, f"_{stage}")()
+                # the stage's own output too: a command writing into it by hand is refused by name
+                with output_lock(self.out / ("mix.json" if stage == "mix" else stage), file=stage == "mix", clean=False):
+                    result = getattr(self, f"_{stage}")()
             except errors as exc:
                 entry.update(status="failed", error=str(exc))
                 _write_record(self.out, self.record)

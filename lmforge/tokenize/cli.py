@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from lmforge.cli import LocalPath, os_error_message
+from lmforge.locks import locks_output
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -81,6 +82,7 @@ def tokenizer() -> None:
 @click.option("--overwrite", "--force", "overwrite", is_flag=True,
               help="Train again even if OUT holds a tokenizer (one made with other settings or inputs is otherwise refused).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@locks_output("output_dir")
 def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, digits, min_frequency, text_key, overwrite, no_progress) -> None:
     """Train a byte-level BPE tokenizer on a seeded sample of documents.
 

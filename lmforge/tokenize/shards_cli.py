@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from lmforge.cli import LocalPath
+from lmforge.locks import locks_output
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -64,6 +65,7 @@ def shards():
 @click.option("--strict", is_flag=True, help="A malformed JSONL line is an error naming file and line (default: counted and skipped).")
 @click.option("--overwrite", "--force", "force", is_flag=True,
               help="Rebuild OUT from scratch even if it holds a build with other settings (otherwise refused by name).")
+@locks_output("out_dir")
 def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_tokens, level, text_key, strict, force):
     """Tokenise documents (.jsonl.zst, .jsonl, .txt, Parquet; folders and globs) into shards.
 
@@ -333,6 +335,7 @@ def mix():
 @click.option("--from-toml", "recipe", type=LocalPath(), default=None, help="A recipe TOML (see lmforge/tokenize/recipes/llama.toml); --source/--budget add to or override it.")
 @click.option("-o", "--output", "out", required=True, type=LocalPath(dir_okay=False), help="The manifest to write (mix.json).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT even if it is a manifest built with other sources, weights or budget.")
+@locks_output("out", file=True)
 def mix_build(sources, budget, val_tokens, recipe, out, overwrite):
     """Write a mixture manifest: shards (relative paths), tokens, checksums, weights, epochs.
 

@@ -7,6 +7,7 @@ import os
 import click
 
 from lmforge.cli import Finite, LocalPath
+from lmforge.locks import locks_output
 
 from lmforge.train.presets import PRESETS
 
@@ -45,6 +46,7 @@ def _console():
                                                 "e.g. to train it again with other settings.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
+@locks_output("out_dir")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
           optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, progress):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
