@@ -177,8 +177,10 @@ class PipelineRunner:
                     "and the stages after it")
 
     def _output_exists(self, stage: str) -> bool:
-        path = self.out / ("mix.json" if stage == "mix" else stage)
-        return path.is_file() or (path.is_dir() and any(path.iterdir()))
+        from lmforge.locks import LOCK_NAME
+
+        path = self.out / ("mix.json" if stage == "mix" else stage)  # the lock this run holds on it is no output
+        return path.is_file() or (path.is_dir() and any(p.name != LOCK_NAME for p in path.iterdir()))
 
     # ---- stages -----------------------------------------------------------------------------
     def _executor(self):
