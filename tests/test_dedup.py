@@ -358,7 +358,7 @@ def test_candidates_are_verified_before_they_join_a_cluster(tmp_path, executor_t
     verified = run_dedup([str(tmp_path / "in")], str(tmp_path / "out"), cfg, ex)
     assert set(read_ids(tmp_path / "out")) == {d for d, _ in docs} - {"near"}
     assert verified["candidate_pairs"] == 2 and verified["verified_pairs"] == 1
-    assert verified["verify"] is True and verified["verify_threshold"] == 0.8
+    assert verified["verify"] == "exact" and verified["verify_threshold"] == 0.8
     # LSH alone: the collision is removed as a "duplicate" of a document it does not resemble
     unverified = run_dedup([str(tmp_path / "in")], str(tmp_path / "raw"), DedupConfig(verify=False), ex)
     assert set(read_ids(tmp_path / "raw")) == {d for d, _ in docs} - {"near", "collides"}
@@ -367,7 +367,8 @@ def test_candidates_are_verified_before_they_join_a_cluster(tmp_path, executor_t
     runner = CliRunner()
     r = runner.invoke(dedup, [str(tmp_path / "in"), "-o", str(tmp_path / "cli")])
     assert r.exit_code == 0, r.output
-    assert "candidate pairs (LSH)" in r.output and "verified pairs (estimated Jaccard >= 0.8)" in r.output
+    assert "candidate pairs (LSH)" in r.output and "pairs with estimated Jaccard >= 0.8" in r.output
+    assert "pairs with exact Jaccard >= 0.8" in r.output and "verified pairs (exact)" in r.output
     r = runner.invoke(dedup, [str(tmp_path / "in"), "-o", str(tmp_path / "cli-raw"), "--no-verify-candidates"])
     assert r.exit_code == 0 and "not verified" in r.output
     assert orjson.loads((tmp_path / "cli-raw" / "stats.json").read_bytes())["near_duplicates_removed"] == 2
