@@ -244,7 +244,11 @@ def write_input(docs, folder: Path) -> Path:
     return path
 
 
-def run_lmforge(docs, folder: Path, threshold: float, verify: bool, verify_threshold: float | None = None) -> dict[str, str]:
+def _bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def run_lmforge(docs, folder: Path, threshold: float, verify: str, verify_threshold: float | None = None) -> dict[str, str]:
     """removed id -> survivor id, from `run_dedup`'s clusters file."""
     import orjson
     import zstandard
@@ -259,7 +263,9 @@ def run_lmforge(docs, folder: Path, threshold: float, verify: bool, verify_thres
         c = orjson.loads(line)
         for m in c["removed"]:
             survivor[m["id"]] = c["survivor"]["id"]
-    survivor["__stats__"] = {"candidate_pairs": stats["candidate_pairs"], "verified_pairs": stats["verified_pairs"]}
+    work = out / ".lmforge" / "dedup"
+    survivor["__stats__"] = {k: stats[k] for k in ("candidate_pairs", "estimate_pairs", "exact_pairs", "verified_pairs")}
+    survivor["__stats__"].update(text_bytes=sum(len(t.encode()) for _, t in docs), input_bytes=_bytes(folder / "in"), signature_bytes=_bytes(work / "sigs"), shingle_bytes=_bytes(work / "shingles"))
     return survivor
 
 
@@ -361,7 +367,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default="lmforge,lmforge_previous,lmforge_unverified,datasketch,datatrove")
+    ap.add_argument("--methods", default="lmforge,lmforge_estimate,lmforge_previous,lmforge_unverified,datasketch,datatrove")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -378,11 +384,13 @@ def main() -> None:
             for method in methods:
                 t = time.perf_counter()
                 if method == "lmforge":
-                    surv = run_lmforge(docs, folder, args.threshold, verify=True)
+                    surv = run_lmforge(docs, folder, args.threshold, verify="exact")
+                elif method == "lmforge_estimate":
+                    surv = run_lmforge(docs, folder, args.threshold, verify="estimate")
                 elif method == "lmforge_previous":
-                    surv = run_lmforge(docs, folder, args.threshold, verify=True, verify_threshold=round(args.threshold - 0.05, 6))
+                    surv = run_lmforge(docs, folder, args.threshold, verify="estimate", verify_threshold=round(args.threshold - 0.05, 6))
                 elif method == "lmforge_unverified":
-                    surv = run_lmforge(docs, folder, args.threshold, verify=False)
+                    surv = run_lmforge(docs, folder, args.threshold, verify="none")
                 elif method == "datasketch":
                     surv = run_datasketch(docs, args.threshold)
                 elif method == "datatrove":

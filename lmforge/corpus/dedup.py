@@ -61,7 +61,7 @@ from typing import Iterable
 import numpy as np
 import orjson
 
-from lmforge.corpus.minhash import LSHParams, MinHasher, band_keys, minhash_from_hashes, optimal_lsh_params, shingle_hashes
+from lmforge.corpus.minhash import LSHParams, MinHasher, _fmix64, band_keys, minhash_from_hashes, optimal_lsh_params, shingle_hashes
 from lmforge.documents import DocumentFileError, DocumentWriter, find_document_files, iter_documents
 from lmforge.errors import UserError
 
@@ -323,10 +323,10 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + shift
 
 
-def exact_jaccard(store: _ShingleStore, a: np.ndarray, b: np.ndarray, chunk_shingles: int = 4_000_000) -> np.ndarray:
+def exact_jaccard(store: _ShingleStore, a: np.ndarray, b: np.ndarray, chunk_shingles: int = 1_000_000) -> np.ndarray:
     """Exact Jaccard of the shingle sets of documents `a[i]` and `b[i]` (two empty sets: 1.0).
 
-    Pairs go in chunks of about `chunk_shingles` shingles (~100 MB of work arrays): both sets of
+    Pairs go in chunks of about `chunk_shingles` shingles (~40 MB of work arrays): both sets of
     a chunk are tagged with the pair's index, sorted together, and every value that occurs
     twice under one tag is in the intersection.
     """
@@ -583,7 +583,7 @@ class BucketStage(_DedupStep):
         stats = {"candidates": int(owned.sum()), "estimate": int(((est >= vt) & owned).sum()), "exact": None}
         if mode == "exact":
             ok = est >= vt - EXACT_PREFILTER
-            ok[ok] = exact_jaccard(_ShingleStore(self.work / "shingles"), pairs[ok, 0], pairs[ok, 1]) >= vt
+            ok[ok] = self._exact_ok(pairs[ok])
             stats["exact"] = int((ok & owned).sum())
         else:
             ok = est >= vt if mode == "estimate" else np.ones(len(pairs), bool)
@@ -591,6 +591,33 @@ class BucketStage(_DedupStep):
         pairs = pairs[ok]
         nodes, roots = connected_components(pairs[:, 0], pairs[:, 1])
         return nodes, roots, stats
+
+    #: pairs whose exact result a task remembers (17 bytes each); a pair at J ~0.9 shares most of
+    #: the 15 bands, so it is a candidate in ~10 shards, and a task compares it once
+    exact_cache_pairs = 20_000_000
+
+    def _exact_ok(self, pairs: np.ndarray) -> np.ndarray:
+        """Exact Jaccard >= verify_threshold per pair, each pair compared once per task.
+
+        The cache is sorted by a 64-bit hash of the pair; a hit must also match both keys, so a
+        hash collision only costs one more comparison.
+        """
+        cache = getattr(self, "_cache", None)
+        if cache is None or cache[0].size > self.exact_cache_pairs:
+            cache = tuple(np.zeros(0, t) for t in (np.uint64, np.uint64, np.uint64, bool))
+        ch, ca, cb, cv = cache
+        h = _fmix64(pairs[:, 0] ^ _fmix64(pairs[:, 1]))
+        pos = np.minimum(np.searchsorted(ch, h), max(ch.size - 1, 0))
+        hit = (ch[pos] == h) & (ca[pos] == pairs[:, 0]) & (cb[pos] == pairs[:, 1]) if ch.size else np.zeros(len(pairs), bool)
+        ok = np.zeros(len(pairs), bool)
+        ok[hit] = cv[pos[hit]]
+        new = ~hit
+        ok[new] = exact_jaccard(_ShingleStore(self.work / "shingles"), pairs[new, 0], pairs[new, 1]) >= self.config.verify_threshold
+        parts = [(ch, h[new]), (ca, pairs[new, 0]), (cb, pairs[new, 1]), (cv, ok[new])]
+        merged = [np.concatenate(p) for p in parts]
+        order = np.argsort(merged[0], kind="stable")  # two sorted runs: a merge
+        self._cache = tuple(m[order] for m in merged)
+        return ok
 
     def _verify(self, pairs: np.ndarray, shard: int, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
         """Per pair: the estimated Jaccard, and whether this shard counts the pair.
