@@ -3,7 +3,9 @@
 Signatures are generated (not computed from text) straight into the signature stage's
 output format: random 112-value signatures, and planted clusters of 2-5 members that copy
 a base signature with 5% of values replaced (estimated Jaccard ~0.9), members spread over
-all files. Then the bucket and cluster stages run as `lmforge corpus dedup` runs them, in
+all files. With `--verify exact` (the default) every document also gets a shingle set of
+`--shingles` random 32-bit values (a ~400-word document), members copying their cluster's
+base set with 3% of values replaced (exact Jaccard ~0.89). Then the bucket and cluster stages run as `lmforge corpus dedup` runs them, in
 this process (local executor, one task), and the process's peak RSS is reported; the
 generation runs in a child process so it does not count.
 
@@ -61,6 +63,7 @@ class SyntheticSignatures(SignatureStage):
 
     n_docs = 0
     per_file = 0
+    shingles = 400
 
     def _one_file(self, fi: int, hasher) -> None:
         cfg, n_docs = self.config, self.n_docs
@@ -83,7 +86,26 @@ class SyntheticSignatures(SignatureStage):
             self.add_records(records, fi, s, min(100_000, hi - lo - s), sig[s : s + 100_000], None)
         names = [json.dumps([f"g{x}", None]).encode() for x in g] if hi - lo <= 2_000_000 else []
         offsets = np.concatenate([[0], np.cumsum([len(x) for x in names])]).astype(np.int64)
+        if cfg.verify == "exact":
+            self._shingles(fi, g, is_member, cluster)
         self.save(fi, hi - lo, records, sig, np.zeros(0, np.uint64), b"".join(names), offsets, {})
+
+    def _shingles(self, fi: int, g: np.ndarray, is_member: np.ndarray, cluster: np.ndarray) -> None:
+        from lmforge.corpus.dedup import _atomic_save, unique_per_document
+
+        k = np.arange(self.shingles, dtype=np.int64)
+        values, counts = [], []
+        for s in range(0, g.size, 10_000):
+            gs, ms, cs = g[s : s + 10_000], is_member[s : s + 10_000], cluster[s : s + 10_000]
+            own = (_hash(gs[:, None] * self.shingles + k, 4) >> np.uint64(32)).astype(np.uint32)
+            base = (_hash(cs[:, None] * self.shingles + k, 5) >> np.uint64(32)).astype(np.uint32)
+            noise = (_hash(gs[:, None] * self.shingles + k, 6) % np.uint64(100)) < 3
+            v, c = unique_per_document(np.where(ms[:, None] & ~noise, base, own).ravel(), np.full(gs.size, self.shingles))
+            values.append(v)
+            counts.append(c)
+        offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+        _atomic_save(self.work / "shingles" / f"{fi:06d}.npy", np.concatenate(values))
+        _atomic_save(self.work / "shingles" / f"{fi:06d}.idx.npy", offsets)
 
 
 def generate(out: Path, n_docs: int, per_file: int, config: DedupConfig) -> None:
@@ -98,12 +120,15 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--per-file", type=int, default=100_000)
     ap.add_argument("--bucket-shards", type=int, default=64)
+    ap.add_argument("--verify", choices=["exact", "estimate", "none"], default="exact")
+    ap.add_argument("--shingles", type=int, default=400, help="shingles per document (with --verify exact)")
     ap.add_argument("--workdir", default=None, help="where the signatures go (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    config = DedupConfig(bucket_shards=args.bucket_shards)
+    config = DedupConfig(bucket_shards=args.bucket_shards, verify=args.verify)
+    SyntheticSignatures.shingles = args.shingles
     if args.generate_only:
         generate(Path(args.workdir), args.docs, args.per_file, config)
         return
@@ -112,7 +137,8 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--generate-only", "--docs", str(args.docs), "--per-file", str(args.per_file),
-                        "--bucket-shards", str(args.bucket_shards), "--workdir", str(out)], check=True)
+                        "--bucket-shards", str(args.bucket_shards), "--verify", args.verify, "--shingles", str(args.shingles),
+                        "--workdir", str(out)], check=True)
         gen_s = time.perf_counter() - t0
         log(f"generated {args.docs:,} signatures in {gen_s:.1f}s")
         files = [f"synthetic-{i:05d}" for i in range((args.docs + args.per_file - 1) // args.per_file)]
@@ -128,6 +154,9 @@ def main() -> None:
             "bands": config.bands,
             "rows": config.rows,
             "bucket_shards": args.bucket_shards,
+            "verify": args.verify,
+            "signature_mb": round(sum(f.stat().st_size for f in (out / WORK / "sigs").glob("*.npy")) / 2**20, 1),
+            "shingle_mb": round(sum(f.stat().st_size for f in (out / WORK / "shingles").glob("*.npy")) / 2**20, 1),
             "seconds": round(seconds, 2),
             "generate_seconds": round(gen_s, 2),
             "peak_rss_mb": round(peak, 1),

@@ -358,7 +358,7 @@ def test_candidates_are_verified_before_they_join_a_cluster(tmp_path, executor_t
     verified = run_dedup([str(tmp_path / "in")], str(tmp_path / "out"), cfg, ex)
     assert set(read_ids(tmp_path / "out")) == {d for d, _ in docs} - {"near"}
     assert verified["candidate_pairs"] == 2 and verified["verified_pairs"] == 1
-    assert verified["verify"] is True and verified["verify_threshold"] == 0.8
+    assert verified["verify"] == "exact" and verified["verify_threshold"] == 0.8
     # LSH alone: the collision is removed as a "duplicate" of a document it does not resemble
     unverified = run_dedup([str(tmp_path / "in")], str(tmp_path / "raw"), DedupConfig(verify=False), ex)
     assert set(read_ids(tmp_path / "raw")) == {d for d, _ in docs} - {"near", "collides"}
@@ -367,11 +367,67 @@ def test_candidates_are_verified_before_they_join_a_cluster(tmp_path, executor_t
     runner = CliRunner()
     r = runner.invoke(dedup, [str(tmp_path / "in"), "-o", str(tmp_path / "cli")])
     assert r.exit_code == 0, r.output
-    assert "candidate pairs (LSH)" in r.output and "verified pairs (estimated Jaccard >= 0.8)" in r.output
+    assert "candidate pairs (LSH)" in r.output and "pairs with estimated Jaccard >= 0.8" in r.output
+    assert "pairs with exact Jaccard >= 0.8" in r.output and "verified pairs (exact)" in r.output
     r = runner.invoke(dedup, [str(tmp_path / "in"), "-o", str(tmp_path / "cli-raw"), "--no-verify-candidates"])
     assert r.exit_code == 0 and "not verified" in r.output
     assert orjson.loads((tmp_path / "cli-raw" / "stats.json").read_bytes())["near_duplicates_removed"] == 2
     assert "--no-verify-candidates" in runner.invoke(dedup, ["--help"]).output
+
+
+def _estimate_above_exact_below(base: str, config: DedupConfig, rng: random.Random) -> str:
+    """A variant of `base` that shares an LSH band with it, whose estimated Jaccard (112 values)
+    is >= the threshold while its exact Jaccard is below it (0.72-0.79)."""
+    from lmforge.corpus.minhash import MinHasher, band_keys
+
+    hasher = MinHasher(config.num_perm, config.seed, config.ngram, config.hash)
+    for _ in range(2000):
+        variant = mutate(base, rng.uniform(0.02, 0.035), rng)
+        if not 0.72 <= jaccard(base, variant) < config.threshold - 0.01:
+            continue
+        sig = hasher.signatures([base, variant])
+        keys = band_keys(sig, config.bands, config.rows)
+        if (keys[0] == keys[1]).any() and (sig[0] == sig[1]).mean() >= config.threshold:
+            return variant
+    raise AssertionError("no variant with estimate >= threshold > exact found")  # pragma: no cover
+
+
+@pytest.mark.parametrize("executor_tasks", [1, 3])
+def test_exact_verification_drops_pairs_the_estimate_overrates(tmp_path, executor_tasks):
+    """A pair whose estimated Jaccard is >= 0.8 but exact < 0.8 is removed with --verify
+    estimate and kept with --verify exact (the default); true near-duplicates (exact >= 0.85)
+    are removed by both; stats count candidates, pairs passing the estimate and exact."""
+    from lmforge.corpus.execution import ExecutorConfig
+
+    texts = [t for t in c4_texts() if len(t.split()) > 300][:10]
+    rng = random.Random(3)
+    over = _estimate_above_exact_below(texts[0], DedupConfig(), rng)
+    near = [mutate(texts[1], 0.008, rng), mutate(texts[2], 0.014, rng)]
+    assert all(jaccard(texts[i + 1], t) >= 0.85 for i, t in enumerate(near))
+    docs = [(f"doc{i}", t) for i, t in enumerate(texts)] + [("over", over), ("near1", near[0]), ("near2", near[1])]
+    write_docs(tmp_path / "in" / "documents" / "a.jsonl.zst", docs[:6])
+    write_docs(tmp_path / "in" / "documents" / "b.jsonl.zst", docs[6:])
+    ex = ExecutorConfig(tasks=executor_tasks, workers=1)
+    exact = run_dedup([str(tmp_path / "in")], str(tmp_path / "exact"), DedupConfig(), ex)
+    assert set(read_ids(tmp_path / "exact")) == {d for d, _ in docs} - {"near1", "near2"}
+    assert (exact["candidate_pairs"], exact["estimate_pairs"], exact["exact_pairs"], exact["verified_pairs"]) == (3, 3, 2, 2)
+    # the clusters file reports the exact Jaccard of the shingle sets
+    sims = {m["id"]: m["similarity"] for c in read_clusters(tmp_path / "exact") for m in c["removed"]}
+    assert sims == {"near1": round(jaccard(texts[1], near[0]), 4), "near2": round(jaccard(texts[2], near[1]), 4)}
+    estimate = run_dedup([str(tmp_path / "in")], str(tmp_path / "estimate"), DedupConfig(verify="estimate"), ex)
+    assert set(read_ids(tmp_path / "estimate")) == {d for d, _ in docs} - {"near1", "near2", "over"}
+    assert (estimate["estimate_pairs"], estimate["exact_pairs"], estimate["verified_pairs"]) == (3, None, 3)
+    # the old flag is an alias of --verify estimate
+    r = CliRunner().invoke(dedup, [str(tmp_path / "in"), "-o", str(tmp_path / "cli"), "--verify-candidates"])
+    assert r.exit_code == 0, r.output
+    assert orjson.loads((tmp_path / "cli" / "stats.json").read_bytes())["verify"] == "estimate"
+    assert "over" not in read_ids(tmp_path / "cli")
+
+
+def test_verify_modes_are_validated():
+    assert DedupConfig(verify=True).verify == "estimate" and DedupConfig(verify=False).verify == "none"
+    with pytest.raises(ValueError, match="verify must be one of exact, estimate, none"):
+        DedupConfig(verify="approx")
 
 
 # ----------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ from lmforge.locks import locks_output
 @click.option("--num-perm", default=112, show_default=True, type=click.IntRange(min=1), help="MinHash permutations.")
 @click.option("--bands", type=click.IntRange(min=1), default=None, help="LSH bands (default: derived from --threshold, see --explain).")
 @click.option("--rows", type=click.IntRange(min=1), default=None, help="LSH rows per band (default: derived from --threshold).")
-@click.option("--verify-candidates/--no-verify-candidates", "verify", default=True, show_default=True,
-              help="Check every LSH candidate pair on the full signature (estimated Jaccard >= --verify-threshold) before it joins a cluster; without it every pair that shares a band is a duplicate.")
-@click.option("--verify-threshold", type=Finite(0, 1), default=None, help="Estimated Jaccard a candidate pair needs [default: --threshold].")
+@click.option("--verify", "verify", type=click.Choice(["exact", "estimate", "none"]), default="exact", show_default=True,
+              help="How an LSH candidate pair is checked before it joins a cluster: exact Jaccard of the two shingle sets, the estimate from the full signature, or not at all (LSH alone).")
+@click.option("--verify-candidates", "verify", flag_value="estimate", help="Alias of --verify estimate.")
+@click.option("--no-verify-candidates", "verify", flag_value="none", help="Alias of --verify none.")
+@click.option("--verify-threshold", type=Finite(0, 1), default=None, help="Jaccard (exact or estimated) a candidate pair needs [default: --threshold].")
 @click.option("--seed", default=1, show_default=True, type=click.IntRange(min=0), help="Permutation seed (datasketch's `seed`).")
 @click.option("--hash", "hash_", type=click.Choice(["poly", "sha1"]), default="poly", show_default=True, help="Shingle hash: vectorised polynomial, or datasketch's default sha1 (slower).")
 @click.option("--exact", is_flag=True, help="Also remove exact duplicates (hash of lower-cased, whitespace-collapsed text).")
@@ -88,12 +90,13 @@ def _print_explain(config) -> None:
         if s >= config.threshold:
             meaning = f"duplicate: missed with probability {1 - p:.2g}"
         else:
-            meaning = f"not a duplicate: candidate{' (then verified)' if config.verify else ''} with probability {p:.2g}"
+            meaning = f"not a duplicate: candidate{'' if config.verify == 'none' else ' (then verified)'} with probability {p:.2g}"
         table.add_row(f"{s:.2f}", f"{p:.5f}", meaning)
     console = Console()
     console.print(table)
-    if config.verify:
-        console.print(f"candidates are kept when their estimated Jaccard is >= {config.verify_threshold}")
+    if config.verify != "none":
+        how = "exact Jaccard of their shingle sets" if config.verify == "exact" else "estimated Jaccard"
+        console.print(f"candidates are kept when their {how} is >= {config.verify_threshold}")
     else:
         console.print("candidates are not verified (--no-verify-candidates): every pair that shares a band is a duplicate")
 
@@ -111,8 +114,11 @@ def _print_summary(stats: dict, output: str) -> None:
     table.add_row("exact duplicates removed", f"{stats['exact_duplicates_removed']:,}")
     table.add_row("clusters", f"{stats['clusters']:,}")
     table.add_row("candidate pairs (LSH)", f"{stats['candidate_pairs']:,}")
-    verified = f"{stats['verified_pairs']:,}" if stats.get("verify", True) else "not verified"
-    table.add_row(f"verified pairs (estimated Jaccard >= {stats['verify_threshold']:g})", verified)
+    vt = f"{stats['verify_threshold']:g}"
+    table.add_row(f"pairs with estimated Jaccard >= {vt}", f"{stats['estimate_pairs']:,}")
+    if stats.get("exact_pairs") is not None:
+        table.add_row(f"pairs with exact Jaccard >= {vt}", f"{stats['exact_pairs']:,}")
+    table.add_row(f"verified pairs ({stats['verify']})", f"{stats['verified_pairs']:,}" if stats["verify"] != "none" else "not verified")
     table.add_row("near-duplicates removed", f"{stats['near_duplicates_removed']:,}")
     table.add_row("kept", f"{stats['kept']:,}")
     table.add_row("docs/s", f"{stats['docs_per_s'] or 0:,.0f}")

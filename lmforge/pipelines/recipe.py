@@ -19,7 +19,7 @@ min_sentences = 3
 
 [dedup]                           # lmforge.corpus.dedup.DedupConfig (MinHash LSH)
 threshold = 0.8
-verify = true                     # check LSH candidate pairs: estimated Jaccard >= threshold (false: LSH alone)
+verify = "exact"                  # check LSH candidate pairs: exact Jaccard >= threshold ("estimate": from signatures, "none": LSH alone)
 
 [tokenizer]                       # lmforge.tokenize.train.TrainConfig; trained on every mix source
 vocab_size = 8192
