@@ -19,7 +19,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 def _fail(message: str, code: int = 1):
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"Error: {message}", err=True)  # as the root handler writes it
     sys.exit(code)
 
 
