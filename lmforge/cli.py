@@ -253,6 +253,20 @@ def positive_float() -> Finite:
     return Finite(min=0, min_open=True)
 
 
+def run_folder_options(more_steps_continue: bool = False):
+    """`--resume` and `--overwrite` as every run folder takes them (`lmforge.settings`): the same
+    command again resumes anyway; other settings are refused unless --overwrite."""
+    more = "; a higher --steps continues a finished run" if more_steps_continue else ""
+
+    def decorate(f):
+        f = click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")(f)
+        return click.option("--resume", is_flag=True,
+                            help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same "
+                                 f"command resumes anyway (after a crash, from the newest checkpoint, exactly){more}.")(f)
+
+    return decorate
+
+
 def absolute_path(value):
     """An absolute path (same type as given) for a local path; URLs unchanged."""
     text = os.fspath(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath
+from lmforge.cli import Finite, LocalPath, run_folder_options
 from lmforge.locks import locks_output
 
 
@@ -24,10 +24,7 @@ from lmforge.locks import locks_output
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
-@click.option("--resume", is_flag=True,
-              help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
-                   "resumes anyway (after a crash, from the newest checkpoint, exactly); a higher --steps continues a finished run.")
-@click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
+@run_folder_options(more_steps_continue=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")

@@ -52,6 +52,7 @@ from lmforge.train.trainer import (
     _fsync_dir,
     autocast_context,
     checkpoint_dirs,
+    file_digest,
     latest_checkpoint,
     load_model,
     newest_good_checkpoint,
@@ -333,16 +334,6 @@ def checkpoint_path(run) -> str:
     return str(Path(ckpt if ckpt is not None else run).resolve())
 
 
-def file_sha256(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
-
-
 def load_optimizer(optimizer, ckpt: Path, device) -> None:
     optimizer.load_state_dict(load_optimizer_state(ckpt, device))
 
@@ -578,7 +569,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
     pairs, skipped = read_pairs(cfg.data, tok, max_len)
     train_idx, val_idx = split_indices(len(pairs), cfg.val_fraction, cfg.seed)
     info = {"train pairs": len(train_idx), "held-out pairs": len(val_idx), "skipped pairs": format_skipped(skipped), "max_len": max_len}
-    asked = rm_settings(asdict(cfg), checkpoint_path(cfg.base), file_sha256(cfg.data), tok.fingerprint, precision)
+    asked = rm_settings(asdict(cfg), checkpoint_path(cfg.base), file_digest(cfg.data), tok.fingerprint, precision)
     ckpt = start_run(run_dir, "rm", asked, prior, steps=cfg.steps, resume=cfg.resume, overwrite=cfg.overwrite)
     if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
         return finished_summary(run_dir, ckpt, info)

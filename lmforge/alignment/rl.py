@@ -44,7 +44,7 @@ from lmforge.alignment.reward import (
     batch_order,
     check_device,
     checkpoint_path,
-    file_sha256,
+    file_digest,
     finished_summary,
     gpt_tensors,
     load_base,
@@ -398,7 +398,7 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
     info = {"method": cfg.method, "prompts": len(examples), "samples per step": cfg.prompts_per_step * cfg.group_size,
             "reward": cfg.reward if cfg.method == "ppo" else cfg.reward_fn}
     asked = rl_settings(asdict(cfg), checkpoint_path(cfg.policy), checkpoint_path(cfg.reward) if cfg.method == "ppo" else None,
-                        file_sha256(cfg.prompts), tok.fingerprint)
+                        file_digest(cfg.prompts), tok.fingerprint)
     ckpt = start_run(run_dir, "rl", asked, prior, steps=cfg.steps, resume=cfg.resume, overwrite=cfg.overwrite)
     if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
         return finished_summary(run_dir, ckpt, info)

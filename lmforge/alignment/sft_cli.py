@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath
+from lmforge.cli import Finite, LocalPath, run_folder_options
 from lmforge.locks import locks_output
 
 
@@ -31,10 +31,7 @@ def _console():
               type=click.Choice(["auto", "alpaca", "messages", "self-instruct", "sharegpt"]), help="Record layout of --data.")
 @click.option("--eval-every", default=50, show_default=True, type=click.IntRange(min=0), help="Steps between validation passes (0: at the end only).")
 @click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=0), help="Steps between checkpoints (0: at the end only).")
-@click.option("--resume", is_flag=True,
-              help="Only continue: refuse to start a new run if -o holds none. Without it, a rerun of the same command "
-                   "resumes anyway (after a crash, from the newest checkpoint, exactly).")
-@click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings).")
+@run_folder_options()
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the one the base run trained with].")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")

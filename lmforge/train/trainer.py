@@ -482,7 +482,8 @@ def _state_digest(state: dict) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path) -> str:
+    """`sha256:HEX` of a file (checkpoint files, the data a run was made from)."""
     from lmforge.tokenize.shards import sha256_file
 
     return "sha256:" + sha256_file(path)
@@ -493,7 +494,7 @@ def seal_checkpoint(folder: Path, state: dict) -> dict:
     own content, then fsync every file and the folder. Every checkpoint writer ends with it."""
     folder = Path(folder)
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != STATE_FILE)
-    state = {**state, FILES_KEY: {name: _file_digest(folder / name) for name in names}}
+    state = {**state, FILES_KEY: {name: file_digest(folder / name) for name in names}}
     state[STATE_SHA256_KEY] = _state_digest(state)
     (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
     for name in (*names, STATE_FILE):
@@ -534,7 +535,7 @@ def verify_checkpoint(ckpt: str | os.PathLike, files: tuple[str, ...] | None = N
         if not path.is_file():
             raise CheckpointError(f"{ckpt}: {name} is missing")
         try:
-            digest = _file_digest(path)
+            digest = file_digest(path)
         except OSError as exc:
             raise CheckpointError(f"{ckpt}: {name} cannot be read ({exc.strerror or exc})") from None
         if digest != recorded[name]:
