@@ -248,11 +248,6 @@ class Finite(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
-#: a float flag that is > 0 (learning rates, KL strengths)
-def positive_float() -> Finite:
-    return Finite(min=0, min_open=True)
-
-
 def run_folder_options(more_steps_continue: bool = False):
     """`--resume` and `--overwrite` as every run folder takes them (`lmforge.settings`): the same
     command again resumes anyway; other settings are refused unless --overwrite."""

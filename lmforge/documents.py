@@ -75,6 +75,7 @@ _NOT_DOCUMENTS = (
     (b"\x7fELF", "a program", "remove it from the inputs"),
 )
 _SNIFF_BYTES = 1 << 16
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def check_document_file(path: Path) -> None:
@@ -100,7 +101,7 @@ def _not_documents(path: Path) -> tuple[str, str] | None:
             head = f.read(_SNIFF_BYTES)
     except OSError:
         return None  # unreadable: the reader says so, with the reason
-    compression = "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head[:4] == b"\x28\xb5\x2f\xfd" else None
+    compression = "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head[:4] == _ZSTD_MAGIC else None
     data = head
     if compression is not None:
         try:
@@ -175,9 +176,6 @@ def iter_documents(path: str | os.PathLike, text_key: str = "text", errors: dict
         meta = obj.get("metadata") or {}
         doc_id = str(obj.get("id", f"{path.stem}/{i}"))
         yield DocRecord(doc_id, text, meta if isinstance(meta, dict) else {})
-
-
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def _zstd_chunks(raw, path: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
