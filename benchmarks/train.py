@@ -59,7 +59,8 @@ import time
 import torch
 
 from lmforge.train.model import GPT, PRESETS, preset_config
-from lmforge.train.trainer import TrainConfig, Trainer, cpu_has_native_bf16, peak_bf16_flops, resolve_precision
+from lmforge.train.gpu import measured_bf16_flops
+from lmforge.train.trainer import TrainConfig, Trainer, cpu_has_native_bf16, resolve_precision
 
 
 def _sync(device: str) -> None:
@@ -179,7 +180,7 @@ def measure(args, precision: str, log) -> dict:
     }
     if args.device == "cuda":
         flops = trainer.raw_model.flops_per_token(T)
-        peak = peak_bf16_flops(torch.device("cuda"))
+        peak = measured_bf16_flops("cuda")
         out.update(peak_bf16_tflops=round(peak / 1e12, 1), mfu=round(tps["lmforge"] * flops / peak, 4),
                    reference_mfu=round(tps["reference"] * flops / peak, 4) if tps["reference"] else None)
     return out

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 
 from lmforge.errors import UserError
 from lmforge.train.data import MixtureLoader, Prefetcher, val_bits_per_byte
+from lmforge.train.gpu import peak_bf16_flops, use_fast_float32
 from lmforge.train.model import GPT, PRESETS, GPTConfig, load_weights, preset_config, save_weights
 
 log = logging.getLogger(__name__)
@@ -286,8 +287,7 @@ class Trainer:
         self.dist = dist or Dist()
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if cfg.device == "cuda" else "cpu")
         if cfg.device == "cuda":  # the few fp32 products left under autocast may use TF32
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+            use_fast_float32()
         cfg.validate(self.dist.world_size)
         self.accum = cfg.accumulation(self.dist.world_size)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -719,20 +719,6 @@ def _png_plot(series: list[list[tuple[float, float]]], width: int = 640, height:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
-def peak_bf16_flops(device: torch.device, n: int = 8192, iters: int = 20) -> float:
-    """Measured bf16 matrix-product FLOP/s of this GPU (the MFU denominator)."""
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize(device)
-    t = time.perf_counter()
-    for _ in range(iters):
-        a @ b
-    torch.cuda.synchronize(device)
-    return 2 * n**3 * iters / (time.perf_counter() - t)
-
-
 # ---- the loop -------------------------------------------------------------------------------
 @dataclass
 class RunSummary:
@@ -892,7 +878,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
         truncate_metrics(metrics_path, trainer.step_count)
     val_windows = loader.val_windows(cfg.eval_tokens)
     flops_per_token = trainer.raw_model.flops_per_token(cfg.context)
-    peak = peak_bf16_flops(trainer.device) if cfg.device == "cuda" else None
+    peak = peak_bf16_flops(trainer.device)[0] if cfg.device == "cuda" else None
     extra = lambda: {  # noqa: E731
         "loader": position,
         "manifest": str(Path(cfg.manifest).resolve()),
