@@ -300,3 +300,37 @@ def test_overwrite_never_deletes_a_run_folder_lmforge_did_not_write(mix, tmp_pat
     r = run(train, ["-m", mix, "-o", home, "--steps", 1, "--overwrite", *FAST])
     assert r.exit_code == 1 and "not written by lmforge" in r.output and str(home) in r.output
     assert precious.read_text() == "years of work"
+
+
+def test_reading_the_loss_every_few_steps_writes_the_same_rows(mix, tmp_path):
+    """--log-every 4 (the CUDA loop: steps queued without waiting, losses read in batches)
+    writes every step's row, each exactly as --log-every 1 does, evaluations included."""
+    common = ["-m", mix, "--steps", 10, "--eval-every", 5, "--checkpoint-every", 3, *FAST]
+    assert run(train, [*common, "-o", tmp_path / "each"]).exit_code == 0
+    r = run(train, [*common, "-o", tmp_path / "batched", "--log-every", 4])
+    assert r.exit_code == 0, r.output
+    read = lambda p: [{k: v for k, v in json.loads(x).items() if k != "tokens_per_s"} for x in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert read(tmp_path / "batched") == read(tmp_path / "each")
+    assert [row["step"] for row in read(tmp_path / "batched")] == list(range(1, 11))
+    a = (tmp_path / "each" / CHECKPOINTS / "step_00000010" / "model.safetensors").read_bytes()
+    assert (tmp_path / "batched" / CHECKPOINTS / "step_00000010" / "model.safetensors").read_bytes() == a
+
+
+def test_a_nonfinite_loss_read_late_stops_before_the_next_checkpoint(mix, tmp_path, monkeypatch):
+    """With losses read every few steps the update of a NaN step has happened, but the loss is
+    read before any checkpoint, so the newest checkpoint on disk is still a good one."""
+    real = Trainer.step_async
+
+    def poisoned(self, tokens):
+        if self.step_count == 4:  # step 5's forward sees NaN weights
+            with torch.no_grad():
+                self.raw_model.wte.weight.fill_(float("nan"))
+        return real(self, tokens)
+
+    monkeypatch.setattr(Trainer, "step_async", poisoned)
+    out = tmp_path / "run"
+    r = run(train, ["-m", mix, "-o", out, "--steps", 8, "--checkpoint-every", 4, "--log-every", 3, *FAST])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "loss is nan at step 5" in r.output and "no checkpoint was written after it" in r.output
+    assert sorted(p.name for p in (out / CHECKPOINTS).iterdir()) == ["step_00000004"]
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]

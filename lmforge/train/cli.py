@@ -30,7 +30,7 @@ def _console():
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0), help="Linear warm-up steps.")
 @click.option("--schedule", default="cosine", show_default=True, type=click.Choice(["cosine", "wsd"]), help="Decay after warm-up.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-@click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model [on with --device cuda, off on CPU].")
 @click.option("--optimizer", default="adamw", show_default=True, type=click.Choice(["adamw", "muon"]),
               help="muon: Muon (lr --muon-lr) for the block matrices, AdamW (--lr) for embeddings and head.")
 @click.option("--muon-lr", default=0.02, show_default=True, type=Finite(min=0, min_open=True), help="Muon's peak learning rate.")
@@ -45,16 +45,23 @@ def _console():
 @click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings), "
                                                 "e.g. to train it again with other settings.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
+@click.option("--log-every", type=click.IntRange(min=1), default=None,
+              help="Steps between reads of the loss from the device [1 on CPU; 10 on CUDA, where each read waits for the GPU].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
 @locks_output("out_dir")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
-          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, progress):
+          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, log_every, progress):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
 
     The run folder records the settings that decide what it computes: the same command again
     resumes it (after a crash: from the newest checkpoint, to exactly the uninterrupted run's
     output) or, when it is finished, does nothing; other settings are refused by name unless
-    --overwrite. --micro-batch, --device, --compile, --threads and --checkpoint-every may differ.
+    --overwrite. --micro-batch, --device, --compile, --threads, --log-every and --checkpoint-every may differ.
+
+    On CUDA: bf16 autocast, torch.compile, fused AdamW, FlashAttention (SDPA), TF32, pinned
+    asynchronous loading, and no wait for the GPU inside a step (the loss is read every
+    --log-every steps and before each checkpoint); metrics.jsonl carries MFU against the GPU's
+    datasheet bf16 peak.
 
     \b
     Examples:
@@ -62,7 +69,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
       lmforge train -m mix/mix.json -p tiny --steps 300 -o runs/tiny   # again after a crash: resumes
       lmforge train -m mix/mix.json -p tiny --steps 600 -o runs/tiny --overwrite   # start over
       torchrun --nproc_per_node 8 --no-python lmforge train -m mix/mix.json -p d12 \\
-          --device cuda --compile --steps 5000 -o runs/d12
+          --device cuda --steps 5000 -o runs/d12
     """
     from lmforge.train.data import DataError
     from lmforge.train.trainer import TrainConfig, TrainingError, train as run_training
@@ -73,6 +80,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
             manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
             optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, overwrite=overwrite, threads=threads,
+            log_every=log_every,
         )
         with _progress(cfg, enabled=rank0 and progress) as on_step:
             summary = run_training(cfg, on_step=on_step)
@@ -131,7 +139,7 @@ def _print_summary(s) -> None:
         table.add_row(f"val {name}", f"{v['loss']:.4f}{bpb}")
     table.add_row("tokens/s", f"{s.tokens_per_s:,.0f}")
     if s.mfu is not None:
-        table.add_row("MFU", f"{100 * s.mfu:.1f}%")
+        table.add_row("MFU", f"{100 * s.mfu:.1f}%" + (f" of {s.mfu_peak}" if s.mfu_peak else ""))
     table.add_row("time", f"{s.seconds:.1f} s")
     if s.checkpoint is not None:
         table.add_row("checkpoint", str(s.checkpoint))

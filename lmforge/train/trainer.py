@@ -125,7 +125,7 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     device: str = "cpu"  # "cpu" or "cuda"
-    compile: bool = False  # torch.compile the model
+    compile: bool | None = None  # torch.compile the model (None: on CUDA yes, on CPU no)
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA and on CPUs with bf16 dot products, else float32), "bf16" (autocast) or "fp32"
     checkpoint_every: int = 100  # steps between checkpoints (and one at the end); 0: end only
     eval_every: int = 50  # steps between validation passes (and one at the end); 0: end only
@@ -134,6 +134,7 @@ class TrainConfig:
     resume: bool = False  # only continue: refuse to start a run where none was started
     overwrite: bool = False  # start over in a run folder that holds another run
     threads: int | None = None  # torch CPU threads per process (None: torch's default)
+    log_every: int | None = None  # steps between reads of the loss from the device (None: 1 on CPU, 10 on CUDA)
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -156,6 +157,12 @@ class TrainConfig:
             raise TrainingError("--device cuda: no CUDA device is visible to torch; use --device cpu")
         if self.lr <= 0 or self.micro_batch < 1 or self.batch_tokens < 1:
             raise TrainingError("--lr, --micro-batch and --batch-tokens must be positive")
+        if self.compile is None:
+            self.compile = self.device == "cuda"
+        if self.log_every is None:
+            self.log_every = 10 if self.device == "cuda" else 1
+        if self.log_every < 1:
+            raise TrainingError(f"--log-every {self.log_every}: read the loss at least every step (1) or every N > 1 steps")
 
     @property
     def context(self) -> int:
@@ -245,6 +252,36 @@ class StepResult:
     grad_norm: float
 
 
+@dataclass
+class PendingStep:
+    """A step whose loss and gradient norm are still on the device (`Trainer.step_async`):
+    reading them waits for the GPU, so the loop reads a batch of them at once (`read_steps`)."""
+
+    step: int
+    loss: torch.Tensor  # 0-dim, on the device
+    lr: float
+    grad_norm: torch.Tensor | None  # None: clipping is off
+
+
+def read_steps(pending: list[PendingStep | StepResult]) -> list[StepResult]:
+    """The values of `pending` steps, read from the device in one transfer (a StepResult,
+    already read, passes through)."""
+    lazy = [p for p in pending if isinstance(p, PendingStep)]
+    if lazy:
+        nan = torch.full((), float("nan"), device=lazy[0].loss.device)
+        values = iter(torch.stack([t for p in lazy for t in (p.loss, nan if p.grad_norm is None else p.grad_norm)]).float().tolist())
+    return [p if isinstance(p, StepResult) else StepResult(p.step, next(values), p.lr, next(values)) for p in pending]
+
+
+def nonfinite_loss_error(result: StepResult, checked_before_update: bool) -> TrainingError:
+    when = ("stopped before the update, so the newest checkpoint is the last good one" if checked_before_update else
+            "no checkpoint was written after it, so the newest checkpoint is the last good one")
+    return TrainingError(
+        f"loss is {result.loss} at step {result.step} (lr {result.lr:.3g}); {when}; "
+        f"resume from it with a lower --lr or more --warmup"
+    )
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): there bf16 autocast runs
     the matrix products several times faster than float32; elsewhere it is emulated, slower."""
@@ -318,9 +355,19 @@ class Trainer:
         self.autocast = autocast_context(self.precision, self.device)
 
     def step(self, tokens: torch.Tensor) -> StepResult:
-        """One optimizer step on this rank's tokens (local_batch, T + 1)."""
+        """One optimizer step on this rank's tokens (local_batch, T + 1), its loss read at once:
+        a non-finite loss raises TrainingError before the update."""
+        return self._step(tokens, check=True)
+
+    def step_async(self, tokens: torch.Tensor) -> PendingStep:
+        """`step` without waiting for the device: nothing in it copies a value to the host, so
+        the CPU queues the next step while the GPU runs this one. The loss is checked when it
+        is read (`read_steps`), which the loop does before every checkpoint."""
+        return self._step(tokens, check=False)
+
+    def _step(self, tokens: torch.Tensor, check: bool):
         cfg, mb = self.cfg, self.cfg.micro_batch
-        tokens = tokens.to(self.device, non_blocking=True)
+        tokens = tokens.to(self.device, non_blocking=True)  # pinned by the loader on CUDA: asynchronous
         if tokens.size(0) != mb * self.accum:
             raise ValueError(f"expected {mb * self.accum} sequences, got {tokens.size(0)}")
         lr = lr_at(self.step_count, cfg)
@@ -330,7 +377,7 @@ class Trainer:
         for k in range(self.accum):
             chunk = tokens[k * mb : (k + 1) * mb]
             x, y = chunk[:, :-1], chunk[:, 1:]
-            sync = k == self.accum - 1
+            sync = k == self.accum - 1  # DDP all-reduces the gradients on the last micro-batch only
             ctx = self.module.no_sync() if (self.dist.world_size > 1 and not sync) else contextlib.nullcontext()
             with ctx:
                 with self.autocast:
@@ -339,21 +386,18 @@ class Trainer:
             total += loss.detach()
         total /= self.accum
         all_reduce_(total, self.dist, "mean")
-        loss_value = total.item()
-        if not math.isfinite(loss_value):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise TrainingError(
-                f"loss is {loss_value} at step {self.step_count + 1} (lr {lr:.3g}); stopped before the update, "
-                f"so the newest checkpoint is the last good one; resume from it with a lower --lr or more --warmup"
-            )
-        if cfg.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip).item()
-        else:
-            norm = float("nan")
+        if check:
+            loss_value = total.item()
+            if not math.isfinite(loss_value):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise nonfinite_loss_error(StepResult(self.step_count + 1, loss_value, lr, float("nan")), True)
+        norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step_count += 1
-        return StepResult(self.step_count, loss_value, lr, norm)
+        if not check:
+            return PendingStep(self.step_count, total, lr, norm)
+        return StepResult(self.step_count, loss_value, lr, float("nan") if norm is None else norm.item())
 
     @torch.no_grad()
     def evaluate(self, windows: dict[str, list[np.ndarray]], token_bytes: torch.Tensor | None) -> dict[str, dict]:
@@ -730,6 +774,7 @@ class RunSummary:
     val: dict[str, dict] = field(default_factory=dict)
     tokens_per_s: float = 0.0
     mfu: float | None = None
+    mfu_peak: str | None = None  # the peak MFU is measured against, e.g. "989 TFLOP/s (NVIDIA H200 datasheet, dense bf16)"
     seconds: float = 0.0
     checkpoint: Path | None = None
     plot: Path | None = None
@@ -878,7 +923,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
         truncate_metrics(metrics_path, trainer.step_count)
     val_windows = loader.val_windows(cfg.eval_tokens)
     flops_per_token = trainer.raw_model.flops_per_token(cfg.context)
-    peak = peak_bf16_flops(trainer.device)[0] if cfg.device == "cuda" else None
+    peak, peak_source = peak_bf16_flops(trainer.device) if cfg.device == "cuda" else (None, None)
     extra = lambda: {  # noqa: E731
         "loader": position,
         "manifest": str(Path(cfg.manifest).resolve()),
@@ -897,34 +942,54 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     saved = None
     t_start = time.perf_counter()
     metrics_file = open(metrics_path, "a") if d.is_main else None
-    try:
-        while trainer.step_count < cfg.steps:
-            t0 = time.perf_counter()
-            tokens, next_position = prefetch.get()
-            result = trainer.step(tokens)
-            position = next_position
-            if cfg.device == "cuda":
-                torch.cuda.synchronize(trainer.device)
-            dt = time.perf_counter() - t0
-            step = result.step
-            first_loss = result.loss if first_loss is None else first_loss
-            tps = cfg.batch_tokens / dt
+    pending: list[PendingStep | StepResult] = []  # steps not yet written to metrics.jsonl
+    t_read = time.perf_counter()
+    result = None
+
+    def flush() -> None:
+        """Read the pending steps' losses (one wait for the device), write their metrics rows."""
+        nonlocal t_read, first_loss, result
+        now = time.perf_counter()
+        done = read_steps(pending)
+        tps = cfg.batch_tokens * len(done) / max(now - t_read, 1e-9)  # the mean over the steps read
+        t_read = now
+        pending.clear()
+        for r in done:
+            if not math.isfinite(r.loss):
+                raise nonfinite_loss_error(r, checked_before_update=False)
+            first_loss = r.loss if first_loss is None else first_loss
             rows_tps.append(tps)
-            row = {"step": step, "loss": result.loss, "lr": result.lr, "tokens": step * cfg.batch_tokens,
-                   "tokens_per_s": tps, "grad_norm": result.grad_norm}
+            row = {"step": r.step, "loss": r.loss, "lr": r.lr, "tokens": r.step * cfg.batch_tokens,
+                   "tokens_per_s": tps, "grad_norm": r.grad_norm}
             if peak:
                 row["mfu"] = tps * flops_per_token / peak
+            rows.append(row)
+            result = r
+
+    rows: list[dict] = []
+    try:
+        while trainer.step_count < cfg.steps:
+            tokens, next_position = prefetch.get()
+            # --log-every 1 (CPU's default) reads each loss at once, so a bad one stops before its update
+            pending.append(trainer.step(tokens) if cfg.log_every == 1 else trainer.step_async(tokens))
+            position = next_position
+            step = trainer.step_count
             last = step == cfg.steps
-            if val_windows and ((cfg.eval_every and step % cfg.eval_every == 0) or last):
+            evaluate = bool(val_windows) and ((cfg.eval_every and step % cfg.eval_every == 0) or last)
+            checkpoint = bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last
+            if not (step % cfg.log_every == 0 or evaluate or checkpoint):
+                continue
+            flush()  # before a checkpoint: it is written only after its losses were seen finite
+            if evaluate:
                 last_val = trainer.evaluate(val_windows, token_bytes)
                 for name, v in last_val.items():
-                    row[f"val_loss/{name}"] = v["loss"]
+                    rows[-1][f"val_loss/{name}"] = v["loss"]
                     if v["bpb"] is not None:
-                        row[f"val_bpb/{name}"] = v["bpb"]
+                        rows[-1][f"val_bpb/{name}"] = v["bpb"]
             if metrics_file is not None:
-                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.write("".join(json.dumps(row) + "\n" for row in rows))
                 metrics_file.flush()
-            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
+            if checkpoint:
                 if d.is_main:
                     saved = save_checkpoint(run_dir, trainer, extra(), cfg.keep_checkpoints)
                 if d.world_size > 1:
@@ -932,7 +997,10 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
 
                     dist.barrier()
             if on_step is not None and d.is_main:
-                on_step(row)
+                for row in rows:
+                    on_step(row)
+            rows.clear()
+            t_read = time.perf_counter()  # evaluation and checkpoints are not training time
     finally:
         prefetch.close()
         loader.close()
@@ -951,4 +1019,5 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
         first_loss=first_loss, val=last_val, tokens_per_s=tps, mfu=(tps * flops_per_token / peak) if peak else None,
         seconds=seconds, checkpoint=saved, plot=plot, resumed_from=resumed_from, world_size=d.world_size,
         params=trainer.raw_model.num_params(), precision=trainer.precision,
+        mfu_peak=f"{peak / 1e12:,.0f} TFLOP/s ({peak_source})" if peak else None,
     )
