@@ -105,3 +105,30 @@ def test_torchrun_two_processes_match_one(mix, tmp_path):
     state = json.loads((checkpoint_dirs(two)[-1] / "state.json").read_text())
     assert state["world_size"] == 2 and state["loader"] == json.loads((checkpoint_dirs(one)[-1] / "state.json").read_text())["loader"]
     assert (two / CHECKPOINTS).is_dir()
+
+
+@pytest.mark.skipif(shutil.which("lmforge", path=str(Path(sys.executable).parent)) is None, reason="lmforge console script not installed")
+def test_torchrun_fsdp_matches_one_process_and_resumes_exactly(mix, tmp_path):
+    """--fsdp (FSDP2, weights and AdamW state sharded over 2 gloo processes): the losses of one
+    process, a checkpoint gathered whole, and an exact resume from it."""
+    steps = 6
+    one = tmp_path / "one"
+    subprocess.run(train_cmd(mix, one, steps, "--checkpoint-every", "3"), check=True, env=ENV, capture_output=True)
+    two = tmp_path / "two"
+    lmforge = shutil.which("lmforge", path=str(Path(sys.executable).parent))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python", lmforge,
+           "train", "-m", str(mix), "-o", str(two), "--steps", str(steps), *ARGS, "--checkpoint-every", "3"]
+    done = subprocess.run([*cmd, "--fsdp"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = rows(one), rows(two)
+    assert [r["step"] for r in b] == list(range(1, steps + 1))
+    for ra, rb in zip(a, b):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-3)
+    final = checkpoint_dirs(two)[-1]
+    weights = (final / "model.safetensors").read_bytes()
+    shutil.rmtree(final)  # as if killed before the last checkpoint
+    refused = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)  # without --fsdp
+    assert refused.returncode != 0 and "was written with --fsdp; resume it the same way" in refused.stderr
+    again = subprocess.run([*cmd, "--fsdp"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (checkpoint_dirs(two)[-1] / "model.safetensors").read_bytes() == weights

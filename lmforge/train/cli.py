@@ -45,12 +45,15 @@ def _console():
 @click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings), "
                                                 "e.g. to train it again with other settings.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
+@click.option("--fsdp", is_flag=True,
+              help="Under torchrun: shard weights, gradients and AdamW state over the processes (FSDP2) instead of "
+                   "copying them (DDP), for models that do not fit one device; a run resumes the way it started.")
 @click.option("--log-every", type=click.IntRange(min=1), default=None,
               help="Steps between reads of the loss from the device [1 on CPU; 10 on CUDA, where each read waits for the GPU].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
 @locks_output("out_dir")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
-          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, log_every, progress):
+          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, fsdp, log_every, progress):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
 
     The run folder records the settings that decide what it computes: the same command again
@@ -70,6 +73,8 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
       lmforge train -m mix/mix.json -p tiny --steps 600 -o runs/tiny --overwrite   # start over
       torchrun --nproc_per_node 8 --no-python lmforge train -m mix/mix.json -p d12 \\
           --device cuda --steps 5000 -o runs/d12
+      torchrun --nproc_per_node 8 --no-python lmforge train -m mix/mix.json -p d24 \\
+          --device cuda --fsdp --steps 5000 -o runs/d24
     """
     from lmforge.train.data import DataError
     from lmforge.train.trainer import TrainConfig, TrainingError, train as run_training
@@ -80,7 +85,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
             manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
             optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, overwrite=overwrite, threads=threads,
-            log_every=log_every,
+            log_every=log_every, fsdp=fsdp,
         )
         with _progress(cfg, enabled=rank0 and progress) as on_step:
             summary = run_training(cfg, on_step=on_step)

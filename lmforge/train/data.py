@@ -243,15 +243,16 @@ class MixtureLoader:
         return out
 
     # ---- validation --------------------------------------------------------------------------
-    def val_windows(self, max_tokens: int) -> dict[str, list[np.ndarray]]:
+    def val_windows(self, max_tokens: int, every_rank_all: bool = False) -> dict[str, list[np.ndarray]]:
         """Per source, non-overlapping windows of up to T + 1 tokens over its validation range.
 
-        At most `max_tokens` targets per source; this rank gets every world_size-th window.
+        At most `max_tokens` targets per source; this rank gets every world_size-th window
+        (`every_rank_all`: all of them, for FSDP, where every rank must run the same forwards).
         """
         with _shard_errors():
-            return self._val_windows(max_tokens)
+            return self._val_windows(max_tokens, 1 if every_rank_all else self.world_size)
 
-    def _val_windows(self, max_tokens: int) -> dict[str, list[np.ndarray]]:
+    def _val_windows(self, max_tokens: int, world_size: int) -> dict[str, list[np.ndarray]]:
         out: dict[str, list[np.ndarray]] = {}
         for i, source in enumerate(self.sources):
             val = getattr(source, "val", None)
@@ -261,7 +262,7 @@ class MixtureLoader:
             starts = list(range(val.start, end - 1, self.T))
             windows = []
             for k, s in enumerate(starts):
-                if k % self.world_size != self.rank:
+                if k % world_size != self.rank % world_size:
                     continue
                 windows.append(self.reader(i, val.shard_index)[s : min(s + self.T + 1, end)].astype(np.int64))
             out[source.name] = windows

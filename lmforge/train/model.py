@@ -304,15 +304,13 @@ class GPT(nn.Module):
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, fused=fused)
 
 
-def save_weights(model: GPT, path, metadata: dict | None = None) -> None:
-    """Write the weights as safetensors; a tied head is stored once (as `wte.weight`).
-
-    The file's bytes depend only on the weights (sorted names, no duplicates), so two runs
-    that reach the same weights write identical files.
-    """
+def save_weights(model: GPT, path, metadata: dict | None = None, state: dict | None = None) -> None:
+    """Write the weights (or `state`, e.g. gathered from FSDP shards) as safetensors; a tied
+    head is stored once (as `wte.weight`). The file's bytes depend only on the weights (sorted
+    names, no duplicates), so two runs that reach the same weights write identical files."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous() for k, v in (model.state_dict() if state is None else state).items()}
     if model.config.tie_embeddings:
         state.pop("lm_head.weight", None)
     save_file(state, str(path), metadata={"format": "pt", **(metadata or {})})

@@ -135,6 +135,7 @@ class TrainConfig:
     overwrite: bool = False  # start over in a run folder that holds another run
     threads: int | None = None  # torch CPU threads per process (None: torch's default)
     log_every: int | None = None  # steps between reads of the loss from the device (None: 1 on CPU, 10 on CUDA)
+    fsdp: bool = False  # shard weights, gradients and optimizer state over the torchrun processes (FSDP2) instead of DDP
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -218,10 +219,14 @@ class Dist:
         return self.rank == 0
 
 
-def init_distributed(device: str) -> Dist:
-    """Join the process group torchrun set up (gloo on CPU, NCCL on CUDA); one process: no-op."""
+def init_distributed(device: str, fsdp: bool = False) -> Dist:
+    """Join the process group torchrun set up (gloo on CPU, NCCL on CUDA); one process: no-op
+    (unless `fsdp`: FSDP needs a process group, even of one)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if fsdp and "WORLD_SIZE" not in os.environ:
+        raise TrainingError("--fsdp shards the model over the processes of torchrun: start the command with "
+                            "`torchrun --nproc_per_node N --no-python lmforge train ...`, or drop --fsdp")
+    if world <= 1 and not fsdp:
         return Dist()
     import torch.distributed as dist
 
@@ -330,6 +335,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.model = GPT(model_config).to(self.device)
         self.raw_model = self.model
+        self.fsdp = cfg.fsdp
+        if cfg.fsdp:  # each block's weights, gradients and AdamW moments sharded over the ranks, gathered per block
+            from torch.distributed.fsdp import fully_shard
+
+            for block in self.model.blocks:
+                fully_shard(block)
+            fully_shard(self.model)
         if cfg.optimizer == "muon":
             from lmforge.train.optim import MuonAdamW
 
@@ -346,7 +358,7 @@ class Trainer:
         model = self.model
         if cfg.compile:
             model = torch.compile(model)
-        if self.dist.world_size > 1:
+        if self.dist.world_size > 1 and not cfg.fsdp:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             model = DDP(model, device_ids=[self.dist.local_rank] if cfg.device == "cuda" else None)
@@ -377,8 +389,12 @@ class Trainer:
         for k in range(self.accum):
             chunk = tokens[k * mb : (k + 1) * mb]
             x, y = chunk[:, :-1], chunk[:, 1:]
-            sync = k == self.accum - 1  # DDP all-reduces the gradients on the last micro-batch only
-            ctx = self.module.no_sync() if (self.dist.world_size > 1 and not sync) else contextlib.nullcontext()
+            sync = k == self.accum - 1  # gradients are reduced over the ranks on the last micro-batch only
+            ctx = contextlib.nullcontext()
+            if self.fsdp:
+                self.raw_model.set_requires_gradient_sync(sync)
+            elif self.dist.world_size > 1 and not sync:
+                ctx = self.module.no_sync()
             with ctx:
                 with self.autocast:
                     _, loss = self.module(x, y)
@@ -392,12 +408,38 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 raise nonfinite_loss_error(StepResult(self.step_count + 1, loss_value, lr, float("nan")), True)
         norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
+        if norm is not None and hasattr(norm, "full_tensor"):  # FSDP: a DTensor
+            norm = norm.full_tensor()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step_count += 1
         if not check:
             return PendingStep(self.step_count, total, lr, norm)
         return StepResult(self.step_count, loss_value, lr, float("nan") if norm is None else norm.item())
+
+    def state_dicts(self) -> tuple[dict, dict]:
+        """(model, optimizer) state for a checkpoint. Under FSDP the full state is gathered on
+        every rank (a collective: all ranks call it) and the optimizer's is keyed by parameter
+        name; otherwise the module's and optimizer's own."""
+        if not self.fsdp:
+            return self.raw_model.state_dict(), self.optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return (get_model_state_dict(self.raw_model, options=options),
+                get_optimizer_state_dict(self.raw_model, self.optimizer, options=options))
+
+    def load_state_dicts(self, model_state: dict, optimizer_state: dict) -> None:
+        """The inverse of `state_dicts`: every rank reads the full state and keeps its shards."""
+        if not self.fsdp:
+            self.raw_model.load_state_dict(model_state, strict=True)
+            self.optimizer.load_state_dict(optimizer_state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(self.raw_model, model_state, options=options)
+        set_optimizer_state_dict(self.raw_model, self.optimizer, optimizer_state, options=options)
 
     @torch.no_grad()
     def evaluate(self, windows: dict[str, list[np.ndarray]], token_bytes: torch.Tensor | None) -> dict[str, dict]:
@@ -421,7 +463,8 @@ class Trainer:
                     sums[1] += y.numel()
                     if token_bytes is not None:
                         sums[2] += token_bytes[y].sum().double()
-            all_reduce_(sums, self.dist)
+            if not self.fsdp:  # FSDP ranks each evaluate every window (see `train`)
+                all_reduce_(sums, self.dist)
             nats, n, nbytes = sums.tolist()
             if n == 0:
                 continue
@@ -472,8 +515,18 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return dirs[-1] if dirs else None
 
 
-def save_checkpoint(run_dir: Path, trainer: Trainer, extra_state: dict, keep: int) -> Path:
-    """Write RUN/checkpoints/step_N atomically (temporary directory, fsync, rename)."""
+def save_checkpoint(run_dir: Path, trainer: Trainer, extra_state: dict, keep: int) -> Path | None:
+    """Write RUN/checkpoints/step_N atomically (temporary directory, fsync, rename). Rank 0
+    writes; under FSDP every rank must call it (the shards are gathered first), the others
+    return None. (`trainer` may be any object with `step_count`, `raw_model`, `optimizer`
+    and `cfg`: the SFT trainer writes its checkpoints here too.)"""
+    fsdp = getattr(trainer, "fsdp", False)
+    if fsdp:
+        model_state, optimizer_state = trainer.state_dicts()
+    else:
+        model_state, optimizer_state = trainer.raw_model.state_dict(), trainer.optimizer.state_dict()
+    if not getattr(trainer, "dist", Dist()).is_main:
+        return None
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{trainer.step_count:08d}"
@@ -481,12 +534,13 @@ def save_checkpoint(run_dir: Path, trainer: Trainer, extra_state: dict, keep: in
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_weights(trainer.raw_model, tmp / MODEL_FILE)
-    torch.save(trainer.optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    save_weights(trainer.raw_model, tmp / MODEL_FILE, state=model_state)
+    torch.save(optimizer_state, tmp / OPTIMIZER_FILE)
     state = {
         "format": "lmforge-checkpoint",
         "version": 1,
         "step": trainer.step_count,
+        "optimizer_keys": "names" if fsdp else "indices",  # FSDP's full optimizer state is keyed by parameter name
         "train_config": trainer.cfg.to_dict(),
         "model_config": trainer.raw_model.config.to_dict(),
         "rng": _rng_state(),
@@ -659,15 +713,30 @@ def load_checkpoint(ckpt: Path, trainer: Trainer, verified: bool = False) -> dic
             f"{ckpt}: the checkpoint's model {state['model_config']} differs from this run's "
             f"{trainer.raw_model.config.to_dict()}; resume with the same --preset and manifest"
         )
-    try:
-        load_weights(trainer.raw_model, ckpt / MODEL_FILE, trainer.device)
-    except Exception as exc:  # a checkpoint without hashes (older lmforge) that is damaged
-        raise _load_failure(ckpt, MODEL_FILE, exc) from None
-    try:
-        opt_state = torch.load(ckpt / OPTIMIZER_FILE, map_location=trainer.device, weights_only=True)
-        trainer.optimizer.load_state_dict(opt_state)
-    except Exception as exc:
-        raise _load_failure(ckpt, OPTIMIZER_FILE, exc) from None
+    keys = state.get("optimizer_keys", "indices")
+    if keys != ("names" if getattr(trainer, "fsdp", False) else "indices"):
+        raise TrainingError(f"{ckpt} was written {'with' if keys == 'names' else 'without'} --fsdp; resume it the same way")
+    if getattr(trainer, "fsdp", False):
+        from safetensors.torch import load_file
+
+        try:
+            weights = load_file(str(ckpt / MODEL_FILE))
+            if trainer.raw_model.config.tie_embeddings:
+                weights["lm_head.weight"] = weights["wte.weight"]
+            opt_state = torch.load(ckpt / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
+            trainer.load_state_dicts(weights, opt_state)
+        except Exception as exc:
+            raise _load_failure(ckpt, f"{MODEL_FILE} or {OPTIMIZER_FILE}", exc) from None
+    else:
+        try:
+            load_weights(trainer.raw_model, ckpt / MODEL_FILE, trainer.device)
+        except Exception as exc:  # a checkpoint without hashes (older lmforge) that is damaged
+            raise _load_failure(ckpt, MODEL_FILE, exc) from None
+        try:
+            opt_state = torch.load(ckpt / OPTIMIZER_FILE, map_location=trainer.device, weights_only=True)
+            trainer.optimizer.load_state_dict(opt_state)
+        except Exception as exc:
+            raise _load_failure(ckpt, OPTIMIZER_FILE, exc) from None
     trainer.step_count = int(state["step"])
     _set_rng_state(state["rng"])
     return state
@@ -890,7 +959,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     """Run (or resume) a pretraining run; rank 0 writes RUN/. `on_step` sees each metrics row."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    d = init_distributed(cfg.device)
+    d = init_distributed(cfg.device, cfg.fsdp)
     cfg.validate(d.world_size)
     run_dir = Path(cfg.out_dir)
     manifest = manifest if manifest is not None else load_training_manifest(cfg.manifest)
@@ -921,7 +990,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         truncate_metrics(metrics_path, trainer.step_count)
-    val_windows = loader.val_windows(cfg.eval_tokens)
+    val_windows = loader.val_windows(cfg.eval_tokens, every_rank_all=cfg.fsdp)
     flops_per_token = trainer.raw_model.flops_per_token(cfg.context)
     peak, peak_source = peak_bf16_flops(trainer.device) if cfg.device == "cuda" else (None, None)
     extra = lambda: {  # noqa: E731
@@ -990,7 +1059,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
                 metrics_file.write("".join(json.dumps(row) + "\n" for row in rows))
                 metrics_file.flush()
             if checkpoint:
-                if d.is_main:
+                if d.is_main or trainer.fsdp:  # FSDP: every rank hands its shards over
                     saved = save_checkpoint(run_dir, trainer, extra(), cfg.keep_checkpoints)
                 if d.world_size > 1:
                     import torch.distributed as dist
