@@ -993,6 +993,8 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     val_windows = loader.val_windows(cfg.eval_tokens, every_rank_all=cfg.fsdp)
     flops_per_token = trainer.raw_model.flops_per_token(cfg.context)
     peak, peak_source = peak_bf16_flops(trainer.device) if cfg.device == "cuda" else (None, None)
+    if peak:
+        peak *= d.world_size  # tokens/s is the whole job's: MFU against all of its GPUs
     extra = lambda: {  # noqa: E731
         "loader": position,
         "manifest": str(Path(cfg.manifest).resolve()),
@@ -1007,7 +1009,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     prefetch = Prefetcher(loader, depth=2, pin_memory=cfg.device == "cuda")
     first_loss = None
     last_val: dict[str, dict] = {}
-    rows_tps: list[float] = []
+    rows_tps: list[tuple[float, int]] = []  # (tokens/s, which read of the device)
     saved = None
     t_start = time.perf_counter()
     metrics_file = open(metrics_path, "a") if d.is_main else None
@@ -1018,8 +1020,8 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     def flush() -> None:
         """Read the pending steps' losses (one wait for the device), write their metrics rows."""
         nonlocal t_read, first_loss, result
+        done = read_steps(pending)  # waits for the device to finish these steps
         now = time.perf_counter()
-        done = read_steps(pending)
         tps = cfg.batch_tokens * len(done) / max(now - t_read, 1e-9)  # the mean over the steps read
         t_read = now
         pending.clear()
@@ -1027,7 +1029,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
             if not math.isfinite(r.loss):
                 raise nonfinite_loss_error(r, checked_before_update=False)
             first_loss = r.loss if first_loss is None else first_loss
-            rows_tps.append(tps)
+            rows_tps.append((tps, flushes))
             row = {"step": r.step, "loss": r.loss, "lr": r.lr, "tokens": r.step * cfg.batch_tokens,
                    "tokens_per_s": tps, "grad_norm": r.grad_norm}
             if peak:
@@ -1036,6 +1038,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
             result = r
 
     rows: list[dict] = []
+    flushes = 0  # reads of the device so far: the first one's steps include compilation
     try:
         while trainer.step_count < cfg.steps:
             tokens, next_position = prefetch.get()
@@ -1049,6 +1052,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
             if not (step % cfg.log_every == 0 or evaluate or checkpoint):
                 continue
             flush()  # before a checkpoint: it is written only after its losses were seen finite
+            flushes += 1
             if evaluate:
                 last_val = trainer.evaluate(val_windows, token_bytes)
                 for name, v in last_val.items():
@@ -1081,12 +1085,13 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
             dist.destroy_process_group()
     seconds = time.perf_counter() - t_start
     plot = plot_loss(read_metrics(metrics_path), run_dir / "loss.png") if d.is_main else None
-    steady = rows_tps[1:] or rows_tps  # the first step pays for warm-up and compilation
+    # the first read's steps pay for warm-up and compilation
+    steady = [t for t, f in rows_tps if f > 0] or [t for t, _ in rows_tps[1:]] or [t for t, _ in rows_tps]
     tps = float(np.median(steady)) if steady else 0.0
     return RunSummary(
         run_dir=run_dir, steps=trainer.step_count, tokens=trainer.step_count * cfg.batch_tokens, loss=result.loss,
         first_loss=first_loss, val=last_val, tokens_per_s=tps, mfu=(tps * flops_per_token / peak) if peak else None,
         seconds=seconds, checkpoint=saved, plot=plot, resumed_from=resumed_from, world_size=d.world_size,
         params=trainer.raw_model.num_params(), precision=trainer.precision,
-        mfu_peak=f"{peak / 1e12:,.0f} TFLOP/s ({peak_source})" if peak else None,
+        mfu_peak=f"{peak / d.world_size / 1e12:,.0f} TFLOP/s per GPU ({peak_source})" if peak else None,
     )
