@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -49,3 +50,40 @@ def test_gpt2_small_has_nanogpts_parameter_count(nanogpt):
         model = nanogpt.GPT(nanogpt.GPTConfig())
     assert model.get_num_params() == 123_689_472
     assert model.get_num_params(non_embedding=False) == 123_689_472 + 1024 * 768
+
+
+def test_benchmark_cuda_json_on_a_faked_device(monkeypatch, tmp_path):
+    """benchmarks/train.py's CUDA-only lines (defaults, MFU, peak memory, --out) on CPU, torch.cuda faked."""
+    import argparse
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    on_cpu = lambda build: lambda args, *a: build(argparse.Namespace(**{**vars(args), "device": "cpu"}), *a)  # noqa: E731
+    monkeypatch.setattr(bench, "build_lmforge", on_cpu(bench.build_lmforge))
+    monkeypatch.setattr(bench, "build_reference", on_cpu(bench.build_reference))
+    monkeypatch.setattr(bench, "peak_bf16_flops", lambda device: (989.4e12, "NVIDIA H200 datasheet, dense bf16"))
+    monkeypatch.setattr(bench, "measured_bf16_flops", lambda device: 790e12)
+    for name, value in [("is_available", lambda: True), ("synchronize", lambda: None), ("reset_peak_memory_stats", lambda: None),
+                        ("memory_allocated", lambda: 2**30), ("max_memory_allocated", lambda: 3 * 2**30),
+                        ("get_device_name", lambda *a: "NVIDIA H200")]:
+        monkeypatch.setattr(torch.cuda, name, value)
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self)
+    out = tmp_path / "train-gpu.jsonl"
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32  # main() turns TF32 on
+    try:
+        result = bench.main(["--device", "cuda", "--preset", "tiny", "--batch", "2", "--steps", "1", "--repeats", "1", "--warmup", "1",
+                             "--no-compile", "--json", "--out", str(out)])
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    assert result["precision"] == "bf16" and result["device"] == "NVIDIA H200" and "torch" in result
+    assert result["reference"].startswith("nanoGPT") and "bf16 autocast" in result["reference"]
+    assert not [key for key in result if key.endswith("_error")]
+    flops = result["flops_per_token"]
+    assert result["mfu"] == round(result["lmforge_tokens_per_s"] * flops / 989.4e12, 4)
+    assert result["reference_mfu_vs_measured"] == round(result["reference_tokens_per_s"] * flops / 790e12, 4)
+    assert (result["peak_bf16_tflops"], result["measured_bf16_tflops"]) == (989.4, 790.0)
+    assert result["lmforge_peak_mem_gib"] == result["reference_peak_mem_gib"] == 2.0
+    assert result["lmforge_warmup_s"] is not None and result["reference_warmup_s"] is not None
+    assert out.read_text().splitlines() == [json.dumps(result)]
