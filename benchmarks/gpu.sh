@@ -15,7 +15,7 @@
 #   OUT=/tmp/g DRY=1 benchmarks/gpu.sh --preset tiny   # dry run on CPU: every line of the script
 #   benchmarks/gpu.sh --device cpu --steps 2 --repeats 1 --warmup 1 --batch 1 --preset tiny
 #
-# Environment: PYTHON (python3), OUT (gpu-out), DRY (0; 1 adds "--device cpu --steps 2
+# Environment: PYTHON (python3), OUT (gpu-out), DRY (0; 1 adds "--device cpu --reference nanogpt --steps 2
 # --repeats 1 --warmup 1 --batch 1 --precision fp32" before your arguments), T_TESTS (150),
 # T_D12 (240), T_D24 (300) seconds per step, BUDGET_S (540) seconds for the whole script.
 # Arguments go to both benchmark calls, after the script's own (so a --preset there wins).
@@ -35,7 +35,7 @@ DEADLINE=$(( $(date +%s) + BUDGET_S ))
 FAILED=0
 EXTRA=()
 if [ "${DRY:-0}" = 1 ]; then
-    EXTRA=(--device cpu --steps 2 --repeats 1 --warmup 1 --batch 1 --precision fp32)
+    EXTRA=(--device cpu --reference nanogpt --steps 2 --repeats 1 --warmup 1 --batch 1 --precision fp32)
 fi
 
 record() {  # name, exit status, seconds
