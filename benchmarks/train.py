@@ -349,7 +349,7 @@ def main(argv=None) -> dict:
         import subprocess
 
         for precision in precisions:
-            cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--precision", precision, "--json"]
+            cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--precision", precision, "--json", "--out", ""]
             log(f"precision {precision} (fresh process) ...")
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode:

@@ -87,3 +87,19 @@ def test_benchmark_cuda_json_on_a_faked_device(monkeypatch, tmp_path):
     assert result["lmforge_peak_mem_gib"] == result["reference_peak_mem_gib"] == 2.0
     assert result["lmforge_warmup_s"] is not None and result["reference_warmup_s"] is not None
     assert out.read_text().splitlines() == [json.dumps(result)]
+
+
+def test_benchmark_keeps_one_models_figures_when_the_other_fails(monkeypatch):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def out_of_memory(*args):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(bench, "build_nanogpt", out_of_memory)
+    result = bench.main(["--reference", "nanogpt", "--preset", "tiny", "--batch", "1", "--steps", "1", "--repeats", "1",
+                         "--warmup", "1", "--precision", "fp32", "--json"])
+    assert result["reference_error"] == "RuntimeError: CUDA out of memory (simulated)"
+    assert result["lmforge_tokens_per_s"] > 0 and result["reference_tokens_per_s"] is None and result["speedup"] is None
