@@ -11,7 +11,8 @@ fused AdamW on CUDA). Left out: `from_pretrained`, `crop_block_size`, `estimate_
 `generate` (the benchmark trains only), the non-flash attention fallback and the prints.
 
 At GPT-2 small's shape with a 50304-token vocabulary it has 123.69M parameters without `wpe`
-(nanoGPT prints "number of parameters: 123.69M"), 124.48M with it.
+(nanoGPT prints "number of parameters: 123.69M"), 124.48M with it; 123.59M with `bias=False`,
+the setting of nanoGPT's train.py and bench.py, which `benchmarks/train.py` uses.
 """
 
 from __future__ import annotations

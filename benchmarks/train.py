@@ -9,12 +9,13 @@ clipping, the schedule, fused AdamW). Precision is always the same for both mode
 
 The reference (`--reference`):
 - `nanogpt` (the default on CUDA): karpathy/nanoGPT's model (`benchmarks/nanogpt.py`:
-  learned positions, LayerNorm and GELU with biases, flash attention through SDPA) and one
+  learned positions, LayerNorm, GELU, flash attention through SDPA; without biases, as
+  nanoGPT's train.py and bench.py configure it, 123.59M parameters at d12) and one
   iteration of its train.py with gradient accumulation 1: bf16 autocast forward with the
   loss, backward, `clip_grad_norm_(params, 1.0)`, fused AdamW (lr 6e-4, betas 0.9/0.95,
   weight decay 0.1 on the matrices), `zero_grad(set_to_none=True)`. It is compiled exactly
   when lmforge is (`torch.compile(model)`, as train.py does; `--no-compile` turns both off).
-  On an H200 nanoGPT's own figures are 517k tokens/s at 124M (55.5% MFU) and 196k at 350M.
+  Issue 16 quotes nanoGPT on an H200: 517k tokens/s at 124M (55.5% MFU), 196k at 350M.
 - `transformers` (the default on CPU): GPT2LMHeadModel with SDPA attention, `loss =
   model(input_ids=x, labels=x).loss; loss.backward(); opt.step(); opt.zero_grad()` with
   `torch.optim.AdamW`, eager unless `--reference-compile`.
@@ -54,7 +55,7 @@ H100/H200 SXM; `peak_source` says where it came from), `mfu_vs_measured` and
 parameters, the head included, the input embedding not; the PaLM formula nanoGPT's
 `estimate_mfu` uses). The two models have the same matrix-product shapes (q, k, v, the
 output projection, a 4x MLP, the tied head), so one count is right for both; nanoGPT's own
-count also adds its biases and norms (~0.1%). `lmforge_peak_mem_gib` /
+count also adds its LayerNorm weights (<0.1%). `lmforge_peak_mem_gib` /
 `reference_peak_mem_gib`: `torch.cuda.max_memory_allocated` over each model's build and
 warm-up, less what the other model already held. A model that fails (out of memory, a
 compile error) is left out with `lmforge_error` / `reference_error` and the exit status is 1.
@@ -147,7 +148,8 @@ def build_nanogpt(args, model_cfg):
     """nanoGPT's model and one iteration of its train.py (gradient_accumulation_steps 1, bf16: no grad scaler)."""
     nanogpt = load_nanogpt()
     cfg = nanogpt.GPTConfig(block_size=model_cfg.block_size, vocab_size=model_cfg.padded_vocab_size, n_layer=model_cfg.n_layer,
-                            n_head=model_cfg.n_head, n_embd=model_cfg.n_embd, dropout=0.0, bias=True)
+                            n_head=model_cfg.n_head, n_embd=model_cfg.n_embd, dropout=0.0,
+                            bias=False)  # train.py's default (model.py's is True): no biases, as lmforge
     torch.manual_seed(0)
     model = nanogpt.GPT(cfg).to(args.device)
     model.train()

@@ -50,6 +50,9 @@ def test_gpt2_small_has_nanogpts_parameter_count(nanogpt):
         model = nanogpt.GPT(nanogpt.GPTConfig())
     assert model.get_num_params() == 123_689_472
     assert model.get_num_params(non_embedding=False) == 123_689_472 + 1024 * 768
+    with torch.device("meta"):  # train.py's bias = False, as the benchmark builds it: "123.59M"
+        model = nanogpt.GPT(nanogpt.GPTConfig(bias=False))
+    assert model.get_num_params() == 123_587_328
 
 
 def test_benchmark_cuda_json_on_a_faked_device(monkeypatch, tmp_path):
