@@ -158,6 +158,8 @@ def build_nanogpt(args, model_cfg):
     amp = torch.autocast(args.device, dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
 
     def step(tokens):
+        for group in opt.param_groups:  # train.py sets the scheduled lr each iteration (a float: no device sync)
+            group["lr"] = 6e-4
         batch = tokens.to(args.device, non_blocking=True)
         x, y = batch[:, :-1].contiguous(), batch[:, 1:].contiguous()  # nanoGPT's get_batch hands over contiguous x, y
         with amp:
