@@ -206,7 +206,7 @@ def tune_malloc() -> bool:
 MEASURED = ("lmforge_tokens_per_s", "reference_tokens_per_s", "speedup", "reference", "lmforge_warmup_s", "reference_warmup_s",
             "reference_params", "mfu", "reference_mfu", "peak_bf16_tflops", "peak_source", "mfu_vs_measured",
             "reference_mfu_vs_measured", "measured_bf16_tflops", "lmforge_peak_mem_gib", "reference_peak_mem_gib",
-            "lmforge_error", "reference_error")
+            "lmforge_error", "reference_error", "peak_error")
 
 
 def measure(args, precision: str, log) -> dict:
@@ -289,12 +289,18 @@ def measure(args, precision: str, log) -> dict:
     if cuda:
         # one FLOP count for both: the same matrix-product shapes (see the docstring)
         flops = (built["trainer"].raw_model if built["trainer"] else GPT(mc)).flops_per_token(T)
-        peak, source = peak_bf16_flops("cuda")
-        measured = measured_bf16_flops("cuda")
-        mfu = lambda tokens_per_s, flop_s: round(tokens_per_s * flops / flop_s, 4) if tokens_per_s else None  # noqa: E731
-        out.update(mfu=mfu(ours, peak), reference_mfu=mfu(ref, peak), peak_bf16_tflops=round(peak / 1e12, 1), peak_source=source,
+        try:  # after a failed model the device may be unusable: the tokens/s above must still be printed
+            peak, source = peak_bf16_flops("cuda")
+            measured = measured_bf16_flops("cuda")
+        except Exception as e:  # noqa: BLE001
+            errors["peak"] = f"{type(e).__name__}: {e}"[:1000]
+            traceback.print_exc(file=sys.stderr)
+            peak, source, measured = None, None, None
+        mfu = lambda tokens_per_s, flop_s: round(tokens_per_s * flops / flop_s, 4) if tokens_per_s and flop_s else None  # noqa: E731
+        tflops = lambda flop_s: round(flop_s / 1e12, 1) if flop_s else None  # noqa: E731
+        out.update(mfu=mfu(ours, peak), reference_mfu=mfu(ref, peak), peak_bf16_tflops=tflops(peak), peak_source=source,
                    mfu_vs_measured=mfu(ours, measured), reference_mfu_vs_measured=mfu(ref, measured),
-                   measured_bf16_tflops=round(measured / 1e12, 1), lmforge_peak_mem_gib=peak_mem.get("lmforge"),
+                   measured_bf16_tflops=tflops(measured), lmforge_peak_mem_gib=peak_mem.get("lmforge"),
                    reference_peak_mem_gib=peak_mem.get("reference"))
     out.update({f"{name}_error": error for name, error in errors.items()})
     return out
