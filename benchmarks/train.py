@@ -68,6 +68,7 @@ Usage:
   python benchmarks/train.py --reference nanogpt  # CPU against nanoGPT's model (the GPU path's code, on CPU)
   python benchmarks/train.py --device cuda --preset d24 --out gpu.jsonl   # also appends the JSON line there
   python benchmarks/train.py --json               # only the JSON line
+  benchmarks/gpu.sh                               # the one-shot GPU run: CUDA tests, d12 and d24, into gpu-out/
 """
 
 from __future__ import annotations
