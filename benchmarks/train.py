@@ -1,18 +1,28 @@
-"""Pretraining throughput: lmforge's trainer vs transformers' GPT2LMHeadModel with a plain AdamW loop.
+"""Pretraining throughput: lmforge's trainer against nanoGPT's model (CUDA) or transformers' GPT-2 (CPU).
 
 Both models have the same depth, width, heads, context, batch and (padded) vocabulary, and
 the same embedding tying; both run on the same device in the same process, on the same
 synthetic tokens (uniform random ids, as nanoGPT's `bench.py` uses), so data loading is not
 measured. lmforge runs its real step function (`Trainer.step`: micro-batches, global-norm
-clipping, the schedule, fused AdamW); the reference runs `loss = model(input_ids=x,
-labels=x).loss; loss.backward(); opt.step(); opt.zero_grad()` with `torch.optim.AdamW` and
-SDPA attention. On CUDA both use bf16 autocast; lmforge adds `torch.compile` (`--no-compile`
-turns it off), the reference stays a plain eager loop unless `--reference-compile`.
-Precision is always the same for both models. On a CPU that multiplies bf16 natively
+clipping, the schedule, fused AdamW). Precision is always the same for both models.
+`lmforge_warmup_s` / `reference_warmup_s` are the warm-up times, compilation included.
+
+The reference (`--reference`):
+- `nanogpt` (the default on CUDA): karpathy/nanoGPT's model (`benchmarks/nanogpt.py`:
+  learned positions, LayerNorm, GELU, flash attention through SDPA; without biases, as
+  nanoGPT's train.py and bench.py configure it, 123.59M parameters at d12) and one
+  iteration of its train.py with gradient accumulation 1: bf16 autocast forward with the
+  loss, backward, `clip_grad_norm_(params, 1.0)`, fused AdamW (lr 6e-4, betas 0.9/0.95,
+  weight decay 0.1 on the matrices), `zero_grad(set_to_none=True)`. It is compiled exactly
+  when lmforge is (`torch.compile(model)`, as train.py does; `--no-compile` turns both off).
+  Issue 16 quotes nanoGPT on an H200: 517k tokens/s at 124M (55.5% MFU), 196k at 350M.
+- `transformers` (the default on CPU): GPT2LMHeadModel with SDPA attention, `loss =
+  model(input_ids=x, labels=x).loss; loss.backward(); opt.step(); opt.zero_grad()` with
+  `torch.optim.AdamW`, eager unless `--reference-compile`.
+On CUDA both use bf16 autocast and TF32. On a CPU that multiplies bf16 natively
 (AVX512-BF16 or AMX) the default measures both float32 and bf16 autocast, one after the
 other, and the headline figures are those of the precision `lmforge train` picks there by
-itself (bf16; `--precision auto`); `by_precision` holds both. `lmforge_warmup_s` is the
-warm-up time, compilation included.
+itself (bf16; `--precision auto`); `by_precision` holds both.
 
 Timing: `--warmup` untimed steps each (compilation included there), then `--repeats` blocks
 of `--steps` steps, interleaved (lmforge, reference, lmforge, ...) so a noisy neighbour on
@@ -36,30 +46,47 @@ a layer), the fused loss and the absence of page faults. In bf16 the products ru
 faster, the rest decides, and lmforge's blocked bf16 attention (~12 against ~22 ms a
 layer) is most of its margin.
 
-MFU (CUDA only): tokens/s x FLOPs per token / a bf16 matrix product's FLOP/s measured in
-the same run; FLOPs per token = 6N + 12 * layers * context * width (N = matrix-product
-parameters, the head included, the input embedding not; the PaLM formula nanoGPT uses).
+MFU (CUDA only): tokens/s x FLOPs per token / peak FLOP/s, against two peaks: `mfu` and
+`reference_mfu` use the GPU's datasheet dense bf16 peak (`peak_bf16_tflops`, 989.4 on an
+H100/H200 SXM; `peak_source` says where it came from), `mfu_vs_measured` and
+`reference_mfu_vs_measured` an 8192^3 bf16 matrix product measured in the same run
+(`measured_bf16_tflops`, ~790 on an H200). FLOPs per token are lmforge's
+`flops_per_token(T)` for both: 6N + 12 * layers * context * width (N = matrix-product
+parameters, the head included, the input embedding not; the PaLM formula nanoGPT's
+`estimate_mfu` uses). The two models have the same matrix-product shapes (q, k, v, the
+output projection, a 4x MLP, the tied head), so one count is right for both; nanoGPT's own
+count also adds its LayerNorm weights (<0.1%). `lmforge_peak_mem_gib` /
+`reference_peak_mem_gib`: `torch.cuda.max_memory_allocated` over each model's build and
+warm-up, less what the other model already held. A model that fails (out of memory, a
+compile error) is left out with `lmforge_error` / `reference_error` and the exit status is 1.
+Defaults on CUDA: d12 at batch 32, d24 at batch 16, vocabulary 50257 (padded to 50304),
+10 warm-up steps, 3 blocks of 20 steps.
 
 Usage:
   python benchmarks/train.py                      # CPU, preset small, synthetic tokens, float32 and bf16
   python benchmarks/train.py --tuned-malloc       # the same without glibc's mmap page faults
-  python benchmarks/train.py --device cuda --preset d12 --batch 64
+  python benchmarks/train.py --reference nanogpt  # CPU against nanoGPT's model (the GPU path's code, on CPU)
+  python benchmarks/train.py --device cuda --preset d24 --out gpu.jsonl   # also appends the JSON line there
   python benchmarks/train.py --json               # only the JSON line
+  benchmarks/gpu.sh                               # the one-shot GPU run: CUDA tests, d12 and d24, into gpu-out/
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import statistics
 import sys
 import time
+import traceback
+from pathlib import Path
 
 import torch
 
 from lmforge.train.model import GPT, PRESETS, preset_config
-from lmforge.train.gpu import measured_bf16_flops
+from lmforge.train.gpu import measured_bf16_flops, peak_bf16_flops
 from lmforge.train.trainer import TrainConfig, Trainer, cpu_has_native_bf16, resolve_precision
 
 
@@ -77,7 +104,7 @@ def build_lmforge(args, vocab: int):
     return trainer, trainer.step
 
 
-def build_reference(args, model_cfg):
+def build_transformers(args, model_cfg):
     import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -108,6 +135,52 @@ def build_reference(args, model_cfg):
     return step, f"transformers {transformers.__version__} GPT2LMHeadModel (sdpa) + torch.optim.AdamW{extras}", n_params
 
 
+def load_nanogpt():
+    """benchmarks/nanogpt.py as a module, wherever this script is run from."""
+    path = Path(__file__).resolve().parent / "nanogpt.py"
+    spec = importlib.util.spec_from_file_location("bench_nanogpt", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks the module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_nanogpt(args, model_cfg):
+    """nanoGPT's model and one iteration of its train.py (gradient_accumulation_steps 1, bf16: no grad scaler)."""
+    nanogpt = load_nanogpt()
+    cfg = nanogpt.GPTConfig(block_size=model_cfg.block_size, vocab_size=model_cfg.padded_vocab_size, n_layer=model_cfg.n_layer,
+                            n_head=model_cfg.n_head, n_embd=model_cfg.n_embd, dropout=0.0,
+                            bias=False)  # train.py's default (model.py's is True): no biases, as lmforge
+    torch.manual_seed(0)
+    model = nanogpt.GPT(cfg).to(args.device)
+    model.train()
+    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=6e-4, betas=(0.9, 0.95), device_type=args.device)
+    fwd = torch.compile(model) if args.compile else model  # the same setting as lmforge's
+    amp = torch.autocast(args.device, dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
+
+    def step(tokens):
+        for group in opt.param_groups:  # train.py sets the scheduled lr each iteration (a float: no device sync)
+            group["lr"] = 6e-4
+        batch = tokens.to(args.device, non_blocking=True)
+        x, y = batch[:, :-1].contiguous(), batch[:, 1:].contiguous()  # nanoGPT's get_batch hands over contiguous x, y
+        with amp:
+            _, loss = fwd(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    n_params = sum(p.numel() for p in model.parameters())
+    fused = bool(opt.defaults.get("fused"))
+    extras = (" + bf16 autocast" if args.precision == "bf16" else "") + (" + torch.compile" if args.compile else "")
+    return step, f"nanoGPT model.py (benchmarks/nanogpt.py) + {'fused ' if fused else ''}AdamW{extras}", n_params
+
+
+def build_reference(args, model_cfg):
+    return (build_nanogpt if args.reference == "nanogpt" else build_transformers)(args, model_cfg)
+
+
 def time_block(step, tokens, n: int, device: str) -> float:
     _sync(device)
     t = time.perf_counter()
@@ -132,57 +205,105 @@ def tune_malloc() -> bool:
 
 
 MEASURED = ("lmforge_tokens_per_s", "reference_tokens_per_s", "speedup", "reference", "lmforge_warmup_s", "reference_warmup_s",
-            "reference_params", "mfu", "reference_mfu", "peak_bf16_tflops")
+            "reference_params", "mfu", "reference_mfu", "peak_bf16_tflops", "peak_source", "mfu_vs_measured",
+            "reference_mfu_vs_measured", "measured_bf16_tflops", "lmforge_peak_mem_gib", "reference_peak_mem_gib",
+            "lmforge_error", "reference_error", "peak_error")
 
 
 def measure(args, precision: str, log) -> dict:
-    """Warm up and time lmforge and the reference at one precision, interleaved."""
+    """Build, warm up and time lmforge and the reference at one precision, interleaved.
+
+    A model that fails (out of memory, a compile error) is left out with its error in
+    `lmforge_error` / `reference_error`, so one failure never costs the other model's figures.
+    On CUDA each model's peak memory is `max_memory_allocated` over its build and warm-up, less
+    what was allocated before it (the model built first)."""
     args = argparse.Namespace(**{**vars(args), "precision": precision})
-    trainer, ours = build_lmforge(args, args.vocab)
-    mc = trainer.raw_model.config
-    try:
-        ref, ref_name, ref_params = build_reference(args, mc)
-    except ImportError:
-        ref, ref_name, ref_params = None, "transformers not installed (pip install transformers)", None
+    cuda = args.device == "cuda"
+    mc = preset_config(args.preset, args.vocab)
     T = mc.block_size
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, args.vocab, (args.batch, T + 1), generator=gen)
-    if args.device == "cuda":
+    if cuda:
         tokens = tokens.pin_memory()
     log(f"precision {precision}:")
-    runs = [("lmforge", ours)] + ([("reference", ref)] if ref is not None else [])
-    warmup_s = {"reference": None}
-    for name, step in runs:
-        t = time.perf_counter()
-        for _ in range(args.warmup):
-            step(tokens)
-        _sync(args.device)
+    built = {"trainer": None, "reference": None, "reference_params": None}
+
+    def lmforge():
+        built["trainer"], step = build_lmforge(args, args.vocab)
+        return step
+
+    def reference():
+        step, built["reference"], built["reference_params"] = build_reference(args, mc)
+        return step
+
+    runs, warmup_s, peak_mem, errors = {}, {"lmforge": None, "reference": None}, {}, {}
+    for name, build in (("lmforge", lmforge), ("reference", reference)):
+        if cuda:
+            torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            step = build()
+            t = time.perf_counter()
+            for _ in range(args.warmup):  # compilation happens here
+                step(tokens)
+            _sync(args.device)
+        except Exception as e:  # noqa: BLE001 - one model's failure must not lose the other's figures
+            if isinstance(e, ImportError) and name == "reference" and args.reference == "transformers":
+                built["reference"] = "transformers not installed (pip install transformers)"
+                continue
+            step = None  # let a failed model's memory go
+            errors[name] = f"{type(e).__name__}: {e}"[:1000]
+            log(f"  {name} failed:")
+            traceback.print_exc(file=sys.stderr)
+            continue
         warmup_s[name] = round(time.perf_counter() - t, 1)
-        log(f"  warm-up {name}: {warmup_s[name]:.1f} s")
-    times = {name: [] for name, _ in runs}
+        runs[name] = step
+        if cuda:
+            peak_mem[name] = round((torch.cuda.max_memory_allocated() - base) / 2**30, 2)
+        log(f"  warm-up {name}: {warmup_s[name]:.1f} s" + (f", peak memory {peak_mem[name]:.1f} GiB" if cuda else ""))
+    times = {name: [] for name in runs}
     for r in range(args.repeats):
-        for name, step in runs:
-            dt = time_block(step, tokens, args.steps, args.device)
+        for name, step in list(runs.items()):
+            try:
+                dt = time_block(step, tokens, args.steps, args.device)
+            except Exception as e:  # noqa: BLE001
+                errors[name] = f"{type(e).__name__}: {e}"[:1000]
+                traceback.print_exc(file=sys.stderr)
+                del runs[name], times[name]
+                continue
             times[name].append(dt)
             log(f"  block {r + 1} {name}: {args.steps * args.batch * T / dt:,.0f} tokens/s")
-    tps = {k: args.steps * args.batch * T / statistics.median(v) for k, v in times.items()}
-    tps.setdefault("reference", None)
+    tps = {k: args.steps * args.batch * T / statistics.median(v) for k, v in times.items() if v}
+    ours, ref = tps.get("lmforge"), tps.get("reference")
     out = {
-        "lmforge_tokens_per_s": round(tps["lmforge"], 1),
-        "reference_tokens_per_s": round(tps["reference"], 1) if tps["reference"] else None,
-        "speedup": round(tps["lmforge"] / tps["reference"], 3) if tps["reference"] else None,
-        "reference": ref_name,
+        "lmforge_tokens_per_s": round(ours, 1) if ours else None,
+        "reference_tokens_per_s": round(ref, 1) if ref else None,
+        "speedup": round(ours / ref, 3) if ours and ref else None,
+        "reference": built["reference"],
         "lmforge_warmup_s": warmup_s["lmforge"],  # the untimed warm-up steps, compilation included
         "reference_warmup_s": warmup_s["reference"],
-        "reference_params": ref_params,
+        "reference_params": built["reference_params"],
         "mfu": None,
         "reference_mfu": None,
     }
-    if args.device == "cuda":
-        flops = trainer.raw_model.flops_per_token(T)
-        peak = measured_bf16_flops("cuda")
-        out.update(peak_bf16_tflops=round(peak / 1e12, 1), mfu=round(tps["lmforge"] * flops / peak, 4),
-                   reference_mfu=round(tps["reference"] * flops / peak, 4) if tps["reference"] else None)
+    if cuda:
+        # one FLOP count for both: the same matrix-product shapes (see the docstring)
+        flops = (built["trainer"].raw_model if built["trainer"] else GPT(mc)).flops_per_token(T)
+        try:  # after a failed model the device may be unusable: the tokens/s above must still be printed
+            peak, source = peak_bf16_flops("cuda")
+            measured = measured_bf16_flops("cuda")
+        except Exception as e:  # noqa: BLE001
+            errors["peak"] = f"{type(e).__name__}: {e}"[:1000]
+            traceback.print_exc(file=sys.stderr)
+            peak, source, measured = None, None, None
+        mfu = lambda tokens_per_s, flop_s: round(tokens_per_s * flops / flop_s, 4) if tokens_per_s and flop_s else None  # noqa: E731
+        tflops = lambda flop_s: round(flop_s / 1e12, 1) if flop_s else None  # noqa: E731
+        out.update(mfu=mfu(ours, peak), reference_mfu=mfu(ref, peak), peak_bf16_tflops=tflops(peak), peak_source=source,
+                   mfu_vs_measured=mfu(ours, measured), reference_mfu_vs_measured=mfu(ref, measured),
+                   measured_bf16_tflops=tflops(measured), lmforge_peak_mem_gib=peak_mem.get("lmforge"),
+                   reference_peak_mem_gib=peak_mem.get("reference"))
+    out.update({f"{name}_error": error for name, error in errors.items()})
     return out
 
 
@@ -190,24 +311,29 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="[small on CPU, d12 on CUDA]")
-    p.add_argument("--batch", type=int, default=None, help="sequences per step [8 on CPU, 64 on CUDA]")
+    p.add_argument("--reference", choices=["nanogpt", "transformers"], default=None,
+                   help="the model lmforge is measured against [nanogpt on CUDA, transformers on CPU]")
+    p.add_argument("--batch", type=int, default=None, help="sequences per step [8 on CPU; on CUDA 32 for d12, 16 for d24]")
     p.add_argument("--vocab", type=int, default=None, help="tokenizer vocabulary [8192 on CPU, 50257 on CUDA]")
     p.add_argument("--steps", type=int, default=None, help="steps per timed block [3 on CPU, 20 on CUDA]")
     p.add_argument("--repeats", type=int, default=3, help="timed blocks per model, interleaved")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps per model [2 on CPU, 10 on CUDA]")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--compile", dest="compile", action="store_true", default=None, help="torch.compile lmforge [on for CUDA]")
+    p.add_argument("--compile", dest="compile", action="store_true", default=None,
+                   help="torch.compile lmforge, and the nanoGPT reference with it [on for CUDA]")
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--precision", choices=["auto", "both", "bf16", "fp32"], default="auto",
                    help="both models: bf16 autocast, float32, or both one after the other [auto: bf16 on CUDA; "
                         "on CPU both where it multiplies bf16 natively, else fp32]")
-    p.add_argument("--reference-compile", action="store_true", help="torch.compile the reference too")
+    p.add_argument("--reference-compile", action="store_true", help="torch.compile the transformers reference too")
     p.add_argument("--tuned-malloc", action="store_true", help="glibc mallopt: no mmap/trim for big blocks (both models)")
     p.add_argument("--json", action="store_true", help="print only the JSON result line")
+    p.add_argument("--out", default=None, help="also append the JSON result line to this file")
     args = p.parse_args(argv)
     gpu = args.device == "cuda"
     args.preset = args.preset or ("d12" if gpu else "small")
-    args.batch = args.batch or (64 if gpu else 8)
+    args.reference = args.reference or ("nanogpt" if gpu else "transformers")
+    args.batch = args.batch or ({"d12": 32, "d24": 16}.get(args.preset, 32) if gpu else 8)
     args.vocab = args.vocab or (50257 if gpu else 8192)
     args.steps = args.steps or (20 if gpu else 3)
     args.warmup = args.warmup if args.warmup is not None else (10 if gpu else 2)
@@ -234,14 +360,14 @@ def main(argv=None) -> dict:
         import subprocess
 
         for precision in precisions:
-            cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--precision", precision, "--json"]
+            cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--precision", precision, "--json", "--out", ""]
             log(f"precision {precision} (fresh process) ...")
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
             child = json.loads(done.stdout.strip().splitlines()[-1])
             by_precision[precision] = {k: child[k] for k in MEASURED if k in child}
-            log(f"  lmforge {child['lmforge_tokens_per_s']:,.0f} tokens/s, reference {child['reference_tokens_per_s'] or 0:,.0f}")
+            log(f"  lmforge {child['lmforge_tokens_per_s'] or 0:,.0f} tokens/s, reference {child['reference_tokens_per_s'] or 0:,.0f}")
     model = GPT(mc)  # for the parameter and FLOP counts
     # the headline is the precision `lmforge train` picks by itself on this machine
     default = resolve_precision("auto", args.device)
@@ -262,12 +388,17 @@ def main(argv=None) -> dict:
         "lmforge_params": model.num_params(),
         **by_precision[head],
         "flops_per_token": model.flops_per_token(mc.block_size),
+        **({"torch": torch.__version__, "cuda": torch.version.cuda} if gpu else {}),
         "by_precision": {k: {"lmforge_tokens_per_s": v["lmforge_tokens_per_s"], "reference_tokens_per_s": v["reference_tokens_per_s"],
                              "speedup": v["speedup"]} for k, v in by_precision.items()},
     }
-    print(json.dumps(result))
+    line = json.dumps(result)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(line + "\n")
+    print(line)
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if any(key.endswith("_error") for key in main()) else 0)
