@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one-shot GPU check of issue 16: the CUDA tests, then benchmarks/train.py at d12 and d24
-# (lmforge against nanoGPT's model, bf16 + torch.compile), everything written under $OUT.
+# The one-shot GPU check of issue 16: benchmarks/train.py at d12 and d24 (lmforge against
+# nanoGPT's model, bf16 + torch.compile), then the CUDA tests; everything written under $OUT.
 #
 # A GPU is lent rarely and briefly, so this script installs nothing beyond the project (wheels
 # carried in .whl/, if any, go to /tmp/site without the network), runs each step under its own
@@ -16,17 +16,17 @@
 #   benchmarks/gpu.sh --device cpu --steps 2 --repeats 1 --warmup 1 --batch 1 --preset tiny
 #
 # Environment: PYTHON (python3), OUT (gpu-out), DRY (0; 1 adds "--device cpu --reference nanogpt --steps 2
-# --repeats 1 --warmup 1 --batch 1 --precision fp32" before your arguments), T_TESTS (150),
-# T_D12 (240), T_D24 (300) seconds per step, BUDGET_S (540) seconds for the whole script.
+# --repeats 1 --warmup 1 --batch 1 --precision fp32" before your arguments), T_TESTS (200),
+# T_D12 (210), T_D24 (270) seconds per step, BUDGET_S (570) seconds for the whole script.
 # Arguments go to both benchmark calls, after the script's own (so a --preset there wins).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${OUT:-gpu-out}
-T_TESTS=${T_TESTS:-150}
-T_D12=${T_D12:-240}
-T_D24=${T_D24:-300}
-BUDGET_S=${BUDGET_S:-540}
+T_TESTS=${T_TESTS:-200}
+T_D12=${T_D12:-210}
+T_D24=${T_D24:-270}
+BUDGET_S=${BUDGET_S:-570}
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 STATUS="$OUT/status.txt"
@@ -99,15 +99,16 @@ EOF
 record env $? 0
 cat "$OUT/env.txt"
 
+# The figures first (the scarce part of a lease), then the tests, each test run to the end (no -x).
+step bench-d12 "$T_D12" "$PY" benchmarks/train.py --device cuda --preset d12 --out "$OUT/train-gpu.jsonl" ${EXTRA[@]+"${EXTRA[@]}"} "$@"
+step bench-d24 "$T_D24" "$PY" benchmarks/train.py --device cuda --preset d24 --out "$OUT/train-gpu.jsonl" ${EXTRA[@]+"${EXTRA[@]}"} "$@"
+
 if [ -f tests/test_cuda.py ]; then
-    step cuda-tests "$T_TESTS" "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cuda.py
+    step cuda-tests "$T_TESTS" "$PY" -m pytest -q -rA -p no:cacheprovider tests/test_cuda.py
 else
     echo "tests/test_cuda.py is absent: CUDA tests skipped" | tee "$OUT/cuda-tests.log"
     record cuda-tests absent 0
 fi
-
-step bench-d12 "$T_D12" "$PY" benchmarks/train.py --device cuda --preset d12 --out "$OUT/train-gpu.jsonl" ${EXTRA[@]+"${EXTRA[@]}"} "$@"
-step bench-d24 "$T_D24" "$PY" benchmarks/train.py --device cuda --preset d24 --out "$OUT/train-gpu.jsonl" ${EXTRA[@]+"${EXTRA[@]}"} "$@"
 
 echo "=== results ($OUT/train-gpu.jsonl)"
 cat "$OUT/train-gpu.jsonl" 2>/dev/null || echo "no benchmark result"

@@ -101,7 +101,8 @@ def build_lmforge(args, vocab: int):
         micro_batch=args.batch, warmup=1, device=args.device, compile=args.compile, precision=args.precision,
     )
     trainer = Trainer(cfg, preset_config(args.preset, vocab))
-    return trainer, trainer.step
+    # on CUDA the step `lmforge train` runs there: queued without waiting for the GPU (the loss is read later)
+    return trainer, trainer.step_async if args.device == "cuda" else trainer.step
 
 
 def build_transformers(args, model_cfg):

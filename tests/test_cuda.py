@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
 from test_train_data import make_mix
 
 from lmforge.train.model import GPT, GPTConfig, preset_config
-from lmforge.train.trainer import TrainConfig, Trainer, read_steps, train
+from lmforge.train.trainer import TrainConfig, Trainer, checkpoint_dirs, read_steps, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu.sh runs these on one)")
 
@@ -89,17 +90,23 @@ def test_sdpa_takes_the_flash_kernel_in_bf16():
         torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
 
 
-def test_train_on_cuda_writes_mfu_and_resumes(tmp_path):
+def test_train_on_cuda_writes_mfu_and_resumes_exactly(tmp_path):
     mix = make_mix(tmp_path / "mix")
-    common = dict(manifest=str(mix), out_dir=str(tmp_path / "run"), preset="tiny", batch_tokens=1024, micro_batch=4,
-                  device="cuda", eval_every=4, eval_tokens=256, checkpoint_every=4, log_every=3)
-    first = train(TrainConfig(**common, steps=4))
-    assert first.steps == 4 and first.mfu is not None and "TFLOP/s" in first.mfu_peak
-    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    assert all(0 < r["mfu"] < 1 for r in rows) and "val_loss/a" in rows[-1]
-    more = train(TrainConfig(**common, steps=8))
-    assert more.resumed_from == 4 and more.steps == 8
-    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(1, 9))
-    assert math.isfinite(more.loss)
+    run = tmp_path / "run"
+    cfg = TrainConfig(manifest=str(mix), out_dir=str(run), preset="tiny", batch_tokens=1024, micro_batch=4, device="cuda", steps=8,
+                      eval_every=4, eval_tokens=256, checkpoint_every=4, log_every=3,
+                      compile=False)  # compiled steps are tested above; this one is about the loop
+    first = train(cfg)
+    assert first.steps == 8 and first.mfu is not None and "TFLOP/s" in first.mfu_peak
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    parsed = [json.loads(x) for x in rows]
+    assert [r["step"] for r in parsed] == list(range(1, 9))
+    assert all(0 < r["mfu"] < 1 for r in parsed) and "val_loss/a" in parsed[3] and "val_loss/a" in parsed[7]
+    last = checkpoint_dirs(run)[-1]
+    shutil.rmtree(last)  # as if killed after step 4's checkpoint
+    again = train(cfg)
+    assert again.resumed_from == 4 and again.steps == 8
+    again_rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in again_rows] == list(range(1, 9))
+    for a, b in zip(again_rows, parsed):  # eager CUDA kernels are deterministic here: the same losses
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)

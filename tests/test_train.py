@@ -229,18 +229,6 @@ def test_loss_plot_without_matplotlib_is_still_a_png():
     assert len(zlib.decompress(idat)) == 32 * (1 + 64 * 3)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_steps_with_bf16_autocast_and_fused_adamw(tmp_path):
-    cfg = TrainConfig(manifest="unused", out_dir=str(tmp_path), batch_tokens=512, micro_batch=2, device="cuda", steps=5)
-    tr = Trainer(cfg, preset_config("tiny", 300))
-    tokens = torch.randint(0, 300, (4, 129)).pin_memory()
-    first = tr.step(tokens)
-    for _ in range(3):
-        last = tr.step(tokens)
-    assert math.isfinite(last.loss) and last.loss < first.loss
-    assert tr.optimizer.defaults.get("fused")
-
-
 def test_rerun_resumes_or_does_nothing_other_settings_are_refused_by_name_overwrite_starts_over(mix, tmp_path):
     out = tmp_path / "run"
     args = ["-m", mix, "-o", out, "--steps", 3, *FAST]
