@@ -206,3 +206,16 @@ def test_rm_rerun_is_a_no_op_other_settings_are_refused_by_name_and_overwrite_st
     over = rm_cli([*args, "--lr", 1e-3, "--overwrite"])
     assert over.exit_code == 0 and "nothing to do" not in over.output
     assert json.loads((out / "settings.json").read_text())["settings"]["--lr"] == 1e-3
+
+
+def test_a_reward_model_run_where_a_language_model_is_needed_is_a_one_line_error(base_run, prefs, tmp_path):
+    """sample, chat and align sft --base name the mistake instead of `KeyError: 'wte.weight'`."""
+    from lmforge.cli import main
+
+    out = tmp_path / "rm"
+    assert rm_cli(["--base", base_run, "--data", prefs, "-o", out, "--steps", 2, "--batch-size", 8, "--val-fraction", 0.25]).exit_code == 0
+    for args, who in ((["sample", out, "--prompt", "hi"], "sample"), (["chat", out, "--prompt", "hi"], "chat"),
+                      (["align", "sft", "--base", out, "--data", prefs, "-o", tmp_path / "s", "--steps", 1], "align sft --base")):
+        r = CliRunner().invoke(main, [str(a) for a in args])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert f"this is a reward model run (`lmforge align rm`); {who} needs a language model" in r.output

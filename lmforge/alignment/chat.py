@@ -145,7 +145,7 @@ def load_chat_model(run, device: str = "cpu", tokenizer_dir: str | None = None):
     from lmforge.tokenize import Tokenizer
     from lmforge.train.trainer import TrainingError, load_model
 
-    model, state = load_model(run, device)
+    model, state = load_model(run, device, purpose="chat")
     tok_dir = tokenizer_dir or state.get("tokenizer_dir")
     if not tok_dir:
         raise TrainingError(f"{run}: the checkpoint names no tokenizer; pass --tokenizer DIR")

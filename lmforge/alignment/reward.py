@@ -47,6 +47,7 @@ from lmforge.train.trainer import (
     METRICS,
     MODEL_FILE,
     OPTIMIZER_FILE,
+    REWARD_MODEL_KIND,
     STATE_FILE,
     TrainingError,
     _fsync_dir,
@@ -65,7 +66,7 @@ from lmforge.train.trainer import (
     verify_checkpoint,
 )
 
-REWARD_KIND = "reward_model"
+REWARD_KIND = REWARD_MODEL_KIND
 
 
 class AlignmentError(UserError):

@@ -342,7 +342,7 @@ def _load_base(cfg: SFTConfig, device: str):
     from lmforge.tokenize import Tokenizer, TokenizerError
 
     try:
-        model, state = load_model(cfg.base, device)
+        model, state = load_model(cfg.base, device, purpose="align sft --base")
     except TrainingError as exc:
         raise SFTError(f"--base {exc}") from None
     base_ckpt = Path(cfg.base) if (Path(cfg.base) / "state.json").is_file() else latest_checkpoint(cfg.base)

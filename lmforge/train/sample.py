@@ -68,7 +68,7 @@ def sample_text(run: str | Path, prompt: str, max_tokens: int = 100, *, temperat
     from lmforge.tokenize import Tokenizer
     from lmforge.train.trainer import TrainingError, load_model
 
-    model, state = load_model(run, device)
+    model, state = load_model(run, device, purpose="sample")
     tok_dir = tokenizer_dir or state.get("tokenizer_dir")
     if not tok_dir:
         raise TrainingError(f"{run}: the checkpoint names no tokenizer; pass --tokenizer DIR")

@@ -670,11 +670,15 @@ def _load_failure(ckpt: Path, name: str, exc: Exception) -> CheckpointError:
     return CheckpointError(f"{ckpt}: {name} cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
 
 
-def load_model(ckpt: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
+REWARD_MODEL_KIND = "reward_model"  #: state.json "kind" of `lmforge align rm` runs (a scalar head, no LM head)
+
+
+def load_model(ckpt: str | os.PathLike, device: str | torch.device = "cpu", purpose: str = "this command") -> tuple[GPT, dict]:
     """The model of a checkpoint directory (or a run: its newest checkpoint) and its state.
 
     The checkpoint is verified first (`verify_checkpoint`): a bad one raises CheckpointError
-    naming the file and, for a run, its newest good checkpoint to pass instead."""
+    naming the file and, for a run, its newest good checkpoint to pass instead. A reward-model
+    run is refused by name (`purpose` says who needed a language model)."""
     run = ckpt = Path(ckpt)
     if not (ckpt / STATE_FILE).is_file() and not (ckpt.parent.name == CHECKPOINTS and ckpt.name.startswith("step_")):
         found = latest_checkpoint(ckpt)
@@ -683,6 +687,9 @@ def load_model(ckpt: str | os.PathLike, device: str | torch.device = "cpu") -> t
         ckpt = found
     try:
         state = verify_checkpoint(ckpt, files=(MODEL_FILE,))
+        if state.get("kind") == REWARD_MODEL_KIND:
+            raise TrainingError(f"{run}: this is a reward model run (`lmforge align rm`); {purpose} needs a language model: "
+                                f"a run of `lmforge train`, `align sft`, `align dpo` or `align rl`")
         model = GPT(GPTConfig.from_dict(state["model_config"]))
         try:
             load_weights(model.to(device), ckpt / MODEL_FILE, device)
