@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "sample": "lmforge.train.cli:sample",
     "align": "lmforge.alignment.cli:align",
     "chat": "lmforge.alignment.chat_cli:chat",
+    "eval": "lmforge.alignment.eval_cli:eval_group",
     "pipeline": "lmforge.pipelines.pipeline_cli:pipeline",
     "demo": "lmforge.pipelines.demo_cli:demo",
 }
@@ -44,6 +45,7 @@ SUMMARIES: dict[str, str] = {
     "sample": "Generate text from the newest checkpoint of a run.",
     "align": "Alignment: SFT, reward model, DPO, RL (GRPO, PPO).",
     "chat": "Chat with a run's newest checkpoint.",
+    "eval": "Evaluate alignment runs on held-out data (reward models against length baselines).",
     "pipeline": "Run a recipe (TOML) that chains every stage into one folder.",
     "demo": "Every stage, crawl to chat model, on built-in samples (offline).",
 }

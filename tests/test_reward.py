@@ -219,3 +219,39 @@ def test_a_reward_model_run_where_a_language_model_is_needed_is_a_one_line_error
         r = CliRunner().invoke(main, [str(a) for a in args])
         assert r.exit_code == 1 and "Traceback" not in r.output, r.output
         assert f"this is a reward model run (`lmforge align rm`); {who} needs a language model" in r.output
+
+
+def test_pair_metrics_put_accuracy_beside_the_length_baselines():
+    from lmforge.alignment.reward import pair_metrics
+
+    chosen, rejected = torch.tensor([2.0, 1.0, 0.5, 3.0]), torch.tensor([1.0, 2.0, 0.5, 0.0])
+    m = pair_metrics(chosen, rejected, [10, 3, 4, 8], [5, 9, 4, 2])
+    assert m["accuracy"] == pytest.approx((1 + 0 + 0.5 + 1) / 4)  # a tie counts half
+    assert m["longer_wins"] == pytest.approx((1 + 0 + 0.5 + 1) / 4) and m["shorter_wins"] == pytest.approx(1 - m["longer_wins"])
+    assert m["pairs"] == 4 and m["accuracy_se"] == pytest.approx(math.sqrt(0.625 * 0.375 / 4))
+    assert 0.8 < m["length_corr"] <= 1.0  # these scores follow length
+
+
+def test_eval_rm_reports_accuracy_beside_length_baselines(base_run, prefs, tmp_path):
+    from lmforge.cli import main
+
+    out = tmp_path / "rm"
+    assert rm_cli(["--base", base_run, "--data", prefs, "-o", out, "--steps", 30, "--batch-size", 8, "--lr", 3e-3,
+                   "--val-fraction", 0.25, "--eval-every", 0]).exit_code == 0
+    held_out = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    assert {"val_longer_wins", "val_shorter_wins", "val_length_corr"} <= set(held_out)  # align rm: the same figures held out
+    # pairs the model never saw (the same kind: the chosen answer holds the marker)
+    unseen = make_preferences(tmp_path / "unseen.jsonl", n=40, seed=7)
+    r = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(unseen), "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output.strip().splitlines()[-1])
+    assert m["pairs"] == 40 and m["step"] == 30
+    assert m["longer_wins"] + m["shorter_wins"] == pytest.approx(1.0)
+    assert m["accuracy"] > 0.8 and -1 <= m["length_corr"] <= 1
+    table = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(unseen)])
+    assert table.exit_code == 0 and "longer wins" in table.output and "score/length correlation" in table.output
+    # a run of the wrong kind, or a missing file: one line each
+    wrong = CliRunner().invoke(main, ["eval", "rm", str(base_run), "--data", str(unseen)])
+    assert wrong.exit_code == 1 and "not a reward model" in wrong.output and "Traceback" not in wrong.output
+    missing = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 1 and "no such" in missing.output.lower() and "Traceback" not in missing.output

@@ -28,6 +28,7 @@ This module also holds what the three preference stages (reward model, DPO, RL) 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -462,9 +463,35 @@ def score(model: RewardModel, seqs: list[list[int]], pad_id: int, batch: int = 1
     return torch.cat(out) if out else torch.zeros(0)
 
 
+def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor, len_chosen: list[int], len_rejected: list[int]) -> dict[str, float]:
+    """What a pairwise evaluation reports, from the scores and response lengths (tokens) of
+    chosen and rejected: accuracy (ties half) with its standard error, mean margin, the
+    Bradley-Terry loss, and beside them the length baselines on the same pairs (`longer_wins`:
+    accuracy of "the longer response is chosen", `shorter_wins` its mirror) and the Pearson
+    correlation of score with response length over all responses (`length_corr`). A reward
+    model that merely learned length has accuracy near the better baseline and |length_corr|
+    near 1 (hh-rlhf's harmless pairs: shorter wins ~0.57)."""
+    d = chosen.float() - rejected.float()
+    lc = torch.tensor(len_chosen, dtype=torch.float64)
+    lr = torch.tensor(len_rejected, dtype=torch.float64)
+    acc = tie_half_accuracy(d)
+    longer = tie_half_accuracy(lc - lr)
+    scores = torch.cat([chosen, rejected]).double()
+    lengths = torch.cat([lc, lr])
+    if scores.std() > 0 and lengths.std() > 0:
+        corr = float(torch.corrcoef(torch.stack([scores, lengths]))[0, 1])
+    else:
+        corr = float("nan")
+    n = len(len_chosen)
+    return {"accuracy": acc, "accuracy_se": math.sqrt(max(acc * (1 - acc), 0.0) / max(n, 1)), "margin": float(d.mean()),
+            "loss": float(bradley_terry_loss(chosen.float(), rejected.float())), "longer_wins": longer,
+            "shorter_wins": 1.0 - longer, "length_corr": corr, "pairs": n}
+
+
 @torch.no_grad()
 def pairwise_accuracy(model: RewardModel, pairs: list[tuple[Encoded, Encoded]], pad_id: int, batch: int = 16) -> dict[str, float]:
-    """Share of pairs whose chosen response scores higher (ties count half), mean margin and loss."""
+    """`pair_metrics` of a reward model on encoded pairs (what `align rm` reports held out and
+    `lmforge eval rm` reports on any file)."""
     if not pairs:
         return {}
     was = model.training
@@ -472,9 +499,7 @@ def pairwise_accuracy(model: RewardModel, pairs: list[tuple[Encoded, Encoded]], 
     rc = score(model, [c.ids for c, _ in pairs], pad_id, batch)
     rr = score(model, [r.ids for _, r in pairs], pad_id, batch)
     model.train(was)
-    d = rc - rr
-    return {"accuracy": tie_half_accuracy(d), "margin": float(d.mean()),
-            "loss": float(bradley_terry_loss(rc, rr))}
+    return pair_metrics(rc, rr, [sum(c.mask) for c, _ in pairs], [sum(r.mask) for _, r in pairs])
 
 
 @dataclass
@@ -681,7 +706,7 @@ def print_summary(title: str, s: RunSummary, keys: list[tuple[str, str]]) -> Non
             before = f"{s.first[key]:.4f} -> " if key in s.first and s.first is not s.last else ""
             table.add_row(label, f"{before}{s.last[key]:.4f}")
     for key, value in s.eval.items():
-        table.add_row(f"held-out {key}", f"{value:.4f}")
+        table.add_row(f"held-out {key}", f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("time", f"{s.seconds:.1f} s")
     if s.checkpoint is not None:
         table.add_row("checkpoint", str(s.checkpoint))
