@@ -205,3 +205,33 @@ def test_rl_rerun_is_a_no_op_other_settings_are_refused_by_name_and_overwrite_st
     over = rl_cli([*args, "--kl-coef", 0.1, "--overwrite"])
     assert over.exit_code == 0 and "nothing to do" not in over.output
     assert json.loads((out / "settings.json").read_text())["settings"]["--kl-coef"] == 0.1
+
+
+def test_score_completions_splits_format_from_accuracy():
+    from lmforge.alignment.evaluate import score_completions
+
+    m = score_completions(["#### 4", "#### 5", "four", "so #### 4"], ["#### 4"] * 4, "gsm8k")
+    assert m["reward"] == pytest.approx(0.5) and m["formatted"] == pytest.approx(0.75)
+    assert m["accuracy_formatted"] == pytest.approx(2 / 3)
+    assert m["reward_se"] == pytest.approx((1 / 3) ** 0.5 / 2)  # sample sd of [1,0,0,1] over sqrt(4)
+
+
+def test_eval_policy_reports_greedy_and_sampled_with_format_apart(base_run, prompts):
+    from click.testing import CliRunner
+
+    from lmforge.cli import main
+
+    args = ["eval", "policy", str(base_run), "--prompts", str(prompts), "--samples", "3", "--max-tokens", "8", "--limit", "4"]
+    r = CliRunner().invoke(main, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output.strip().splitlines()[-1])
+    assert m["prompts_evaluated"] == 4 and m["samples"] == 3
+    for kind in ("greedy", "sampled"):
+        assert 0 <= m[f"{kind}_reward"] <= m[f"{kind}_formatted"] <= 1 and f"{kind}_reward_se" in m
+    assert 0 <= m["pass@3"] <= 1
+    again = CliRunner().invoke(main, [*args, "--json"])
+    assert json.loads(again.output.strip().splitlines()[-1]) == m  # seeded: the same figures
+    table = CliRunner().invoke(main, args)
+    assert table.exit_code == 0 and "accuracy among formatted" in table.output
+    bad = CliRunner().invoke(main, ["eval", "policy", str(base_run), "--prompts", str(prompts), "--reward", "nope"])
+    assert bad.exit_code == 1 and "--reward 'nope': choose one of gsm8k" in bad.output

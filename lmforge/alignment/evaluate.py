@@ -50,3 +50,95 @@ def evaluate_reward_model(run, data, *, max_len: int | None = None, device: str 
     with torch.no_grad():
         metrics = pairwise_accuracy(model, pairs, tok.pad_id, batch)
     return RewardEval(str(run), str(data), metrics, skipped, state.get("step"))
+
+
+# ---- policies -------------------------------------------------------------------------------
+@dataclass
+class PolicyEval:
+    run: str
+    prompts: str
+    reward: str
+    metrics: dict[str, float]
+    step: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"run": self.run, "prompts": self.prompts, "reward": self.reward, "step": self.step, **self.metrics}
+
+
+def _share(flags: list[float]) -> tuple[float, float]:
+    """Mean of 0/1 (or [0, 1]) values and its standard error."""
+    import math
+
+    n = len(flags)
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = sum(flags) / n
+    var = sum((f - mean) ** 2 for f in flags) / max(n - 1, 1)
+    return mean, math.sqrt(var / n)
+
+
+def score_completions(completions: list[str], answers: list[str], reward: str) -> dict[str, float]:
+    """Reward, format compliance and accuracy among formatted answers of completions, each
+    with its standard error: a reward that rises because answers take the right form, not
+    because they are right, shows as compliance up and accuracy-among-formatted flat."""
+    from lmforge.alignment.rewards import FORMAT_CHECKS, REWARD_FUNCTIONS
+
+    fn, formatted_fn = REWARD_FUNCTIONS[reward], FORMAT_CHECKS.get(reward, lambda completion: True)
+    rewards = [fn(c, a) for c, a in zip(completions, answers)]
+    formatted = [1.0 if formatted_fn(c) else 0.0 for c in completions]
+    among = [r for r, f in zip(rewards, formatted) if f]
+    out = {}
+    for name, values in (("reward", rewards), ("formatted", formatted), ("accuracy_formatted", among)):
+        out[name], out[f"{name}_se"] = _share(values)
+    return out
+
+
+def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, temperature: float = 1.0, top_k: int | None = None,
+                    max_tokens: int = 64, limit: int | None = None, seed: int = 0, device: str = "cpu",
+                    tokenizer_dir: str | None = None) -> PolicyEval:
+    """Greedy and sampled (`samples` per prompt at `temperature`) completions of a fixed
+    prompt set (the first `limit` of `prompts`), scored by `score_completions`; sampled
+    figures also give pass@n (share of prompts with at least one rewarded sample)."""
+    import torch
+
+    from lmforge.alignment.chat import load_chat_model, parse_completion, render_prompt
+    from lmforge.alignment.rewards import REWARD_FUNCTIONS
+    from lmforge.alignment.rl import read_prompts, sample_group
+    from lmforge.train.trainer import TrainingError
+
+    if reward not in REWARD_FUNCTIONS:
+        raise AlignmentError(f"--reward {reward!r}: choose one of {', '.join(REWARD_FUNCTIONS)}")
+    if samples and not temperature > 0:
+        raise AlignmentError(f"--temperature {temperature}: sampled answers need a temperature > 0 (greedy ones are always reported)")
+    try:
+        model, tok = load_chat_model(run, device, tokenizer_dir)
+    except TrainingError as exc:
+        raise AlignmentError(str(exc)) from None
+    examples = read_prompts(prompts, reward)[:limit]
+    if not examples:
+        raise AlignmentError(f"{prompts}: no prompts to evaluate")
+    stop = tok.special_id("assistant_end")
+    gen = torch.Generator(device=device).manual_seed(seed)
+    greedy, sampled, answers_s, pass_n = [], [], [], []
+    limit_len = model.rope_cos.size(0)
+    for ex in examples:
+        ids = render_prompt(ex.prompt, tok)[-(limit_len - max_tokens):]
+        (g,) = sample_group(model, ids, 1, max_tokens, temperature=0.0, top_k=None, generator=gen, stop_id=stop,
+                            vocab_size=tok.vocab_size)
+        greedy.append(parse_completion(g, tok))
+        if samples:
+            comps = [parse_completion(c, tok) for c in sample_group(model, ids, samples, max_tokens, temperature=temperature,
+                                                                     top_k=top_k, generator=gen, stop_id=stop, vocab_size=tok.vocab_size)]
+            sampled += comps
+            answers_s += [ex.answer] * samples
+            pass_n.append(1.0 if any(REWARD_FUNCTIONS[reward](c, ex.answer) for c in comps) else 0.0)
+    metrics = {"prompts_evaluated": len(examples)}
+    metrics.update({f"greedy_{k}": v for k, v in score_completions(greedy, [ex.answer for ex in examples], reward).items()})
+    if samples:
+        metrics.update({f"sampled_{k}": v for k, v in score_completions(sampled, answers_s, reward).items()})
+        metrics["samples"], metrics["temperature"] = samples, temperature
+        metrics[f"pass@{samples}"], metrics[f"pass@{samples}_se"] = _share(pass_n)
+    from lmforge.train.trainer import latest_checkpoint, read_state
+
+    ckpt = Path(run) if (Path(run) / "state.json").is_file() else latest_checkpoint(run)
+    return PolicyEval(str(run), str(prompts), reward, metrics, read_state(ckpt).get("step") if ckpt else None)

@@ -65,5 +65,8 @@ def reference_answer(reference: str) -> str | None:
 
 
 REWARD_FUNCTIONS = {"gsm8k": gsm8k_reward}
+#: reward function -> whether a completion has the form the reward can score (GSM8K: a number
+#: after `####`): `lmforge eval policy` reports this compliance apart from accuracy
+FORMAT_CHECKS = {"gsm8k": lambda completion: extract_answer(completion) is not None}
 #: reward function -> the check a prompt's reference answer must pass to be usable
 REFERENCE_CHECKS = {"gsm8k": lambda reference: reference_answer(reference) is not None}
