@@ -103,7 +103,8 @@ def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, te
 
     from lmforge.alignment.chat import load_chat_model, parse_completion, render_prompt
     from lmforge.alignment.rewards import REWARD_FUNCTIONS
-    from lmforge.alignment.rl import read_prompts, sample_group
+    from lmforge.alignment.rl import read_prompts
+    from lmforge.train.sample import generate_batch
     from lmforge.train.trainer import TrainingError
 
     if reward not in REWARD_FUNCTIONS:
@@ -119,21 +120,26 @@ def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, te
         raise AlignmentError(f"{prompts}: no prompts to evaluate")
     stop = tok.special_id("assistant_end")
     gen = torch.Generator(device=device).manual_seed(seed)
-    greedy, sampled, answers_s, pass_n = [], [], [], []
     limit_len = model.rope_cos.size(0)
-    for ex in examples:
-        ids = render_prompt(ex.prompt, tok)[-(limit_len - max_tokens):]
-        (g,) = sample_group(model, ids, 1, max_tokens, temperature=0.0, top_k=None, generator=gen, stop_id=stop,
-                            vocab_size=tok.vocab_size)
-        greedy.append(parse_completion(g, tok))
-        if samples:
-            comps = [parse_completion(c, tok) for c in sample_group(model, ids, samples, max_tokens, temperature=temperature,
-                                                                     top_k=top_k, generator=gen, stop_id=stop, vocab_size=tok.vocab_size)]
-            sampled += comps
-            answers_s += [ex.answer] * samples
-            pass_n.append(1.0 if any(REWARD_FUNCTIONS[reward](c, ex.answer) for c in comps) else 0.0)
+    ids = [render_prompt(ex.prompt, tok)[-(limit_len - max_tokens):] for ex in examples]
+    answers = [ex.answer for ex in examples]
+    greedy, sampled, pass_n = [], [], []
+    batch = 64  # sequences per generate_batch call
+    for i in range(0, len(ids), batch):
+        greedy += [parse_completion(c, tok) for c in generate_batch(model, ids[i : i + batch], max_tokens, temperature=0.0,
+                                                                    stop_id=stop, vocab_size=tok.vocab_size)]
+    if samples:
+        per = max(1, batch // samples)  # prompts per call
+        for i in range(0, len(ids), per):
+            chunk = [p for p in ids[i : i + per] for _ in range(samples)]
+            sampled += [parse_completion(c, tok) for c in generate_batch(model, chunk, max_tokens, temperature=temperature, top_k=top_k,
+                                                                         generator=gen, stop_id=stop, vocab_size=tok.vocab_size)]
+        fn = REWARD_FUNCTIONS[reward]
+        for k, answer in enumerate(answers):
+            pass_n.append(1.0 if any(fn(c, answer) for c in sampled[k * samples : (k + 1) * samples]) else 0.0)
+    answers_s = [a for a in answers for _ in range(samples)]
     metrics = {"prompts_evaluated": len(examples)}
-    metrics.update({f"greedy_{k}": v for k, v in score_completions(greedy, [ex.answer for ex in examples], reward).items()})
+    metrics.update({f"greedy_{k}": v for k, v in score_completions(greedy, answers, reward).items()})
     if samples:
         metrics.update({f"sampled_{k}": v for k, v in score_completions(sampled, answers_s, reward).items()})
         metrics["samples"], metrics["temperature"] = samples, temperature

@@ -61,7 +61,8 @@ from lmforge.alignment.reward import (
     start_run,
 )
 from lmforge.alignment.rewards import REWARD_FUNCTIONS
-from lmforge.train.model import GPT, KVCache
+from lmforge.train.model import GPT
+from lmforge.train.sample import generate_batch
 
 VALUE_FILE = "value.safetensors"
 METHODS = ("grpo", "ppo")
@@ -124,38 +125,12 @@ def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x - mean) * torch.rsqrt(var + 1e-8) * mask
 
 
-@torch.no_grad()
 def sample_group(model: GPT, prompt: list[int], n: int, max_new: int, *, temperature: float, top_k: int | None,
                  generator: torch.Generator, stop_id: int, vocab_size: int) -> list[list[int]]:
     """n completions of one prompt, sampled together with one KV cache; each ends at `stop_id`
-    (kept) or after `max_new` tokens."""
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    cache = KVCache(model.config, n, len(prompt) + max_new, device=device, dtype=next(model.parameters()).dtype)
-    logits, _ = model(torch.tensor([prompt] * n, device=device), kv_cache=cache)
-    last = logits[:, -1, :vocab_size].float()  # (n, V)
-    steps, done = [], torch.zeros(n, dtype=torch.bool, device=device)
-    for i in range(max_new):
-        if temperature <= 0:
-            nxt = last.argmax(-1)
-        else:
-            last = last / temperature
-            if top_k:
-                kth = torch.topk(last, min(top_k, vocab_size), dim=-1).values[:, -1:]
-                last = last.masked_fill(last < kth, float("-inf"))
-            nxt = torch.multinomial(torch.softmax(last, -1), 1, generator=generator).squeeze(1)
-        steps.append(nxt)
-        done |= nxt == stop_id
-        if bool(done.all()) or i == max_new - 1:
-            break
-        logits, _ = model(nxt[:, None], kv_cache=cache)
-        last = logits[:, -1, :vocab_size].float()
-    model.train(was)
-    out = []
-    for row in torch.stack(steps, 1).tolist():
-        out.append(row[: row.index(stop_id) + 1] if stop_id in row else row)
-    return out
+    (kept) or after `max_new` tokens (`lmforge.train.sample.generate_batch`)."""
+    return generate_batch(model, [prompt] * n, max_new, temperature=temperature, top_k=top_k, generator=generator,
+                          stop_id=stop_id, vocab_size=vocab_size)
 
 
 # ---- configuration --------------------------------------------------------------------------
@@ -278,10 +253,12 @@ class RLTrainer:
         gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + self.step_count)
         seqs, masks, rewards, lens = [], [], [], []
         end = tok.assistant_end_id
-        for ex in examples:
-            prompt = self.prompt_ids(ex.prompt)
-            comps = sample_group(self.policy, prompt, cfg.group_size, cfg.max_new_tokens, temperature=cfg.temperature,
-                                 top_k=cfg.top_k, generator=gen, stop_id=end, vocab_size=tok.vocab_size)
+        prompts = [self.prompt_ids(ex.prompt) for ex in examples]
+        # every prompt's group in one batch: one forward pass per new token for all of them
+        flat = generate_batch(self.policy, [p for p in prompts for _ in range(cfg.group_size)], cfg.max_new_tokens,
+                              temperature=cfg.temperature, top_k=cfg.top_k, generator=gen, stop_id=end, vocab_size=tok.vocab_size)
+        for k, (ex, prompt) in enumerate(zip(examples, prompts)):
+            comps = flat[k * cfg.group_size : (k + 1) * cfg.group_size]
             for c in comps:
                 seqs.append(prompt + c)
                 masks.append([0] * len(prompt) + [1] * len(c))

@@ -133,15 +133,35 @@ class KVCache:
     """Keys and values of every layer for generation: (n_layer, B, nh, max_len, hs) each.
 
     `pos` is the number of positions already filled; the model advances it after a forward
-    pass, so one cache follows one sequence batch from prompt to last token.
+    pass, so one cache follows one sequence batch from prompt to last token. Prompts of
+    different lengths go in left-padded: `valid` (B, max_len) marks the real positions, and no
+    query attends to a pad (RoPE scores depend on relative positions only, so a row's shift
+    changes nothing).
     """
 
-    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device=None, dtype=torch.float32):
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device=None, dtype=torch.float32,
+                 valid: torch.Tensor | None = None):
         shape = (config.n_layer, batch_size, config.n_head, max_len, config.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
         self.pos = 0
+        self.valid = valid  # (B, max_len) bool, or None: every position is real
+        self._mask = None
+
+    def mask(self, past: int, T: int, device) -> torch.Tensor | None:
+        """Boolean attention mask of T new queries over past + T keys: causal within the new
+        chunk, all of the prefix, never a pad (a pad query sees itself, so no row is empty)."""
+        if self.valid is None and T == 1:
+            return None
+        if self._mask is not None and self._mask[0] == (past, T):  # built once per forward, used by every layer
+            return self._mask[1]
+        mask = torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)  # (T, past + T)
+        if self.valid is not None:
+            own = torch.arange(past + T, device=device)[None, :] == torch.arange(past, past + T, device=device)[:, None]
+            mask = mask & (self.valid[:, None, None, : past + T] | own)  # (B, 1, T, past + T)
+        self._mask = ((past, T), mask)
+        return mask
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, nh, T, hs) at the current position; return all keys and values so far."""
@@ -172,11 +192,7 @@ class Attention(nn.Module):
         else:
             past = kv_cache.pos
             k, v = kv_cache.update(self.layer, k, v)  # (B, nh, past + T, hs)
-            if T == 1:  # one new token attends to everything before it
-                y = F.scaled_dot_product_attention(q, k, v)
-            else:  # a chunk after a prefix: causal within the chunk, full to the prefix
-                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=kv_cache.mask(past, T, x.device))
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.proj(y)
 

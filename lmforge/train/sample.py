@@ -62,6 +62,58 @@ def generate(
     return out
 
 
+@torch.no_grad()
+def generate_batch(model: GPT, prompts: list[list[int]], max_new: int, *, temperature: float, top_k: int | None = None,
+                   generator: torch.Generator | None = None, stop_id: int | None = None, vocab_size: int | None = None) -> list[list[int]]:
+    """New ids for every prompt at once: the prompts left-padded into one batch, one KV cache,
+    one forward pass per new token for the whole batch (a row that has stopped rides along and
+    is cut at its `stop_id`, which is kept). Greedy at `temperature` 0. RL samples a group per
+    prompt by repeating it: `generate_batch(model, [p] * n + [q] * n, ...)`."""
+    if not prompts or not all(prompts):
+        raise ValueError("generate_batch needs at least one prompt, none of them empty")
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    B, L = len(prompts), max(len(p) for p in prompts)
+    ids = torch.zeros(B, L, dtype=torch.long)
+    valid = torch.ones(B, L + max_new, dtype=torch.bool)
+    for i, p in enumerate(prompts):
+        ids[i, L - len(p):] = torch.tensor(p)
+        valid[i, : L - len(p)] = False  # left padding
+    padded = bool((~valid).any())
+    cache = KVCache(model.config, B, L + max_new, device=device, dtype=next(model.parameters()).dtype,
+                    valid=valid.to(device) if padded else None)
+    V = vocab_size or model.config.vocab_size
+    logits, _ = model(ids.to(device), kv_cache=cache)
+    last = logits[:, -1, :V].float()  # (B, V)
+    steps, done = [], torch.zeros(B, dtype=torch.bool, device=device)
+    for i in range(max_new):
+        if temperature <= 0:
+            nxt = last.argmax(-1)
+        else:
+            last = last / temperature
+            if top_k:
+                kth = torch.topk(last, min(top_k, V), dim=-1).values[:, -1:]
+                last = last.masked_fill(last < kth, float("-inf"))
+            # inverse-CDF sampling: one uniform per row (torch.multinomial draws an exponential for
+            # every vocabulary entry, ~half of all sampling time at 64 rows x 8192 ids on a CPU)
+            cdf = torch.softmax(last, -1).cumsum(-1)  # (B, V)
+            u = 1.0 - torch.rand(B, 1, generator=generator, device=device)  # (0, 1]: a zero-probability id is never picked
+            nxt = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(1).clamp_max(V - 1)
+        steps.append(nxt)
+        if stop_id is not None:
+            done |= nxt == stop_id
+        if bool(done.all()) or i == max_new - 1:
+            break
+        logits, _ = model(nxt[:, None], kv_cache=cache)
+        last = logits[:, -1, :V].float()
+    model.train(was)
+    out = []
+    for row in torch.stack(steps, 1).tolist():
+        out.append(row[: row.index(stop_id) + 1] if stop_id is not None and stop_id in row else row)
+    return out
+
+
 def sample_text(run: str | Path, prompt: str, max_tokens: int = 100, *, temperature: float = 0.8, top_k: int | None = 50,
                 seed: int = 0, device: str = "cpu", tokenizer_dir: str | None = None) -> str:
     """Load the newest checkpoint of `run` and its tokenizer; return the prompt's continuation."""

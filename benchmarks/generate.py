@@ -1,0 +1,134 @@
+"""Sampling throughput: lmforge's batched generation vs its one-prompt loop vs transformers' `generate`.
+
+What RL and `lmforge eval policy` do: `--prompts` prompts of different lengths (random ids,
+8 to 40 tokens), `--samples` completions each, `--new` new tokens per completion (no stop
+token, so every method produces exactly the same number of tokens), sampled at temperature 1.
+
+  * lmforge batched: `lmforge.train.sample.generate_batch` over all prompts x samples at once
+    (left-padded prompts in one KV cache, one forward pass per new token for the whole batch);
+  * lmforge one prompt at a time: `generate_batch` per prompt for its samples (what RL did
+    before: one call per prompt);
+  * lmforge one sequence at a time: `generate` per completion (what chat does);
+  * transformers: `GPT2LMHeadModel.generate(do_sample=True)` on a model of the same depth,
+    width, heads and vocabulary (random weights, SDPA attention, its KV cache), the same
+    left-padded batch with an attention mask, `min_new_tokens = max_new_tokens`.
+
+One process, `--threads` CPU threads (default 1), a warm-up call each, then the best of
+`--repeats` timed calls. Tokens/s counts new tokens only.
+
+Usage: python benchmarks/generate.py [--preset small] [--prompts 8] [--samples 8] [--new 32] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lmforge.train.model import GPT, preset_config  # noqa: E402
+from lmforge.train.sample import generate, generate_batch  # noqa: E402
+
+
+def best(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="small")
+    p.add_argument("--vocab", type=int, default=8192)
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--new", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
+
+    cfg = preset_config(args.preset, args.vocab)
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    gen = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(0, args.vocab, (int(n),), generator=gen).tolist()
+               for n in torch.randint(8, 41, (args.prompts,), generator=gen)]
+    batch = [q for q in prompts for _ in range(args.samples)]
+    n_tokens = len(batch) * args.new
+    kw = dict(temperature=1.0, vocab_size=args.vocab)
+
+    def batched():
+        out = generate_batch(model, batch, args.new, generator=torch.Generator().manual_seed(1), **kw)
+        assert sum(map(len, out)) == n_tokens
+
+    def per_prompt():
+        g = torch.Generator().manual_seed(1)
+        for q in prompts:
+            generate_batch(model, [q] * args.samples, args.new, generator=g, **kw)
+
+    def per_sequence():  # the first prompt's samples only (tokens/s is a rate; the full loop takes minutes)
+        for k, q in enumerate(batch[: args.samples]):
+            generate(model, q, args.new, temperature=1.0, seed=k, vocab_size=args.vocab)
+
+    results = {}
+    counts = {"lmforge_per_sequence": args.samples * args.new}
+    for name, fn in (("lmforge_batched", batched), ("lmforge_per_prompt", per_prompt), ("lmforge_per_sequence", per_sequence)):
+        results[name] = counts.get(name, n_tokens) / best(fn, args.repeats)
+        log(f"{name}: {results[name]:,.0f} new tokens/s")
+
+    reference = None
+    try:
+        import transformers
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        hc = GPT2Config(vocab_size=cfg.padded_vocab_size, n_positions=2 * cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+                        n_head=cfg.n_head, tie_word_embeddings=cfg.tie_embeddings, bos_token_id=0, eos_token_id=None, pad_token_id=0)
+        hc._attn_implementation = "sdpa"
+        hf = GPT2LMHeadModel(hc).eval()
+        L = max(map(len, batch))
+        ids = torch.zeros(len(batch), L, dtype=torch.long)
+        mask = torch.zeros(len(batch), L, dtype=torch.long)
+        for i, q in enumerate(batch):
+            ids[i, L - len(q):] = torch.tensor(q)
+            mask[i, L - len(q):] = 1
+
+        def hf_generate():
+            torch.manual_seed(1)
+            with torch.no_grad():
+                out = hf.generate(input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, max_new_tokens=args.new,
+                                  min_new_tokens=args.new, pad_token_id=0)
+            assert out.shape == (len(batch), L + args.new)
+
+        results["transformers_generate"] = n_tokens / best(hf_generate, args.repeats)
+        reference = f"transformers {transformers.__version__} GPT2LMHeadModel.generate (sdpa, do_sample)"
+        log(f"transformers_generate: {results['transformers_generate']:,.0f} new tokens/s")
+    except ImportError:
+        results["transformers_generate"] = None
+
+    out = {
+        "benchmark": "generate", "preset": args.preset, "prompts": args.prompts, "samples": args.samples, "new_tokens": args.new,
+        "threads": args.threads, "reference": reference,
+        **{f"{k}_tokens_per_s": round(v, 1) if v else None for k, v in results.items()},
+        "speedup_vs_per_prompt": round(results["lmforge_batched"] / results["lmforge_per_prompt"], 2),
+        "speedup_vs_per_sequence": round(results["lmforge_batched"] / results["lmforge_per_sequence"], 2),
+        "speedup_vs_transformers": round(results["lmforge_batched"] / results["transformers_generate"], 2)
+        if results.get("transformers_generate") else None,
+    }
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
