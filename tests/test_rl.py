@@ -235,3 +235,39 @@ def test_eval_policy_reports_greedy_and_sampled_with_format_apart(base_run, prom
     assert table.exit_code == 0 and "accuracy among formatted" in table.output
     bad = CliRunner().invoke(main, ["eval", "policy", str(base_run), "--prompts", str(prompts), "--reward", "nope"])
     assert bad.exit_code == 1 and "--reward 'nope': choose one of gsm8k" in bad.output
+
+
+def test_rewards_are_plugins_with_weights_and_a_failing_one_scores_zero(tmp_path, monkeypatch, caplog):
+    import sys
+
+    from lmforge.alignment.rewards import RewardSpecError, resolve_reward
+
+    plugin = tmp_path / "my_rewards.py"
+    plugin.write_text(
+        "def short(completion, reference):\n    return 1.0 if len(completion) < 10 else 0.0\n\n"
+        "def picky(completion, reference):\n    if 'boom' in completion:\n        raise KeyError('boom')\n    return 0.5\n"
+        "picky.check_reference = lambda reference: reference != 'unusable'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("my_rewards", None)
+    r = resolve_reward("gsm8k,format@0.1,my_rewards:short@2")
+    assert r("#### 7", "#### 7") == pytest.approx(1 + 0.1 + 2)
+    assert r("it is eight, #### 8", "#### 7") == pytest.approx(0.1)
+    picky = resolve_reward("my_rewards:picky")
+    assert picky("fine", "x") == 0.5
+    assert picky("boom", "x") == 0.0 and picky("boom again", "x") == 0.0  # scored 0, counted, no crash
+    assert picky.errors == {"my_rewards:picky: KeyError": 2}
+    assert picky.reference_ok("x") and not picky.reference_ok("unusable")  # the loader skips such prompts up front
+    for spec, message in (("nope", "'nope': choose one of gsm8k, format"), ("my_rewards:absent", "cannot load it"),
+                          ("no_such_module_xyz:f", "cannot load it"), ("gsm8k@heavy", "must be a number"), (",", "name at least one")):
+        with pytest.raises(RewardSpecError, match=message):
+            resolve_reward(spec)
+
+
+def test_grpo_with_combined_rewards_reports_tied_groups_and_reward_errors(base_run, prompts, tmp_path):
+    out = tmp_path / "rl"
+    r = rl_cli(["--policy", base_run, "--prompts", prompts, "--reward-fn", "gsm8k,format@0.5", "--prompts-per-step", 2, "-G", 2,
+                "--max-new-tokens", 4, "-o", out, "--steps", 1])
+    assert r.exit_code == 0, r.output
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["reward_errors"] == 0 and 0 <= row["tied_groups"] <= 1

@@ -81,9 +81,10 @@ def score_completions(completions: list[str], answers: list[str], reward: str) -
     """Reward, format compliance and accuracy among formatted answers of completions, each
     with its standard error: a reward that rises because answers take the right form, not
     because they are right, shows as compliance up and accuracy-among-formatted flat."""
-    from lmforge.alignment.rewards import FORMAT_CHECKS, REWARD_FUNCTIONS
+    from lmforge.alignment.rewards import resolve_reward
 
-    fn, formatted_fn = REWARD_FUNCTIONS[reward], FORMAT_CHECKS.get(reward, lambda completion: True)
+    fn = resolve_reward(reward) if isinstance(reward, str) else reward
+    formatted_fn = fn.formatted
     rewards = [fn(c, a) for c, a in zip(completions, answers)]
     formatted = [1.0 if formatted_fn(c) else 0.0 for c in completions]
     among = [r for r, f in zip(rewards, formatted) if f]
@@ -102,13 +103,15 @@ def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, te
     import torch
 
     from lmforge.alignment.chat import load_chat_model, parse_completion, render_prompt
-    from lmforge.alignment.rewards import REWARD_FUNCTIONS
+    from lmforge.alignment.rewards import RewardSpecError, resolve_reward
     from lmforge.alignment.rl import read_prompts
     from lmforge.train.sample import generate_batch
     from lmforge.train.trainer import TrainingError
 
-    if reward not in REWARD_FUNCTIONS:
-        raise AlignmentError(f"--reward {reward!r}: choose one of {', '.join(REWARD_FUNCTIONS)}")
+    try:
+        scorer = resolve_reward(reward)
+    except RewardSpecError as exc:
+        raise AlignmentError(f"--reward {exc}") from None
     if samples and not temperature > 0:
         raise AlignmentError(f"--temperature {temperature}: sampled answers need a temperature > 0 (greedy ones are always reported)")
     try:
@@ -134,7 +137,7 @@ def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, te
             chunk = [p for p in ids[i : i + per] for _ in range(samples)]
             sampled += [parse_completion(c, tok) for c in generate_batch(model, chunk, max_tokens, temperature=temperature, top_k=top_k,
                                                                          generator=gen, stop_id=stop, vocab_size=tok.vocab_size)]
-        fn = REWARD_FUNCTIONS[reward]
+        fn = scorer
         for k, answer in enumerate(answers):
             pass_n.append(1.0 if any(fn(c, answer) for c in sampled[k * samples : (k + 1) * samples]) else 0.0)
     answers_s = [a for a in answers for _ in range(samples)]

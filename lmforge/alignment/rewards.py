@@ -18,8 +18,16 @@ Extraction is lenient about how a number is written (`1,000`, `$18`, `18.`, `18.
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+from collections import Counter
 from fractions import Fraction
+from typing import Callable
+
+from lmforge.errors import UserError
+
+log = logging.getLogger(__name__)
 
 ANSWER_MARKER = "####"
 _NUMBER = re.compile(r"[-+]?\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?")
@@ -64,9 +72,98 @@ def reference_answer(reference: str) -> str | None:
     return extract_answer(reference) if ANSWER_MARKER in reference else _canonical(reference.strip())
 
 
-REWARD_FUNCTIONS = {"gsm8k": gsm8k_reward}
-#: reward function -> whether a completion has the form the reward can score (GSM8K: a number
+def format_reward(completion: str, reference: str) -> float:
+    """1.0 when the completion ends in the answer form GSM8K asks for (`#### <number>`), right or
+    wrong: a shaping term to add to `gsm8k` with a small weight, never a reward on its own."""
+    return 1.0 if extract_answer(completion) is not None else 0.0
+
+
+#: the registry: name -> reward(completion, reference) -> float
+REWARD_FUNCTIONS = {"gsm8k": gsm8k_reward, "format": format_reward}
+#: reward name -> whether a completion has the form the reward can score (GSM8K: a number
 #: after `####`): `lmforge eval policy` reports this compliance apart from accuracy
 FORMAT_CHECKS = {"gsm8k": lambda completion: extract_answer(completion) is not None}
-#: reward function -> the check a prompt's reference answer must pass to be usable
+#: reward name -> the check a prompt's reference answer must pass to be usable
 REFERENCE_CHECKS = {"gsm8k": lambda reference: reference_answer(reference) is not None}
+
+
+class RewardSpecError(UserError):
+    """A --reward-fn / --reward spec that names no reward, or a plugin that cannot be imported."""
+
+
+class Reward:
+    """A weighted sum of rewards, built from a spec by `resolve_reward`: `reward(completion,
+    reference) -> float`. A part that raises (or returns a non-finite number) on a record scores
+    0 for it; the failures are counted by part and exception in `errors` and warned about once
+    each, so one odd record never stops a run."""
+
+    def __init__(self, spec: str, parts: list[tuple[str, Callable[[str, str], float], float]]):
+        self.spec, self.parts = spec, parts
+        self.errors: Counter = Counter()
+
+    def __call__(self, completion: str, reference: str) -> float:
+        total = 0.0
+        for name, fn, weight in self.parts:
+            try:
+                value = float(fn(completion, reference))
+                if not math.isfinite(value):
+                    raise ValueError(f"returned {value}")
+            except Exception as exc:  # a plugin's failure on one record: scored 0, counted
+                key = f"{name}: {type(exc).__name__}"
+                if not self.errors[key]:
+                    log.warning("reward %s failed on a record (%s: %s); such records score 0 and are counted", name, type(exc).__name__, exc)
+                self.errors[key] += 1
+                value = 0.0
+            total += weight * value
+        return total
+
+    def reference_ok(self, reference: str) -> bool:
+        """Whether every part can score completions against this reference (checked up front)."""
+        for name, fn, _ in self.parts:
+            check = REFERENCE_CHECKS.get(name) or getattr(fn, "check_reference", None)
+            if check is not None and not check(reference):
+                return False
+        return True
+
+    def formatted(self, completion: str) -> bool:
+        """Whether the completion has the form the reward's parts score (GSM8K: `#### n`)."""
+        checks = [FORMAT_CHECKS[name] for name, _, _ in self.parts if name in FORMAT_CHECKS]
+        return all(check(completion) for check in checks)
+
+
+def resolve_reward(spec: str) -> Reward:
+    """A `Reward` from a spec: comma-separated parts, each a registry name (`gsm8k`, `format`)
+    or a plugin `package.module:function` (a function(completion, reference) -> float, which may
+    carry a `check_reference(reference) -> bool` attribute), with an optional `@weight`:
+
+    >>> resolve_reward("gsm8k,format@0.1")("so #### 7", "#### 7")
+    1.1
+    """
+    import importlib
+
+    parts = []
+    for item in (p.strip() for p in spec.split(",")):
+        if not item:
+            continue
+        name, _, weight = item.partition("@")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise RewardSpecError(f"{item!r}: the weight after @ must be a number, e.g. format@0.1") from None
+        if name in REWARD_FUNCTIONS:
+            parts.append((name, REWARD_FUNCTIONS[name], w))
+            continue
+        module, _, attr = name.partition(":")
+        if not attr:
+            raise RewardSpecError(f"{name!r}: choose one of {', '.join(REWARD_FUNCTIONS)}, or name a plugin as package.module:function")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise RewardSpecError(f"{name!r}: cannot load it ({type(exc).__name__}: {exc}); the module must be importable "
+                                  f"(on PYTHONPATH) and define {attr}(completion, reference) -> float") from None
+        if not callable(fn):
+            raise RewardSpecError(f"{name!r}: {attr} is not a function")
+        parts.append((name, fn, w))
+    if not parts:
+        raise RewardSpecError(f"{spec!r}: name at least one reward ({', '.join(REWARD_FUNCTIONS)})")
+    return Reward(spec, parts)

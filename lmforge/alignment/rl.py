@@ -29,6 +29,7 @@ PPO adds `value.safetensors`. `optimizer.pt` holds every optimizer's state.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,9 +61,11 @@ from lmforge.alignment.reward import (
     save_checkpoint,
     start_run,
 )
-from lmforge.alignment.rewards import REWARD_FUNCTIONS
+from lmforge.alignment.rewards import RewardSpecError, resolve_reward
 from lmforge.train.model import GPT
 from lmforge.train.sample import generate_batch
+
+log = logging.getLogger(__name__)
 
 VALUE_FILE = "value.safetensors"
 METHODS = ("grpo", "ppo")
@@ -143,7 +146,7 @@ class RLConfig:
     prompts: str  # {"question", "answer"} JSONL (GSM8K)
     out_dir: str
     reward: str | None = None  # PPO: a reward-model run from `lmforge align rm`
-    reward_fn: str = "gsm8k"  # GRPO: a verifiable reward in rewards.REWARD_FUNCTIONS
+    reward_fn: str = "gsm8k"  # GRPO: a reward spec (`rewards.resolve_reward`): names, module:function plugins, @weights
     steps: int = 50
     prompts_per_step: int = 4
     group_size: int = 4  # completions sampled per prompt (G)
@@ -174,8 +177,11 @@ class RLConfig:
             raise AlignmentError(f"--method {self.method!r}: choose grpo or ppo")
         if self.method == "ppo" and not self.reward:
             raise AlignmentError("--method ppo needs --reward RUN (a reward model from `lmforge align rm`)")
-        if self.method == "grpo" and self.reward_fn not in REWARD_FUNCTIONS:
-            raise AlignmentError(f"--reward-fn {self.reward_fn!r}: choose one of {', '.join(REWARD_FUNCTIONS)}")
+        if self.method == "grpo":
+            try:
+                resolve_reward(self.reward_fn)
+            except RewardSpecError as exc:
+                raise AlignmentError(f"--reward-fn {exc}") from None
         if self.steps < 1:
             raise AlignmentError(f"--steps {self.steps}: train for at least one step")
         if min(self.prompts_per_step, self.max_new_tokens, self.epochs) < 1 or self.lr <= 0:
@@ -231,6 +237,7 @@ class RLTrainer:
             self.reward_model = reward_model.eval().requires_grad_(False)
             self.value_model = copy.deepcopy(reward_model).train().requires_grad_(True)
             self.value_optimizer = torch.optim.AdamW(self.value_model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.reward = resolve_reward(cfg.reward_fn) if cfg.method == "grpo" else None  # failures counted in reward.errors
         self.step_count = 0
         self.limit = policy.config.block_size
         if self.limit - cfg.max_new_tokens < 8:
@@ -264,7 +271,7 @@ class RLTrainer:
                 masks.append([0] * len(prompt) + [1] * len(c))
                 lens.append(len(c))
                 if cfg.method == "grpo":
-                    rewards.append(REWARD_FUNCTIONS[cfg.reward_fn](parse_completion(c, tok), ex.answer))
+                    rewards.append(self.reward(parse_completion(c, tok), ex.answer))
         ids, lengths = pad(seqs, tok.pad_id, self.device)
         mask = pad_masks(masks, ids.size(1), self.device)[:, 1:]
         if cfg.method == "ppo":
@@ -281,7 +288,18 @@ class RLTrainer:
         for opt in filter(None, (self.optimizer, self.value_optimizer)):
             for g in opt.param_groups:
                 g["lr"] = lr
+        errors_before = sum(self.reward.errors.values()) if self.reward is not None else 0
         ro = self.rollout(examples)
+        row_extra = {}
+        if self.reward is not None:
+            row_extra["reward_errors"] = sum(self.reward.errors.values()) - errors_before  # records a reward failed on (scored 0)
+            flat = ro.rewards.view(-1, cfg.group_size)
+            same = float((flat.max(1).values == flat.min(1).values).float().mean())  # groups whose completions all tie
+            row_extra["tied_groups"] = same
+            if same == 1.0:
+                log.warning("step %d: every group's completions earned the same reward, so every advantage is 0 and this step "
+                            "learns nothing; more samples per prompt (-G), a higher --temperature or a reward that "
+                            "separates answers helps", self.step_count + 1)
         V, T = self.tok.vocab_size, cfg.temperature if cfg.temperature > 0 else 1.0
         with torch.no_grad():
             old_logp = token_logprobs(self.policy, ro.ids, V, T)
@@ -300,7 +318,6 @@ class RLTrainer:
             pg_loss, clip_frac = clipped_policy_loss(logp, old_logp, adv, ro.mask, cfg.clip)
             kl = masked_mean(kl_k3(logp, ref_logp), ro.mask)
             loss = pg_loss + (cfg.kl_coef * kl if cfg.method == "grpo" else 0.0)
-            row_extra = {}
             if cfg.method == "ppo":
                 v = self.value_model.values(ro.ids)[:, :-1].float()
                 v_clipped = old_values + (v - old_values).clamp(-cfg.value_clip, cfg.value_clip)
@@ -347,12 +364,11 @@ def read_prompts(path, reward_fn: str | None = None) -> list:
     cannot check (a GSM8K answer without `#### <number>`) are skipped here, with a warning
     naming their lines, not met as a crash in the middle of the run."""
     from lmforge.alignment.data import load_prompts
-    from lmforge.alignment.rewards import REFERENCE_CHECKS
 
     if not Path(path).is_file():
         raise AlignmentError(f"{path}: no such prompts file")
     try:
-        return list(load_prompts(path, answer_ok=REFERENCE_CHECKS.get(reward_fn) if reward_fn else None))
+        return list(load_prompts(path, answer_ok=resolve_reward(reward_fn).reference_ok if reward_fn else None))
     except ValueError as exc:
         raise AlignmentError(str(exc)) from None
 

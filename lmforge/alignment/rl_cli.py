@@ -15,7 +15,9 @@ from lmforge.locks import locks_output
 @click.option("--prompts", required=True, type=LocalPath(), help='Prompts as {"question", "answer"} JSONL (GSM8K).')
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl.")
 @click.option("--reward", default=None, type=LocalPath(), help="PPO: reward-model run from `lmforge align rm`.")
-@click.option("--reward-fn", default="gsm8k", show_default=True, help="GRPO: verifiable reward (gsm8k: the `#### n` number matches).")
+@click.option("--reward-fn", default="gsm8k", show_default=True,
+              help="GRPO: reward(s), comma-separated, each a name (gsm8k: the `#### n` number matches; format: the answer has that form) "
+                   "or a plugin package.module:function(completion, reference) -> float, with an optional @weight, e.g. gsm8k,format@0.1.")
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="Rollout + update steps.")
 @click.option("--prompts-per-step", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--group-size", "-G", default=4, show_default=True, type=click.IntRange(min=1), help="Completions sampled per prompt.")
