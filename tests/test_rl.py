@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -271,3 +272,46 @@ def test_grpo_with_combined_rewards_reports_tied_groups_and_reward_errors(base_r
     assert r.exit_code == 0, r.output
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["reward_errors"] == 0 and 0 <= row["tied_groups"] <= 1
+
+
+def test_loss_types_and_reward_scaling_as_trl_defines_them():
+    logp = torch.log(torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]))
+    old = logp.clone()  # ratio 1: the loss is -A per token
+    adv = torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])  # a 3-token and a 1-token completion
+    dapo, _ = clipped_policy_loss(logp, old, adv, mask, 0.2)
+    grpo, _ = clipped_policy_loss(logp, old, adv, mask, 0.2, loss_type="grpo")
+    dr, _ = clipped_policy_loss(logp, old, adv, mask, 0.2, loss_type="dr_grpo", max_len=4)
+    assert float(dapo) == pytest.approx((-3 + 1) / 4)  # every token counts once
+    assert float(grpo) == pytest.approx((-1 + 1) / 2)  # every sequence counts once
+    assert float(dr) == pytest.approx((-3 + 1) / (2 * 4))  # a constant normaliser
+    # clip-higher: a ratio of 1.25 is clipped at 1.2 but not at 1.28 (positive advantage)
+    up = old + math.log(1.25)
+    _, frac = clipped_policy_loss(up, old, adv.abs(), mask, 0.2)
+    _, frac_high = clipped_policy_loss(up, old, adv.abs(), mask, 0.2, clip_high=0.28)
+    assert float(frac) == 1.0 and float(frac_high) == 0.0
+    r = torch.tensor([[1.0, 0.0], [3.0, 1.0]])
+    assert group_advantages(r, scale="none").tolist() == [[0.5, -0.5], [1.0, -1.0]]
+    batch = group_advantages(r, scale="batch")
+    assert batch[1, 0] == pytest.approx(1.0 / (float(r.std()) + 1e-4))
+
+
+def test_old_rl_runs_resume_the_later_options_are_recorded_only_when_set():
+    from lmforge.alignment.rl import RLConfig, rl_settings
+
+    cfg = RLConfig(method="grpo", policy="p", prompts="q", out_dir="o")
+    keys = rl_settings(asdict(cfg), "p", None, "q", "t")
+    assert "--loss-type" not in keys and "--mask-truncated" not in keys  # as a run from before them recorded
+    keys = rl_settings(asdict(RLConfig(method="grpo", policy="p", prompts="q", out_dir="o", loss_type="dr_grpo")), "p", None, "q", "t")
+    assert keys["--loss-type"] == "dr_grpo"
+
+
+def test_grpo_with_trl_options_runs_and_masks_truncated_completions(base_run, prompts, odd_length_reward, tmp_path):
+    out = tmp_path / "rl"
+    r = rl_cli(["--policy", base_run, "--prompts", prompts, "--reward-fn", odd_length_reward, "--prompts-per-step", 2, "-G", 2,
+                "--max-new-tokens", 3, "-o", out, "--steps", 1, "--loss-type", "dr_grpo", "--scale-rewards", "none",
+                "--clip-high", "0.28", "--epochs", 2, "--mask-truncated"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "settings.json").read_text())["settings"]["--loss-type"] == "dr_grpo"
+    bad = rl_cli(["--policy", base_run, "--prompts", prompts, "-o", tmp_path / "x", "--clip-high", "-1"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

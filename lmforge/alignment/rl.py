@@ -72,27 +72,51 @@ METHODS = ("grpo", "ppo")
 
 
 # ---- the pieces, each testable on its own ---------------------------------------------------
-def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """GRPO: rewards (n_groups, G) -> (r - group mean) / (group std + eps); equal rewards -> 0.
+SCALE_REWARDS = ("group", "batch", "none")
+LOSS_TYPES = ("dapo", "grpo", "dr_grpo")
+
+
+def group_advantages(rewards: torch.Tensor, eps: float = 1e-4, scale: str = "group") -> torch.Tensor:
+    """GRPO: rewards (n_groups, G) -> (r - group mean) / std; equal rewards -> 0. `scale` (TRL's
+    `scale_rewards`): "group" divides by each group's std (+ eps), "batch" by the std of all
+    rewards, "none" not at all (Dr. GRPO: dividing by a small group std up-weights prompts that
+    are nearly always right or wrong).
 
     >>> [round(a, 3) for a in group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0]]))[0].tolist()]  # std 0.577
     [0.866, -0.866, -0.866, 0.866]
     """
     mean = rewards.mean(dim=1, keepdim=True)
-    std = rewards.std(dim=1, keepdim=True) if rewards.size(1) > 1 else torch.zeros_like(mean)
-    return (rewards - mean) / (std + eps)
+    centred = rewards - mean
+    if scale == "none":
+        return centred
+    if scale == "batch":
+        std = rewards.std() if rewards.numel() > 1 else torch.zeros(())
+    else:
+        std = rewards.std(dim=1, keepdim=True) if rewards.size(1) > 1 else torch.zeros_like(mean)
+    return centred / (std + eps)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp_min(1)
 
 
-def clipped_policy_loss(logp, old_logp, advantages, mask, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token-mean of -min(rho A, clip(rho, 1 - clip, 1 + clip) A), and the clipped share."""
+def clipped_policy_loss(logp, old_logp, advantages, mask, clip: float, *, clip_high: float | None = None,
+                        loss_type: str = "dapo", max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """-min(rho A, clip(rho, 1 - clip, 1 + clip_high) A) per token (clip_high: DAPO's clip-higher,
+    default `clip`) reduced as TRL's `loss_type`: "dapo" the mean over every completion token
+    of the batch, "grpo" each sequence's token mean, then the mean over sequences (long answers
+    weigh less per token), "dr_grpo" the sum over tokens / (sequences x `max_len`) (no length
+    bias at all). Also returns the clipped share of tokens."""
     ratio = torch.exp(logp - old_logp)
     unclipped = ratio * advantages
-    clipped = ratio.clamp(1 - clip, 1 + clip) * advantages
-    loss = masked_mean(-torch.minimum(unclipped, clipped), mask)
+    clipped = ratio.clamp(1 - clip, 1 + (clip if clip_high is None else clip_high)) * advantages
+    per_token = -torch.minimum(unclipped, clipped) * mask
+    if loss_type == "grpo":
+        loss = (per_token.sum(1) / mask.sum(1).clamp_min(1)).mean()
+    elif loss_type == "dr_grpo":
+        loss = per_token.sum() / (mask.size(0) * (max_len or mask.size(1)))
+    else:
+        loss = per_token.sum() / mask.sum().clamp_min(1)
     clip_frac = masked_mean((clipped < unclipped).float(), mask)
     return loss, clip_frac.detach()
 
@@ -157,7 +181,11 @@ class RLConfig:
     warmup: int = 0
     clip: float = 0.2  # ratio clipping epsilon
     kl_coef: float = 0.04  # GRPO: beta on the KL term; PPO: per-token KL penalty in the reward
-    epochs: int = 1  # update passes over each rollout
+    epochs: int = 1  # update passes over each rollout (TRL's num_iterations)
+    loss_type: str = "dapo"  # token reduction of the GRPO loss: dapo | grpo | dr_grpo (see clipped_policy_loss)
+    scale_rewards: str = "group"  # GRPO advantages divided by the group's std, the batch's, or none
+    clip_high: float | None = None  # upper ratio clip (DAPO clip-higher); None: --clip
+    mask_truncated: bool = False  # GRPO: completions cut at --max-new-tokens take no part in the loss
     gamma: float = 1.0  # PPO discount
     lam: float = 0.95  # PPO GAE lambda
     vf_coef: float = 0.1  # PPO value-loss weight
@@ -194,6 +222,12 @@ class RLConfig:
                                  "is 0 and nothing is learned: use a temperature > 0 (default 1.0)")
         if self.kl_coef < 0 or not 0 < self.clip < 1:
             raise AlignmentError("--kl-coef must be >= 0 and --clip in (0, 1)")
+        if self.loss_type not in LOSS_TYPES:
+            raise AlignmentError(f"--loss-type {self.loss_type!r}: choose one of {', '.join(LOSS_TYPES)}")
+        if self.scale_rewards not in SCALE_REWARDS:
+            raise AlignmentError(f"--scale-rewards {self.scale_rewards!r}: choose one of {', '.join(SCALE_REWARDS)}")
+        if self.clip_high is not None and not self.clip_high > 0:
+            raise AlignmentError(f"--clip-high {self.clip_high}: the upper clip must be > 0 (DAPO uses 0.28 with --clip 0.2)")
         check_device(self.device)
 
 
@@ -209,7 +243,14 @@ def rl_settings(config: dict, policy, reward, prompts, tokenizer) -> dict:
     """What `RUN/settings.json` records of an RL run, keyed by flag."""
     from lmforge.settings import flags
 
-    return {"--policy": policy, "--reward": reward, "--prompts": prompts, **flags(config, RL_SETTINGS), "--tokenizer": tokenizer}
+    # the GRPO options added later are recorded only when they differ from the behaviour before
+    # them, so runs written before they existed resume as they are
+    later = {k: v for k, v in flags(config, LATER_RL_SETTINGS).items() if v != LATER_RL_DEFAULTS[k]}
+    return {"--policy": policy, "--reward": reward, "--prompts": prompts, **flags(config, RL_SETTINGS), **later, "--tokenizer": tokenizer}
+
+
+LATER_RL_SETTINGS = ("loss_type", "scale_rewards", "clip_high", "mask_truncated")
+LATER_RL_DEFAULTS = {"--loss-type": "dapo", "--scale-rewards": "group", "--clip-high": None, "--mask-truncated": False}
 
 
 # ---- the trainer ----------------------------------------------------------------------------
@@ -268,7 +309,8 @@ class RLTrainer:
             comps = flat[k * cfg.group_size : (k + 1) * cfg.group_size]
             for c in comps:
                 seqs.append(prompt + c)
-                masks.append([0] * len(prompt) + [1] * len(c))
+                cut = cfg.mask_truncated and cfg.method == "grpo" and (not c or c[-1] != end)  # no end-of-turn: truncated
+                masks.append([0] * len(prompt) + [0 if cut else 1] * len(c))
                 lens.append(len(c))
                 if cfg.method == "grpo":
                     rewards.append(self.reward(parse_completion(c, tok), ex.answer))
@@ -305,7 +347,7 @@ class RLTrainer:
             old_logp = token_logprobs(self.policy, ro.ids, V, T)
             ref_logp = token_logprobs(self.reference, ro.ids, V, T)
             if cfg.method == "grpo":
-                adv = group_advantages(ro.rewards.view(-1, cfg.group_size)).view(-1, 1).expand_as(old_logp) * ro.mask
+                adv = group_advantages(ro.rewards.view(-1, cfg.group_size), scale=cfg.scale_rewards).view(-1, 1).expand_as(old_logp) * ro.mask
             else:
                 old_values = self.value_model.values(ro.ids)[:, :-1].float()  # value of the state before each target
                 token_rewards = -cfg.kl_coef * (old_logp - ref_logp) * ro.mask
@@ -315,7 +357,9 @@ class RLTrainer:
                 adv = whiten(adv, ro.mask)
         for _ in range(cfg.epochs):
             logp = token_logprobs(self.policy, ro.ids, V, T)
-            pg_loss, clip_frac = clipped_policy_loss(logp, old_logp, adv, ro.mask, cfg.clip)
+            pg_loss, clip_frac = clipped_policy_loss(logp, old_logp, adv, ro.mask, cfg.clip, clip_high=cfg.clip_high,
+                                                     loss_type=cfg.loss_type if cfg.method == "grpo" else "dapo",
+                                                     max_len=cfg.max_new_tokens)
             kl = masked_mean(kl_k3(logp, ref_logp), ro.mask)
             loss = pg_loss + (cfg.kl_coef * kl if cfg.method == "grpo" else 0.0)
             if cfg.method == "ppo":

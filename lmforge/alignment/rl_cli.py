@@ -27,7 +27,14 @@ from lmforge.locks import locks_output
 @click.option("--lr", default=1e-5, show_default=True, type=Finite(min=0, min_open=True))
 @click.option("--clip", default=0.2, show_default=True, type=Finite(min=0, min_open=True), help="Ratio clipping epsilon.")
 @click.option("--kl-coef", default=0.04, show_default=True, type=Finite(min=0), help="GRPO: KL weight in the loss; PPO: per-token KL penalty in the reward.")
-@click.option("--epochs", default=1, show_default=True, type=click.IntRange(min=1), help="Update passes over each rollout.")
+@click.option("--epochs", default=1, show_default=True, type=click.IntRange(min=1), help="Update passes over each rollout (TRL's num_iterations); > 1 makes the ratio clipping bite.")
+@click.option("--loss-type", default="dapo", show_default=True, type=click.Choice(["dapo", "grpo", "dr_grpo"]),
+              help="GRPO loss reduction: dapo, the mean over all completion tokens (TRL's default); grpo, per-sequence means "
+                   "averaged (short answers weigh more per token); dr_grpo, the token sum over sequences x --max-new-tokens.")
+@click.option("--scale-rewards", default="group", show_default=True, type=click.Choice(["group", "batch", "none"]),
+              help="GRPO advantages divided by the group's reward std, the batch's, or not at all (Dr. GRPO).")
+@click.option("--clip-high", default=None, type=Finite(min=0, min_open=True), help="Upper ratio clip (DAPO's clip-higher, e.g. 0.28) [--clip].")
+@click.option("--mask-truncated", is_flag=True, help="GRPO: completions cut at --max-new-tokens (no end-of-turn) take no part in the loss.")
 @click.option("--gamma", default=1.0, show_default=True, type=Finite(0, 1), help="PPO discount.")
 @click.option("--lam", default=0.95, show_default=True, type=Finite(0, 1), help="PPO GAE lambda.")
 @click.option("--vf-coef", default=0.1, show_default=True, type=Finite(min=0), help="PPO value-loss weight.")
@@ -39,7 +46,8 @@ from lmforge.locks import locks_output
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @locks_output("out_dir")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
-       top_k, lr, clip, kl_coef, epochs, gamma, lam, vf_coef, checkpoint_every, seed, device, tokenizer_dir, resume, overwrite, threads):
+       top_k, lr, clip, kl_coef, epochs, loss_type, scale_rewards, clip_high, mask_truncated, gamma, lam, vf_coef, checkpoint_every,
+       seed, device, tokenizer_dir, resume, overwrite, threads):
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.
 
     Each step samples --group-size completions for each of --prompts-per-step prompts with
@@ -60,6 +68,7 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
         cfg = RLConfig(method=method, policy=policy, prompts=prompts, out_dir=out_dir, reward=reward, reward_fn=reward_fn,
                        steps=steps, prompts_per_step=prompts_per_step, group_size=group_size, max_new_tokens=max_new_tokens,
                        temperature=temperature, top_k=top_k or None, lr=lr, clip=clip, kl_coef=kl_coef, epochs=epochs,
+                       loss_type=loss_type, scale_rewards=scale_rewards, clip_high=clip_high, mask_truncated=mask_truncated,
                        gamma=gamma, lam=lam, vf_coef=vf_coef, checkpoint_every=checkpoint_every, seed=seed, device=device,
                        resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads)
         with Progress(method, steps, ("reward", "kl", "completion_len")) as on_step:
