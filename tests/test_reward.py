@@ -214,8 +214,14 @@ def test_a_reward_model_run_where_a_language_model_is_needed_is_a_one_line_error
 
     out = tmp_path / "rm"
     assert rm_cli(["--base", base_run, "--data", prefs, "-o", out, "--steps", 2, "--batch-size", 8, "--val-fraction", 0.25]).exit_code == 0
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"question": "1 and 2?", "answer": "#### 3"}) + "\n")
     for args, who in ((["sample", out, "--prompt", "hi"], "sample"), (["chat", out, "--prompt", "hi"], "chat"),
-                      (["align", "sft", "--base", out, "--data", prefs, "-o", tmp_path / "s", "--steps", 1], "align sft --base")):
+                      (["align", "sft", "--base", out, "--data", prefs, "-o", tmp_path / "s", "--steps", 1], "align sft --base"),
+                      (["align", "rm", "--base", out, "--data", prefs, "-o", tmp_path / "r", "--steps", 1], "align rm --base"),
+                      (["align", "dpo", "--policy", out, "--data", prefs, "-o", tmp_path / "d", "--steps", 1], "align dpo --policy"),
+                      (["align", "rl", "--policy", out, "--prompts", prompts, "-o", tmp_path / "l", "--steps", 1], "align rl --policy"),
+                      (["eval", "policy", out, "--prompts", prompts], "eval policy")):
         r = CliRunner().invoke(main, [str(a) for a in args])
         assert r.exit_code == 1 and "Traceback" not in r.output, r.output
         assert f"this is a reward model run (`lmforge align rm`); {who} needs a language model" in r.output

@@ -140,12 +140,12 @@ def _short(x: Any) -> str:
 
 
 # ---- generation (imports torch lazily: the format above needs none) -------------------------
-def load_chat_model(run, device: str = "cpu", tokenizer_dir: str | None = None):
+def load_chat_model(run, device: str = "cpu", tokenizer_dir: str | None = None, purpose: str = "chat"):
     """(model, tokenizer) of a run's newest checkpoint (or a checkpoint folder), checked to match."""
     from lmforge.tokenize import Tokenizer
     from lmforge.train.trainer import TrainingError, load_model
 
-    model, state = load_model(run, device, purpose="chat")
+    model, state = load_model(run, device, purpose=purpose)
     tok_dir = tokenizer_dir or state.get("tokenizer_dir")
     if not tok_dir:
         raise TrainingError(f"{run}: the checkpoint names no tokenizer; pass --tokenizer DIR")

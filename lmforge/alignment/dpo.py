@@ -190,7 +190,7 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
         st.get("config", {}), None, None, st.get("tokenizer_fingerprint"), st.get("config", {}).get("precision")))
     precision = run_precision(cfg.precision, cfg.device, prior)
     device = torch.device(cfg.device)
-    reference, src_state, tok = load_base(cfg.policy, device, cfg.tokenizer_dir)
+    reference, src_state, tok = load_base(cfg.policy, device, cfg.tokenizer_dir, purpose="align dpo --policy")
     reference.eval().requires_grad_(False)
     policy = copy.deepcopy(reference).requires_grad_(True).train()
     max_len = min(cfg.max_len or context_limit(policy), policy.rope_cos.size(0))

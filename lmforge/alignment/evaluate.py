@@ -115,7 +115,7 @@ def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, te
     if samples and not temperature > 0:
         raise AlignmentError(f"--temperature {temperature}: sampled answers need a temperature > 0 (greedy ones are always reported)")
     try:
-        model, tok = load_chat_model(run, device, tokenizer_dir)
+        model, tok = load_chat_model(run, device, tokenizer_dir, purpose="eval policy")
     except TrainingError as exc:
         raise AlignmentError(str(exc)) from None
     examples = read_prompts(prompts, reward)[:limit]

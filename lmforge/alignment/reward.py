@@ -91,15 +91,13 @@ def load_tokenizer(state: dict, run, tokenizer_dir: str | None = None):
     return tok
 
 
-def load_base(run, device="cpu", tokenizer_dir: str | None = None):
-    """(GPT, state.json, Tokenizer) of the newest checkpoint of `run` (or a step_N folder)."""
+def load_base(run, device="cpu", tokenizer_dir: str | None = None, purpose: str = "this stage"):
+    """(GPT, state.json, Tokenizer) of the newest checkpoint of `run` (or a step_N folder); a
+    reward-model run is refused by name (`purpose`: the flag that needed a language model)."""
     if not Path(run).exists():
         raise AlignmentError(f"{run}: no such run; train one with `lmforge train` or `lmforge align sft`")
-    ckpt = Path(run) if (Path(run) / STATE_FILE).is_file() else latest_checkpoint(run)
     try:
-        if ckpt is not None and read_state(ckpt).get("kind") == REWARD_KIND:
-            raise AlignmentError(f"{run}: is a reward model; pass a pretrained, SFT or policy run here")
-        model, state = load_model(run, device)
+        model, state = load_model(run, device, purpose=purpose)
     except TrainingError as exc:
         raise AlignmentError(str(exc)) from None
     except AlignmentError:
@@ -590,7 +588,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
         st.get("config", {}), None, None, st.get("tokenizer_fingerprint"), st.get("config", {}).get("precision")))
     precision = run_precision(cfg.precision, cfg.device, prior)
     device = torch.device(cfg.device)
-    gpt, base_state, tok = load_base(cfg.base, device, cfg.tokenizer_dir)
+    gpt, base_state, tok = load_base(cfg.base, device, cfg.tokenizer_dir, purpose="align rm --base")
     max_len = min(cfg.max_len or context_limit(gpt), gpt.rope_cos.size(0))
     pairs, skipped = read_pairs(cfg.data, tok, max_len)
     train_idx, val_idx = split_indices(len(pairs), cfg.val_fraction, cfg.seed)

@@ -425,7 +425,7 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
     prior = prior_run(run_dir, cfg.overwrite, lambda st: rl_settings(  # policy and reward: recorded as given
         st.get("config", {}), None, None, None, st.get("tokenizer_fingerprint")))
     device = torch.device(cfg.device)
-    policy, src_state, tok = load_base(cfg.policy, device, cfg.tokenizer_dir)
+    policy, src_state, tok = load_base(cfg.policy, device, cfg.tokenizer_dir, purpose="align rl --policy")
     reward_model = None
     if cfg.method == "ppo":
         reward_model, rm_state = load_reward_model(cfg.reward, device)
