@@ -77,8 +77,9 @@ def test_makefile_runs_the_readme_quick_start_as_written():
 
 
 def first_last(text: str) -> tuple[float, float]:
+    """'0.9 -> 0.8' or '0.90 ± 0.03 -> 0.80 ± 0.04' -> (0.9, 0.8)."""
     first, last = text.split(" -> ")
-    return float(first), float(last)
+    return float(first.split(" ± ")[0]), float(last.split(" ± ")[0])
 
 
 def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
@@ -123,6 +124,8 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     assert all(0.0 <= r <= 1.0 for r in first_last(stages["align rl"]["mean_reward"]))
     before, _ = first_last(stages["align rl"]["greedy_exact_match"])
     assert before == round(stages["align sft"]["greedy_exact_match"], 2)
+    for key in ("greedy_formatted", "greedy_accuracy_formatted"):  # format apart from accuracy, with standard errors
+        assert " ± " in stages["align rl"][key] and all(0 <= v <= 1 for v in first_last(stages["align rl"][key]))
     assert stages["chat"]["model"] == "rl" and stages["chat"]["prompt"] == CHAT_QUESTION
     assert isinstance(stages["chat"]["answer"], str) and isinstance(stages["chat"]["correct"], bool)
     for stage in ALIGNMENT:

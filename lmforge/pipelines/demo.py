@@ -223,13 +223,15 @@ def _align_rows(out: Path, stages: dict, files: dict[str, Path], steps: AlignSte
     data["eval_prompts"] = len(prompts)
 
     rows = {"align sft": _sft_row(out, stages["sft"])}
-    sft_match = _exact_match(out / "sft", prompts, rows["align sft"])
+    sft = _exact_match(out / "sft", files["prompts"], len(prompts), rows["align sft"])
     rows["align rm"] = _preference_row(out / "rm", stages["rm"], 2)
     rows["align dpo"] = _preference_row(out / "dpo", stages["dpo"], 3)
-    _exact_match(out / "dpo", prompts, rows["align dpo"])
+    _exact_match(out / "dpo", files["prompts"], len(prompts), rows["align dpo"])
     rows["align rl"] = _grpo_row(out / "rl", stages["rl"])
-    rl_match = _exact_match(out / "rl", prompts, rows["align rl"])
-    rows["align rl"]["greedy_exact_match"] = f"{sft_match:.2f} -> {rl_match:.2f}"
+    rl = _exact_match(out / "rl", files["prompts"], len(prompts), rows["align rl"])
+    for key, label in (("greedy_reward", "greedy_exact_match"), ("greedy_formatted", "greedy_formatted"),
+                       ("greedy_accuracy_formatted", "greedy_accuracy_formatted")):  # SFT -> GRPO, each ± its standard error
+        rows["align rl"][label] = f"{sft[key]:.2f} ± {sft[key + '_se']:.2f} -> {rl[key]:.2f} ± {rl[key + '_se']:.2f}"
     rows["chat"] = _chat_stage(out / "rl")
     return rows, data
 
@@ -291,18 +293,17 @@ def _eval_prompts(path: Path, n: int) -> list:
     return list(load_prompts(path))[:n]
 
 
-def _exact_match(run: Path, prompts: list, row: dict) -> float:
-    """Share of `prompts` whose greedy answer from `run` states the right `####` number;
-    also written to the stage's report `row`, whose seconds include the evaluation's."""
-    from lmforge.alignment.chat import load_chat_model, respond
-    from lmforge.alignment.rewards import gsm8k_reward
+def _exact_match(run: Path, prompts: Path, n: int, row: dict) -> dict:
+    """`lmforge eval policy` (greedy, the first `n` prompts): the share whose `####` number is
+    right (`greedy_exact_match` in the stage's report `row`, whose seconds include the
+    evaluation's), beside format compliance and accuracy among formatted answers."""
+    from lmforge.alignment.evaluate import evaluate_policy
 
     t = time.perf_counter()
-    model, tok = load_chat_model(run)
-    right = sum(gsm8k_reward(respond(model, tok, ex.prompt, max_tokens=24, temperature=0), ex.answer) for ex in prompts)
-    row["greedy_exact_match"] = round(right / len(prompts), 3)
+    m = evaluate_policy(run, prompts, samples=0, max_tokens=24, limit=n).metrics
+    row["greedy_exact_match"] = round(m["greedy_reward"], 3)
     row["seconds"] = round(row.get("seconds", 0.0) + time.perf_counter() - t, 2)
-    return row["greedy_exact_match"]
+    return m
 
 
 #: the question `chat` asks the final policy, and its answer
