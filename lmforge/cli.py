@@ -45,7 +45,7 @@ SUMMARIES: dict[str, str] = {
     "sample": "Generate text from the newest checkpoint of a run.",
     "align": "Alignment: SFT, reward model, DPO, RL (GRPO, PPO).",
     "chat": "Chat with a run's newest checkpoint.",
-    "eval": "Evaluate alignment runs on held-out data (reward models against length baselines).",
+    "eval": "Evaluate alignment runs on held-out data: reward models, policies, win rates.",
     "pipeline": "Run a recipe (TOML) that chains every stage into one folder.",
     "demo": "Every stage, crawl to chat model, on built-in samples (offline).",
 }

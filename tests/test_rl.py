@@ -315,3 +315,21 @@ def test_grpo_with_trl_options_runs_and_masks_truncated_completions(base_run, pr
     assert json.loads((out / "settings.json").read_text())["settings"]["--loss-type"] == "dr_grpo"
     bad = rl_cli(["--policy", base_run, "--prompts", prompts, "-o", tmp_path / "x", "--clip-high", "-1"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_eval_winrate_judges_two_policies_with_a_reward_model(base_run, prefs, prompts, tmp_path):
+    from click.testing import CliRunner
+
+    from lmforge.alignment.reward_cli import rm
+    from lmforge.cli import main
+
+    judge = tmp_path / "rm"
+    assert CliRunner().invoke(rm, ["--base", str(base_run), "--data", str(prefs), "-o", str(judge), "--steps", "2",
+                                   "--val-fraction", "0.25"]).exit_code == 0
+    args = ["eval", "winrate", str(base_run), str(base_run), "--judge", str(judge), "--prompts", str(prompts), "--max-tokens", "6", "--limit", "5"]
+    r = CliRunner().invoke(main, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output.strip().splitlines()[-1])
+    assert m["win_rate_a"] == 0.5 and m["mean_score_a"] == m["mean_score_b"]  # a policy against itself: every prompt ties
+    wrong = CliRunner().invoke(main, ["eval", "winrate", str(base_run), str(base_run), "--judge", str(base_run), "--prompts", str(prompts)])
+    assert wrong.exit_code == 1 and "not a reward model" in wrong.output

@@ -16,6 +16,7 @@ def eval_group() -> None:
     \b
     lmforge eval rm runs/rm --data ../shared/data/align/preference-en-300.json
     lmforge eval policy runs/rl --prompts gsm8k-test.jsonl --limit 200 --samples 8
+    lmforge eval winrate runs/ppo runs/sft --judge runs/rm --prompts prompts.jsonl
     """
 
 
@@ -119,4 +120,43 @@ def policy(run, prompts, reward, samples, temperature, top_k, max_tokens, limit,
         table.add_row(label, *(f"{m[f'{k}_{key}']:.3f} ± {m[f'{k}_{key}_se']:.3f}" for k in kinds))
     if samples:
         table.add_row(f"pass@{samples}", "", f"{m[f'pass@{samples}']:.3f} ± {m[f'pass@{samples}_se']:.3f}")
+    Console().print(table)
+
+
+@eval_group.command("winrate")
+@click.argument("run_a", type=LocalPath())
+@click.argument("run_b", type=LocalPath())
+@click.option("--judge", required=True, type=LocalPath(), help="Reward-model run (`lmforge align rm`) that scores both answers.")
+@click.option("--prompts", required=True, type=LocalPath(), help='Prompts: {"question", ...} JSONL.')
+@click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1), help="Longest answer, in tokens.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="The first N prompts only [all].")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead of the table.")
+def winrate(run_a, run_b, judge, prompts, max_tokens, limit, device, as_json):
+    """Win rate of policy A over policy B, their greedy answers judged by a reward model.
+
+    \b
+    Example:
+      lmforge eval winrate runs/ppo runs/sft --judge runs/rm --prompts prompts.jsonl --limit 200
+    """
+    from lmforge.alignment.evaluate import win_rate
+    from lmforge.alignment.reward import AlignmentError
+
+    try:
+        m = win_rate(run_a, run_b, judge, prompts, max_tokens=max_tokens, limit=limit, device=device)
+    except AlignmentError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(m))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"lmforge eval winrate: {run_a} vs {run_b}, judged by {judge}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("prompts", str(m["prompts_evaluated"]))
+    table.add_row("A wins (ties half)", f"{m['win_rate_a']:.3f} ± {m['win_rate_a_se']:.3f}")
+    table.add_row("mean score A", f"{m['mean_score_a']:.4f}")
+    table.add_row("mean score B", f"{m['mean_score_b']:.4f}")
     Console().print(table)

@@ -151,3 +151,51 @@ def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, te
 
     ckpt = Path(run) if (Path(run) / "state.json").is_file() else latest_checkpoint(run)
     return PolicyEval(str(run), str(prompts), reward, metrics, read_state(ckpt).get("step") if ckpt else None)
+
+
+# ---- two policies, judged by a reward model -------------------------------------------------
+def win_rate(run_a, run_b, judge, prompts, *, max_tokens: int = 64, limit: int | None = None, device: str = "cpu") -> dict:
+    """Greedy answers of two policies to the same prompts, each scored by the reward model
+    `judge`: the share of prompts where A's answer scores higher (ties half) with its standard
+    error, and each policy's mean score. The three runs must share one tokenizer."""
+    import torch
+
+    from lmforge.alignment.chat import load_chat_model, parse_completion, render_prompt
+    from lmforge.alignment.data import load_prompts
+    from lmforge.alignment.reward import encode_response, score
+    from lmforge.train.sample import generate_batch
+    from lmforge.train.trainer import TrainingError
+
+    if not Path(prompts).is_file():
+        raise AlignmentError(f"{prompts}: no such prompts file")
+    rm, rm_state = load_reward_model(judge, device)
+    try:
+        policies = [load_chat_model(run, device, purpose="eval winrate") for run in (run_a, run_b)]
+    except TrainingError as exc:
+        raise AlignmentError(str(exc)) from None
+    tok = policies[0][1]
+    for run, (_, t) in zip((run_a, run_b), policies):
+        if rm_state.get("tokenizer_fingerprint") and t.fingerprint != rm_state["tokenizer_fingerprint"]:
+            raise AlignmentError(f"{run} and the judge {judge} use different tokenizers; judge with a reward model trained on this policy's tokenizer")
+    try:
+        examples = list(load_prompts(prompts))[:limit]
+    except ValueError as exc:
+        raise AlignmentError(str(exc)) from None
+    stop = tok.special_id("assistant_end")
+    max_len = context_limit(rm.gpt)
+    scores = []
+    for model, t in policies:
+        limit_len = model.rope_cos.size(0)
+        ids = [render_prompt(ex.prompt, t)[-(limit_len - max_tokens):] for ex in examples]
+        answers = []
+        for i in range(0, len(ids), 64):
+            answers += [parse_completion(c, t) for c in generate_batch(model, ids[i : i + 64], max_tokens, temperature=0.0,
+                                                                       stop_id=stop, vocab_size=t.vocab_size)]
+        seqs = [encode_response(ex.prompt, a or " ", tok, max_len).ids for ex, a in zip(examples, answers)]
+        with torch.no_grad():
+            scores.append(score(rm.eval(), seqs, tok.pad_id))
+    diff = scores[0] - scores[1]
+    wins = ((diff > 0).float() + 0.5 * (diff == 0).float()).tolist()
+    rate, se = _share(wins)
+    return {"a": str(run_a), "b": str(run_b), "judge": str(judge), "prompts_evaluated": len(examples), "win_rate_a": rate,
+            "win_rate_a_se": se, "mean_score_a": float(scores[0].mean()), "mean_score_b": float(scores[1].mean())}
