@@ -25,7 +25,11 @@ figure does not depend on how good the current extractor is on these pages.
 Cost: the extra milliseconds per page of `identify_page` over `predict` (one pass, same
 process), over all pages and over the pages where the page text was read.
 
-Usage: python benchmarks/langid.py --debian /tmp/deb/x [--truth FILE] [--limit N] [--json] [--errors K]
+`--news` adds the shared news benchmark (../shared/data/extraction/article-extraction-benchmark,
+no language truth): how often its pages read the page text, the cost, and how many labels
+change against the old way.
+
+Usage: python benchmarks/langid.py --debian /tmp/deb/x [--truth FILE] [--news] [--limit N] [--json] [--errors K]
 """
 
 from __future__ import annotations
@@ -118,6 +122,34 @@ def truth_pages(truth: Path) -> list[tuple[str, str, str]]:
     return pages
 
 
+NEWS = Path(__file__).resolve().parents[1].parent / "shared/data/extraction/article-extraction-benchmark/html"
+
+
+def news_check(ident) -> dict:
+    """Evidence counts, ms per page and changed labels on the shared news pages (all prose)."""
+    from lmforge.corpus.extract import extract_main_text
+    from lmforge.corpus.langid import identify_page
+
+    pages = [_read(path) for path in sorted(NEWS.glob("*.html.gz"))]
+    texts = [extract_main_text(html) for html in pages]
+    t_old = t_new = 0.0
+    evidence: Counter = Counter()
+    changed = []
+    for html, text in zip(pages, texts):
+        t0 = time.perf_counter()
+        old = ident.predict(text)
+        t1 = time.perf_counter()
+        new = identify_page(ident, text, html)
+        t2 = time.perf_counter()
+        t_old, t_new = t_old + t1 - t0, t_new + t2 - t1
+        evidence[new.evidence] += 1
+        if new.language != old[0]:
+            changed.append((old[0], new.language, text[:60]))
+    n = max(len(pages), 1)
+    return {"pages": len(pages), "evidence": dict(evidence), "changed": len(changed), "changed_examples": changed[:5],
+            "ms_per_page": {"old": round(1000 * t_old / n, 3), "new": round(1000 * t_new / n, 3)}}
+
+
 def cases(html: str, main: str) -> dict[str, str]:
     """The main text each simulated extractor would give."""
     from selectolax.lexbor import LexborHTMLParser
@@ -140,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="at most this many pages (0: all)")
     ap.add_argument("--errors", type=int, default=0, help="print this many wrong new labels per case")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--news", action="store_true", help="also the shared news benchmark (no truth: changed labels, cost)")
     args = ap.parse_args(argv)
 
     from lmforge.corpus.extract import extract_main_text
@@ -202,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             "pages_page_read": n_page,
         },
     }
+    if args.news:
+        result["news"] = news_check(ident)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -216,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         ms = result["ms_per_page"]
         print(f"ms/page on the extractor's text: old {ms['old']}, new {ms['new']}; "
               f"{ms['pages_page_read']} pages read the page text, +{ms['extra_where_page_read']} ms each")
+        if "news" in result:
+            news = result["news"]
+            print(f"news: {news['pages']} pages, evidence {news['evidence']}, {news['changed']} labels changed, "
+                  f"ms/page old {news['ms_per_page']['old']}, new {news['ms_per_page']['new']}")
     for case in CASES:
         for row in errors[case][: args.errors]:
             print(case, *row, file=sys.stderr)

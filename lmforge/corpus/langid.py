@@ -144,7 +144,9 @@ _NOT_PROSE_TAGS = [
     "head", "script", "style", "noscript", "template", "svg", "math", "canvas", "iframe", "object",
     "select", "option", "textarea", "button", "pre", "code", "kbd", "samp", "tt", "var", "nav", "footer",
 ]
-_HTML_LANG = re.compile(r"<html\b[^>]*?\s(?:xml:)?lang\s*=\s*[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)*)", re.I)
+_HEAD_CHARS = 20000  #: where `<html lang>` and `<meta http-equiv=Content-Language>` are looked for
+_LANG_ATTR = re.compile(r"\s(?:xml:)?lang\s*=\s*[\"']?([a-z]{2,3}(?:[-_][a-z0-9]+)*)")
+_CONTENT_ATTR = re.compile(r"\scontent\s*=\s*[\"']?\s*([a-z]{2,3}(?:[-_][a-z0-9]+)*)")
 #: declared codes that LID-176 names otherwise
 _DECLARED_ALIASES = {"nb": "no", "iw": "he", "in": "id", "ji": "yi", "fil": "tl", "zh-yue": "yue"}
 
@@ -199,16 +201,24 @@ def declared_languages(html: str | None, content_language: str | None = None) ->
     if content_language:
         raw.extend(content_language.split(","))
     if html:
-        head = html[:20000]
-        m = _HTML_LANG.search(head)
-        if m:
-            raw.append(m.group(1))
-        low = head.lower()
-        at = low.find("content-language")
+        # str.find only: lowering 20 KB of non-ASCII text, or one re.I search, costs 0.2 ms a page
+        at = html.find("<html", 0, _HEAD_CHARS)
+        at = html.find("<HTML", 0, _HEAD_CHARS) if at < 0 else at
         if at >= 0:
-            m = re.search(r"content\s*=\s*[\"']?\s*([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)*)", head[max(0, at - 200):at + 200], re.I)
+            end = html.find(">", at, at + 2000)
+            m = _LANG_ATTR.search(html[at:end if end > 0 else at + 2000].lower())
             if m:
                 raw.append(m.group(1))
+        for word in ("anguage", "ANGUAGE"):
+            at = html.find(word, 0, _HEAD_CHARS)
+            while at >= 0 and html[max(at - 9, 0):at].lower() != "content-l":
+                at = html.find(word, at + 1, _HEAD_CHARS)
+            if at >= 0:  # the whole <meta ...> tag around it
+                end = html.find(">", at, at + 2000)
+                m = _CONTENT_ATTR.search(html[html.rfind("<", 0, at):end if end > 0 else at + 2000].lower())
+                if m:
+                    raw.append(m.group(1))
+                break
     out: list[str] = []
     for code in raw:
         code = code.strip().lower().replace("_", "-")
