@@ -6,7 +6,8 @@ Data: HTML pages whose language is known from their source, either
     a translated page whose paragraphs are mostly the English page's own paragraphs verbatim
     (an untranslated chapter) is left out, since its true label is English or both;
   * `--truth FILE`: a `truth.jsonl` of the development sets (one JSON object per page with
-    `language` and the page's path under `path`/`file`/`html`, relative to the file's folder).
+    `language` and the page's path under `path`/`file`/`html`, relative to the file's folder,
+    or an `id` whose page is `pages/<id>.html`: the layout benchmarks/devsets.py writes).
 
     mkdir -p /tmp/deb && cd /tmp/deb && apt-get download debian-reference-{en,de,es,fr,id,it,ja,pt,zh-cn} \
         installation-guide-amd64 debian-faq && for f in *.deb; do dpkg-deb -x $f x; done
@@ -113,7 +114,7 @@ def truth_pages(truth: Path) -> list[tuple[str, str, str]]:
         if not line.strip():
             continue
         row = json.loads(line)
-        rel = row.get("path") or row.get("file") or row.get("html")
+        rel = row.get("path") or row.get("file") or row.get("html") or (f"pages/{row['id']}.html" if row.get("id") else None)
         if not rel or not row.get("language"):
             continue
         path = truth.parent / rel
