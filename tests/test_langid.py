@@ -321,3 +321,29 @@ def test_main_text_step_keeps_the_page_for_language_id_and_the_writer_drops_it(t
     list(WriteDocuments(str(tmp_path)).run(iter(docs)))
     written = list(iter_documents(tmp_path / "documents" / "00000.jsonl.zst"))
     assert written and HTML_KEY not in written[0].metadata and "language" in written[0].metadata
+
+
+def test_warc_content_language_header_reaches_language_id(tmp_path):
+    """WARC response -> WarcPages (keeps the HTTP Content-Language) -> MainText (keeps the page)
+    -> LanguageLabeler: the header breaks the Malay/Indonesian tie."""
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from lmforge.corpus.langid import CONTENT_LANGUAGE_KEY
+    from lmforge.corpus.steps import MainText, WarcPages
+
+    path = tmp_path / "ms.warc.gz"
+    with open(path, "wb") as f:
+        writer = WARCWriter(f, gzip=True)
+        for i, headers in enumerate(([("Content-Language", "ms")], [])):
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"), *headers], protocol="HTTP/1.1")
+            body = doc_page("ms").encode("utf-8")
+            writer.write_record(writer.create_warc_record(f"https://example.org/ms/{i}.html", "response",
+                                                          payload=io.BytesIO(body), http_headers=http))
+    pages = list(MainText(timeout=0).run(WarcPages([str(path)], progress=False).run()))
+    assert pages[0].metadata[CONTENT_LANGUAGE_KEY] == "ms" and CONTENT_LANGUAGE_KEY not in pages[1].metadata
+    labelled = list(LanguageLabeler().run(iter(pages)))
+    assert [d.metadata["language"] for d in labelled] == ["ms", "id"]
+    assert [d.metadata["language_evidence"] for d in labelled] == [EVIDENCE_PAGE_DECLARED, EVIDENCE_PAGE]
