@@ -24,12 +24,12 @@ The page's HTML reaches this step under `metadata[HTML_KEY]` (kept by `MainText`
 and never written). Measured by benchmarks/langid.py, LID accuracy old -> new, where the main
 text is lmforge's extraction / a code block of the page / its shortest paragraph / nothing:
 
-    1,684 Debian pages, 19 languages   0.984 -> 0.993 | 0.334 -> 0.993 | 0.882 -> 0.997 | 0 -> 0.998
+    1,684 Debian pages, 19 languages   0.984 -> 0.994 | 0.334 -> 0.993 | 0.882 -> 0.997 | 0 -> 0.998
     536 development-set pages, 23      0.981 -> 0.996 | 0.450 -> 0.997 | 0.812 -> 1.000 | 0 -> 0.998
 
 The remaining misses are mostly chapters left half untranslated (English paragraphs in a
-Swedish page). Cost: the page is parsed only for the pages that need it (26% of those Debian
-pages, 3-6% of news pages): ~1-6 ms each (a lexbor parse of at most 100 KB of body, fastText on
+Swedish page). Cost: the page is parsed only where needed (32% of those Debian pages, 6% of
+the news benchmark's), ~3-12 ms each (a lexbor parse of at most 100 KB of body, fastText on
 5,000 characters); the prose/code check and the declared language cost ~0.3 ms on every page.
 """
 
@@ -175,8 +175,9 @@ _DECLARED_ALIASES = {"nb": "no", "iw": "he", "in": "id", "ji": "yi", "fil": "tl"
 def prose_stats(text: str) -> tuple[int, float]:
     """(prose characters, code share) of the first few thousand characters of `text`.
 
-    Code is a code-like token (`_CODE_CHAR`, `_CODE_DOT`) or a whole code-like line (`_CODE_LINE`: a
-    comment or prompt, an indented line, a tab, `Key: value`); the code share is code's part of
+    Code is a code-like token (`_CODE_CHAR`, or a dot or colon between letters) or a whole
+    code-like line (`_CODE_LINE`: a comment or prompt, an indented line, a tab, `Key: value`);
+    the code share is code's part of
     the non-space characters (0 for empty text) and prose is the rest. Measured on Debian
     documentation pages: chapters 0.00-0.05, config files, control files and shell sessions
     0.15-1.0 (a preseed file whose comments are translated is code too: the page text, with
@@ -298,9 +299,10 @@ def identify_page(
     The main text decides alone (`main_text`, exactly as `predict`) when it has at least
     `MIN_PROSE_CHARS` prose characters, at most `MAX_CODE_SHARE` code, a best probability of
     at least `MIN_MAIN_SCORE`, and its language is the declared one when the page declares one
-    (a disagreement is a reason to look further, not a verdict). Otherwise (a code block, a one-line note, an empty extraction)
-    fastText also reads the page's visible text (`page_text(html)`, code blocks left out) and
-    the two distributions are averaged, each weighted by its prose characters (`page_text`).
+    (a disagreement is a reason to look further, not a verdict). Otherwise (a code block, a
+    one-line note, an empty extraction) fastText also reads the page's visible text
+    (`page_text(html)`, code blocks left out) and the two distributions are averaged, each
+    weighted by its prose characters among its first 2,000 (`page_text`).
     The declared language (`declared_languages`) is evidence, never the answer alone: it wins
     only when the text gives it a probability within `DECLARED_MARGIN` of the best language's
     (`...+declared`); a template's `lang="en"` on a page the text says is Catalan loses.
@@ -344,7 +346,8 @@ def identify_page(
 
 
 class LanguageLabeler(PipelineStep):
-    """Sets `metadata["language"]` and `metadata["language_score"]`; drops nothing.
+    """Sets `metadata["language"]`, `["language_score"]` and `["language_evidence"]`
+    (`identify_page`); drops nothing.
 
     Counts `language_<code>` per document.
     """
@@ -420,9 +423,10 @@ class LanguageFilterConfig:
 class LanguageFilter(DocFilter):
     """Keeps documents in `languages` whose probability is above `min_score`.
 
-    Labels `language` / `language_score` in metadata as it goes. As datatrove's filter does, a document is kept when any
-    wanted language among the top 3 scores above `min_score`; with `languages=None` the top
-    language must.
+    Labels `language` / `language_score` / `language_evidence` in metadata as it goes
+    (`identify_page`: the page's text joins a short or code-like main text). As datatrove's
+    filter does, a document is kept when any wanted language among the top 3 scores above
+    `min_score`; with `languages=None` the top language must.
     """
 
     name = "🌍 Language filter"
