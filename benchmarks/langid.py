@@ -26,11 +26,14 @@ figure does not depend on how good the current extractor is on these pages.
 Cost: the extra milliseconds per page of `identify_page` over `predict` (one pass, same
 process), over all pages and over the pages where the page text was read.
 
-`--news` adds the shared news benchmark (../shared/data/extraction/article-extraction-benchmark,
-no language truth): how often its pages read the page text, the cost, and how many labels
-change against the old way.
+With no `--debian`/`--truth`, every `*/truth.jsonl` of the development sets is read
+(`$LMFORGE_DEVSETS`, default ~/.cache/lmforge/devsets, built by benchmarks/devsets.py), if any.
+The shared news benchmark (../shared/data/extraction/article-extraction-benchmark, no language
+truth) is always added: how often its pages read the page text, the cost, and how many labels
+change against the old way (`--no-news` leaves it out). The last line printed is the result as
+one JSON line.
 
-Usage: python benchmarks/langid.py --debian /tmp/deb/x [--truth FILE] [--news] [--limit N] [--json] [--errors K]
+Usage: python benchmarks/langid.py [--debian /tmp/deb/x] [--truth FILE] [--limit N] [--json] [--errors K]
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import re
+import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="at most this many pages (0: all)")
     ap.add_argument("--errors", type=int, default=0, help="print this many wrong new labels per case")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--news", action="store_true", help="also the shared news benchmark (no truth: changed labels, cost)")
+    ap.add_argument("--no-news", dest="news", action="store_false", help="leave out the shared news benchmark")
     args = ap.parse_args(argv)
 
     from lmforge.corpus.extract import extract_main_text
@@ -184,10 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.debian:
         found, skipped = debian_pages(args.debian)
         pages += found
+    if not args.debian and not args.truth:
+        devsets = Path(os.environ.get("LMFORGE_DEVSETS", "~/.cache/lmforge/devsets")).expanduser()
+        args.truth = sorted(devsets.glob("*/truth.jsonl"))
     for truth in args.truth:
         pages += truth_pages(truth)
-    if not pages:
-        ap.error("no pages: give --debian DIR and/or --truth FILE")
+    if not pages and not (args.news and NEWS.is_dir()):
+        ap.error("no pages: give --debian DIR and/or --truth FILE (or build the sets: benchmarks/devsets.py)")
     if args.limit:
         pages = pages[:: max(1, len(pages) // args.limit)][: args.limit]
 
@@ -218,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 if new.evidence != EVIDENCE_MAIN:
                     n_page += 1
                     t_new_page += (t2 - t1) - (t1 - t0)
-    n = len(pages)
+    n = max(len(pages), 1)
     langs = Counter(lang for _, lang, _ in pages)
     result = {
         "pages": n,
@@ -236,11 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             "pages_page_read": n_page,
         },
     }
-    if args.news:
+    if args.news and NEWS.is_dir():
         result["news"] = news_check(ident)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
+    if not args.json:
         print(f"{n} pages, {len(langs)} languages ({skipped} untranslated pages left out): "
               + ", ".join(f"{k} {v}" for k, v in sorted(langs.items())))
         print(f"{'main text':10} {'pages':>6} {'old':>7} {'new':>7}   evidence (new)")
@@ -259,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     for case in CASES:
         for row in errors[case][: args.errors]:
             print(case, *row, file=sys.stderr)
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 
