@@ -20,6 +20,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from lmforge.corpus.base import REJECTED_KEY
+from lmforge.corpus.langid import CONTENT_LANGUAGE_KEY, HTML_KEY
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class WarcPages(PipelineStep):
                             break
                         emitted += 1
                         meta = {"url": page.url, "date": page.date, "kind": page.kind, "charset": page.charset, "source": path}
+                        if page.content_language:
+                            meta[CONTENT_LANGUAGE_KEY] = page.content_language
                         yield Document(text=page.content, id=page.id, metadata=meta)
                 except warc.WarcInputError as exc:  # a whole file unreadable: say which, go on
                     log.warning("%s", exc)
@@ -143,6 +146,7 @@ class MainText(PipelineStep):
                         doc.metadata[REJECTED_KEY] = reason.removeprefix("dropped_")
                         yield doc
                     continue
+                doc.metadata[HTML_KEY] = doc.text  # language ID reads the page when the main text is short or code
                 doc.text = text
                 self.stat_update(EXTRACTED)
                 yield doc
@@ -157,7 +161,7 @@ def _raise_timeout(signum, frame):
 
 
 #: metadata keys used inside the pipeline, not written to the output
-INTERNAL_KEYS = ("kind", "charset", REJECTED_KEY)
+INTERNAL_KEYS = ("kind", "charset", REJECTED_KEY, HTML_KEY, CONTENT_LANGUAGE_KEY)
 
 
 class WriteDocuments(PipelineStep):

@@ -87,6 +87,7 @@ class WarcPage:
     charset: str  # the Python codec used to decode
     source: str  # the input path or URL
     offset: int  # byte offset of the record in the input (compressed offset for .gz)
+    content_language: str | None = None  # the HTTP Content-Language header (evidence for language ID)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -498,7 +499,9 @@ def _read_record(record, path: str, offset: int, counts: dict[str, int]) -> tupl
         return None, SKIPPED_TOO_LARGE
     if not body.strip() or not _is_html_type(content_type, body):
         return None, SKIPPED_NON_HTML  # empty (redirects, 304s, ...) or not HTML by sniffing
-    return _page(record, path, offset, HTML, body, charset_from_content_type(content_type), counts), HTML
+    page = _page(record, path, offset, HTML, body, charset_from_content_type(content_type), counts)
+    page.content_language = http.get("Content-Language")
+    return page, HTML
 
 
 def _page(
