@@ -52,6 +52,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 DEFAULT_OUT = Path(os.environ.get("LMFORGE_DEVSETS", "~/.cache/lmforge/devsets")).expanduser()
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
@@ -83,10 +86,12 @@ class Page:
     with_: list[str]
     without: list[str]
     features: set[str] = field(default_factory=set)
+    declared_language: str | None = None
 
     def truth_line(self) -> dict:
         return {
-            "id": self.id, "family": self.family, "language": self.language, "url": None,
+            "id": self.id, "family": self.family, "language": self.language,
+            "declared_language": self.declared_language, "url": None,
             "source": self.source, "text": self.text, "with": self.with_, "without": self.without,
         }
 
@@ -281,14 +286,35 @@ def make_page(family: str, pid: str, language: str, source: str, data: bytes, co
     with_ = with_snippets(content, truth, pid)
     if len(with_) < 2:
         return None
-    return Page(pid, family, language, source, data, truth, with_, without_snippets(boilerplate, truth),
-                features(content))
+    return Page(pid, family, confirmed_language(language, truth), source, data, truth, with_,
+                without_snippets(boilerplate, truth), features(content), language)
+
+
+_LID = None
+
+
+def confirmed_language(declared: str | None, truth: str) -> str | None:
+    """`declared` when LID-176 on the whole ground-truth text agrees, else None (unknown).
+
+    Translations are often partial (whole chapters of debian-policy-ja are English), so the
+    package's language alone is not the language of the page; a page whose declared language
+    and text disagree still counts for extraction quality, not for language ID.
+    """
+    global _LID
+    if declared is None:
+        return None
+    if _LID is None:
+        from lmforge.corpus.langid import LanguageIdentifier
+
+        _LID = LanguageIdentifier(max_chars=10**7)
+    return declared if _LID.predict(truth.replace("\n", " "))[0] == declared else None
 
 
 # --------------------------------------------------------------------------- families
 
 DOCBOOK_REFERENCE_LANGS = ["en", "de", "es", "fr", "id", "it", "ja", "pt", "zh-cn", "zh-tw"]
 APTITUDE_LANGS = ["es", "fr", "ja", "ru"]
+DEBMAKE_LANGS = ["de", "en", "ja", "ru", "zh-cn", "zh-tw"]
 LANG_MAP = {"zh-cn": "zh", "zh-tw": "zh", "zh_CN": "zh", "zh_TW": "zh", "pt_BR": "pt", "pt-br": "pt"}
 
 
@@ -339,6 +365,15 @@ def build_docbook(cache: Path) -> tuple[list[Page], str]:
             for p in sorted((root / f"usr/share/doc/aptitude/html/{code}").glob("*.html"))
         ]
         groups.append(([p for p in pages if p], 6))
+    root = fetch_deb("debmake-doc", cache)
+    if root is not None:
+        base = root / "usr/share/doc/debmake-doc/html"
+        for code in DEBMAKE_LANGS:
+            pages = [
+                docbook_page(family, f"debmake-{code}-{p.name.split('.')[0]}", LANG_MAP.get(code, code), f"debmake-doc:{p.relative_to(root)}", p)
+                for p in sorted(base.glob(f"*.{code}.html"))
+            ]
+            groups.append(([p for p in pages if p], 5))
     for package, sub, prefix, cap in (("debian-faq", "usr/share/doc/debian/FAQ", "faq", 10),
                                       ("maint-guide", "usr/share/doc/maint-guide/html", "maint", 8)):
         root = fetch_deb(package, cache)
@@ -355,7 +390,7 @@ def build_docbook(cache: Path) -> tuple[list[Page], str]:
     chosen = _cap_languages(chosen, per_language=40, total=400)
     readme = (
         "DocBook XSL HTML from Debian packages: debian-reference-{%s}, installation-guide-amd64 (all its "
-        "languages), aptitude-doc-{%s}, debian-faq, maint-guide.\n\nTruth: the text of `<body>` after removing "
+        "languages), aptitude-doc-{%s}, debmake-doc (de, en, ja, ru, zh-cn, zh-tw), debian-faq, maint-guide.\n\nTruth: the text of `<body>` after removing "
         "the generator's `div.navheader` and `div.navfooter` and the chapter tables of contents (`div.toc`, "
         "`div.list-of-*`), one block per line. Language: the package / folder name (zh-cn and zh-tw -> zh). "
         "Pages with < %d characters of main text are not used. Without-snippets: the navigation bars' texts "
@@ -368,7 +403,7 @@ def build_docbook(cache: Path) -> tuple[list[Page], str]:
 def _cap_languages(pages: list[Page], per_language: int, total: int) -> list[Page]:
     by_lang: dict[str, list[Page]] = defaultdict(list)
     for p in pages:
-        by_lang[p.language].append(p)
+        by_lang[p.declared_language or ""].append(p)
     out: list[Page] = []
     for lang in sorted(by_lang):
         out.extend(select(by_lang[lang], per_language) if len(by_lang[lang]) > per_language else by_lang[lang])
@@ -392,24 +427,44 @@ def sphinx_page(family: str, pid: str, language: str, source: str, path: Path) -
     return make_page(family, pid, language, source, data, main, boiler)
 
 
+SPHINX_SKIP = {"index", "genindex", "search", "py-modindex", "glossary", "developers-reference", "copyright", "bugs", "about"}
+DEVREF_LANGS = ["en", "de", "fr", "it", "ja", "ru"]
+
+
+def _sphinx_pages(family: str, root: Path, folder: Path, prefix: str, lang: str, package: str) -> list[Page]:
+    pages = [
+        sphinx_page(family, f"{prefix}-{p.stem}", lang, f"{package}:{p.relative_to(root)}", p)
+        for p in sorted(folder.glob("*.html")) if p.stem not in SPHINX_SKIP
+    ]
+    return [p for p in pages if p]
+
+
 def build_sphinx(cache: Path) -> tuple[list[Page], str]:
     family = "docs-sphinx"
     chosen: list[Page] = []
     root = fetch_deb("python3.11-doc", cache)
     if root is not None:
         base = root / "usr/share/doc/python3.11/html"
-        for sub, cap in (("library", 110), ("tutorial", 12), ("howto", 15), ("reference", 13)):
-            pages = [
-                sphinx_page(family, f"python-{sub}-{p.stem}", "en", f"python3.11-doc:{p.relative_to(root)}", p)
-                for p in sorted((base / sub).glob("*.html"))
-            ]
-            chosen.extend(select([p for p in pages if p], cap))
+        for sub, cap in (("library", 70), ("tutorial", 8), ("howto", 10), ("reference", 10)):
+            chosen.extend(select(_sphinx_pages(family, root, base / sub, f"python-{sub}", "en", "python3.11-doc"), cap))
+    for code in DEVREF_LANGS:
+        package = "developers-reference" if code == "en" else f"developers-reference-{code}"
+        root = fetch_deb(package, cache)
+        if root is not None:
+            folder = root / "usr/share/developers-reference" / ("" if code == "en" else code)
+            chosen.extend(select(_sphinx_pages(family, root, folder, f"devref-{code}", code, package), 8))
+    for package, sub, code in (("debian-policy", "usr/share/doc/debian-policy/policy.html", "en"),
+                               ("debian-policy-ja", "usr/share/doc/debian-policy/ja/policy.html", "ja")):
+        root = fetch_deb(package, cache)
+        if root is not None:
+            chosen.extend(select(_sphinx_pages(family, root, root / sub, f"policy-{code}", code, package), 10))
     readme = (
-        "Sphinx HTML from Debian's python3.11-doc (library reference, tutorial, HOWTOs, language "
-        "reference).\n\nTruth: the text of `div[role=main]` (Sphinx's `div.body`) without the `¶` header "
-        "links, one block per line. Without-snippets: texts of the sidebar (previous / next topic, "
-        "'Report a Bug', 'Show Source'), the 'related' navigation bars and the footer that do not occur "
-        "in the main text. Pages with < %d characters of main text are not used.\n" % MIN_MAIN_CHARS
+        "Sphinx HTML from Debian packages: python3.11-doc (library reference, tutorial, HOWTOs, language "
+        "reference), developers-reference{,-de,-fr,-it,-ja,-ru}, debian-policy, debian-policy-ja.\n\n"
+        "Truth: the text of `div[role=main]` (Sphinx's `div.body`) without the `¶` header links, one block "
+        "per line. Language: the package name. Without-snippets: texts of the sidebar (previous / next "
+        "topic, 'Report a Bug', 'Show Source'), the 'related' navigation bars and the footer that do not "
+        "occur in the main text. Pages with < %d characters of main text are not used.\n" % MIN_MAIN_CHARS
     )
     return chosen, readme
 
@@ -433,7 +488,7 @@ def write_family(out: Path, family: str, pages: list[Page], readme: str) -> None
             fh.write(json.dumps(p.truth_line(), ensure_ascii=False) + "\n")
     langs: dict[str, int] = defaultdict(int)
     for p in pages:
-        langs[p.language] += 1
+        langs[p.language or "unknown"] += 1
     (tmp / "README.md").write_text(
         f"# {family}\n\n{readme}\n{len(pages)} pages; languages: "
         + ", ".join(f"{k} {v}" for k, v in sorted(langs.items())) + "\n\nBuilt by lmforge benchmarks/devsets.py.\n",
@@ -448,7 +503,7 @@ def summary(out: Path, family: str) -> str:
     recs = [json.loads(x) for x in lines]
     langs: dict[str, int] = defaultdict(int)
     for r in recs:
-        langs[r["language"]] += 1
+        langs[r["language"] or "unknown"] += 1
     w = sum(len(r["with"]) for r in recs)
     wo = sum(len(r["without"]) for r in recs)
     return (f"{family:<28} {len(recs):>4} pages  {w:>5} with  {wo:>5} without  "
