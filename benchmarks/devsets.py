@@ -219,7 +219,7 @@ def with_snippets(content, truth: str, key: str, k: int = 5) -> list[str]:
             if len(words) >= 10:
                 start = (len(words) - 8) // 2
                 candidates.append(" ".join(words[start: start + 8]))
-    candidates = [c for c in candidates if c and c in flat]
+    candidates = [c for c in candidates if c and c in flat and _clean(c)]
     seen: list[str] = []
     for c in candidates:  # drop duplicates (repeated phrases are poor evidence)
         if c not in seen and flat.count(c) == 1:
@@ -230,8 +230,17 @@ def with_snippets(content, truth: str, key: str, k: int = 5) -> list[str]:
     return [seen[i] for i in picks]
 
 
-def without_snippets(boilerplate_nodes, truth: str, k: int = 6) -> list[str]:
-    """Up to `k` texts of leaf elements of the boilerplate that are absent from the truth."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def _clean(snippet: str) -> bool:
+    """False for text with control characters or mojibake, or code leaking from scripts."""
+    return not _CONTROL.search(snippet) and "<!--" not in snippet and "{" not in snippet
+
+
+def without_snippets(boilerplate_nodes, truth: str, k: int = 6, titles: str = "") -> list[str]:
+    """Up to `k` texts of leaf elements of the boilerplate that are absent from the truth and
+    from `titles` (the page's `<title>` and headings: a page's own title is not boilerplate)."""
     flat = norm(truth)
     out: list[str] = []
     for node in boilerplate_nodes:
@@ -245,7 +254,8 @@ def without_snippets(boilerplate_nodes, truth: str, k: int = 6) -> list[str]:
                 ok = len(text) >= 4
             else:
                 ok = len(text.split()) >= 2 and len(text) >= 10
-            if ok and text not in flat and text not in out and not any(text in o or o in text for o in out):
+            if (ok and _clean(text) and text not in flat and text not in titles
+                    and not any(text in o or o in text for o in out)):
                 out.append(text[:120])
     return out[:k]
 
@@ -469,9 +479,134 @@ def build_sphinx(cache: Path) -> tuple[list[Page], str]:
     return chosen, readme
 
 
+def fetch_sdist(requirement: str, cache: Path) -> Path | None:
+    """`pip download` the source distribution of `requirement` and unpack it; None on failure."""
+    name = requirement.split("==")[0]
+    root = cache / "root" / requirement
+    if (root / ".unpacked").exists():
+        return root
+    sdists = cache / "sdists"
+    sdists.mkdir(parents=True, exist_ok=True)
+    found = sorted(sdists.glob(f"{name}-*.tar.gz"))
+    if not found:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", requirement, "-d", str(sdists)],
+            capture_output=True, text=True,
+        )
+        found = sorted(sdists.glob(f"{name}-*.tar.gz"))
+        if proc.returncode != 0 or not found:
+            log(f"  skipped {requirement}: pip download failed: {proc.stderr.strip()[-200:]}")
+            return None
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    with tarfile.open(found[-1]) as tar:
+        tar.extractall(root, filter="data")
+    (root / ".unpacked").write_text(found[-1].name)
+    return root
+
+
+_BOILER_CLASS = re.compile(
+    r"(^|[\s_-])(nav|navbar|navigation|menu|footer|header|masthead|sidebar|breadcrumbs?|related|share|sharing|"
+    r"social|promo|newsletter|subscribe|comments?|cookie|banner|outbrain|taboola|trending|most-?popular)($|[\s_-])",
+    re.I,
+)
+
+
+def structural_boilerplate(doc) -> list:
+    """Elements that are boilerplate by the page's own markup: `nav`, `header`, `footer`,
+    `aside`, ARIA navigation / banner / contentinfo roles, and class / id names such as nav,
+    menu, footer, sidebar, breadcrumb, related, share, comments."""
+    found = []
+    for el in doc.iter():
+        if not isinstance(el.tag, str):
+            continue
+        names = f"{el.get('class', '')} {el.get('id', '')}"
+        if (el.tag in ("nav", "header", "footer", "aside")
+                or el.get("role") in ("navigation", "banner", "contentinfo", "complementary")
+                or _BOILER_CLASS.search(names)):
+            found.append(el)
+    return found
+
+
+def text_with_snippets(truth: str, k: int = 5) -> list[str]:
+    """With-snippets from a plain-text truth: the middle 8 words of lines of >= 10 words, or the
+    middle 14 characters of a line of >= 40 characters written without spaces between words
+    (CJK, Thai, Burmese); `k` of them spread from the first line to the last."""
+    flat = norm(truth)
+    found: list[str] = []
+    for line in truth.splitlines():
+        line = norm(line)
+        words = line.split()
+        spaced = not is_cjk(line) and len(line) / max(1, len(words)) < 15
+        if spaced and len(words) >= 10:
+            snippet = " ".join(words[(len(words) - 8) // 2:][:8])
+        elif not spaced and len(line) >= 20:
+            snippet = line[len(line) // 2 - 7: len(line) // 2 + 7].strip()
+        else:
+            continue
+        if snippet and _clean(snippet) and snippet not in found and flat.count(snippet) == 1:
+            found.append(snippet)
+    if len(found) <= k:
+        return found
+    return [found[i] for i in sorted({round(j * (len(found) - 1) / (k - 1)) for j in range(k)})]
+
+
+NEWSPAPER4K = "newspaper4k==0.9.6"
+_NEWS_LANG = {"arabic": "ar", "burmese": "my", "chinese": "zh", "japanese": "ja", "latvian": "lv",
+              "spanish": "es", "thai": "th", "korean": "ko", "hindi": "hi", "bengali": "bn", "nepali": "ne"}
+
+
+def build_news(cache: Path) -> tuple[list[Page], str]:
+    family = "news-multilingual"
+    pages: list[Page] = []
+    root = fetch_sdist(NEWSPAPER4K, cache)
+    if root is not None:
+        data_dir = next(root.glob("*/tests/data"), None)
+        seen: set[str] = set()
+        for html_path in sorted(data_dir.glob("html/*.html")) if data_dir else []:
+            txt = data_dir / "txt" / f"{html_path.stem}.txt"
+            if not txt.exists():
+                continue
+            data = html_path.read_bytes()
+            digest = hashlib.md5(data).hexdigest()
+            if digest in seen:  # the same page under two names
+                continue
+            seen.add(digest)
+            truth = "\n".join(norm(x) for x in txt.read_text(encoding="utf-8").splitlines() if norm(x))
+            if len(truth) < 300:
+                continue
+            doc = parse(data)
+            declared = _NEWS_LANG.get(html_path.stem.split("_")[0])
+            if declared is None:
+                m = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
+                declared = m.group(0).lower() if m else None
+            with_ = text_with_snippets(truth)
+            if len(with_) < 2:
+                continue
+            titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2"))
+            without = without_snippets(structural_boilerplate(doc), truth, titles=titles)
+            pid = "newspaper4k-" + re.sub(r"[^A-Za-z0-9_.-]", "_", html_path.stem)
+            pages.append(Page(pid, family, confirmed_language(declared, truth), f"{NEWSPAPER4K}:tests/data/html/{html_path.name}",
+                              data, truth, with_, without, set(), declared))
+    readme = (
+        "Real news pages (2012-2023; Arabic, Burmese, Chinese, English, Japanese, Latvian, Spanish, Thai "
+        "sites) from the test data of newspaper4k's source distribution on PyPI (%s: tests/data/html/*.html).\n\n"
+        "Truth: newspaper4k's expected article text for the page (tests/data/txt/<name>.txt), the fixture "
+        "its maintainers check the library against: the article body as a human would select it, written "
+        "and corrected by hand where the library erred. It is not trafilatura's or lmforge's output. "
+        "Language: the file name (arabic_article -> ar) else `<html lang>`, kept only where LID-176 on the "
+        "truth agrees. With-snippets: the middle 8 words (14 characters for scripts without spaces) of "
+        "lines spread over the article. Without-snippets: texts of the page's own boilerplate markup "
+        "(`nav`, `header`, `footer`, `aside`, navigation/banner/contentinfo roles, class or id naming "
+        "nav/menu/footer/sidebar/related/share/comments...) that do not occur in the truth.\n" % NEWSPAPER4K
+    )
+    return pages, readme
+
+
 FAMILIES = {
     "docs-docbook-multilingual": build_docbook,
     "docs-sphinx": build_sphinx,
+    "news-multilingual": build_news,
 }
 
 
