@@ -275,6 +275,8 @@ def features(content) -> set[str]:
 
 def select(pages: list[Page], cap: int) -> list[Page]:
     """Deterministic pick of `cap` pages, first those with code, admonitions, tables."""
+    if cap <= 0:
+        return []
     pages = sorted(pages, key=lambda p: _stable(p.id))
     chosen: list[Page] = []
     for feat in ("code", "admonition", "table"):
@@ -603,9 +605,71 @@ def build_news(cache: Path) -> tuple[list[Page], str]:
     return pages, readme
 
 
+LILYPOND_LANGS = ["en", "ca", "cs", "de", "es", "fr", "hu", "it", "ja", "nl", "pt", "zh"]
+LILYPOND_MANUALS = ("learning", "usage", "notation", "web", "essay", "extending")
+
+
+def texinfo_page(family: str, pid: str, language: str, source: str, path: Path) -> Page | None:
+    data = path.read_bytes()
+    doc = parse(data)
+    mains = doc.xpath("//div[@id='main']")
+    if not mains:
+        return None
+    main = mains[0]
+    boiler = doc.xpath("//div[@id='tocframe'] | //div[@id='footer'] | //table[@class='nav_table']")
+    for b in boiler:
+        if b.getparent() is not None:
+            b.getparent().remove(b)  # detached, kept for the without-snippets
+    drop(main.xpath(".//table[@class='menu'] | .//div[@class='hide'] | .//div[@id='verifier_texinfo'] | .//hr"))
+    return make_page(family, pid, language, source, data, main, boiler)
+
+
+def build_texinfo(cache: Path) -> tuple[list[Page], str]:
+    family = "docs-texinfo-multilingual"
+    chosen: list[Page] = []
+    for code in LILYPOND_LANGS:
+        package = "lilypond-doc-html" if code == "en" else f"lilypond-doc-html-{code}"
+        root = fetch_deb(package, cache)
+        if root is None:
+            continue
+        base = root / "usr/share/doc/lilypond/html/Documentation"
+        lang_re = re.compile(r"\.[a-z]{2}\.html$")
+        pages: list[Page] = []
+        for manual in LILYPOND_MANUALS:
+            files = sorted((base / manual).glob("*.html" if code == "en" else f"*.{code}.html"))
+            if code == "en":
+                files = [f for f in files if not lang_re.search(f.name)]
+            for f in files:
+                if (f.name.startswith(("index", "all.", "fdl", "gpl", "old-downloads", "gnu-free-documentation"))
+                        or "big-page" in f.name):
+                    continue
+                stem = f.name.split(".")[0]
+                page = texinfo_page(family, f"lilypond-{code}-{manual}-{stem}", code, f"{package}:{f.relative_to(root)}", f)
+                if page:
+                    pages.append(page)
+        for web, cap in ((True, 4), (False, 10)):  # translated pages first, then the rest
+            group = [p for p in pages if ("-web-" in p.id) == web]
+            picked = select([p for p in group if p.language], cap)
+            chosen.extend(picked + select([p for p in group if not p.language], cap - len(picked)) if len(picked) < cap else picked)
+    readme = (
+        "Texinfo (makeinfo) HTML of GNU LilyPond 2.24 from Debian: lilypond-doc-html (English) and its "
+        "translations lilypond-doc-html-{%s}: the Learning, Usage, Notation, Extending manuals, the essay, "
+        "and the project's web site pages (Documentation/web: download, community, news, features...).\n\n"
+        "Truth: the text of `div#main` minus texinfo's navigation (`table.nav_table` above and below), the "
+        "node menus (`table.menu`), hidden blocks (`div.hide`) and the footer (`div#footer`); the side "
+        "table of contents (`div#tocframe`) is outside it. Language: the package (file suffix .LANG.html), "
+        "kept only where LID-176 on the truth agrees (untranslated pages keep their English). "
+        "Without-snippets: texts of the navigation tables, the side table of contents and the footer "
+        "(version line, 'Other languages', bug-report line) that do not occur in the main text.\n"
+        % ",".join(LILYPOND_LANGS[1:])
+    )
+    return chosen, readme
+
+
 FAMILIES = {
     "docs-docbook-multilingual": build_docbook,
     "docs-sphinx": build_sphinx,
+    "docs-texinfo-multilingual": build_texinfo,
     "news-multilingual": build_news,
 }
 
