@@ -19,16 +19,21 @@ navigation bars, sidebars and footers that does not occur in the main text).
 The truth always comes from the document's own structure (the element the documentation
 generator writes the body into, minus the generator's navigation), never from an extractor.
 
-Families (see benchmarks/DEVSETS.md for counts):
+Families (benchmarks/DEVSETS.md has sources, truth and counts):
   docs-docbook-multilingual  DocBook XSL HTML (Debian Reference in 10 languages, the Debian
-                             installation guide in 19, aptitude's manual in 4, the Debian FAQ,
-                             the New Maintainers' Guide). Truth: `<body>` minus `div.navheader`,
-                             `div.navfooter` and the chapter's table of contents (`div.toc`).
-  docs-sphinx                Sphinx HTML (Python 3.11's library reference and tutorial). Truth:
-                             `div[role=main]` minus the `¶` header links.
-  docs-texinfo               makeinfo HTML (GNU manuals). Truth: `<body>` minus the
-                             `div.header`/`div.nav-panel` navigation and the `hr`-separated
-                             node navigation lines.
+                             installation guide in 19, aptitude's manual in 4, debmake-doc in 6,
+                             the Debian FAQ, the New Maintainers' Guide). Truth: `<body>` minus
+                             `div.navheader`, `div.navfooter` and tables of contents (`div.toc`).
+  docs-sphinx                Sphinx HTML (python3.11-doc, developers-reference in 6 languages,
+                             debian-policy en/ja). Truth: `div[role=main]` minus `¶` links.
+  docs-texinfo-multilingual  makeinfo HTML of LilyPond's manuals and web site in 12 languages.
+                             Truth: `div#main` minus the navigation tables, menus and footer.
+  news-multilingual          real news pages from newspaper4k's test data (PyPI sdist). Truth:
+                             its expected article texts (tests/data/txt), not an extractor's.
+
+`language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
+the whole ground truth agrees (partial translations leave English chapters); else null, and the
+page counts for extraction quality but not for language ID.
 
 The set of packages is fixed, so the sets are reproducible as long as the archive serves the
 same versions; a package that cannot be downloaded is skipped with a message. Building is
@@ -594,8 +599,8 @@ def build_news(cache: Path) -> tuple[list[Page], str]:
         "Real news pages (2012-2023; Arabic, Burmese, Chinese, English, Japanese, Latvian, Spanish, Thai "
         "sites) from the test data of newspaper4k's source distribution on PyPI (%s: tests/data/html/*.html).\n\n"
         "Truth: newspaper4k's expected article text for the page (tests/data/txt/<name>.txt), the fixture "
-        "its maintainers check the library against: the article body as a human would select it, written "
-        "and corrected by hand where the library erred. It is not trafilatura's or lmforge's output. "
+        "its maintainers check the library's output against (reviewed by them, so it may share some of "
+        "newspaper's own choices, e.g. no headline). It is not trafilatura's or lmforge's output. "
         "Language: the file name (arabic_article -> ar) else `<html lang>`, kept only where LID-176 on the "
         "truth agrees. With-snippets: the middle 8 words (14 characters for scripts without spaces) of "
         "lines spread over the article. Without-snippets: texts of the page's own boilerplate markup "
@@ -689,7 +694,9 @@ def write_family(out: Path, family: str, pages: list[Page], readme: str) -> None
     for p in pages:
         langs[p.language or "unknown"] += 1
     (tmp / "README.md").write_text(
-        f"# {family}\n\n{readme}\n{len(pages)} pages; languages: "
+        f"# {family}\n\n{readme}\n`language` is set only where LID-176 on the whole truth agrees with the "
+        "declared language (else null: the page counts for extraction, not for language ID).\n\n"
+        f"{len(pages)} pages; languages: "
         + ", ".join(f"{k} {v}" for k, v in sorted(langs.items())) + "\n\nBuilt by lmforge benchmarks/devsets.py.\n",
         encoding="utf-8",
     )
