@@ -45,6 +45,8 @@ Per family and overall, for every extractor, in one run:
     extractor's text against the page's known language (`language` in truth.jsonl: set only
     where the declared language and LID-176 on the ground truth agree; for news, LID-176 on
     `articleBody` when its score >= 0.9); an empty output counts as a miss;
+  * lmforge's page-level language ID (`pageLID`), when lmforge.corpus.langid exposes
+    `identify_page(identifier, main_text, html)`: LID from more of the page than the text;
   * lmforge's fallback rate, when lmforge.corpus.extract exposes `extract_main_text_with_info`
     (see `_lmforge_info`), else null.
 The per-family table ends with `overall` (all pages: mean word F1, summed snippet counts, total
@@ -247,17 +249,22 @@ def norm_ws(text: str) -> str:
 
 
 def text_snippets(truth: str, k: int = 5) -> list[str]:
-    """With-snippets from a plain ground truth: the middle 8 words of each line of >= 10 words
-    (14 characters of a CJK line of >= 20), `k` of them spread from the first to the last."""
+    """With-snippets from a plain ground truth, the rule of benchmarks/devsets.py: the middle 8
+    words of each line of >= 10 words, or the middle 14 characters of a line of >= 20 written
+    without spaces (CJK, Thai), `k` of them spread from the first line to the last."""
     flat = norm_ws(truth)
     found: list[str] = []
     for line in truth.splitlines():
         line = norm_ws(line)
-        if len(_CJK.findall(line)) > 0.3 * max(1, len(line.replace(" ", ""))):
-            snippet = line[len(line) // 2 - 7: len(line) // 2 + 7].strip() if len(line) >= 20 else ""
+        words = line.split()
+        cjk = len(_CJK.findall(line)) > 0.3 * max(1, len(line.replace(" ", "")))
+        spaced = not cjk and len(line) / max(1, len(words)) < 15
+        if spaced and len(words) >= 10:
+            snippet = " ".join(words[(len(words) - 8) // 2:][:8])
+        elif not spaced and len(line) >= 20:
+            snippet = line[len(line) // 2 - 7: len(line) // 2 + 7].strip()
         else:
-            words = line.split()
-            snippet = " ".join(words[(len(words) - 8) // 2:][:8]) if len(words) >= 10 else ""
+            continue
         if snippet and snippet not in found and flat.count(snippet) == 1:
             found.append(snippet)
     if len(found) <= k:
@@ -352,6 +359,15 @@ def run_families(pages: list[DevPage], repeats: int = 3) -> tuple[dict, dict]:
                     fn(page.html, page.url)
                 seconds[family, name] = min(seconds[family, name], time.perf_counter() - start)
     detail = {"outputs": outputs, "word": {}, "lid": {}}
+    # page-level language ID (issue 10 item 2), used when lmforge.corpus.langid has it:
+    # identify_page(identifier, main_text, html) -> decision with .language
+    from lmforge.corpus import langid as lm_langid
+
+    identify_page = getattr(lm_langid, "identify_page", None)
+    page_lid = [
+        (identify_page(lid, out, p.html).language == p.language) if identify_page and p.language else None
+        for out, p in zip(outputs["lmforge"], pages)
+    ]
     for name in EXTRACTORS:
         detail["word"][name] = [word_prf(out, p.truth) for out, p in zip(outputs[name], pages)]
         detail["lid"][name] = [
@@ -382,6 +398,8 @@ def run_families(pages: list[DevPage], repeats: int = 3) -> tuple[dict, dict]:
                 "empty": sum(1 for i in idx if not outputs[name][i].strip()),
                 "lid_accuracy": round(sum(hits) / len(hits), 4) if hits else None,
             }
+        page_hits = [page_lid[i] for i in idx if page_lid[i] is not None]
+        row["lmforge"]["page_lid_accuracy"] = round(sum(page_hits) / len(page_hits), 4) if page_hits else None
         flags = [fallback[i] for i in idx if fallback[i] is not None]
         row["lmforge"]["fallback_rate"] = round(sum(flags) / len(flags), 4) if flags else None
         row["f1_gap"] = round(row["lmforge"]["f1"] - row["trafilatura"]["f1"], 4)
@@ -393,14 +411,17 @@ def run_families(pages: list[DevPage], repeats: int = 3) -> tuple[dict, dict]:
 def print_family_table(name: str, row: dict) -> None:
     langs = ", ".join(f"{k} {v}" for k, v in row["languages"].items())
     print(f"\n{name}: {row['pages']} pages; language known on {row['lid_pages']} ({langs})")
-    print(f"  {'extractor':<12} {'pages/s':>8} {'F1':>7} {'snipP':>7} {'snipR':>7} {'snipF1':>7} {'empty':>6} {'LID':>7} {'fallback':>9}")
+    print(f"  {'extractor':<12} {'pages/s':>8} {'F1':>7} {'snipP':>7} {'snipR':>7} {'snipF1':>7} {'empty':>6} "
+          f"{'LID':>7} {'pageLID':>8} {'fallback':>9}")
+
+    def fmt(value, width):
+        return f"{value:>{width}.4f}" if value is not None else f"{'-':>{width}}"
+
     for ext in EXTRACTORS:
         r = row[ext]
-        lid = f"{r['lid_accuracy']:.4f}" if r["lid_accuracy"] is not None else "-"
-        fb = r.get("fallback_rate")
-        fb = f"{fb:.4f}" if fb is not None else "-"
         print(f"  {ext:<12} {r['pages_per_s'] or 0:>8.1f} {r['f1']:>7.4f} {r['snippet_precision']:>7.4f} "
-              f"{r['snippet_recall']:>7.4f} {r['snippet_f1']:>7.4f} {r['empty']:>6} {lid:>7} {fb:>9}")
+              f"{r['snippet_recall']:>7.4f} {r['snippet_f1']:>7.4f} {r['empty']:>6} {fmt(r['lid_accuracy'], 7)} "
+              f"{fmt(r.get('page_lid_accuracy'), 8)} {fmt(r.get('fallback_rate'), 9)}")
 
 
 def main(argv: list[str] | None = None) -> int:
