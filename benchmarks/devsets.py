@@ -160,7 +160,8 @@ def norm(text: str) -> str:
 
 
 def render(node) -> str:
-    """Text of `node`, one block element per line; whitespace collapsed except in `<pre>`."""
+    """Text of `node`: one block element per line, `<pre>` keeps its line breaks, every run of
+    spaces within a line collapsed to one (so indentation is not kept)."""
     parts: list[str] = []
 
     def walk(el, in_pre: bool) -> None:
@@ -200,7 +201,7 @@ def _stable(s: str) -> int:
     return int(hashlib.md5(s.encode()).hexdigest()[:8], 16)
 
 
-def with_snippets(content, truth: str, key: str, k: int = 5) -> list[str]:
+def with_snippets(content, truth: str, k: int = 5) -> list[str]:
     """Up to `k` snippets from paragraphs at the start, middle and end of `content`.
 
     A snippet is the middle 8 words of a paragraph with at least 10 words (for CJK text: the
@@ -300,7 +301,7 @@ def make_page(family: str, pid: str, language: str, source: str, data: bytes, co
     truth = render(content)
     if len(truth) < MIN_MAIN_CHARS:
         return None
-    with_ = with_snippets(content, truth, pid)
+    with_ = with_snippets(content, truth)
     if len(with_) < 2:
         return None
     return Page(pid, family, confirmed_language(language, truth), source, data, truth, with_,
