@@ -23,7 +23,38 @@ Baseline: trafilatura with exactly datatrove's arguments
 (`datatrove/pipeline/extractors/trafilatura.py`): `extract(html, favor_precision=True,
 include_comments=False, deduplicate=True)`.
 
+Development sets (issue 10): `--devsets DIR` (default `~/.cache/lmforge/devsets` or
+$LMFORGE_DEVSETS, built by `benchmarks/devsets.py`) adds every family found there
+(`<family>/truth.jsonl` + `<family>/pages/<id>.html`) to the shared news set (family `news`).
+Per family and overall, for every extractor, in one run:
+  * word F1: the metric above, mean over the family's pages;
+  * snippet-F1, trafilatura's evaluation (`tests/comparison.py` / `evaluate.py`): every page
+    has `with` snippets (main text that must be kept) and `without` snippets (boilerplate that
+    must not be); both the output and the snippets are whitespace-normalized (every run of
+    whitespace -> one space) and a snippet counts as present when it is a (case-sensitive)
+    substring of the output. Summed over the pages of a family:
+      true positives tp  = with-snippets found,     false negatives fn = with-snippets missing,
+      false positives fp = without-snippets found,  true negatives  tn = without-snippets absent;
+    precision = tp / (tp + fp), recall = tp / (tp + fn), F1 = 2PR / (P + R) (micro, as
+    trafilatura sums its counts over all pages). An empty output finds no snippet (all its
+    with-snippets are fn, its without-snippets tn). The news set has no without-snippets: its
+    with-snippets are made from `articleBody` by the devsets rule (the middle 8 words of every
+    paragraph of >= 10 words, 5 spread over the article), so its precision is 1 unless empty;
+  * pages/s (one core, interleaved, best of `--repeats`) and the count of empty outputs;
+  * LID accuracy: LID-176 (`lmforge.corpus.langid.LanguageIdentifier().predict`) on each
+    extractor's text against the page's known language (`language` in truth.jsonl: set only
+    where the declared language and LID-176 on the ground truth agree; for news, LID-176 on
+    `articleBody` when its score >= 0.9); an empty output counts as a miss;
+  * lmforge's page-level language ID (`pageLID`), when lmforge.corpus.langid exposes
+    `identify_page(identifier, main_text, html)`: LID from more of the page than the text;
+  * lmforge's fallback rate, when lmforge.corpus.extract exposes `extract_main_text_with_info`
+    (see `_lmforge_info`), else null.
+The per-family table ends with `overall` (all pages: mean word F1, summed snippet counts, total
+pages / total best time). The news figures above stay top-level keys of the JSON line; the
+families are under `families`, the totals under `overall`.
+
 Usage: python benchmarks/extract.py [--json] [--repeats 3] [--limit N] [--data DIR] [--worst K]
+                                    [--devsets DIR] [--families news,docs-sphinx,...]
 """
 
 from __future__ import annotations
@@ -36,6 +67,7 @@ import re
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,40 +227,260 @@ def language_accuracy(pages, outputs: dict, data_root: Path) -> dict:
     return result
 
 
+DEFAULT_DEVSETS = Path(os.environ.get("LMFORGE_DEVSETS", "~/.cache/lmforge/devsets")).expanduser()
+
+
+@dataclass
+class DevPage:
+    """One page of any family, decoded, with its truth."""
+
+    family: str
+    id: str
+    url: str | None
+    html: str
+    truth: str
+    with_: list[str]
+    without: list[str]
+    language: str | None
+
+
+def norm_ws(text: str) -> str:
+    return " ".join(text.split())
+
+
+def text_snippets(truth: str, k: int = 5) -> list[str]:
+    """With-snippets from a plain ground truth, the rule of benchmarks/devsets.py: the middle 8
+    words of each line of >= 10 words, or the middle 14 characters of a line of >= 20 written
+    without spaces (CJK, Thai), `k` of them spread from the first line to the last."""
+    flat = norm_ws(truth)
+    found: list[str] = []
+    for line in truth.splitlines():
+        line = norm_ws(line)
+        words = line.split()
+        cjk = len(_CJK.findall(line)) > 0.3 * max(1, len(line.replace(" ", "")))
+        spaced = not cjk and len(line) / max(1, len(words)) < 15
+        if spaced and len(words) >= 10:
+            snippet = " ".join(words[(len(words) - 8) // 2:][:8])
+        elif not spaced and len(line) >= 20:
+            snippet = line[len(line) // 2 - 7: len(line) // 2 + 7].strip()
+        else:
+            continue
+        if snippet and snippet not in found and flat.count(snippet) == 1:
+            found.append(snippet)
+    if len(found) <= k:
+        return found
+    return [found[i] for i in sorted({round(j * (len(found) - 1) / (k - 1)) for j in range(k)})]
+
+
+def load_news(data_dir: Path, limit: int | None = None) -> list[DevPage]:
+    """The shared news benchmark as a family; language = LID-176 on articleBody if >= 0.9."""
+    from lmforge.corpus.langid import LanguageIdentifier
+
+    lid = LanguageIdentifier()
+    out = []
+    for page_id, url, html, truth in load_pages(data_dir, limit):
+        lang, score = lid.predict(truth)
+        out.append(DevPage("news", page_id, url, html, truth, text_snippets(truth), [], lang if score >= 0.9 else None))
+    return out
+
+
+def load_devsets(root: Path, families: list[str] | None, limit: int | None) -> list[DevPage]:
+    """Every `<root>/<family>/truth.jsonl` (sorted by family), first `limit` pages of each."""
+    out: list[DevPage] = []
+    for truth_path in sorted(root.glob("*/truth.jsonl")):
+        family = truth_path.parent.name
+        if families is not None and family not in families:
+            continue
+        lines = truth_path.read_text(encoding="utf-8").splitlines()
+        for line in lines[:limit] if limit else lines:
+            rec = json.loads(line)
+            html = decode_html((truth_path.parent / "pages" / f"{rec['id']}.html").read_bytes())
+            out.append(DevPage(family, rec["id"], rec.get("url"), html, rec["text"], rec.get("with", []),
+                               rec.get("without", []), rec.get("language")))
+    return out
+
+
+def snippet_counts(output: str, page: DevPage) -> tuple[int, int, int, int]:
+    """(tp, fn, fp, tn) of one page, trafilatura's way (see the module docstring)."""
+    text = norm_ws(output or "")
+    found_with = sum(1 for s in page.with_ if text and norm_ws(s) in text)
+    found_without = sum(1 for s in page.without if text and norm_ws(s) in text)
+    return found_with, len(page.with_) - found_with, found_without, len(page.without) - found_without
+
+
+def snippet_prf(tp: int, fn: int, fp: int, tn: int) -> tuple[float, float, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return precision, recall, (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+
+
+def _lmforge_info(html: str, url: str | None) -> tuple[str, bool | None]:
+    """lmforge's text and whether it took the fallback path (None: the extractor does not say).
+
+    Hook for the confidence + fallback extractor: when lmforge.corpus.extract exposes
+    `extract_main_text_with_info(html, url) -> (text, info)`, `info` (a dict or an object) is
+    read for `path` / `fallback`; any path naming a fallback or trafilatura counts.
+    """
+    from lmforge.corpus import extract as lm_extract
+
+    with_info = getattr(lm_extract, "extract_main_text_with_info", None)
+    if with_info is None:
+        return lm_extract.extract_main_text(html, url), None
+    text, info = with_info(html, url)
+    get = info.get if isinstance(info, dict) else (lambda key, default=None: getattr(info, key, default))
+    flag = get("fallback", None)
+    if flag is None:
+        path = str(get("path", "") or "")
+        flag = "fallback" in path or "trafilatura" in path
+    return text or "", bool(flag)
+
+
+def run_families(pages: list[DevPage], repeats: int = 3) -> tuple[dict, dict]:
+    """Outputs (the warm-up pass), interleaved timing per family, then every metric."""
+    from lmforge.corpus.langid import LanguageIdentifier
+
+    lid = LanguageIdentifier()
+    families = sorted({p.family for p in pages}, key=lambda f: (f != "news", f))
+    outputs: dict[str, list[str]] = {name: [] for name in EXTRACTORS}
+    fallback: list[bool | None] = []
+    for page in pages:
+        text, used = _lmforge_info(page.html, page.url)
+        outputs["lmforge"].append(text)
+        fallback.append(used)
+        for name in ("trafilatura", "resiliparse"):
+            outputs[name].append(EXTRACTORS[name](page.html, page.url))
+    seconds = {(f, name): float("inf") for f in families for name in EXTRACTORS}
+    for family in families:
+        subset = [p for p in pages if p.family == family]
+        for _ in range(repeats):
+            for name, fn in EXTRACTORS.items():
+                start = time.perf_counter()
+                for page in subset:
+                    fn(page.html, page.url)
+                seconds[family, name] = min(seconds[family, name], time.perf_counter() - start)
+    detail = {"outputs": outputs, "word": {}, "lid": {}}
+    # page-level language ID (issue 10 item 2), used when lmforge.corpus.langid has it:
+    # identify_page(identifier, main_text, html) -> decision with .language
+    from lmforge.corpus import langid as lm_langid
+
+    identify_page = getattr(lm_langid, "identify_page", None)
+    page_lid = [
+        (identify_page(lid, out, p.html).language == p.language) if identify_page and p.language else None
+        for out, p in zip(outputs["lmforge"], pages)
+    ]
+    for name in EXTRACTORS:
+        detail["word"][name] = [word_prf(out, p.truth) for out, p in zip(outputs[name], pages)]
+        detail["lid"][name] = [
+            (lid.predict(out)[0] if out.strip() else None) == p.language if p.language else None
+            for out, p in zip(outputs[name], pages)
+        ]
+    result = {}
+    for group in families + ["overall"]:
+        idx = [i for i, p in enumerate(pages) if group in ("overall", p.family)]
+        row: dict = {"pages": len(idx)}
+        langs = Counter(pages[i].language for i in idx if pages[i].language)
+        row["lid_pages"] = sum(langs.values())
+        row["languages"] = dict(sorted(langs.items()))
+        for name in EXTRACTORS:
+            secs = sum(seconds[f, name] for f in families if group in ("overall", f))
+            words = [detail["word"][name][i] for i in idx]
+            counts = [snippet_counts(outputs[name][i], pages[i]) for i in idx]
+            tp, fn, fp, tn = (sum(c[k] for c in counts) for k in range(4))
+            sp, sr, sf = snippet_prf(tp, fn, fp, tn)
+            hits = [detail["lid"][name][i] for i in idx if detail["lid"][name][i] is not None]
+            row[name] = {
+                "pages_per_s": round(len(idx) / secs, 1) if secs else None,
+                "f1": round(sum(w[2] for w in words) / len(idx), 4),
+                "precision": round(sum(w[0] for w in words) / len(idx), 4),
+                "recall": round(sum(w[1] for w in words) / len(idx), 4),
+                "snippet_f1": round(sf, 4), "snippet_precision": round(sp, 4), "snippet_recall": round(sr, 4),
+                "snippets": {"tp": tp, "fn": fn, "fp": fp, "tn": tn},
+                "empty": sum(1 for i in idx if not outputs[name][i].strip()),
+                "lid_accuracy": round(sum(hits) / len(hits), 4) if hits else None,
+            }
+        page_hits = [page_lid[i] for i in idx if page_lid[i] is not None]
+        row["lmforge"]["page_lid_accuracy"] = round(sum(page_hits) / len(page_hits), 4) if page_hits else None
+        flags = [fallback[i] for i in idx if fallback[i] is not None]
+        row["lmforge"]["fallback_rate"] = round(sum(flags) / len(flags), 4) if flags else None
+        row["f1_gap"] = round(row["lmforge"]["f1"] - row["trafilatura"]["f1"], 4)
+        row["snippet_f1_gap"] = round(row["lmforge"]["snippet_f1"] - row["trafilatura"]["snippet_f1"], 4)
+        result[group] = row
+    return result, detail
+
+
+def print_family_table(name: str, row: dict) -> None:
+    langs = ", ".join(f"{k} {v}" for k, v in row["languages"].items())
+    print(f"\n{name}: {row['pages']} pages; language known on {row['lid_pages']} ({langs})")
+    print(f"  {'extractor':<12} {'pages/s':>8} {'F1':>7} {'snipP':>7} {'snipR':>7} {'snipF1':>7} {'empty':>6} "
+          f"{'LID':>7} {'pageLID':>8} {'fallback':>9}")
+
+    def fmt(value, width):
+        return f"{value:>{width}.4f}" if value is not None else f"{'-':>{width}}"
+
+    for ext in EXTRACTORS:
+        r = row[ext]
+        print(f"  {ext:<12} {r['pages_per_s'] or 0:>8.1f} {r['f1']:>7.4f} {r['snippet_precision']:>7.4f} "
+              f"{r['snippet_recall']:>7.4f} {r['snippet_f1']:>7.4f} {r['empty']:>6} {fmt(r['lid_accuracy'], 7)} "
+              f"{fmt(r.get('page_lid_accuracy'), 8)} {fmt(r.get('fallback_rate'), 9)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the JSON result line")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per extractor (best counts)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N pages")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="benchmark folder")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N pages of each family")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="news benchmark folder")
+    parser.add_argument("--devsets", type=Path, default=DEFAULT_DEVSETS, help="development sets (benchmarks/devsets.py)")
+    parser.add_argument("--families", default=None, help="comma-separated families (news and devsets' folders); default all")
     parser.add_argument("--worst", type=int, default=0, help="list the K pages where lmforge trails trafilatura most")
     args = parser.parse_args(argv)
-    if not (args.data / "ground-truth.json").exists():
-        print(f"benchmark data not found at {args.data} (set LMFORGE_SHARED_DATA or --data)", file=sys.stderr)
+    wanted = set(args.families.split(",")) if args.families else None
+    pages: list[DevPage] = []
+    if wanted is None or "news" in wanted:
+        if (args.data / "ground-truth.json").exists():
+            pages.extend(load_news(args.data, args.limit))
+        else:
+            print(f"news benchmark not found at {args.data} (set LMFORGE_SHARED_DATA or --data); skipped", file=sys.stderr)
+    if args.devsets.is_dir():
+        pages.extend(load_devsets(args.devsets, None if wanted is None else sorted(wanted - {"news"}), args.limit))
+    elif args.families and wanted - {"news"}:
+        print(f"development sets not found at {args.devsets} (run benchmarks/devsets.py)", file=sys.stderr)
+    if not pages:
+        print("no pages to benchmark", file=sys.stderr)
         return 2
-    pages = load_pages(args.data, args.limit)
-    result, detail = run(pages, args.repeats)
-    result.update(language_accuracy(pages, detail["outputs"], args.data.parents[1]))
-    if not args.json:
-        print(f"{len(pages)} pages from {args.data}")
-        print(f"{'extractor':<12} {'pages/s':>9} {'F1':>7} {'P':>7} {'R':>7}")
+    families, detail = run_families(pages, args.repeats)
+    result: dict = {}
+    if "news" in families:  # the news benchmark's historical keys, from the same outputs and timing
+        news = families["news"]
+        result["pages"] = news["pages"]
         for name in EXTRACTORS:
-            print(
-                f"{name:<12} {result[f'{name}_pages_per_s']:>9.1f} {result[f'{name}_f1']:>7.4f} "
-                f"{result[f'{name}_precision']:>7.4f} {result[f'{name}_recall']:>7.4f}"
-            )
-        print(f"speedup over trafilatura: {result['speedup']}x")
-        print(f"language ID on {result['lid_pages']} pages of known language {result['lid_languages']}: "
-              f"lmforge {result['lmforge_lid_accuracy']:.4f}, trafilatura {result['trafilatura_lid_accuracy']:.4f}")
+            for key in ("pages_per_s", "f1", "precision", "recall"):
+                result[f"{name}_{key}"] = news[name][key]
+        result["speedup"] = round(result["lmforge_pages_per_s"] / result["trafilatura_pages_per_s"], 2)
+        result["repeats"] = args.repeats
+        idx = [i for i, p in enumerate(pages) if p.family == "news"]
+        legacy = [(pages[i].id, pages[i].url, pages[i].html, pages[i].truth) for i in idx]
+        outs = {name: [detail["outputs"][name][i] for i in idx] for name in EXTRACTORS}
+        result.update(language_accuracy(legacy, outs, args.data.parents[1]))
+    result["families"] = {k: v for k, v in families.items() if k != "overall"}
+    result["overall"] = families["overall"]
+    result["worst_family_f1_gap"] = min(v["f1_gap"] for v in result["families"].values())
+    result["worst_family_snippet_f1_gap"] = min(v["snippet_f1_gap"] for v in result["families"].values())
+    if not args.json:
+        if "news" in families:
+            print(f"news: {result['pages']} pages from {args.data}; speedup over trafilatura {result['speedup']}x; "
+                  f"language ID on {result['lid_pages']} pages (+ warc pages) {result['lid_languages']}: "
+                  f"lmforge {result['lmforge_lid_accuracy']:.4f}, trafilatura {result['trafilatura_lid_accuracy']:.4f}")
+        for name, row in families.items():
+            print_family_table(name, row)
+        print(f"\nworst family gap lmforge - trafilatura: F1 {result['worst_family_f1_gap']:+.4f}, "
+              f"snippet-F1 {result['worst_family_snippet_f1_gap']:+.4f}")
         if args.worst:
-            gaps = sorted(
-                range(len(pages)),
-                key=lambda i: detail["scores"]["lmforge"][i][2] - detail["scores"]["trafilatura"][i][2],
-            )
+            gaps = sorted(range(len(pages)), key=lambda i: detail["word"]["lmforge"][i][2] - detail["word"]["trafilatura"][i][2])
             for i in gaps[: args.worst]:
-                lm, tr = detail["scores"]["lmforge"][i], detail["scores"]["trafilatura"][i]
-                print(f"  {pages[i][0][:12]} lmforge P{lm[0]:.2f} R{lm[1]:.2f} F{lm[2]:.2f}  "
-                      f"trafilatura F{tr[2]:.2f}  {pages[i][1]}")
+                lm, tr = detail["word"]["lmforge"][i], detail["word"]["trafilatura"][i]
+                print(f"  {pages[i].family[:12]:<12} {pages[i].id[:28]:<28} lmforge P{lm[0]:.2f} R{lm[1]:.2f} F{lm[2]:.2f}  "
+                      f"trafilatura F{tr[2]:.2f}  {pages[i].url or ''}")
     print(json.dumps(result))
     return 0
 

@@ -1,0 +1,748 @@
+"""Build development sets of several page families for the extraction benchmark.
+
+Every set is built on this machine from public packages (Debian archives through
+`apt-get download`, PyPI through `pip download`), never committed: the script is the recipe.
+Output (default `~/.cache/lmforge/devsets`, or `--out DIR`, or `$LMFORGE_DEVSETS`):
+
+    <out>/<family>/pages/<id>.html   the page's bytes exactly as the package ships them
+    <out>/<family>/truth.jsonl       one line per page (see below)
+    <out>/<family>/README.md         where the pages come from and what the truth is
+    <out>/_downloads/                the .deb / sdist files and their unpacked trees (a cache)
+
+A truth line: `id`, `family`, `language` (ISO 639-1 as LID-176 names it: `zh` for both Chinese
+scripts), `url` (null: these pages were never served from a URL), `source` (package and path),
+`text` (the main text, one block per line), `with` (2-5 must-contain snippets: 8 consecutive
+words, or 14 characters of CJK text, from the middle of paragraphs spread over the start, middle
+and end of the main text), `without` (0-6 must-not-contain snippets: text of the page's
+navigation bars, sidebars and footers that does not occur in the main text).
+
+The truth always comes from the document's own structure (the element the documentation
+generator writes the body into, minus the generator's navigation), never from an extractor.
+
+Families (benchmarks/DEVSETS.md has sources, truth and counts):
+  docs-docbook-multilingual  DocBook XSL HTML (Debian Reference in 10 languages, the Debian
+                             installation guide in 19, aptitude's manual in 4, debmake-doc in 6,
+                             the Debian FAQ, the New Maintainers' Guide). Truth: `<body>` minus
+                             `div.navheader`, `div.navfooter` and tables of contents (`div.toc`).
+  docs-sphinx                Sphinx HTML (python3.11-doc, developers-reference in 6 languages,
+                             debian-policy en/ja). Truth: `div[role=main]` minus `¶` links.
+  docs-texinfo-multilingual  makeinfo HTML of LilyPond's manuals and web site in 12 languages.
+                             Truth: `div#main` minus the navigation tables, menus and footer.
+  news-multilingual          real news pages from newspaper4k's test data (PyPI sdist). Truth:
+                             its expected article texts (tests/data/txt), not an extractor's.
+
+`language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
+the whole ground truth agrees (partial translations leave English chapters); else null, and the
+page counts for extraction quality but not for language ID.
+
+The set of packages is fixed, so the sets are reproducible as long as the archive serves the
+same versions; a package that cannot be downloaded is skipped with a message. Building is
+idempotent: a family whose truth.jsonl exists is skipped (`--force` rebuilds).
+
+Usage: python benchmarks/devsets.py [--out DIR] [--families a,b] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_OUT = Path(os.environ.get("LMFORGE_DEVSETS", "~/.cache/lmforge/devsets")).expanduser()
+
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
+_WS = re.compile(r"\s+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+BLOCK_TAGS = {
+    "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div", "dl",
+    "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+    "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+}
+SKIP_TAGS = {"script", "style", "noscript", "template", "head", "title", "meta", "link"}
+SNIPPET_TAGS = ("p", "li", "dd", "td", "blockquote")
+MIN_MAIN_CHARS = 1500
+
+
+@dataclass
+class Page:
+    """One page of a set: raw bytes plus the truth derived from its structure."""
+
+    id: str
+    family: str
+    language: str
+    source: str
+    html: bytes
+    text: str
+    with_: list[str]
+    without: list[str]
+    features: set[str] = field(default_factory=set)
+    declared_language: str | None = None
+
+    def truth_line(self) -> dict:
+        return {
+            "id": self.id, "family": self.family, "language": self.language,
+            "declared_language": self.declared_language, "url": None,
+            "source": self.source, "text": self.text, "with": self.with_, "without": self.without,
+        }
+
+
+# --------------------------------------------------------------------------- downloads
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def fetch_deb(package: str, cache: Path) -> Path | None:
+    """`apt-get download` + `dpkg-deb -x` into cache/root/<package>; None when it fails."""
+    root = cache / "root" / package
+    if (root / ".unpacked").exists():
+        return root
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{package}_*.deb"))
+    if not found:
+        proc = subprocess.run(["apt-get", "download", package], cwd=debs, capture_output=True, text=True)
+        found = sorted(debs.glob(f"{package}_*.deb"))
+        if proc.returncode != 0 or not found:
+            log(f"  skipped {package}: apt-get download failed: {proc.stderr.strip()[:200]}")
+            return None
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    proc = subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(root)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        log(f"  skipped {package}: dpkg-deb -x failed: {proc.stderr.strip()[:200]}")
+        return None
+    (root / ".unpacked").write_text(found[-1].name)
+    return root
+
+
+# --------------------------------------------------------------------------- HTML -> text
+
+def decode(data: bytes) -> str:
+    """bytes -> str: UTF-8, else the <meta> charset, else latin-1."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    match = _META_CHARSET.search(data[:8192])
+    if match:
+        try:
+            return data.decode(match.group(1).decode("ascii"), errors="replace")
+        except LookupError:
+            pass
+    return data.decode("latin-1")
+
+
+def parse(data: bytes):
+    import lxml.html
+
+    return lxml.html.document_fromstring(_XML_DECL.sub("", decode(data), count=1) or "<html/>")
+
+
+def norm(text: str) -> str:
+    """Collapse every run of whitespace (NBSP included) to one space."""
+    return " ".join(text.split())
+
+
+def render(node) -> str:
+    """Text of `node`: one block element per line, `<pre>` keeps its line breaks, every run of
+    spaces within a line collapsed to one (so indentation is not kept)."""
+    parts: list[str] = []
+
+    def walk(el, in_pre: bool) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag and tag not in SKIP_TAGS:
+            pre = in_pre or tag == "pre"
+            block = tag in BLOCK_TAGS
+            if block:
+                parts.append("\n")
+            if el.text:
+                parts.append(el.text if pre else _WS.sub(" ", el.text))
+            for child in el:
+                walk(child, pre)
+            if block:
+                parts.append("\n")
+        if el.tail:
+            parts.append(el.tail if in_pre else _WS.sub(" ", el.tail))
+
+    walk(node, False)
+    lines = "".join(parts).split("\n")
+    return "\n".join(line for line in (norm(x) for x in lines) if line)
+
+
+def drop(nodes) -> None:
+    """Remove elements from their tree, keeping their tails."""
+    for node in list(nodes):
+        parent = node.getparent()
+        if parent is not None:
+            node.drop_tree()
+
+
+def is_cjk(text: str) -> bool:
+    return len(_CJK.findall(text)) > 0.3 * max(1, len(text.replace(" ", "")))
+
+
+def _stable(s: str) -> int:
+    return int(hashlib.md5(s.encode()).hexdigest()[:8], 16)
+
+
+def with_snippets(content, truth: str, k: int = 5) -> list[str]:
+    """Up to `k` snippets from paragraphs at the start, middle and end of `content`.
+
+    A snippet is the middle 8 words of a paragraph with at least 10 words (for CJK text: the
+    middle 14 characters of a paragraph of at least 20), so it never crosses a block boundary;
+    it is kept only if it occurs in the normalized truth.
+    """
+    flat = norm(truth)
+    candidates: list[str] = []
+    for el in content.iter(*SNIPPET_TAGS):
+        if el.tag != "p" and el.find(".//p") is not None:
+            continue  # a list item / cell holding paragraphs: its paragraphs are candidates
+        if el.xpath("ancestor::pre"):
+            continue
+        text = norm(el.text_content())
+        if is_cjk(text):
+            if len(text) >= 20:
+                mid = len(text) // 2
+                candidates.append(text[mid - 7: mid + 7].strip())
+        else:
+            words = text.split()
+            if len(words) >= 10:
+                start = (len(words) - 8) // 2
+                candidates.append(" ".join(words[start: start + 8]))
+    candidates = [c for c in candidates if c and c in flat and _clean(c)]
+    seen: list[str] = []
+    for c in candidates:  # drop duplicates (repeated phrases are poor evidence)
+        if c not in seen and flat.count(c) == 1:
+            seen.append(c)
+    if len(seen) <= k:
+        return seen
+    picks = sorted({round(i * (len(seen) - 1) / (k - 1)) for i in range(k)})
+    return [seen[i] for i in picks]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def _clean(snippet: str) -> bool:
+    """False for text with control characters or mojibake, or code leaking from scripts."""
+    return not _CONTROL.search(snippet) and "<!--" not in snippet and "{" not in snippet
+
+
+def without_snippets(boilerplate_nodes, truth: str, k: int = 6, titles: str = "") -> list[str]:
+    """Up to `k` texts of leaf elements of the boilerplate that are absent from the truth and
+    from `titles` (the page's `<title>` and headings: a page's own title is not boilerplate)."""
+    flat = norm(truth)
+    out: list[str] = []
+    for node in boilerplate_nodes:
+        for el in node.iter():
+            if not isinstance(el.tag, str) or el.tag in SKIP_TAGS:
+                continue
+            if any(isinstance(c.tag, str) and c.tag in BLOCK_TAGS | {"a"} for c in el):
+                continue  # not a leaf: its children are visited
+            text = norm(el.text_content())
+            if is_cjk(text):
+                ok = len(text) >= 4
+            else:
+                ok = len(text.split()) >= 2 and len(text) >= 10
+            if (ok and _clean(text) and text not in flat and text not in titles
+                    and not any(text in o or o in text for o in out)):
+                out.append(text[:120])
+    return out[:k]
+
+
+def features(content) -> set[str]:
+    found = set()
+    if content.find(".//pre") is not None:
+        found.add("code")
+    if content.xpath(".//div[contains(concat(' ', @class, ' '), ' note ') or contains(@class, 'tip') "
+                     "or contains(@class, 'warning') or contains(@class, 'important') or contains(@class, 'caution') "
+                     "or contains(@class, 'admonition')]"):
+        found.add("admonition")
+    if content.find(".//table") is not None:
+        found.add("table")
+    return found
+
+
+def select(pages: list[Page], cap: int) -> list[Page]:
+    """Deterministic pick of `cap` pages, first those with code, admonitions, tables."""
+    if cap <= 0:
+        return []
+    pages = sorted(pages, key=lambda p: _stable(p.id))
+    chosen: list[Page] = []
+    for feat in ("code", "admonition", "table"):
+        for p in [p for p in pages if feat in p.features and p not in chosen][: max(1, cap // 4)]:
+            if len(chosen) < cap:
+                chosen.append(p)
+    for p in pages:
+        if len(chosen) >= cap:
+            break
+        if p not in chosen:
+            chosen.append(p)
+    return sorted(chosen, key=lambda p: p.id)
+
+
+def make_page(family: str, pid: str, language: str, source: str, data: bytes, content, boilerplate) -> Page | None:
+    truth = render(content)
+    if len(truth) < MIN_MAIN_CHARS:
+        return None
+    with_ = with_snippets(content, truth)
+    if len(with_) < 2:
+        return None
+    return Page(pid, family, confirmed_language(language, truth), source, data, truth, with_,
+                without_snippets(boilerplate, truth), features(content), language)
+
+
+_LID = None
+
+
+def confirmed_language(declared: str | None, truth: str) -> str | None:
+    """`declared` when LID-176 on the whole ground-truth text agrees, else None (unknown).
+
+    Translations are often partial (whole chapters of debian-policy-ja are English), so the
+    package's language alone is not the language of the page; a page whose declared language
+    and text disagree still counts for extraction quality, not for language ID.
+    """
+    global _LID
+    if declared is None:
+        return None
+    if _LID is None:
+        from lmforge.corpus.langid import LanguageIdentifier
+
+        _LID = LanguageIdentifier(max_chars=10**7)
+    return declared if _LID.predict(truth.replace("\n", " "))[0] == declared else None
+
+
+# --------------------------------------------------------------------------- families
+
+DOCBOOK_REFERENCE_LANGS = ["en", "de", "es", "fr", "id", "it", "ja", "pt", "zh-cn", "zh-tw"]
+APTITUDE_LANGS = ["es", "fr", "ja", "ru"]
+DEBMAKE_LANGS = ["de", "en", "ja", "ru", "zh-cn", "zh-tw"]
+LANG_MAP = {"zh-cn": "zh", "zh-tw": "zh", "zh_CN": "zh", "zh_TW": "zh", "pt_BR": "pt", "pt-br": "pt"}
+
+
+def docbook_page(family: str, pid: str, language: str, source: str, path: Path) -> Page | None:
+    data = path.read_bytes()
+    doc = parse(data)
+    body = doc.find("body")
+    if body is None:
+        return None
+    boiler = body.xpath(".//div[@class='navheader' or @class='navfooter']")
+    for b in boiler:
+        b.getparent().remove(b)  # detached, kept for the without-snippets
+    drop(body.xpath(".//div[@class='toc' or @class='list-of-tables' or @class='list-of-figures' "
+                    "or @class='list-of-examples']"))
+    return make_page(family, pid, language, source, data, body, boiler)
+
+
+def build_docbook(cache: Path) -> tuple[list[Page], str]:
+    family = "docs-docbook-multilingual"
+    groups: list[tuple[list[Page], int]] = []
+    for code in DOCBOOK_REFERENCE_LANGS:
+        root = fetch_deb(f"debian-reference-{code}", cache)
+        if root is None:
+            continue
+        lang = LANG_MAP.get(code, code)
+        pages = [
+            docbook_page(family, f"debref-{code}-{p.name.split('.')[0]}", lang, f"debian-reference-{code}:{p.relative_to(root)}", p)
+            for p in sorted((root / "usr/share/debian-reference").glob(f"*.{code}.html"))
+        ]
+        groups.append(([p for p in pages if p], 8))
+    root = fetch_deb("installation-guide-amd64", cache)
+    if root is not None:
+        base = root / "usr/share/doc/installation-guide-amd64"
+        for langdir in sorted(d for d in base.iterdir() if d.is_dir()):
+            code = langdir.name
+            lang = LANG_MAP.get(code, code.split("_")[0])
+            pages = [
+                docbook_page(family, f"install-{code.lower()}-{p.stem}", lang, f"installation-guide-amd64:{p.relative_to(root)}", p)
+                for p in sorted(langdir.glob("*.html"))
+            ]
+            groups.append(([p for p in pages if p], 12))
+    for code in APTITUDE_LANGS:
+        root = fetch_deb(f"aptitude-doc-{code}", cache)
+        if root is None:
+            continue
+        pages = [
+            docbook_page(family, f"aptitude-{code}-{p.stem}", code, f"aptitude-doc-{code}:{p.relative_to(root)}", p)
+            for p in sorted((root / f"usr/share/doc/aptitude/html/{code}").glob("*.html"))
+        ]
+        groups.append(([p for p in pages if p], 6))
+    root = fetch_deb("debmake-doc", cache)
+    if root is not None:
+        base = root / "usr/share/doc/debmake-doc/html"
+        for code in DEBMAKE_LANGS:
+            pages = [
+                docbook_page(family, f"debmake-{code}-{p.name.split('.')[0]}", LANG_MAP.get(code, code), f"debmake-doc:{p.relative_to(root)}", p)
+                for p in sorted(base.glob(f"*.{code}.html"))
+            ]
+            groups.append(([p for p in pages if p], 5))
+    for package, sub, prefix, cap in (("debian-faq", "usr/share/doc/debian/FAQ", "faq", 10),
+                                      ("maint-guide", "usr/share/doc/maint-guide/html", "maint", 8)):
+        root = fetch_deb(package, cache)
+        if root is None:
+            continue
+        pages = [
+            docbook_page(family, f"{prefix}-en-{p.name.split('.')[0]}", "en", f"{package}:{p.relative_to(root)}", p)
+            for p in sorted((root / sub).glob("*.en.html"))
+        ]
+        groups.append(([p for p in pages if p], cap))
+    chosen: list[Page] = []
+    for pages, cap in groups:
+        chosen.extend(select(pages, cap))
+    chosen = _cap_languages(chosen, per_language=40, total=400)
+    readme = (
+        "DocBook XSL HTML from Debian packages: debian-reference-{%s}, installation-guide-amd64 (all its "
+        "languages), aptitude-doc-{%s}, debmake-doc (de, en, ja, ru, zh-cn, zh-tw), debian-faq, maint-guide.\n\nTruth: the text of `<body>` after removing "
+        "the generator's `div.navheader` and `div.navfooter` and the chapter tables of contents (`div.toc`, "
+        "`div.list-of-*`), one block per line. Language: the package / folder name (zh-cn and zh-tw -> zh). "
+        "Pages with < %d characters of main text are not used. Without-snippets: the navigation bars' texts "
+        "(titles of the previous / next / parent pages) that do not occur in the main text.\n"
+        % (",".join(DOCBOOK_REFERENCE_LANGS), ",".join(APTITUDE_LANGS), MIN_MAIN_CHARS)
+    )
+    return chosen, readme
+
+
+def _cap_languages(pages: list[Page], per_language: int, total: int) -> list[Page]:
+    by_lang: dict[str, list[Page]] = defaultdict(list)
+    for p in pages:
+        by_lang[p.declared_language or ""].append(p)
+    out: list[Page] = []
+    for lang in sorted(by_lang):
+        out.extend(select(by_lang[lang], per_language) if len(by_lang[lang]) > per_language else by_lang[lang])
+    if len(out) > total:
+        out = sorted(out, key=lambda p: _stable(p.id))[:total]
+    return sorted(out, key=lambda p: p.id)
+
+
+def sphinx_page(family: str, pid: str, language: str, source: str, path: Path) -> Page | None:
+    data = path.read_bytes()
+    doc = parse(data)
+    mains = doc.xpath("//div[@role='main']") or doc.xpath("//div[contains(concat(' ', @class, ' '), ' body ')]")
+    if not mains:
+        return None
+    main = mains[0]
+    drop(main.xpath(".//a[contains(@class, 'headerlink')]"))
+    boiler = doc.xpath("//div[contains(@class, 'sphinxsidebar')] | //div[@class='related'] | //div[@class='footer']"
+                       " | //div[contains(@class, 'mobile-nav')] | //nav | //footer")
+    inside = set(main.iterancestors()) | set(main.iter())
+    boiler = [b for b in boiler if b not in inside]
+    return make_page(family, pid, language, source, data, main, boiler)
+
+
+SPHINX_SKIP = {"index", "genindex", "search", "py-modindex", "glossary", "developers-reference", "copyright", "bugs", "about"}
+DEVREF_LANGS = ["en", "de", "fr", "it", "ja", "ru"]
+
+
+def _sphinx_pages(family: str, root: Path, folder: Path, prefix: str, lang: str, package: str) -> list[Page]:
+    pages = [
+        sphinx_page(family, f"{prefix}-{p.stem}", lang, f"{package}:{p.relative_to(root)}", p)
+        for p in sorted(folder.glob("*.html")) if p.stem not in SPHINX_SKIP
+    ]
+    return [p for p in pages if p]
+
+
+def build_sphinx(cache: Path) -> tuple[list[Page], str]:
+    family = "docs-sphinx"
+    chosen: list[Page] = []
+    root = fetch_deb("python3.11-doc", cache)
+    if root is not None:
+        base = root / "usr/share/doc/python3.11/html"
+        for sub, cap in (("library", 70), ("tutorial", 8), ("howto", 10), ("reference", 10)):
+            chosen.extend(select(_sphinx_pages(family, root, base / sub, f"python-{sub}", "en", "python3.11-doc"), cap))
+    for code in DEVREF_LANGS:
+        package = "developers-reference" if code == "en" else f"developers-reference-{code}"
+        root = fetch_deb(package, cache)
+        if root is not None:
+            folder = root / "usr/share/developers-reference" / ("" if code == "en" else code)
+            chosen.extend(select(_sphinx_pages(family, root, folder, f"devref-{code}", code, package), 8))
+    for package, sub, code in (("debian-policy", "usr/share/doc/debian-policy/policy.html", "en"),
+                               ("debian-policy-ja", "usr/share/doc/debian-policy/ja/policy.html", "ja")):
+        root = fetch_deb(package, cache)
+        if root is not None:
+            chosen.extend(select(_sphinx_pages(family, root, root / sub, f"policy-{code}", code, package), 10))
+    readme = (
+        "Sphinx HTML from Debian packages: python3.11-doc (library reference, tutorial, HOWTOs, language "
+        "reference), developers-reference{,-de,-fr,-it,-ja,-ru}, debian-policy, debian-policy-ja.\n\n"
+        "Truth: the text of `div[role=main]` (Sphinx's `div.body`) without the `¶` header links, one block "
+        "per line. Language: the package name. Without-snippets: texts of the sidebar (previous / next "
+        "topic, 'Report a Bug', 'Show Source'), the 'related' navigation bars and the footer that do not "
+        "occur in the main text. Pages with < %d characters of main text are not used.\n" % MIN_MAIN_CHARS
+    )
+    return chosen, readme
+
+
+def fetch_sdist(requirement: str, cache: Path) -> Path | None:
+    """`pip download` the source distribution of `requirement` and unpack it; None on failure."""
+    name = requirement.split("==")[0]
+    root = cache / "root" / requirement
+    if (root / ".unpacked").exists():
+        return root
+    sdists = cache / "sdists"
+    sdists.mkdir(parents=True, exist_ok=True)
+    found = sorted(sdists.glob(f"{name}-*.tar.gz"))
+    if not found:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", requirement, "-d", str(sdists)],
+            capture_output=True, text=True,
+        )
+        found = sorted(sdists.glob(f"{name}-*.tar.gz"))
+        if proc.returncode != 0 or not found:
+            log(f"  skipped {requirement}: pip download failed: {proc.stderr.strip()[-200:]}")
+            return None
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    with tarfile.open(found[-1]) as tar:
+        tar.extractall(root, filter="data")
+    (root / ".unpacked").write_text(found[-1].name)
+    return root
+
+
+_BOILER_CLASS = re.compile(
+    r"(^|[\s_-])(nav|navbar|navigation|menu|footer|header|masthead|sidebar|breadcrumbs?|related|share|sharing|"
+    r"social|promo|newsletter|subscribe|comments?|cookie|banner|outbrain|taboola|trending|most-?popular)($|[\s_-])",
+    re.I,
+)
+
+
+def structural_boilerplate(doc) -> list:
+    """Elements that are boilerplate by the page's own markup: `nav`, `header`, `footer`,
+    `aside`, ARIA navigation / banner / contentinfo roles, and class / id names such as nav,
+    menu, footer, sidebar, breadcrumb, related, share, comments."""
+    found = []
+    for el in doc.iter():
+        if not isinstance(el.tag, str):
+            continue
+        names = f"{el.get('class', '')} {el.get('id', '')}"
+        if (el.tag in ("nav", "header", "footer", "aside")
+                or el.get("role") in ("navigation", "banner", "contentinfo", "complementary")
+                or _BOILER_CLASS.search(names)):
+            found.append(el)
+    return found
+
+
+def text_with_snippets(truth: str, k: int = 5) -> list[str]:
+    """With-snippets from a plain-text truth: the middle 8 words of lines of >= 10 words, or the
+    middle 14 characters of a line of >= 40 characters written without spaces between words
+    (CJK, Thai, Burmese); `k` of them spread from the first line to the last."""
+    flat = norm(truth)
+    found: list[str] = []
+    for line in truth.splitlines():
+        line = norm(line)
+        words = line.split()
+        spaced = not is_cjk(line) and len(line) / max(1, len(words)) < 15
+        if spaced and len(words) >= 10:
+            snippet = " ".join(words[(len(words) - 8) // 2:][:8])
+        elif not spaced and len(line) >= 20:
+            snippet = line[len(line) // 2 - 7: len(line) // 2 + 7].strip()
+        else:
+            continue
+        if snippet and _clean(snippet) and snippet not in found and flat.count(snippet) == 1:
+            found.append(snippet)
+    if len(found) <= k:
+        return found
+    return [found[i] for i in sorted({round(j * (len(found) - 1) / (k - 1)) for j in range(k)})]
+
+
+NEWSPAPER4K = "newspaper4k==0.9.6"
+_NEWS_LANG = {"arabic": "ar", "burmese": "my", "chinese": "zh", "japanese": "ja", "latvian": "lv",
+              "spanish": "es", "thai": "th", "korean": "ko", "hindi": "hi", "bengali": "bn", "nepali": "ne"}
+
+
+def build_news(cache: Path) -> tuple[list[Page], str]:
+    family = "news-multilingual"
+    pages: list[Page] = []
+    root = fetch_sdist(NEWSPAPER4K, cache)
+    if root is not None:
+        data_dir = next(root.glob("*/tests/data"), None)
+        seen: set[str] = set()
+        for html_path in sorted(data_dir.glob("html/*.html")) if data_dir else []:
+            txt = data_dir / "txt" / f"{html_path.stem}.txt"
+            if not txt.exists():
+                continue
+            data = html_path.read_bytes()
+            digest = hashlib.md5(data).hexdigest()
+            if digest in seen:  # the same page under two names
+                continue
+            seen.add(digest)
+            truth = "\n".join(norm(x) for x in txt.read_text(encoding="utf-8").splitlines() if norm(x))
+            if len(truth) < 300:
+                continue
+            doc = parse(data)
+            declared = _NEWS_LANG.get(html_path.stem.split("_")[0])
+            if declared is None:
+                m = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
+                declared = m.group(0).lower() if m else None
+            with_ = text_with_snippets(truth)
+            if len(with_) < 2:
+                continue
+            titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2"))
+            without = without_snippets(structural_boilerplate(doc), truth, titles=titles)
+            pid = "newspaper4k-" + re.sub(r"[^A-Za-z0-9_.-]", "_", html_path.stem)
+            pages.append(Page(pid, family, confirmed_language(declared, truth), f"{NEWSPAPER4K}:tests/data/html/{html_path.name}",
+                              data, truth, with_, without, set(), declared))
+    readme = (
+        "Real news pages (2012-2023; Arabic, Burmese, Chinese, English, Japanese, Latvian, Spanish, Thai "
+        "sites) from the test data of newspaper4k's source distribution on PyPI (%s: tests/data/html/*.html).\n\n"
+        "Truth: newspaper4k's expected article text for the page (tests/data/txt/<name>.txt), the fixture "
+        "its maintainers check the library's output against (reviewed by them, so it may share some of "
+        "newspaper's own choices, e.g. no headline). It is not trafilatura's or lmforge's output. "
+        "Language: the file name (arabic_article -> ar) else `<html lang>`, kept only where LID-176 on the "
+        "truth agrees. With-snippets: the middle 8 words (14 characters for scripts without spaces) of "
+        "lines spread over the article. Without-snippets: texts of the page's own boilerplate markup "
+        "(`nav`, `header`, `footer`, `aside`, navigation/banner/contentinfo roles, class or id naming "
+        "nav/menu/footer/sidebar/related/share/comments...) that do not occur in the truth.\n" % NEWSPAPER4K
+    )
+    return pages, readme
+
+
+LILYPOND_LANGS = ["en", "ca", "cs", "de", "es", "fr", "hu", "it", "ja", "nl", "pt", "zh"]
+LILYPOND_MANUALS = ("learning", "usage", "notation", "web", "essay", "extending")
+
+
+def texinfo_page(family: str, pid: str, language: str, source: str, path: Path) -> Page | None:
+    data = path.read_bytes()
+    doc = parse(data)
+    mains = doc.xpath("//div[@id='main']")
+    if not mains:
+        return None
+    main = mains[0]
+    boiler = doc.xpath("//div[@id='tocframe'] | //div[@id='footer'] | //table[@class='nav_table']")
+    for b in boiler:
+        if b.getparent() is not None:
+            b.getparent().remove(b)  # detached, kept for the without-snippets
+    drop(main.xpath(".//table[@class='menu'] | .//div[@class='hide'] | .//div[@id='verifier_texinfo'] | .//hr"))
+    return make_page(family, pid, language, source, data, main, boiler)
+
+
+def build_texinfo(cache: Path) -> tuple[list[Page], str]:
+    family = "docs-texinfo-multilingual"
+    chosen: list[Page] = []
+    for code in LILYPOND_LANGS:
+        package = "lilypond-doc-html" if code == "en" else f"lilypond-doc-html-{code}"
+        root = fetch_deb(package, cache)
+        if root is None:
+            continue
+        base = root / "usr/share/doc/lilypond/html/Documentation"
+        lang_re = re.compile(r"\.[a-z]{2}\.html$")
+        pages: list[Page] = []
+        for manual in LILYPOND_MANUALS:
+            files = sorted((base / manual).glob("*.html" if code == "en" else f"*.{code}.html"))
+            if code == "en":
+                files = [f for f in files if not lang_re.search(f.name)]
+            for f in files:
+                if (f.name.startswith(("index", "all.", "fdl", "gpl", "old-downloads", "gnu-free-documentation"))
+                        or "big-page" in f.name):
+                    continue
+                stem = f.name.split(".")[0]
+                page = texinfo_page(family, f"lilypond-{code}-{manual}-{stem}", code, f"{package}:{f.relative_to(root)}", f)
+                if page:
+                    pages.append(page)
+        for web, cap in ((True, 4), (False, 10)):  # translated pages first, then the rest
+            group = [p for p in pages if ("-web-" in p.id) == web]
+            picked = select([p for p in group if p.language], cap)
+            chosen.extend(picked + select([p for p in group if not p.language], cap - len(picked)) if len(picked) < cap else picked)
+    readme = (
+        "Texinfo (makeinfo) HTML of GNU LilyPond 2.24 from Debian: lilypond-doc-html (English) and its "
+        "translations lilypond-doc-html-{%s}: the Learning, Usage, Notation, Extending manuals, the essay, "
+        "and the project's web site pages (Documentation/web: download, community, news, features...).\n\n"
+        "Truth: the text of `div#main` minus texinfo's navigation (`table.nav_table` above and below), the "
+        "node menus (`table.menu`), hidden blocks (`div.hide`) and the footer (`div#footer`); the side "
+        "table of contents (`div#tocframe`) is outside it. Language: the package (file suffix .LANG.html), "
+        "kept only where LID-176 on the truth agrees (untranslated pages keep their English). "
+        "Without-snippets: texts of the navigation tables, the side table of contents and the footer "
+        "(version line, 'Other languages', bug-report line) that do not occur in the main text.\n"
+        % ",".join(LILYPOND_LANGS[1:])
+    )
+    return chosen, readme
+
+
+FAMILIES = {
+    "docs-docbook-multilingual": build_docbook,
+    "docs-sphinx": build_sphinx,
+    "docs-texinfo-multilingual": build_texinfo,
+    "news-multilingual": build_news,
+}
+
+
+# --------------------------------------------------------------------------- main
+
+def write_family(out: Path, family: str, pages: list[Page], readme: str) -> None:
+    target = out / family
+    tmp = out / f".{family}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "pages").mkdir(parents=True)
+    with open(tmp / "truth.jsonl", "w", encoding="utf-8") as fh:
+        for p in pages:
+            (tmp / "pages" / f"{p.id}.html").write_bytes(p.html)
+            fh.write(json.dumps(p.truth_line(), ensure_ascii=False) + "\n")
+    langs: dict[str, int] = defaultdict(int)
+    for p in pages:
+        langs[p.language or "unknown"] += 1
+    (tmp / "README.md").write_text(
+        f"# {family}\n\n{readme}\n`language` is set only where LID-176 on the whole truth agrees with the "
+        "declared language (else null: the page counts for extraction, not for language ID).\n\n"
+        f"{len(pages)} pages; languages: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(langs.items())) + "\n\nBuilt by lmforge benchmarks/devsets.py.\n",
+        encoding="utf-8",
+    )
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def summary(out: Path, family: str) -> str:
+    lines = (out / family / "truth.jsonl").read_text(encoding="utf-8").splitlines()
+    recs = [json.loads(x) for x in lines]
+    langs: dict[str, int] = defaultdict(int)
+    for r in recs:
+        langs[r["language"] or "unknown"] += 1
+    w = sum(len(r["with"]) for r in recs)
+    wo = sum(len(r["without"]) for r in recs)
+    return (f"{family:<28} {len(recs):>4} pages  {w:>5} with  {wo:>5} without  "
+            + " ".join(f"{k}:{v}" for k, v in sorted(langs.items())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated families to build")
+    parser.add_argument("--force", action="store_true", help="rebuild families that exist")
+    args = parser.parse_args(argv)
+    wanted = [f for f in args.families.split(",") if f]
+    unknown = [f for f in wanted if f not in FAMILIES]
+    if unknown:
+        parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+    out = args.out.expanduser()
+    cache = out / "_downloads"
+    cache.mkdir(parents=True, exist_ok=True)
+    for family in wanted:
+        if (out / family / "truth.jsonl").exists() and not args.force:
+            log(f"{family}: already built (--force rebuilds)")
+        else:
+            log(f"{family}: building")
+            pages, readme = FAMILIES[family](cache)
+            if not pages:
+                log(f"{family}: no pages (every source failed); skipped")
+                continue
+            write_family(out, family, pages, readme)
+        print(summary(out, family))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""benchmarks/devsets.py (truth from a page's structure) and the snippet metric of
+benchmarks/extract.py, on small pages written here."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+devsets = _load("devsets")
+extract = _load("extract")
+
+PARA = "The installer asks for the keyboard layout before it loads any additional components from the media."
+DOCBOOK = f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>6.3. Components</title></head><body>
+<div class="navheader"><table><tr><th>Chapter 6. Using the installer</th></tr>
+<tr><td><a href="p.html">Prev</a></td></tr></table></div>
+<div class="sect1"><h2 class="title">6.3. Components</h2>
+<div class="toc"><dl><dt>6.3.1. Setting up the installer</dt></dl></div>
+<p>{PARA}
+It then continues.</p>
+<pre>apt-get   install
+  foo</pre>
+<div class="note"><p>Network configuration is attempted with DHCP first, and a static address can be entered by hand.</p></div>
+<p>When the partitioner finishes, the base system is unpacked onto the new file systems of the disk.</p>
+</div>
+<div class="navfooter"><table><tr><td>6.2. Overview of the components</td></tr></table></div>
+</body></html>""".encode()
+
+
+def test_docbook_truth_is_the_body_without_navigation(tmp_path):
+    path = tmp_path / "ch06s03.html"
+    path.write_bytes(DOCBOOK * 1)
+    devsets.MIN_MAIN_CHARS, saved = 100, devsets.MIN_MAIN_CHARS
+    try:
+        page = devsets.docbook_page("f", "p1", "en", "pkg:ch06s03.html", path)
+    finally:
+        devsets.MIN_MAIN_CHARS = saved
+    assert page.html == path.read_bytes()  # raw bytes, as shipped
+    lines = page.text.splitlines()
+    assert lines[0] == "6.3. Components"
+    assert "apt-get install" in lines and "foo" in lines  # <pre> keeps its lines
+    assert "Chapter 6. Using the installer" not in page.text  # navheader
+    assert "Setting up the installer" not in page.text  # chapter table of contents
+    assert PARA + " It then continues." in lines  # source line breaks inside a paragraph collapse
+    assert len(page.with_) == 3 and all(len(s.split()) == 8 and s in page.text for s in page.with_)
+    assert page.without == ["Chapter 6. Using the installer", "6.2. Overview of the components"]
+    assert page.features == {"code", "admonition"}
+    assert page.language == "en" and page.declared_language == "en"
+
+
+def test_declared_language_kept_only_when_the_text_agrees():
+    english = "This chapter describes how to configure the network interfaces of the system. " * 5
+    assert devsets.confirmed_language("en", english) == "en"
+    assert devsets.confirmed_language("ja", english) is None
+
+
+def test_text_snippets_for_scripts_without_spaces():
+    truth = "香港行政长官梁振英在各方压力下就其大宅的违章建筑问题到立法会接受质询并向香港民众道歉\nshort line"
+    (snippet,) = devsets.text_with_snippets(truth)
+    assert len(snippet) == 14 and snippet in truth
+
+
+def test_snippet_metric_counts_like_trafilatura():
+    page = extract.DevPage("f", "p", None, "", "", ["kept  words here", "lost words"], ["Next page", "Home menu"], None)
+    tp, fn, fp, tn = extract.snippet_counts("text with kept words\nhere and a Next page link", page)
+    assert (tp, fn, fp, tn) == (1, 1, 1, 1)  # whitespace-normalized substring matches
+    assert extract.snippet_counts("", page) == (0, 2, 0, 2)  # empty output: misses, no leaks
+    precision, recall, f1 = extract.snippet_prf(3, 1, 1, 5)
+    assert (precision, recall) == (0.75, 0.75) and f1 == pytest.approx(0.75)
+    assert extract.snippet_prf(0, 2, 0, 2) == (0.0, 0.0, 0.0)
