@@ -51,22 +51,30 @@ def rm(run, data, max_len, batch, device, tokenizer_dir, as_json):
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
+    m = result.metrics
+    baseline = max(m["longer_wins"], m["shorter_wins"])
+    _print_table(f"lmforge eval rm: {run} (step {result.step}) on {data}", [
+        ("pairs", f"{m['pairs']}" + (f" ({format_skipped(result.skipped)} skipped)" if result.skipped else "")),
+        ("accuracy", f"{m['accuracy']:.4f} ± {m['accuracy_se']:.4f}"),
+        ("longer wins", f"{m['longer_wins']:.4f}"),
+        ("shorter wins", f"{m['shorter_wins']:.4f}"),
+        ("accuracy - better length baseline", f"{m['accuracy'] - baseline:+.4f}"),
+        ("mean margin", f"{m['margin']:.4f}"),
+        ("loss", f"{m['loss']:.4f}"),
+        ("score/length correlation", f"{m['length_corr']:+.3f}"),
+    ])
+
+
+def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    """The summary table of an eval command: (what, value) rows."""
     from rich.console import Console
     from rich.table import Table
 
-    m = result.metrics
-    baseline = max(m["longer_wins"], m["shorter_wins"])
-    table = Table(title=f"lmforge eval rm: {run} (step {result.step}) on {data}")
+    table = Table(title=title)
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("pairs", f"{m['pairs']}" + (f" ({format_skipped(result.skipped)} skipped)" if result.skipped else ""))
-    table.add_row("accuracy", f"{m['accuracy']:.4f} ± {m['accuracy_se']:.4f}")
-    table.add_row("longer wins", f"{m['longer_wins']:.4f}")
-    table.add_row("shorter wins", f"{m['shorter_wins']:.4f}")
-    table.add_row("accuracy - better length baseline", f"{m['accuracy'] - baseline:+.4f}")
-    table.add_row("mean margin", f"{m['margin']:.4f}")
-    table.add_row("loss", f"{m['loss']:.4f}")
-    table.add_row("score/length correlation", f"{m['length_corr']:+.3f}")
+    for what, value in rows:
+        table.add_row(what, value)
     Console().print(table)
 
 
@@ -149,14 +157,9 @@ def winrate(run_a, run_b, judge, prompts, max_tokens, limit, device, as_json):
     if as_json:
         click.echo(json.dumps(m))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"lmforge eval winrate: {run_a} vs {run_b}, judged by {judge}")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    table.add_row("prompts", str(m["prompts_evaluated"]))
-    table.add_row("A wins (ties half)", f"{m['win_rate_a']:.3f} ± {m['win_rate_a_se']:.3f}")
-    table.add_row("mean score A", f"{m['mean_score_a']:.4f}")
-    table.add_row("mean score B", f"{m['mean_score_b']:.4f}")
-    Console().print(table)
+    _print_table(f"lmforge eval winrate: {run_a} vs {run_b}, judged by {judge}", [
+        ("prompts", str(m["prompts_evaluated"])),
+        ("A wins (ties half)", f"{m['win_rate_a']:.3f} ± {m['win_rate_a_se']:.3f}"),
+        ("mean score A", f"{m['mean_score_a']:.4f}"),
+        ("mean score B", f"{m['mean_score_b']:.4f}"),
+    ])
