@@ -191,7 +191,7 @@ def _confidence(text: str, signals: dict) -> float:
 
     Low when: nothing came out of a page with text; the text is a small share of the page's
     visible text and short; most of it is <pre>/code (a listing picked instead of the prose
-    around it); no paragraph voted and the container is the whole <body>.
+    around it, while the page holds twice as much text); no paragraph voted and the container is the whole <body>.
     """
     page = signals.get("page_chars", 0)
     n = len(text)
@@ -205,7 +205,7 @@ def _confidence(text: str, signals: dict) -> float:
         score = min(score, 0.2 + n / 1000)
     elif share < 0.05:
         score = min(score, 0.4)
-    if signals.get("pre_chars", 0) > 0.6 * n:
+    if signals.get("pre_chars", 0) > 0.6 * n and share < 0.5:  # a listing, not the page's code-heavy prose
         score = min(score, 0.3)
     if signals.get("voters", 0) == 0 and signals.get("on_body"):
         score = min(score, 0.45)
