@@ -234,7 +234,7 @@ def _extract(html: str) -> tuple[str, dict]:
         return "", {"page_chars": 0}
     tree.strip_tags(_JUNK_TAGS, recursive=True)
     _remove(body.css(_JUNK))
-    tiers, overlays, docbook = _scan(body)
+    tiers, overlays, docs = _scan(body)
     page_chars = _text_len(body)
     doomed = _doomed(body, overlays, 0.2, page_chars)
     if doomed:  # forget tier matches inside deleted overlays before their memory is freed
@@ -243,7 +243,7 @@ def _extract(html: str) -> tuple[str, dict]:
         _remove(doomed)
     container, voters = _find_container(body, tiers)
     on_body = container.mem_id == body.mem_id
-    _prune(container, docbook)
+    _prune(container, docs)
     blocks: list[tuple[str, int]] = []
     pre = [0]
     _render(container, blocks, pre)
@@ -365,7 +365,8 @@ def _classify(cls: str, ident: str) -> tuple[int, bool, bool]:
 
 def _scan(root) -> tuple[list[list], list, bool]:
     """One pass over `root`: the elements matching each container tier, the overlays, and
-    whether the page is DocBook output (a `div.titlepage` seen).
+    whether the page is generated documentation (DocBook: a `div.titlepage`; Sphinx or MkDocs:
+    an `a.headerlink`).
 
     The lists are in document order. The DocBook tier (chapter, section ... divisions) is
     returned empty on other pages: "section" or "article" as a class means nothing elsewhere.
@@ -373,7 +374,7 @@ def _scan(root) -> tuple[list[list], list, bool]:
     tiers: list[list] = [[] for _ in _TIERS]
     overlays = []
     docbook_divisions = []
-    docbook = False
+    docbook = docs = False
     for node in root.traverse():
         tag = node.tag
         if tag[0] == "-":
@@ -388,6 +389,8 @@ def _scan(root) -> tuple[list[list], list, bool]:
                 docbook_divisions.append(node)
             elif cls == "titlepage":
                 docbook = True
+            elif cls == "headerlink":  # Sphinx, MkDocs: documentation, whose classes name content
+                docs = True
         else:
             tier = -1
         if tag == "main":
@@ -404,9 +407,8 @@ def _scan(root) -> tuple[list[list], list, bool]:
             elif tier == 4 or (attrs and attrs.get("role") == "main"):
                 if tag != "main":
                     tiers[4].append(node)
-    if docbook:
-        tiers.insert(0, docbook_divisions)
-    return tiers, overlays, docbook
+    tiers.insert(0, docbook_divisions if docbook else [])
+    return tiers, overlays, docbook or docs
 
 
 def _doomed(root, candidates: list, max_share: float, total: int | None = None) -> list:
@@ -445,11 +447,13 @@ def _find_container(body, tiers: list[list]) -> tuple[object, int]:
     return (voted if voted is not None else body), voters
 
 
-def _prune(root, docbook: bool = False) -> None:
+def _prune(root, docs: bool = False) -> None:
     """Delete boilerplate under the container: by tag, ARIA role, or class/id words.
 
-    On DocBook pages class words are not used (their classes name content: guimenu, sidebar,
-    caption, tip); only DocBook's own chrome goes (tables of contents, nav bars).
+    On documentation pages class/id words are not used: classes name content there (guimenu,
+    sidebar, caption, tip) and Sphinx's section ids are slugs of their titles (a chapter lost
+    its "Sponsoring packages" and "Usertags" sections); only DocBook's own chrome goes (tables
+    of contents, nav bars).
     """
     doomed = []
     for node in root.traverse():
@@ -462,7 +466,7 @@ def _prune(root, docbook: bool = False) -> None:
             continue
         if attrs.get("role") in _BOILER_ROLES:
             doomed.append(node)
-        elif docbook:
+        elif docs:
             if _DOCBOOK_CHROME.match(attrs.get("class") or ""):
                 doomed.append(node)
         elif tag not in _INLINE and _classify(attrs.get("class") or "", attrs.get("id") or "")[2]:
