@@ -265,10 +265,11 @@ def _text_len(node) -> int:
     return len(node.text(strip=True))
 
 
-def _paragraph_votes(body) -> tuple[object | None, int]:
+def _paragraph_votes(body) -> tuple[object | None, int, dict[int, float]]:
     """Readability's vote: each <p> gives its text length to its parent, half to its grandparent.
 
-    (voted element or None, number of voting paragraphs). A paragraph votes when it has >= 25
+    (voted element or None, number of voting paragraphs, {mem_id: voting text under that
+    element} for every ancestor of a voting paragraph). A paragraph votes when it has >= 25
     characters, a CJK character counting as 3 (25 of them are a long sentence; at 1 each, short
     Chinese or Japanese paragraphs never voted). <pre> does not vote: a long listing outvoted a
     chapter's prose. A note/tip/warning box passes its paragraphs' votes on to its own parent,
@@ -276,6 +277,7 @@ def _paragraph_votes(body) -> tuple[object | None, int]:
     """
     scores: dict[int, float] = {}
     nodes: dict[int, object] = {}
+    under: dict[int, float] = {}
     voters = 0
     for p in body.css("p"):
         text = p.text().strip()
@@ -295,6 +297,11 @@ def _paragraph_votes(body) -> tuple[object | None, int]:
             if parent is None:
                 continue
         voters += 1
+        up = parent
+        while up is not None:
+            key = up.mem_id
+            under[key] = under.get(key, 0.0) + n
+            up = up.parent
         key = parent.mem_id
         nodes[key] = parent
         scores[key] = scores.get(key, 0.0) + n
@@ -304,9 +311,9 @@ def _paragraph_votes(body) -> tuple[object | None, int]:
             nodes[key] = grand
             scores[key] = scores.get(key, 0.0) + n / 2
     if not scores:
-        return None, 0
+        return None, 0, under
     best = max(scores, key=scores.__getitem__)
-    return nodes[best], voters
+    return nodes[best], voters, under
 
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
@@ -432,7 +439,7 @@ def _find_container(body, tiers: list[list]) -> tuple[object, int]:
     Without a vote the largest match of the first tier (with >= 200 chars) wins. Returns
     (container, number of voting paragraphs on the page).
     """
-    voted, voters = _paragraph_votes(body)
+    voted, voters, under = _paragraph_votes(body)
     voted_line = _ancestor_ids(voted) if voted is not None else set()
     voted_len = _text_len(voted) if voted is not None else 0
     for matches in tiers:
@@ -441,10 +448,40 @@ def _find_container(body, tiers: list[list]) -> tuple[object, int]:
             if n < 200:
                 break
             if voted is None or cand.mem_id in voted_line:
-                return cand, voters
+                return _repeated_siblings(cand, under, body), voters
             if voted.mem_id in _ancestor_ids(cand) and n >= 0.5 * voted_len:
-                return cand, voters
-    return (voted if voted is not None else body), voters
+                return _repeated_siblings(cand, under, body), voters
+    return (_repeated_siblings(voted, under, body) if voted is not None else body), voters
+
+
+def _signature(node) -> tuple[str, str]:
+    attrs = node.attributes
+    return node.tag, (attrs.get("class") or "").split(" ")[0] if attrs else ""
+
+
+def _repeated_siblings(node, under: dict[int, float], body):
+    """`node`, or the ancestor (up to 3 levels up) whose children repeat the structure of the
+    branch holding `node` and hold, together, at least twice its voting text.
+
+    A forum thread or a comment-less Q&A page is a run of posts alike in tag and first class
+    (`div.post`, `article.message`); the vote and the tiers both pick one of them. Siblings of
+    another structure (a comment list beside an article) do not count, so an article does not
+    grow into what follows it.
+    """
+    own = under.get(node.mem_id, 0.0)
+    if own <= 0:
+        return node
+    branch, parent = node, node.parent
+    for _ in range(3):
+        if parent is None or parent.mem_id == body.mem_id or parent.tag in ("body", "html"):
+            return node
+        sig = _signature(branch)
+        branch_weight = under.get(branch.mem_id, 0.0)
+        same = [c for c in parent.iter() if under.get(c.mem_id, 0.0) > 0 and _signature(c) == sig]
+        if len(same) >= 3 and sum(under.get(c.mem_id, 0.0) for c in same) >= 2 * max(branch_weight, own):
+            return parent
+        branch, parent = parent, parent.parent
+    return node
 
 
 def _prune(root, docs: bool = False) -> None:
