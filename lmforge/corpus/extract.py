@@ -273,7 +273,8 @@ def _paragraph_votes(body) -> tuple[object | None, int, dict[int, float]]:
     characters, a CJK character counting as 3 (25 of them are a long sentence; at 1 each, short
     Chinese or Japanese paragraphs never voted). <pre> does not vote: a long listing outvoted a
     chapter's prose. A note/tip/warning box passes its paragraphs' votes on to its own parent,
-    so that a box with three paragraphs does not win over the prose it sits in.
+    so that a box with three paragraphs does not win over the prose it sits in. Paragraphs in
+    <footer>, <nav> or <aside> do not vote.
     """
     scores: dict[int, float] = {}
     nodes: dict[int, object] = {}
@@ -296,12 +297,16 @@ def _paragraph_votes(body) -> tuple[object | None, int, dict[int, float]]:
             parent = parent.parent
             if parent is None:
                 continue
-        voters += 1
+        line = []
         up = parent
-        while up is not None:
-            key = up.mem_id
-            under[key] = under.get(key, 0.0) + n
+        while up is not None and up.tag not in _NO_VOTE_TAGS:
+            line.append(up.mem_id)
             up = up.parent
+        if up is not None and up.tag != "-document":  # inside a footer, nav, aside or header
+            continue
+        voters += 1
+        for key in line:
+            under[key] = under.get(key, 0.0) + n
         key = parent.mem_id
         nodes[key] = parent
         scores[key] = scores.get(key, 0.0) + n
@@ -316,6 +321,8 @@ def _paragraph_votes(body) -> tuple[object | None, int, dict[int, float]]:
     return nodes[best], voters, under
 
 
+# paragraphs inside these do not vote (a site's legal footer outvoted a short article)
+_NO_VOTE_TAGS = frozenset(("footer", "nav", "aside", "-document"))
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # class words of admonition boxes (DocBook, Sphinx, MkDocs, wikis): they do not receive votes
 _ADMONITION = re.compile(r"\b(?:admonition|note|tip|warning|caution|important|hint|sidebar|callout|notice)\b")
