@@ -191,7 +191,9 @@ def _confidence(text: str, signals: dict) -> float:
 
     Low when: nothing came out of a page with text; the text is a small share of the page's
     visible text and short; most of it is <pre>/code (a listing picked instead of the prose
-    around it, while the page holds twice as much text); no paragraph voted and the container is the whole <body>.
+    around it, while the page holds twice as much text); no paragraph voted and the container is
+    the whole <body>; at most 3 paragraphs voted and the text is under 20% of the page; the
+    container holds under half the voting paragraphs' text and the text is under 25% of the page.
     """
     page = signals.get("page_chars", 0)
     n = len(text)
@@ -208,6 +210,10 @@ def _confidence(text: str, signals: dict) -> float:
     if signals.get("pre_chars", 0) > 0.6 * n and share < 0.5:  # a listing, not the page's code-heavy prose
         score = min(score, 0.3)
     if signals.get("voters", 0) == 0 and signals.get("on_body"):
+        score = min(score, 0.45)
+    elif signals.get("voters", 0) <= 3 and share < 0.2:  # a page not written in <p>: we took a corner
+        score = min(score, 0.45)
+    if signals.get("p_share", 1.0) < 0.5 and share < 0.25:  # most of the page's prose is elsewhere
         score = min(score, 0.45)
     return score
 
@@ -241,13 +247,13 @@ def _extract(html: str) -> tuple[str, dict]:
         gone = {n.mem_id for n in doomed}
         tiers = [[n for n in tier if not (_ancestor_ids(n) & gone)] for tier in tiers]
         _remove(doomed)
-    container, voters = _find_container(body, tiers)
+    container, voters, p_share = _find_container(body, tiers)
     on_body = container.mem_id == body.mem_id
     _prune(container, docs)
     blocks: list[tuple[str, int]] = []
     pre = [0]
     _render(container, blocks, pre)
-    return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body}
+    return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body, "p_share": p_share}
 
 
 def _remove(nodes) -> None:
@@ -438,14 +444,20 @@ def _doomed(root, candidates: list, max_share: float, total: int | None = None) 
     return [n for n in candidates if n.mem_id != root_id and _text_len(n) <= max_share * total]
 
 
-def _find_container(body, tiers: list[list]) -> tuple[object, int]:
+def _find_container(body, tiers: list[list]) -> tuple[object, int, float]:
     """The element holding the article: a selector tier's match that agrees with the vote.
 
     A tier match is taken when it is the voted element or one of its ancestors, or lies inside
     it with at least half its text; the largest such match of the first tier that has one wins.
     Without a vote the largest match of the first tier (with >= 200 chars) wins. Returns
-    (container, number of voting paragraphs on the page).
+    (container, number of voting paragraphs on the page, the container's share of their text).
     """
+    container, voters, under = _choose(body, tiers)
+    total = under.get(body.mem_id, 0.0)
+    return container, voters, (under.get(container.mem_id, 0.0) / total if total else 1.0)
+
+
+def _choose(body, tiers: list[list]):
     voted, voters, under = _paragraph_votes(body)
     voted_line = _ancestor_ids(voted) if voted is not None else set()
     voted_len = _text_len(voted) if voted is not None else 0
@@ -455,10 +467,10 @@ def _find_container(body, tiers: list[list]) -> tuple[object, int]:
             if n < 200:
                 break
             if voted is None or cand.mem_id in voted_line:
-                return _repeated_siblings(cand, under, body), voters
+                return _repeated_siblings(cand, under, body), voters, under
             if voted.mem_id in _ancestor_ids(cand) and n >= 0.5 * voted_len:
-                return _repeated_siblings(cand, under, body), voters
-    return (_repeated_siblings(voted, under, body) if voted is not None else body), voters
+                return _repeated_siblings(cand, under, body), voters, under
+    return (_repeated_siblings(voted, under, body) if voted is not None else body), voters, under
 
 
 def _signature(node) -> tuple[str, str]:
