@@ -1,9 +1,12 @@
 """Main-content extraction: HTML page -> the article's text, paragraphs separated by newlines.
 
-`extract_main_text(html, url=None) -> str` is what `lmforge corpus extract/process` calls on
-every HTML response. It is a pure function (module-level caches only), safe in forked workers,
-and never raises: any failure gives "" (so does a page with no main content). `url` is accepted
-for callers that have it; no rule uses it yet.
+`extract_main_text_with_info(html, url=None, fallback=True) -> (text, info)` is what
+`lmforge corpus extract/process` calls on every HTML response (`extract_main_text` gives the
+text alone). It is a pure function (module-level caches only), safe in forked workers, and never
+raises: any failure gives "" (so does a page with no main content). `url` is accepted for
+callers that have it; no rule uses it yet. info["path"] says how the text was obtained: "fast"
+(the steps below), "fallback" (trafilatura with datatrove's settings, on the few pages whose
+fast-path confidence is below `FALLBACK_BELOW`: see `_confidence`) or "empty".
 
 How it works (lexbor's DOM through selectolax; one Python pass over the elements):
 
@@ -11,18 +14,27 @@ How it works (lexbor's DOM through selectolax; one Python pass over the elements
    elements ([hidden], aria-hidden, inline display:none).
 2. Delete overlays page-wide (cookie / consent / newsletter / subscribe / popup / modal in
    class or id), unless one holds over 20% of the page's text (a `modal-open` <body> wrapper).
-3. Pick the container: readability's vote (each <p> of >= 25 chars gives its length to its
-   parent and half to its grandparent) finds where the paragraphs are; trafilatura's
+3. Pick the container: readability's vote (each <p> of >= 25 chars, a CJK character counting
+   3, gives its length to its parent and half to its grandparent; <pre> and paragraphs in
+   footer/nav/aside do not vote, note/tip boxes pass their votes up) finds where the
+   paragraphs are; on DocBook pages (a `div.titlepage`) the largest chapter/section/... division
+   holding the voted element wins first; trafilatura's
    BODY_XPATH tiers (`[itemprop=articleBody]`, `.entry-content`/`.article-body`, `<article>`,
    `.story-content`, `#content`, `<main>` ...) name it. The largest match (>= 200 chars) of the
    first tier that agrees with the vote (is the voted element or an ancestor, or lies inside it
    with half its text) wins; else the voted element; else <body>. Teasers that are also
    `<article>` or `.text` (macrumors) lose because they do not hold the voted paragraphs.
+   A container that is one of >= 3 alike siblings (tag + first class: forum posts) holding
+   together twice its paragraph text grows to their parent.
 4. Inside it, delete boilerplate by tag (nav, aside, footer, figure, form), ARIA role and
    class/id words (share, social, related, comment, promo, sidebar, menu, caption, byline ...),
-   unless an element holds over half the container's text.
+   unless an element holds over half the container's text. Inline elements are never deleted
+   by words, and on documentation pages (DocBook, or Sphinx/MkDocs `a.headerlink`) no
+   class/id words are used at all (guimenu, sidebar, tip name content there; Sphinx section
+   ids are title slugs): only DocBook's toc / nav bars go.
 5. Render block by block (p, h1-6, li, div, td, br ...) with an explicit stack (pages nest
-   deeper than Python's recursion limit), counting link text per block; drop blocks that are
+   deeper than Python's recursion limit), counting link text (<a href> only: DocBook's
+   unclosed `<a id/>` anchors wrap whole sections) per block; drop blocks that are
    over half links (and < 300 chars), bare "Advertisement"/"Share"/"Read more" lines, and
    repeated short lines.
 
@@ -49,6 +61,13 @@ same pages made that unfair; the cache is now per page.)
 Known misses: listicles and tables split across sibling containers (beachbodyondemand 0.70,
 autoracing 0.71: the vote picks one of several parent divs), WSJ pages whose paywall teaser
 and metadata sit inside the article container (0.75).
+
+Issue 10 (page families; /work/devsets built by benchmarks/devsets.py, truth from each
+document's own structure; F1 as above, fast path alone -> with the fallback; trafilatura):
+
+FAMILY_TABLE
+Pages/s, one core (taskset), load ~4, best of 2, fast path / with fallback / trafilatura:
+SPEED_TABLE
 """
 
 from __future__ import annotations
@@ -220,14 +239,29 @@ def _confidence(text: str, signals: dict) -> float:
 
 def _trafilatura(html: str) -> str | None:
     """trafilatura with datatrove's arguments; None when it is not installed or fails."""
-    try:
-        from trafilatura import extract
-    except Exception:  # noqa: BLE001 - missing or broken install (lxml_html_clean): no fallback
+    extract = _trafilatura_extract()
+    if extract is None:
         return None
     try:
         return extract(html, favor_precision=True, include_comments=False, deduplicate=True) or ""
     except Exception:  # noqa: BLE001
         return None
+
+
+_TRAFILATURA: list = []  # [trafilatura.extract or None], filled on first use
+
+
+def _trafilatura_extract():
+    """trafilatura.extract, imported once; None when the import fails (it needs
+    `lxml_html_clean` with lxml >= 5.2), so a broken install costs one failed import, not one
+    per page."""
+    if not _TRAFILATURA:
+        try:
+            from trafilatura import extract
+        except Exception:  # noqa: BLE001 - missing or broken install: no fallback
+            extract = None
+        _TRAFILATURA.append(extract)
+    return _TRAFILATURA[0]
 
 
 def _extract(html: str) -> tuple[str, dict]:
