@@ -65,9 +65,18 @@ and metadata sit inside the article container (0.75).
 Issue 10 (page families; /work/devsets built by benchmarks/devsets.py, truth from each
 document's own structure; F1 as above, fast path alone -> with the fallback; trafilatura):
 
-FAMILY_TABLE
-Pages/s, one core (taskset), load ~4, best of 2, fast path / with fallback / trafilatura:
-SPEED_TABLE
+    family (pages)                   before   fast    +fallback (rate)   trafilatura
+    news, scrapinghub (181)          0.9614   0.9606  0.9631 (2.8%)      0.9598
+    news-multilingual (21)           0.8727   0.9150  0.9619 (4.8%)      0.9658
+    docs-docbook-multilingual (377)  0.7512   0.9833  0.9833 (0%)        0.9594
+    docs-sphinx (166)                0.9545   0.9695  0.9695 (1.2%)      0.9567
+    docs-texinfo-multilingual (158)  0.9521   0.9521  0.9520 (1.3%)      0.9101
+Pages/s, one core (taskset), 2-core machine at load ~4 (noisy: trafilatura ran at 23 pages/s
+here, 72 in the figures above), best of 2: news 119 fast / 109 with the fallback / 23.8
+trafilatura (4.6x with it, 5.0x without); docbook 100 / 109 / 10.7; sphinx 53 / 54 / 5.8;
+texinfo 124 / 112 / 9.0. The old extractor ran news at 123-145 pages/s: same speed; DocBook
+chapters are slower (149 -> 100) because the whole chapter is now rendered, not one section.
+Each 1% of pages sent to trafilatura costs ~5% of throughput.
 """
 
 from __future__ import annotations
@@ -211,8 +220,9 @@ def _confidence(text: str, signals: dict) -> float:
     Low when: nothing came out of a page with text; the text is a small share of the page's
     visible text and short; most of it is <pre>/code (a listing picked instead of the prose
     around it, while the page holds twice as much text); no paragraph voted and the container is
-    the whole <body>; at most 3 paragraphs voted and the text is under 20% of the page; the
-    container holds under half the voting paragraphs' text and the text is under 25% of the page.
+    the whole <body>; at most 3 paragraphs voted and the text is under 20% of the page. (Also
+    tried: the container holding under half the page's voting text, with the text under 25% of
+    the page: it sent 2 news pages to trafilatura for -0.06 F1.)
     """
     page = signals.get("page_chars", 0)
     n = len(text)
@@ -231,8 +241,6 @@ def _confidence(text: str, signals: dict) -> float:
     if signals.get("voters", 0) == 0 and signals.get("on_body"):
         score = min(score, 0.45)
     elif signals.get("voters", 0) <= 3 and share < 0.2:  # a page not written in <p>: we took a corner
-        score = min(score, 0.45)
-    if signals.get("p_share", 1.0) < 0.5 and share < 0.25:  # most of the page's prose is elsewhere
         score = min(score, 0.45)
     return score
 
@@ -281,13 +289,13 @@ def _extract(html: str) -> tuple[str, dict]:
         gone = {n.mem_id for n in doomed}
         tiers = [[n for n in tier if not (_ancestor_ids(n) & gone)] for tier in tiers]
         _remove(doomed)
-    container, voters, p_share = _find_container(body, tiers)
+    container, voters = _find_container(body, tiers)
     on_body = container.mem_id == body.mem_id
     _prune(container, docs)
     blocks: list[tuple[str, int]] = []
     pre = [0]
     _render(container, blocks, pre)
-    return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body, "p_share": p_share}
+    return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body}
 
 
 def _remove(nodes) -> None:
@@ -478,20 +486,14 @@ def _doomed(root, candidates: list, max_share: float, total: int | None = None) 
     return [n for n in candidates if n.mem_id != root_id and _text_len(n) <= max_share * total]
 
 
-def _find_container(body, tiers: list[list]) -> tuple[object, int, float]:
+def _find_container(body, tiers: list[list]) -> tuple[object, int]:
     """The element holding the article: a selector tier's match that agrees with the vote.
 
     A tier match is taken when it is the voted element or one of its ancestors, or lies inside
     it with at least half its text; the largest such match of the first tier that has one wins.
     Without a vote the largest match of the first tier (with >= 200 chars) wins. Returns
-    (container, number of voting paragraphs on the page, the container's share of their text).
+    (container, number of voting paragraphs on the page).
     """
-    container, voters, under = _choose(body, tiers)
-    total = under.get(body.mem_id, 0.0)
-    return container, voters, (under.get(container.mem_id, 0.0) / total if total else 1.0)
-
-
-def _choose(body, tiers: list[list]):
     voted, voters, under = _paragraph_votes(body)
     voted_line = _ancestor_ids(voted) if voted is not None else set()
     voted_len = _text_len(voted) if voted is not None else 0
@@ -501,10 +503,10 @@ def _choose(body, tiers: list[list]):
             if n < 200:
                 break
             if voted is None or cand.mem_id in voted_line:
-                return _repeated_siblings(cand, under, body), voters, under
+                return _repeated_siblings(cand, under, body), voters
             if voted.mem_id in _ancestor_ids(cand) and n >= 0.5 * voted_len:
-                return _repeated_siblings(cand, under, body), voters, under
-    return (_repeated_siblings(voted, under, body) if voted is not None else body), voters, under
+                return _repeated_siblings(cand, under, body), voters
+    return (_repeated_siblings(voted, under, body) if voted is not None else body), voters
 
 
 def _signature(node) -> tuple[str, str]:
