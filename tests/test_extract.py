@@ -336,3 +336,21 @@ def test_corpus_step_counts_pages_per_path(monkeypatch):
     off = MainText(timeout=0, fallback=False)
     list(off.run(iter(docs)))
     assert off.stats[EXTRACT_FAST].total == 2 and EXTRACT_FALLBACK not in off.stats.stats
+
+
+def _legal_footer_page() -> str:
+    legal = "".join(f"<p>{t}</p>" for t in [
+        "Registration on or use of this site constitutes acceptance of our User Agreement and Privacy Policy.",
+        "The material on this site may not be reproduced, distributed, transmitted, cached or otherwise used.",
+        "Community rules apply to all content you upload or otherwise submit to this site at any time."])
+    items = "".join(f"<li>Finding number {i} of the yearly search report on food.</li>" for i in range(8))
+    return (f"<html><body><div class='story'><p>{ARTICLE}</p><ul>{items}</ul><p>The lesson, as always: you are what you search.</p></div>"
+            f"<footer><div class='legal'>{legal}</div></footer></body></html>")
+
+
+def test_legal_footer_does_not_outvote_a_short_article():
+    """A short article (a list between two paragraphs) lost the vote to three legal paragraphs in
+    the site's <footer>, and the page came out as its disclaimer (newspaper4k's cleveland.com page)."""
+    text = extract_main_text(_legal_footer_page())
+    assert ARTICLE in text and "Finding number 7" in text
+    assert "User Agreement" not in text
