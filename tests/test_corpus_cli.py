@@ -104,15 +104,15 @@ def test_extraction_timeout_is_counted(tmp_path, sample_warc, monkeypatch):
     from lmforge.corpus import extract
     from lmforge.corpus.pipeline import CorpusConfig, run_corpus
 
-    real = extract.extract_main_text
+    real = extract.extract_main_text_with_info
 
-    def sometimes_hangs(html, url=None):
+    def sometimes_hangs(html, url=None, fallback=True):
         if "mirror0" in (url or ""):
             while True:  # a pathological page
                 pass
-        return real(html, url)
+        return real(html, url, fallback)
 
-    monkeypatch.setattr(extract, "extract_main_text", sometimes_hangs)
+    monkeypatch.setattr(extract, "extract_main_text_with_info", sometimes_hangs)
     config = CorpusConfig(inputs=[str(sample_warc)], output_dir=str(tmp_path / "out"), mode="extract", extract_timeout=0.2)
     stats = run_corpus(config, progress=False)
     assert stats["summary"]["dropped"]["extract_timeout"] == 4  # mirror0 holds 4 of the 12 copies

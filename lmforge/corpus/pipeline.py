@@ -52,6 +52,8 @@ class CorpusConfig:
     lid_model: str | None = None
     #: seconds after which one page's extraction is cut off and counted
     extract_timeout: float = 2.0
+    #: hand pages where the fast extractor's confidence is low to trafilatura (a few % of pages)
+    extract_fallback: bool = True
     #: write rejected documents to OUT/rejected/<reason>/
     keep_rejected: bool = False
     #: apply the URL blocklist (process only)
@@ -89,7 +91,7 @@ def build_pipeline(config: CorpusConfig, files: list[str], progress: bool = True
     keep = config.keep_rejected
     pipeline: list = [steps.WarcPages(files, limit=config.limit, progress=progress)]
     if config.mode == "extract":
-        pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep))
+        pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep, fallback=config.extract_fallback))
         if config.languages or config.min_language_score > 0:
             pipeline.append(langid.LanguageFilter(
                 languages=config.languages, min_score=config.min_language_score, model_path=config.lid_model, keep_rejected=keep))
@@ -102,7 +104,7 @@ def build_pipeline(config: CorpusConfig, files: list[str], progress: bool = True
         url = filters.url_filter(fcfg, keep_rejected=keep) if config.url_filter else None
         if url is not None:
             pipeline.append(url)
-        pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep))
+        pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep, fallback=config.extract_fallback))
         # the language filter (first of the chain) labels every document as it decides
         pipeline.extend(filters.fineweb_filters(fcfg, keep_rejected=keep))
     pipeline.append(steps.WriteDocuments(config.output_dir, keep_rejected=keep))
@@ -284,7 +286,7 @@ def collect_stats(logging_dir: Path, tasks: int) -> dict:
             for label, value in step["stats"].items():
                 total = value.get("total", 0) if isinstance(value, dict) else value
                 entry["counts"][label] = entry["counts"].get(label, 0) + total
-    summary: dict[str, Any] = {"records": 0, "pages": 0, "extracted": 0, "kept": 0, "languages": {}, "dropped": {}, "skipped": {}, "errors": {}}
+    summary: dict[str, Any] = {"records": 0, "pages": 0, "extracted": 0, "extract_paths": {}, "kept": 0, "languages": {}, "dropped": {}, "skipped": {}, "errors": {}}
     for step in steps:
         counts = step["counts"]
         for label, value in counts.items():
@@ -294,6 +296,9 @@ def collect_stats(logging_dir: Path, tasks: int) -> dict:
                 summary["pages"] += value
             elif label == "extracted":
                 summary["extracted"] += value
+            elif label in ("extract_fast", "extract_fallback"):  # pages per extraction path
+                path_name = label.removeprefix("extract_")
+                summary["extract_paths"][path_name] = summary["extract_paths"].get(path_name, 0) + value
             elif label == "kept":
                 summary["kept"] += value
             elif label.startswith("kept_language_"):

@@ -29,6 +29,9 @@ EXTRACTED = "extracted"
 EXTRACT_EMPTY = "dropped_no_main_text"
 EXTRACT_TIMEOUT = "dropped_extract_timeout"
 EXTRACT_ERROR = "dropped_extract_error"
+# pages per extraction path (lmforge.corpus.extract: its fast path, the trafilatura fallback)
+EXTRACT_FAST = "extract_fast"
+EXTRACT_FALLBACK = "extract_fallback"
 
 
 class WarcPages(PipelineStep):
@@ -101,16 +104,19 @@ class MainText(PipelineStep):
     per page, but it interrupts Python code only, so a hang inside C code waits for C to
     return (datatrove instead ships every page to a sandbox process, which bounds C hangs
     too but pays a round trip per page). Empty extractions are dropped
-    (`dropped_no_main_text`).
+    (`dropped_no_main_text`). Pages are counted per path: `extract_fast`, `extract_fallback`
+    (trafilatura on a page where the fast path's confidence is low; `fallback=False` turns it
+    off).
     """
 
     name = "✂ main text"
     type = "🛢 - EXTRACTOR"
 
-    def __init__(self, timeout: float = 2.0, keep_rejected: bool = False):
+    def __init__(self, timeout: float = 2.0, keep_rejected: bool = False, fallback: bool = True):
         super().__init__()
         self.timeout = timeout
         self.keep_rejected = keep_rejected
+        self.fallback = fallback
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from lmforge.corpus import extract
@@ -128,7 +134,9 @@ class MainText(PipelineStep):
                     try:
                         if use_alarm:
                             signal.setitimer(signal.ITIMER_REAL, self.timeout)
-                        text = extract.extract_main_text(doc.text, doc.metadata.get("url"))
+                        text, info = extract.extract_main_text_with_info(doc.text, doc.metadata.get("url"), self.fallback)
+                        if info["path"] != extract.EMPTY:
+                            self.stat_update(EXTRACT_FALLBACK if info["path"] == extract.FALLBACK else EXTRACT_FAST)
                     except _Timeout:
                         reason, text = EXTRACT_TIMEOUT, ""
                         log.warning("%s: extraction timed out after %.1fs", doc.metadata.get("url"), self.timeout)
