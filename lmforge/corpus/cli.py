@@ -116,6 +116,8 @@ def print_summary(stats: dict, output_dir: str) -> None:
         table.add_row(f"  {reason.replace('_', ' ')}", f"{n:,}")
     table.add_row("HTML pages (+ WET texts)", f"{s['pages']:,}")
     table.add_row("main text extracted", f"{s['extracted']:,}")
+    for path, n in sorted(s.get("extract_paths", {}).items()):  # fast path, or trafilatura on low-confidence pages
+        table.add_row(f"  by the {path} path", f"{n:,}")
     for reason, n in sorted(s["dropped"].items(), key=lambda kv: -kv[1]):
         table.add_row(f"  dropped: {reason}", f"{n:,}")
     table.add_row("[bold]kept[/bold]", f"[bold]{s['kept']:,}[/bold]")
