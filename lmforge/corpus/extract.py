@@ -81,6 +81,7 @@ Each 1% of pages sent to trafilatura costs ~5% of throughput.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["extract_main_text", "extract_main_text_with_info", "FAST", "FALLBACK", "EMPTY"]
@@ -256,20 +257,16 @@ def _trafilatura(html: str) -> str | None:
         return None
 
 
-_TRAFILATURA: list = []  # [trafilatura.extract or None], filled on first use
-
-
+@functools.cache
 def _trafilatura_extract():
     """trafilatura.extract, imported once; None when the import fails (it needs
     `lxml_html_clean` with lxml >= 5.2), so a broken install costs one failed import, not one
     per page."""
-    if not _TRAFILATURA:
-        try:
-            from trafilatura import extract
-        except Exception:  # noqa: BLE001 - missing or broken install: no fallback
-            extract = None
-        _TRAFILATURA.append(extract)
-    return _TRAFILATURA[0]
+    try:
+        from trafilatura import extract
+    except Exception:  # noqa: BLE001 - missing or broken install: no fallback
+        return None
+    return extract
 
 
 def _extract(html: str) -> tuple[str, dict]:

@@ -429,12 +429,9 @@ class Trainer:
         return (get_model_state_dict(self.raw_model, options=options),
                 get_optimizer_state_dict(self.raw_model, self.optimizer, options=options))
 
-    def load_state_dicts(self, model_state: dict, optimizer_state: dict) -> None:
-        """The inverse of `state_dicts`: every rank reads the full state and keeps its shards."""
-        if not self.fsdp:
-            self.raw_model.load_state_dict(model_state, strict=True)
-            self.optimizer.load_state_dict(optimizer_state)
-            return
+    def load_fsdp_state_dicts(self, model_state: dict, optimizer_state: dict) -> None:
+        """The inverse of `state_dicts` under FSDP: every rank reads the full state and keeps
+        its shards (without FSDP, `load_checkpoint` loads the files directly)."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
 
         options = StateDictOptions(full_state_dict=True)
@@ -521,10 +518,8 @@ def save_checkpoint(run_dir: Path, trainer: Trainer, extra_state: dict, keep: in
     return None. (`trainer` may be any object with `step_count`, `raw_model`, `optimizer`
     and `cfg`: the SFT trainer writes its checkpoints here too.)"""
     fsdp = getattr(trainer, "fsdp", False)
-    if fsdp:
-        model_state, optimizer_state = trainer.state_dicts()
-    else:
-        model_state, optimizer_state = trainer.raw_model.state_dict(), trainer.optimizer.state_dict()
+    gather = getattr(trainer, "state_dicts", None)
+    model_state, optimizer_state = gather() if gather else (trainer.raw_model.state_dict(), trainer.optimizer.state_dict())
     if not getattr(trainer, "dist", Dist()).is_main:
         return None
     root = Path(run_dir) / CHECKPOINTS
@@ -731,7 +726,7 @@ def load_checkpoint(ckpt: Path, trainer: Trainer, verified: bool = False) -> dic
             if trainer.raw_model.config.tie_embeddings:
                 weights["lm_head.weight"] = weights["wte.weight"]
             opt_state = torch.load(ckpt / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
-            trainer.load_state_dicts(weights, opt_state)
+            trainer.load_fsdp_state_dicts(weights, opt_state)
         except Exception as exc:
             raise _load_failure(ckpt, f"{MODEL_FILE} or {OPTIMIZER_FILE}", exc) from None
     else:
