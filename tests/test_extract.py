@@ -357,3 +357,70 @@ def test_legal_footer_does_not_outvote_a_short_article():
     text = extract_main_text(_legal_footer_page())
     assert ARTICLE in text and "Finding number 7" in text
     assert "User Agreement" not in text
+
+
+def _class_and_id_strings() -> set[str]:
+    """Every class and id attribute value of the shared news pages, lowercased."""
+    import gzip
+
+    from selectolax.lexbor import LexborHTMLParser
+
+    folder = shared_path("extraction", "article-extraction-benchmark", "html")
+    out: set[str] = set()
+    for path in sorted(folder.iterdir()):
+        html = gzip.decompress(path.read_bytes()).decode("utf-8", "replace")
+        for node in LexborHTMLParser(html).root.traverse():
+            attrs = node.attributes
+            for name in ("class", "id"):
+                if attrs and attrs.get(name):
+                    out.add(attrs[name].lower())
+    return out
+
+
+def test_fragment_prefilter_covers_every_pattern_on_real_pages():
+    """`_may_match` may skip a class/id string only when no tier, boilerplate or overlay
+    pattern matches it: on the ~20,000 class and id strings of the shared news pages."""
+    from lmforge.corpus.extract import _ANY, _may_match
+
+    strings = _class_and_id_strings()
+    assert len(strings) > 5000
+    missed = [s for s in strings if _ANY.search(s) and not _may_match(s)]
+    assert not missed, missed[:10]
+    skipped = sum(not _may_match(s) for s in strings)
+    assert skipped > 0.3 * len(strings)  # the point of it: most strings settle without a regex
+    _assert_gates_change_nothing(strings)
+
+
+def _assert_gates_change_nothing(strings) -> None:
+    """Each gated tier pattern and each literal trie finds a match exactly where its plain
+    pattern does."""
+    from lmforge.corpus import extract as E
+
+    plain = [(g, re.compile(g.pattern)) for tier in E._TIERS for g in tier[:2] if g is not None]
+    plain += [
+        (E._BOILER, re.compile("|".join(map(re.escape, E._BOILER_WORDS)))),
+        (E._OVERLAYS, re.compile("|".join(E._OVERLAY_WORDS))),
+        (E._NOT_BOILER, re.compile("commentary|article-body|articlebody|entry-content|post-content|shared-content")),
+    ]
+    for s in strings:
+        for fast, slow in plain:
+            assert bool(fast.search(s)) == bool(slow.search(s)), (s, slow.pattern)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fragment_prefilter_covers_every_pattern_on_generated_strings(seed):
+    """The same on strings glued from the patterns' own pieces, separators and noise."""
+    import random
+
+    from lmforge.corpus.extract import _ANY, _BOILER_WORDS, _may_match
+
+    pieces = [
+        "post", "entry", "text", "body", "content", "article", "art", "page", "story", "main", "primary",
+        "field", "full", "single", "blog", "theme", "section", "wpb", "column", "area", "copy", "inner",
+        "wrapper", "container", "gdpr", "x", "a", "-", "_", "__", " ", "",
+    ] + list(_BOILER_WORDS)
+    rng = random.Random(seed)
+    strings = {"".join(rng.choice(pieces) for _ in range(rng.randint(1, 5))) for _ in range(20000)}
+    for s in strings:
+        assert not (_ANY.search(s) and not _may_match(s)), s
+    _assert_gates_change_nothing(strings)
