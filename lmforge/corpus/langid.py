@@ -9,10 +9,14 @@ fastText 0.9.x's Python `predict()` breaks on NumPy 2 (`np.array(copy=False)`); 
 binding's low-level `f.predict(text, k, threshold, on_unicode_error)`, which returns plain
 `(probability, label)` pairs and never touches NumPy.
 
-Only the first `max_chars` characters (default 20,000) are classified: prediction time is
-linear in length, and on the 300 C4 documents the label and score of a 20,000-character
-prefix equal those of the whole text (fastText averages n-gram vectors, so a long prefix
-already fixes the mean). The model is loaded lazily on first use, so a step pickles to worker
+Only the first `max_chars` characters (default 5,000) are classified: prediction time is
+linear in length (~0.5 ms per 1,000 characters, as much as extracting a news page's text).
+Measured on 1,052 documents (the development sets' ground truth in 23 languages, 300 C4
+documents, 30 Wikipedia articles; 459 longer than 5,000 characters), 5,000 against 20,000
+characters: accuracy 0.999 both, the same label on 99.6%, mean |score difference| 0.0095, 8
+documents on the other side of FineWeb's 0.65 threshold (2,000: 0.995, 25 across). It costs
+a quarter as much on long documentation pages and 25% less on the news benchmark's.
+The model is loaded lazily on first use, so a step pickles to worker
 processes as a few bytes and each worker loads its own copy (~10 ms for the .ftz).
 
 Language from more of the page (`identify_page`, used by both pipeline steps): the extracted
@@ -49,7 +53,14 @@ LANGUAGE_NOT_WANTED = "language_not_wanted"  #: the most likely language is not 
 LANGUAGE_LOW_SCORE = "language_low_score"  #: a wanted language, but its probability is <= min_score
 
 _LABEL_PREFIX = "__label__"
-DEFAULT_MAX_CHARS = 20_000
+DEFAULT_MAX_CHARS = 5_000
+#: a longer text is classified on its first this many characters first, and that answer stands
+#: when its best probability is at least `PROBE_SURE`. On the 1,052 documents of the module
+#: docstring, against the whole 5,000 characters: the same label on all of them, 3 documents
+#: across the 0.65 threshold, mean |score difference| 0.008, 28% fewer characters read
+#: (1,000 characters and 0.9: 99.9% the same label, 5 across, 52% fewer).
+PROBE_CHARS = 2000
+PROBE_SURE = 0.9
 
 
 def default_model_path() -> Path:
@@ -122,8 +133,20 @@ class LanguageIdentifier:
 
     def predict_k(self, text: str, k: int = 3) -> list[tuple[str, float]]:
         """The `k` most likely languages with their probabilities, best first (fastText may
-        return fewer, even none for a word it has no n-grams for, such as "lol")."""
-        pairs = self.model.predict(self._clean(text), k, 0.0, "replace")
+        return fewer, even none for a word it has no n-grams for, such as "lol").
+
+        A text longer than `PROBE_CHARS` is first classified on that much; when the best
+        language's probability there is at least `PROBE_SURE`, that answer stands, else the
+        whole `max_chars` prefix decides (see `PROBE_CHARS`).
+        """
+        clean = self._clean(text)
+        pairs = None
+        if len(clean) > PROBE_CHARS:
+            pairs = self.model.predict(clean[:PROBE_CHARS], k, 0.0, "replace")
+            if not pairs or pairs[0][0] < PROBE_SURE:
+                pairs = None
+        if pairs is None:
+            pairs = self.model.predict(clean, k, 0.0, "replace")
         return [(label[len(_LABEL_PREFIX) :], min(float(prob), 1.0)) for prob, label in pairs]
 
     def predict(self, text: str) -> tuple[str, float]:
