@@ -802,10 +802,13 @@ def sqlite_page(family: str, pid: str, source: str, path: Path) -> Page | None:
     body = doc.find("body")
     if body is None:
         return None
-    boiler = body.xpath(".//div[@class='nosearch']")
+    # the site header (logo, menus, search form) is a div.nosearch; long pages have a second one
+    # holding the page's title (kept) and its table of contents (`div.fancy_toc`, boilerplate)
+    boiler = body.xpath(".//div[@class='fancy_toc']") + body.xpath(
+        ".//div[@class='nosearch'][not(.//div[@class='fancy_title'])]")
     for b in boiler:
-        b.getparent().remove(b)
-    drop(body.xpath(".//script | .//div[@class='fancy_toc'] | .//div[contains(@class, 'fancy_toc')]"))
+        b.getparent().remove(b)  # detached, kept for the without-snippets
+    drop(body.xpath(".//script"))
     return make_page(family, pid, "en", source, data, body, boiler)
 
 
@@ -844,8 +847,8 @@ def build_web_sites(cache: Path) -> tuple[list[Page], str]:
         "form) and ikiwiki.info (ikiwiki: the wiki's pages, news and blog posts, plugin pages, tips, with "
         "the wiki's header, action bar, backlinks and footer).\n\n"
         "Truth: sqlite.org: `<body>` minus the site header (`div.nosearch`: logo, tagline, menus, search "
-        "form), scripts and the in-page table of contents; ikiwiki: `div#content` (the wiki's `role=main`) "
-        "minus its table of contents. Without-snippets: texts of the site header / menus (sqlite) or the "
+        "form), scripts and the in-page table of contents (`div.fancy_toc`; the page title beside it "
+        "stays); ikiwiki: `div#content` (the wiki's `role=main`) minus its table of contents. Without-snippets: texts of the site header / menus (sqlite) or the "
         "page header, action bar and footer (ikiwiki) that do not occur in the main text. Pages with < %d "
         "characters of main text are not used.\n" % MIN_MAIN_CHARS
     )
