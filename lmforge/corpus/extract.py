@@ -25,7 +25,10 @@ How it works (lexbor's DOM through selectolax; one Python pass over the elements
    with half its text) wins; else the voted element; else <body>. Teasers that are also
    `<article>` or `.text` (macrumors) lose because they do not hold the voted paragraphs.
    A container that is one of >= 3 alike siblings (tag + first class: forum posts) holding
-   together twice its paragraph text grows to their parent.
+   together twice its paragraph text grows to their parent. A voted element that no tier
+   names grows to the nearest ancestor (<= 4 up) where siblings continue its text (long prose
+   paragraphs, alike cards, a bigger block: pages with no content wrapper, like sqlite.org's);
+   the ancestor's other children are deleted.
 4. Inside it, delete boilerplate by tag (nav, aside, footer, figure, form), ARIA role and
    class/id words (share, social, related, comment, promo, sidebar, menu, caption, byline ...),
    unless an element holds over half the container's text. Inline elements are never deleted
