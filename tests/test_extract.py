@@ -411,3 +411,19 @@ def test_a_run_of_cards_straight_under_body_keeps_every_card():
     text = extract_main_text(page)
     assert all(card in text for card in CARDS)
     assert "Documentation pages" not in text
+
+
+def test_table_of_contents_label_is_dropped():
+    """A page's table of contents goes whole: its entries went as link lists, its label stayed
+    ('► Table Of Contents' on every long sqlite.org page). 'toc' counts as a whole word only."""
+    paras = "".join(f"<p>{_para(i)}</p>" for i in range(4))
+    page = (
+        '<html><body><div class="page"><div class="fancy_title">Pointer passing</div>'
+        '<div class="fancy_toc"><a onclick="toggle_toc()"><span>&#x25ba;</span> Table Of Contents</a>'
+        '<div id="toc_sub"><div><a href="#one">1. Overview</a></div><div><a href="#two">2. Details</a></div></div></div>'
+        f'{paras}<p class="stock-note">The stock market closed higher on Friday after a week of heavy trading in London.</p>'
+        "</div></body></html>"
+    )
+    text = extract_main_text(page)
+    assert all(_para(i) in text for i in range(4)) and "stock market closed higher" in text
+    assert "Table Of Contents" not in text

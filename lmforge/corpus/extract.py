@@ -160,7 +160,10 @@ _BOILER_WORDS = (
     "read-more", "readmore", "caption", "byline", "author-bio", "tags", "newsfeed", "outbrain",
     "taboola", "navbar", "menu", "toolbar", "pagination", "widget", "disqus", "print",
 )
-_BOILER = re.compile("|".join(re.escape(w) for w in _BOILER_WORDS))
+# ... and a table of contents as a whole word of a class/id (toc, fancy_toc, ez-toc-container;
+# not "stock" or "protocol"): its entries go as link lists, but its "Table of Contents" label
+# stayed (sqlite.org's pages)
+_BOILER = re.compile("|".join(re.escape(w) for w in _BOILER_WORDS) + r"|(?:^|[\s_-])toc(?:$|[\s_-])")
 # Overlays removed from the whole page before the container vote (they are never wrappers).
 _OVERLAYS = re.compile("cookie|consent|gdpr|newsletter|subscribe|popup|modal|signup")
 # class/id fragments that look like boilerplate words but name content
