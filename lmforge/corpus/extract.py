@@ -25,7 +25,10 @@ How it works (lexbor's DOM through selectolax; one Python pass over the elements
    with half its text) wins; else the voted element; else <body>. Teasers that are also
    `<article>` or `.text` (macrumors) lose because they do not hold the voted paragraphs.
    A container that is one of >= 3 alike siblings (tag + first class: forum posts) holding
-   together twice its paragraph text grows to their parent.
+   together twice its paragraph text grows to their parent. A voted element that no tier
+   names grows to the nearest ancestor (<= 4 up) where siblings continue its text (long prose
+   paragraphs, alike cards, a bigger block: pages with no content wrapper, like sqlite.org's);
+   the ancestor's other children are deleted.
 4. Inside it, delete boilerplate by tag (nav, aside, footer, figure, form), ARIA role and
    class/id words (share, social, related, comment, promo, sidebar, menu, caption, byline ...),
    unless an element holds over half the container's text. Inline elements are never deleted
@@ -202,7 +205,12 @@ _BOILER_WORDS = (
     "read-more", "readmore", "caption", "byline", "author-bio", "tags", "newsfeed", "outbrain",
     "taboola", "navbar", "menu", "toolbar", "pagination", "widget", "disqus", "print",
 )
-_BOILER = _literal_trie(_BOILER_WORDS)
+# ... and a table of contents as a whole word of a class/id (toc, fancy_toc, ez-toc-container;
+# not "stock" or "protocol"): its entries go as link lists, but its "Table of Contents" label
+# stayed (sqlite.org's pages)
+_BOILER = _Gated(
+    "|".join(re.escape(w) for w in _BOILER_WORDS) + r"|(?:^|[\s_-])toc(?:$|[\s_-])", (*_BOILER_WORDS, "toc")
+)
 # Overlays removed from the whole page before the container vote (they are never wrappers).
 _OVERLAY_WORDS = ("cookie", "consent", "gdpr", "newsletter", "subscribe", "popup", "modal", "signup")
 _OVERLAYS = _literal_trie(_OVERLAY_WORDS)
@@ -447,14 +455,14 @@ _NOTHING = (-1, False, False)
 # and are settled by one trie search (~2 us; the patterns' alternation took ~40 us to fail).
 _ANY_WORD = _literal_trie(
     [f for tier in _TIERS for g in tier[:2] if g is not None for f in g.fragments]
-    + list(_BOILER_WORDS) + list(_OVERLAY_WORDS)
+    + list(_BOILER.fragments) + list(_OVERLAY_WORDS)
 )
 # the union of the patterns themselves: the reference the tests hold `_ANY_WORD` to
 _ANY = re.compile(
     "|".join(
         f"(?:{p})"
         for p in [g.pattern for tier in _TIERS for g in tier[:2] if g is not None]
-        + ["|".join(map(re.escape, _BOILER_WORDS)), "|".join(_OVERLAY_WORDS)]
+        + [_BOILER.pattern, "|".join(_OVERLAY_WORDS)]
     )
 )
 
@@ -571,7 +579,80 @@ def _find_container(body, tiers: list[list]) -> tuple[object, int]:
                 return _repeated_siblings(cand, under, body), voters
             if voted.mem_id in _ancestor_ids(cand) and n >= 0.5 * voted_len:
                 return _repeated_siblings(cand, under, body), voters
-    return (_repeated_siblings(voted, under, body) if voted is not None else body), voters
+    if voted is None:
+        return body, voters
+    container = _repeated_siblings(voted, under, body)
+    return (_with_sibling_text(container, under) if container is voted else container), voters
+
+
+# A sibling of the voted element (or of its ancestor) joins it when it is alike (same tag and
+# first class: one card of a list) and holds this share of the element's voting text, or holds
+# more than all of it, or is a paragraph of >= 80 characters at most a quarter of it links.
+# (readability's sibling step takes any sibling with 0.2 of the top score: on the news set that
+# took press releases' "About the company" boxes, and a legal notice beside short CJK posts.)
+_SIBLING_SHARE = 0.5
+_HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
+
+
+def _with_sibling_text(node, under: dict[int, float]):
+    """`node`, or its ancestor (up to 4 levels up) with the siblings that continue its text.
+
+    Pages without a content wrapper (sqlite.org's, many small sites') put their text in a run
+    of blocks straight under <body>: intro paragraphs, then a list of long items, then a table;
+    the vote picks one of them and the rest was lost (sqlite-famous kept its list without the
+    introduction, sqlite-books one book of twelve). At the first level up where some sibling
+    joins (see `_SIBLING_SHARE`), the parent becomes the container and its other element
+    children are deleted (headings stay). A sibling that is boilerplate by `_prune`'s tests
+    (comments, related stories, share bars) never joins. Only for a container found by the vote
+    alone: a tier match (`.entry-content`, `<article>` ...) is the site's own statement of where
+    the text is.
+    """
+    own = under.get(node.mem_id, 0.0)
+    if own <= 0:
+        return node
+    level = node
+    for _ in range(4):
+        parent = level.parent
+        if parent is None or parent.tag == "html":
+            return node
+        sig = _signature(level)
+        drop, joined = [], False
+        for child in parent.iter():  # element children
+            if child.mem_id == level.mem_id or child.tag in _HEADINGS:
+                continue
+            alike = _signature(child) == sig
+            if not _boilerplate(child) and (
+                    _is_prose(child) or under.get(child.mem_id, 0.0) >= own * (_SIBLING_SHARE if alike else 1.0)):
+                joined = True
+            else:
+                drop.append(child)
+        if joined:
+            _remove(drop)
+            return parent
+        level = parent
+    return node
+
+
+def _boilerplate(node) -> bool:
+    """Boilerplate by tag, ARIA role or class/id words (`_prune`'s test): a comment thread
+    beside an article holds more voting text than the article and must not join it."""
+    if node.tag in _BOILER_TAGS:
+        return True
+    attrs = node.attributes
+    if not attrs:
+        return False
+    return attrs.get("role") in _BOILER_ROLES or _classify(attrs.get("class") or "", attrs.get("id") or "")[2]
+
+
+def _is_prose(node) -> bool:
+    """A <p> of >= 80 characters, at most a quarter of them in links."""
+    if node.tag != "p":
+        return False
+    n = _text_len(node)
+    if n < 80:
+        return False
+    links = sum(_text_len(a) for a in node.css("a[href]"))
+    return links <= 0.25 * n
 
 
 def _signature(node) -> tuple[str, str]:
