@@ -449,6 +449,8 @@ def clear_caches() -> None:
     """Forget the class/id cache (benchmarks call it before each timed pass over the same pages,
     so that a second pass is not faster than a crawl's first)."""
     _KEY_CACHE.clear()
+
+
 _NOTHING = (-1, False, False)
 # Every match of a tier, boilerplate or overlay pattern holds one of these words (the tiers'
 # gate fragments, the boilerplate and overlay words): two thirds of class/id strings hold none
@@ -492,8 +494,10 @@ def _classify(cls: str, ident: str) -> tuple[int, bool, bool]:
             if class_re is not None and ((cls and class_re.search(cls)) or (ident and id_re.search(ident))):
                 tier = k
                 break
-        content = bool(_NOT_BOILER.search(both))
-        result = (tier, bool(_OVERLAYS.search(both)) and not content, bool(_BOILER.search(both)) and not content)
+        overlay, boiler = _OVERLAYS.search(both) is not None, bool(_BOILER.search(both))
+        if (overlay or boiler) and _NOT_BOILER.search(both):  # a content class named like boilerplate
+            overlay = boiler = False
+        result = (tier, overlay, boiler)
     _KEY_CACHE[key] = result
     return result
 
