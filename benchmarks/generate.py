@@ -14,7 +14,12 @@ token, so every method produces exactly the same number of tokens), sampled at t
     left-padded batch with an attention mask, `min_new_tokens = max_new_tokens`.
 
 One process, `--threads` CPU threads (default 1), a warm-up call each, then the best of
-`--repeats` timed calls. Tokens/s counts new tokens only.
+`--repeats` timed calls, the methods taking turns within each round (so a burst of load from
+other processes falls on all of them). Tokens/s counts new tokens only.
+
+With `--samples 1` every prompt is distinct: no prompt's prefill is shared between rows, the
+case where `generate_batch` gains nothing from grouping (its comparison with transformers,
+which prefills every row, is then like for like).
 
 Usage: python benchmarks/generate.py [--preset small] [--prompts 8] [--samples 8] [--new 32] [--json]
 """
@@ -35,14 +40,19 @@ from lmforge.train.model import GPT, preset_config  # noqa: E402
 from lmforge.train.sample import generate, generate_batch  # noqa: E402
 
 
-def best(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+def best_interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Best time of each function over `repeats` rounds, the functions taking turns within a
+    round (a warm-up call each first): load from other processes on a shared machine then
+    falls on every method alike instead of on whichever ran while it lasted."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: min(ts) for name, ts in times.items()}
 
 
 def main(argv=None) -> dict:
@@ -82,12 +92,8 @@ def main(argv=None) -> dict:
         for k, q in enumerate(batch[: args.samples]):
             generate(model, q, args.new, temperature=1.0, seed=k, vocab_size=args.vocab)
 
-    results = {}
+    fns = {"lmforge_batched": batched, "lmforge_per_prompt": per_prompt, "lmforge_per_sequence": per_sequence}
     counts = {"lmforge_per_sequence": args.samples * args.new}
-    for name, fn in (("lmforge_batched", batched), ("lmforge_per_prompt", per_prompt), ("lmforge_per_sequence", per_sequence)):
-        results[name] = counts.get(name, n_tokens) / best(fn, args.repeats)
-        log(f"{name}: {results[name]:,.0f} new tokens/s")
-
     reference = None
     try:
         import transformers
@@ -111,11 +117,14 @@ def main(argv=None) -> dict:
                                   min_new_tokens=args.new, pad_token_id=0)
             assert out.shape == (len(batch), L + args.new)
 
-        results["transformers_generate"] = n_tokens / best(hf_generate, args.repeats)
+        fns["transformers_generate"] = hf_generate
         reference = f"transformers {transformers.__version__} GPT2LMHeadModel.generate (sdpa, do_sample)"
-        log(f"transformers_generate: {results['transformers_generate']:,.0f} new tokens/s")
     except ImportError:
-        results["transformers_generate"] = None
+        pass
+    results = {name: counts.get(name, n_tokens) / t for name, t in best_interleaved(fns, args.repeats).items()}
+    results.setdefault("transformers_generate", None)
+    for name, rate in results.items():
+        log(f"{name}: {rate:,.0f} new tokens/s" if rate else f"{name}: not installed")
 
     out = {
         "benchmark": "generate", "preset": args.preset, "prompts": args.prompts, "samples": args.samples, "new_tokens": args.new,
