@@ -2,8 +2,8 @@
 
 One step is a rollout and an update. The rollout takes `prompts_per_step` prompts (a seeded
 order, so a resumed run repeats an uninterrupted one), samples `group_size` completions of each
-with the KV cache (the G copies of one prompt share its length, so the batch needs no
-padding or attention mask), and scores them. The update is `epochs` passes of the clipped
+in one batch (`generate_batch`: the prompts left-padded into one KV cache, each prefilled once
+and its keys and values copied to its G rows), and scores them. The update is `epochs` passes of the clipped
 objective over the right-padded prompt + completion batch; only completion tokens count
 (the prompt and padding are masked), and every token's log-probability uses the sampling
 temperature, so ratios compare like with like.
