@@ -56,8 +56,9 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.
 
     Each step samples --group-size completions for each of --prompts-per-step prompts with
-    the KV cache, scores them, and takes a clipped policy-gradient step with a KL term to
-    the frozen starting policy. Metrics: mean reward, KL, clipped share, completion length.
+    the KV cache, scores them, and takes a clipped policy-gradient step (PPO: with a KL
+    penalty to the frozen starting policy; GRPO: only with --kl-coef, the KL is logged either
+    way). Metrics: mean reward, KL, clipped share, completion length.
 
     \b
     Examples:
@@ -65,6 +66,8 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
           --prompts ../shared/data/align/gsm8k-train-7473.jsonl -o runs/grpo --steps 50 -G 8
       lmforge align rl --method ppo --policy runs/sft --reward runs/rm \\
           --prompts ../shared/data/align/gsm8k-train-7473.jsonl -o runs/ppo --steps 50
+      lmforge align rl --method grpo --policy runs/sft --reward-fn rm:runs/rm,format@0.1 \\
+          --prompts prompts.jsonl -o runs/grpo-rm --num-iterations 2 --epsilon-high 0.28
     """
     from lmforge.alignment.reward import AlignmentError, Progress, print_summary
     from lmforge.alignment.rl import RLConfig, train_rl
