@@ -305,6 +305,24 @@ def test_generate_batch_equals_one_prompt_at_a_time():
         assert got == generate(m, p, 8, temperature=0, stop={7}, vocab_size=300)
 
 
+def test_generate_batch_prefills_a_repeated_prompt_once_and_each_row_continues_it():
+    """Groups of repeated prompts (as RL asks for them) share one prefill; each row still gets
+    its own prompt's continuation (greedy rows equal `generate` on that prompt alone, the short
+    prompt's rows among the long one's), and sampling stays seeded."""
+    from lmforge.train.sample import generate, generate_batch
+
+    m = small().eval()
+    p, q = torch.randint(0, 300, (9,)).tolist(), torch.randint(0, 300, (2,)).tolist()
+    rows = [p, p, q, p, q]
+    greedy = generate_batch(m, rows, 6, temperature=0, vocab_size=300)
+    assert greedy == [generate(m, r, 6, temperature=0, vocab_size=300) for r in rows]
+    g = torch.Generator().manual_seed(3)
+    sampled = generate_batch(m, [p] * 64 + [q] * 64, 5, temperature=1.0, generator=g, vocab_size=300)
+    assert len({tuple(s) for s in sampled[:64]}) > 1 and all(len(s) == 5 for s in sampled)
+    again = generate_batch(m, [p] * 64 + [q] * 64, 5, temperature=1.0, generator=torch.Generator().manual_seed(3), vocab_size=300)
+    assert again == sampled  # seeded
+
+
 def test_generate_batch_samples_from_the_softmax():
     """Inverse-CDF sampling: 20,000 draws of one next token match the model's probabilities to
     sampling noise (total variation ~0.05 expected at 300 ids; a biased sampler shows far more)."""

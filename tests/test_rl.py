@@ -201,7 +201,7 @@ def test_rl_rerun_is_a_no_op_other_settings_are_refused_by_name_and_overwrite_st
     assert same.exit_code == 0 and "already finished (1 steps); nothing to do" in same.output
     assert (out / "metrics.jsonl").read_text() == rows
     other = rl_cli([*args, "--kl-coef", 0.1, "--temperature", 0.7])
-    assert other.exit_code == 1 and "--kl-coef 0.04 (asked 0.1)" in other.output and "--temperature 1.0 (asked 0.7)" in other.output
+    assert other.exit_code == 1 and "--kl-coef 0.0 (asked 0.1)" in other.output and "--temperature 1.0 (asked 0.7)" in other.output
     assert (out / "metrics.jsonl").read_text() == rows
     over = rl_cli([*args, "--kl-coef", 0.1, "--overwrite"])
     assert over.exit_code == 0 and "nothing to do" not in over.output
@@ -333,3 +333,107 @@ def test_eval_winrate_judges_two_policies_with_a_reward_model(base_run, prefs, p
     assert m["win_rate_a"] == 0.5 and m["mean_score_a"] == m["mean_score_b"]  # a policy against itself: every prompt ties
     wrong = CliRunner().invoke(main, ["eval", "winrate", str(base_run), str(base_run), "--judge", str(base_run), "--prompts", str(prompts)])
     assert wrong.exit_code == 1 and "not a reward model" in wrong.output
+
+
+# ---- a reward model as a reward (rm:RUN) ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def rm_run(base_run, prefs, tmp_path_factory):
+    """A reward model trained for 3 steps from the tiny base (its head is no longer zero)."""
+    from lmforge.alignment.reward_cli import rm
+
+    out = tmp_path_factory.mktemp("rl-rm") / "rm"
+    r = CliRunner().invoke(rm, ["--base", str(base_run), "--data", str(prefs), "-o", str(out), "--steps", "3", "--lr", "1e-2"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_a_reward_model_scores_the_rendered_conversation_in_batches(base_run, rm_run):
+    from lmforge.alignment.reward import encode_response, load_base, load_reward_model
+    from lmforge.alignment.rewards import resolve_reward
+
+    _, _, tok = load_base(base_run)
+    reward = resolve_reward(f"rm:{rm_run},format@0.5")
+    assert reward.needs_prompt
+    with pytest.raises(TypeError, match="score_batch"):
+        reward("#### 5", "#### 5")  # a reward model needs the prompt
+    reward.bind(tok, "cpu")
+    model = reward.parts[0][1].model
+    reward.bind(tok, "cpu")
+    assert reward.parts[0][1].model is model  # loaded once
+    convs = [[{"role": "user", "content": "what is 2 and 3"}]] * 2 + [[{"role": "user", "content": "say hello"}]]
+    completions = ["so #### 5", "five", ""]
+    got = reward.score_batch(convs, completions, ["#### 5"] * 3)
+    rm, _ = load_reward_model(rm_run)
+    alone = []
+    for conv, c in zip(convs, completions):  # each conversation scored alone, unpadded
+        ids = encode_response(conv, c or " ", tok, rm.config.block_size).ids
+        with torch.no_grad():
+            alone.append(float(rm(torch.tensor([ids]), torch.tensor([len(ids)]))))
+    assert got == pytest.approx([alone[0] + 0.5, alone[1], alone[2]], abs=1e-5)
+    assert len(set(alone)) == 3 and reward.errors == {}
+
+
+def test_a_reward_model_reward_refuses_other_runs_and_tokenizers(base_run, rm_run):
+    from types import SimpleNamespace
+
+    from lmforge.alignment.reward import load_base
+    from lmforge.alignment.rewards import RewardSpecError, resolve_reward
+
+    _, _, tok = load_base(base_run)
+    with pytest.raises(RewardSpecError, match="no such run"):
+        resolve_reward(f"rm:{rm_run}-missing")
+    with pytest.raises(RewardSpecError, match="name the reward-model run"):
+        resolve_reward("rm:")
+    with pytest.raises(RewardSpecError, match="not a reward model"):
+        resolve_reward(f"rm:{base_run}").bind(tok, "cpu")
+    with pytest.raises(RewardSpecError, match="another tokenizer than the policy's"):
+        resolve_reward(f"rm:{rm_run}").bind(SimpleNamespace(fingerprint="another"), "cpu")
+
+
+def test_grpo_and_eval_policy_against_a_reward_model(base_run, rm_run, prompts, tmp_path):
+    from lmforge.cli import main
+
+    out = tmp_path / "rl"
+    r = rl_cli(["--policy", base_run, "--prompts", prompts, "--reward-fn", f"rm:{rm_run}", "--prompts-per-step", 2, "-G", 2,
+                "--max-new-tokens", 4, "-o", out, "--steps", 1])
+    assert r.exit_code == 0, r.output
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert math.isfinite(row["reward"]) and row["reward"] != 0 and row["reward_errors"] == 0
+    wrong = rl_cli(["--policy", base_run, "--prompts", prompts, "--reward-fn", f"rm:{base_run}", "-o", tmp_path / "x", "--steps", 1])
+    assert wrong.exit_code == 1 and "--reward-fn rm:" in wrong.output and "not a reward model" in wrong.output
+    r = CliRunner().invoke(main, ["eval", "policy", str(base_run), "--prompts", str(prompts), "--reward", f"rm:{rm_run}",
+                                  "--samples", "2", "--max-tokens", "4", "--limit", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output.strip().splitlines()[-1])
+    assert m["prompts_evaluated"] == 3 and math.isfinite(m["greedy_reward"]) and math.isfinite(m["sampled_reward"])
+
+
+def test_grpo_kl_defaults_to_zero_and_a_run_that_recorded_another_resumes_with_it(base_run, prompts, odd_length_reward, tmp_path):
+    from lmforge.alignment.rl import kl_default
+    from lmforge.train.trainer import load_model
+
+    assert kl_default("grpo", None) == 0.0 and kl_default("ppo", None) == 0.04
+    args = ["--policy", base_run, "--prompts", prompts, "--reward-fn", odd_length_reward, "--prompts-per-step", 2, "-G", 2,
+            "--max-new-tokens", 4, "--lr", 1e-3]
+    new = tmp_path / "new"
+    assert rl_cli([*args, "-o", new, "--steps", 1]).exit_code == 0
+    assert json.loads((new / "settings.json").read_text())["settings"]["--kl-coef"] == 0.0
+    old = tmp_path / "old"  # as every run made before the default changed: 0.04 recorded
+    assert rl_cli([*args, "-o", old, "--steps", 1, "--beta", 0.04]).exit_code == 0
+    r = rl_cli([*args, "-o", old, "--steps", 2])  # no --kl-coef: the run's own 0.04, not the new default
+    assert r.exit_code == 0 and "resumed at 1" in r.output, r.output
+    assert load_model(old)[1]["config"]["kl_coef"] == 0.04
+
+
+def test_a_step_whose_advantages_are_all_zero_warns(base_run, prompts, odd_length_reward, tmp_path, caplog):
+    """Every completion cut at --max-new-tokens 1 and masked: rewards may differ, but no token
+    carries an advantage; or every group ties: either way the step is announced as learning nothing."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="lmforge.alignment.rl"):
+        r = rl_cli(["--policy", base_run, "--prompts", prompts, "--reward-fn", odd_length_reward, "--prompts-per-step", 2, "-G", 4,
+                    "--max-new-tokens", 1, "--mask-truncated", "-o", tmp_path / "rl", "--steps", 2, "--num-iterations", 2,
+                    "--epsilon-high", 0.28])
+    assert r.exit_code == 0, r.output
+    warned = [rec.getMessage() for rec in caplog.records if "learns nothing" in rec.getMessage()]
+    assert len(warned) == 2  # one per step (a 1-token completion that ends the turn is rare in an untrained model)

@@ -77,15 +77,21 @@ def _share(flags: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def score_completions(completions: list[str], answers: list[str], reward: str) -> dict[str, float]:
+def score_completions(completions: list[str], answers: list[str], reward, prompts: list | None = None,
+                      rewards: list[float] | None = None) -> dict[str, float]:
     """Reward, format compliance and accuracy among formatted answers of completions, each
     with its standard error: a reward that rises because answers take the right form, not
-    because they are right, shows as compliance up and accuracy-among-formatted flat."""
+    because they are right, shows as compliance up and accuracy-among-formatted flat. A
+    reward model in the spec (`rm:RUN`, bound already) needs each completion's `prompts`;
+    `rewards`, when given, are the completions' scores already computed."""
     from lmforge.alignment.rewards import resolve_reward
 
     fn = resolve_reward(reward) if isinstance(reward, str) else reward
     formatted_fn = fn.formatted
-    rewards = [fn(c, a) for c, a in zip(completions, answers)]
+    if rewards is None:
+        if prompts is None and fn.needs_prompt:
+            raise ValueError(f"reward {fn.spec!r} scores the conversation: pass the completions' prompts")
+        rewards = fn.score_batch(prompts or [None] * len(completions), completions, answers)
     formatted = [1.0 if formatted_fn(c) else 0.0 for c in completions]
     among = [r for r, f in zip(rewards, formatted) if f]
     out = {}
@@ -116,8 +122,11 @@ def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, te
         raise AlignmentError(f"--temperature {temperature}: sampled answers need a temperature > 0 (greedy ones are always reported)")
     try:
         model, tok = load_chat_model(run, device, tokenizer_dir, purpose="eval policy")
+        scorer.bind(tok, device)  # a reward model (rm:RUN): loaded once, checked against the policy's tokenizer
     except TrainingError as exc:
         raise AlignmentError(str(exc)) from None
+    except RewardSpecError as exc:
+        raise AlignmentError(f"--reward {exc}") from None
     examples = read_prompts(prompts, reward)[:limit]
     if not examples:
         raise AlignmentError(f"{prompts}: no prompts to evaluate")
@@ -137,14 +146,16 @@ def evaluate_policy(run, prompts, *, reward: str = "gsm8k", samples: int = 4, te
             chunk = [p for p in ids[i : i + per] for _ in range(samples)]
             sampled += [parse_completion(c, tok) for c in generate_batch(model, chunk, max_tokens, temperature=temperature, top_k=top_k,
                                                                          generator=gen, stop_id=stop, vocab_size=tok.vocab_size)]
-        fn = scorer
-        for k, answer in enumerate(answers):
-            pass_n.append(1.0 if any(fn(c, answer) for c in sampled[k * samples : (k + 1) * samples]) else 0.0)
     answers_s = [a for a in answers for _ in range(samples)]
+    convs = [ex.prompt for ex in examples]
+    convs_s = [c for c in convs for _ in range(samples)]
     metrics = {"prompts_evaluated": len(examples)}
-    metrics.update({f"greedy_{k}": v for k, v in score_completions(greedy, answers, reward).items()})
+    metrics.update({f"greedy_{k}": v for k, v in score_completions(greedy, answers, scorer, convs).items()})
     if samples:
-        metrics.update({f"sampled_{k}": v for k, v in score_completions(sampled, answers_s, reward).items()})
+        scores = scorer.score_batch(convs_s, sampled, answers_s)
+        for k in range(len(answers)):
+            pass_n.append(1.0 if any(s > 0 for s in scores[k * samples : (k + 1) * samples]) else 0.0)  # a rewarded sample
+        metrics.update({f"sampled_{k}": v for k, v in score_completions(sampled, answers_s, scorer, rewards=scores).items()})
         metrics["samples"], metrics["temperature"] = samples, temperature
         metrics[f"pass@{samples}"], metrics[f"pass@{samples}_se"] = _share(pass_n)
     from lmforge.train.trainer import latest_checkpoint, read_state

@@ -80,6 +80,8 @@ def format_reward(completion: str, reference: str) -> float:
 
 #: the registry: name -> reward(completion, reference) -> float
 REWARD_FUNCTIONS = {"gsm8k": gsm8k_reward, "format": format_reward}
+#: `rm:RUN` in a spec: the score of a reward-model run (`RewardModelScore`)
+RM_PREFIX = "rm:"
 #: reward name -> whether a completion has the form the reward can score (GSM8K: a number
 #: after `####`): `lmforge eval policy` reports this compliance apart from accuracy
 FORMAT_CHECKS = {"gsm8k": lambda completion: extract_answer(completion) is not None}
@@ -89,6 +91,62 @@ REFERENCE_CHECKS = {"gsm8k": lambda reference: reference_answer(reference) is no
 
 class RewardSpecError(UserError):
     """A --reward-fn / --reward spec that names no reward, or a plugin that cannot be imported."""
+
+
+class RewardModelScore:
+    """`rm:RUN`: the scalar a reward-model run (`lmforge align rm`) gives the conversation the
+    completion closes (prompt + completion rendered as the reward model was trained on it,
+    `reward.encode_response`). Loaded once by `bind`, on the policy's device, after checking it
+    is a reward model and shares the policy's tokenizer; scored `batch` sequences at a time by
+    `score_batch` (it needs the prompt, so it has no per-record form)."""
+
+    def __init__(self, run: str, batch: int = 32):
+        from pathlib import Path
+
+        if not Path(run).exists():
+            raise RewardSpecError(f"rm:{run}: no such run; train a reward model with `lmforge align rm` and pass its folder")
+        self.run, self.batch = run, batch
+        self.model = self.tok = None
+        self.max_len = 0
+
+    def bind(self, tok, device) -> None:
+        """Load the reward model onto `device` (once); refuse a run that is not a reward model,
+        or one trained with another tokenizer than `tok` (the policy's)."""
+        from lmforge.alignment.reward import AlignmentError, context_limit, load_reward_model
+
+        if self.model is not None:
+            return
+        try:
+            model, state = load_reward_model(self.run, device)
+        except AlignmentError as exc:
+            raise RewardSpecError(f"rm:{exc}") from None
+        if state.get("tokenizer_fingerprint") and state["tokenizer_fingerprint"] != tok.fingerprint:
+            raise RewardSpecError(f"rm:{self.run}: the reward model was trained with another tokenizer than the policy's; "
+                                  "train it (`lmforge align rm --base`) from a run with the policy's tokenizer")
+        self.model, self.tok, self.max_len = model.eval().requires_grad_(False), tok, context_limit(model.gpt)
+
+    def score_batch(self, prompts: list[list[dict]], completions: list[str]) -> list[float | Exception]:
+        """One score per (prompt conversation, completion); a record that cannot be rendered
+        gets its exception in its place (the caller scores it 0 and counts it)."""
+        from lmforge.alignment.reward import encode_response, score
+
+        if self.model is None:
+            raise RuntimeError(f"rm:{self.run} was not loaded: call Reward.bind(tokenizer, device) first")
+        out: list[float | Exception] = []
+        seqs, where = [], []
+        for prompt, completion in zip(prompts, completions):
+            try:
+                seqs.append(encode_response(prompt, completion or " ", self.tok, self.max_len).ids)
+                where.append(len(out))
+                out.append(0.0)
+            except Exception as exc:  # a conversation the chat format refuses: this record only
+                out.append(exc)
+        for i, value in zip(where, score(self.model, seqs, self.tok.pad_id, self.batch).tolist()):
+            out[i] = value
+        return out
+
+    def __call__(self, completion: str, reference: str) -> float:
+        raise TypeError(f"rm:{self.run} scores a completion with its prompt: use Reward.score_batch")
 
 
 class Reward:
@@ -101,21 +159,65 @@ class Reward:
         self.spec, self.parts = spec, parts
         self.errors: Counter = Counter()
 
+    def _checked(self, name: str, value) -> float:
+        """`value` as a finite float; a failure (an exception, or not a finite number) is
+        counted and warned about once per part and kind, and scores 0."""
+        try:
+            if isinstance(value, Exception):
+                raise value
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"returned {value}")
+            return value
+        except Exception as exc:  # a plugin's failure on one record: scored 0, counted
+            key = f"{name}: {type(exc).__name__}"
+            if not self.errors[key]:
+                log.warning("reward %s failed on a record (%s: %s); such records score 0 and are counted", name, type(exc).__name__, exc)
+            self.errors[key] += 1
+            return 0.0
+
     def __call__(self, completion: str, reference: str) -> float:
+        if self.needs_prompt:
+            raise TypeError(f"reward {self.spec!r} scores completions with their prompts: use score_batch")
         total = 0.0
         for name, fn, weight in self.parts:
             try:
-                value = float(fn(completion, reference))
-                if not math.isfinite(value):
-                    raise ValueError(f"returned {value}")
-            except Exception as exc:  # a plugin's failure on one record: scored 0, counted
-                key = f"{name}: {type(exc).__name__}"
-                if not self.errors[key]:
-                    log.warning("reward %s failed on a record (%s: %s); such records score 0 and are counted", name, type(exc).__name__, exc)
-                self.errors[key] += 1
-                value = 0.0
-            total += weight * value
+                value = fn(completion, reference)
+            except Exception as exc:
+                value = exc
+            total += weight * self._checked(name, value)
         return total
+
+    @property
+    def needs_prompt(self) -> bool:
+        """Whether a part scores the whole conversation (`rm:RUN`), so only `score_batch` works."""
+        return any(hasattr(fn, "score_batch") for _, fn, _ in self.parts)
+
+    def bind(self, tokenizer, device) -> "Reward":
+        """Load what the parts need to score (a reward model: once, on `device`, checked against
+        the policy's `tokenizer`); a no-op for text rewards. Returns self."""
+        for _, fn, _ in self.parts:
+            if hasattr(fn, "bind"):
+                fn.bind(tokenizer, device)
+        return self
+
+    def score_batch(self, prompts: list[list[dict]], completions: list[str], references: list[str]) -> list[float]:
+        """The reward of every (prompt, completion, reference) record: text rewards record by
+        record, a reward model in batches. Failures score 0 and are counted, as in `__call__`."""
+        totals = [0.0] * len(completions)
+        for name, fn, weight in self.parts:
+            if hasattr(fn, "score_batch"):
+                values = fn.score_batch(prompts, completions)
+            else:
+                values = []
+                for completion, reference in zip(completions, references):
+                    try:
+                        values.append(fn(completion, reference))
+                    except Exception as exc:
+                        values.append(exc)
+            for i, value in enumerate(values):
+                totals[i] += weight * self._checked(name, value)
+        return totals
 
     def reference_ok(self, reference: str) -> bool:
         """Whether every part can score completions against this reference (checked up front)."""
@@ -132,8 +234,8 @@ class Reward:
 
 
 def resolve_reward(spec: str) -> Reward:
-    """A `Reward` from a spec: comma-separated parts, each a registry name (`gsm8k`, `format`)
-    or a plugin `package.module:function` (a function(completion, reference) -> float, which may
+    """A `Reward` from a spec: comma-separated parts, each a registry name (`gsm8k`, `format`),
+    a reward-model run `rm:RUN` (loaded by `Reward.bind`), or a plugin `package.module:function` (a function(completion, reference) -> float, which may
     carry a `check_reference(reference) -> bool` attribute), with an optional `@weight`:
 
     >>> resolve_reward("gsm8k,format@0.1")("so #### 7", "#### 7")
@@ -153,9 +255,15 @@ def resolve_reward(spec: str) -> Reward:
         if name in REWARD_FUNCTIONS:
             parts.append((name, REWARD_FUNCTIONS[name], w))
             continue
+        if name.startswith(RM_PREFIX):
+            if not name[len(RM_PREFIX):]:
+                raise RewardSpecError(f"{name!r}: name the reward-model run after rm:, e.g. rm:runs/rm")
+            parts.append((name, RewardModelScore(name[len(RM_PREFIX):]), w))
+            continue
         module, _, attr = name.partition(":")
         if not attr:
-            raise RewardSpecError(f"{name!r}: choose one of {', '.join(REWARD_FUNCTIONS)}, or name a plugin as package.module:function")
+            raise RewardSpecError(f"{name!r}: choose one of {', '.join(REWARD_FUNCTIONS)}, rm:RUN (a reward model), or name a plugin "
+                                  "as package.module:function")
         try:
             fn = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
@@ -165,5 +273,5 @@ def resolve_reward(spec: str) -> Reward:
             raise RewardSpecError(f"{name!r}: {attr} is not a function")
         parts.append((name, fn, w))
     if not parts:
-        raise RewardSpecError(f"{spec!r}: name at least one reward ({', '.join(REWARD_FUNCTIONS)})")
+        raise RewardSpecError(f"{spec!r}: name at least one reward ({', '.join(REWARD_FUNCTIONS)}, rm:RUN)")
     return Reward(spec, parts)

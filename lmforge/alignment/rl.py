@@ -2,8 +2,8 @@
 
 One step is a rollout and an update. The rollout takes `prompts_per_step` prompts (a seeded
 order, so a resumed run repeats an uninterrupted one), samples `group_size` completions of each
-with the KV cache (the G copies of one prompt share its length, so the batch needs no
-padding or attention mask), and scores them. The update is `epochs` passes of the clipped
+in one batch (`generate_batch`: the prompts left-padded into one KV cache, each prefilled once
+and its keys and values copied to its G rows), and scores them. The update is `epochs` passes of the clipped
 objective over the right-padded prompt + completion batch; only completion tokens count
 (the prompt and padding are masked), and every token's log-probability uses the sampling
 temperature, so ratios compare like with like.
@@ -14,6 +14,9 @@ A_i = (r_i - mean(r)) / (std(r) + 1e-4), and every token of completion i gets A_
 the token-mean of -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta * KL, with rho the
 ratio to the rollout policy and KL the k3 estimator exp(q - p) - (q - p) - 1 (p policy, q
 frozen reference log-probs): non-negative, zero exactly where they agree. No value model.
+beta is 0 by default, as in TRL since it stopped following DeepSeekMath's 0.04: DAPO, Dr. GRPO
+("Understanding R1-Zero-Like Training") and Open-Reasoner-Zero found the KL term unneeded with
+verifiable rewards (the KL to the reference is still computed and logged, to watch the drift).
 
 PPO (Ouyang et al. 2022, InstructGPT): the reward model scores prompt + completion; each
 completion token earns -kl_coef * (log pi - log ref), and the last one also the RM score.
@@ -31,7 +34,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -180,7 +183,7 @@ class RLConfig:
     lr: float = 1e-5
     warmup: int = 0
     clip: float = 0.2  # ratio clipping epsilon
-    kl_coef: float = 0.04  # GRPO: beta on the KL term; PPO: per-token KL penalty in the reward
+    kl_coef: float | None = None  # GRPO: beta on the KL term; PPO: per-token KL penalty in the reward; None: see `kl_default`
     epochs: int = 1  # update passes over each rollout (TRL's num_iterations)
     loss_type: str = "dapo"  # token reduction of the GRPO loss: dapo | grpo | dr_grpo (see clipped_policy_loss)
     scale_rewards: str = "group"  # GRPO advantages divided by the group's std, the batch's, or none
@@ -220,7 +223,7 @@ class RLConfig:
             raise AlignmentError(f"--temperature {self.temperature}: RL samples several completions per prompt and learns from "
                                  "their differences; greedy or negative temperatures make them identical, so every advantage "
                                  "is 0 and nothing is learned: use a temperature > 0 (default 1.0)")
-        if self.kl_coef < 0 or not 0 < self.clip < 1:
+        if (self.kl_coef is not None and self.kl_coef < 0) or not 0 < self.clip < 1:
             raise AlignmentError("--kl-coef must be >= 0 and --clip in (0, 1)")
         if self.loss_type not in LOSS_TYPES:
             raise AlignmentError(f"--loss-type {self.loss_type!r}: choose one of {', '.join(LOSS_TYPES)}")
@@ -229,6 +232,19 @@ class RLConfig:
         if self.clip_high is not None and not self.clip_high > 0:
             raise AlignmentError(f"--clip-high {self.clip_high}: the upper clip must be > 0 (DAPO uses 0.28 with --clip 0.2)")
         check_device(self.device)
+
+
+#: the KL weight when --kl-coef is not given: GRPO 0 (TRL's beta default; see the module doc),
+#: PPO 0.04 (the per-token penalty keeps the policy where the reward model was trained)
+KL_DEFAULTS = {"grpo": 0.0, "ppo": 0.04}
+
+
+def kl_default(method: str, recorded: dict | None) -> float:
+    """The KL weight of a run not given --kl-coef: the one it recorded when it continues a run
+    (runs made before GRPO's default became 0 resume as they were, with 0.04), else the method's
+    default."""
+    before = (recorded or {}).get("--kl-coef")
+    return float(before) if before is not None else KL_DEFAULTS[method]
 
 
 #: RLConfig fields that decide what a run computes: a rerun into the same folder must ask the
@@ -268,6 +284,7 @@ class RLTrainer:
 
     def __init__(self, cfg: RLConfig, policy: GPT, tok, reward_model=None):
         self.cfg, self.tok, self.device = cfg, tok, next(policy.parameters()).device
+        self.kl_coef = cfg.kl_coef if cfg.kl_coef is not None else KL_DEFAULTS[cfg.method]
         self.policy = policy.train()
         self.reference = copy.deepcopy(policy).eval().requires_grad_(False)
         self.optimizer = policy.optimizer(cfg.lr, weight_decay=0.0)
@@ -278,7 +295,12 @@ class RLTrainer:
             self.reward_model = reward_model.eval().requires_grad_(False)
             self.value_model = copy.deepcopy(reward_model).train().requires_grad_(True)
             self.value_optimizer = torch.optim.AdamW(self.value_model.parameters(), lr=cfg.lr, weight_decay=0.0)
-        self.reward = resolve_reward(cfg.reward_fn) if cfg.method == "grpo" else None  # failures counted in reward.errors
+        self.reward = None  # GRPO: failures counted in reward.errors; a reward model (rm:RUN) loaded once, here
+        if cfg.method == "grpo":
+            try:
+                self.reward = resolve_reward(cfg.reward_fn).bind(tok, self.device)
+            except RewardSpecError as exc:
+                raise AlignmentError(f"--reward-fn {exc}") from None
         self.step_count = 0
         self.limit = policy.config.block_size
         if self.limit - cfg.max_new_tokens < 8:
@@ -299,7 +321,7 @@ class RLTrainer:
 
         cfg, tok = self.cfg, self.tok
         gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + self.step_count)
-        seqs, masks, rewards, lens = [], [], [], []
+        seqs, masks, lens, texts = [], [], [], []
         end = tok.assistant_end_id
         prompts = [self.prompt_ids(ex.prompt) for ex in examples]
         # every prompt's group in one batch: one forward pass per new token for all of them
@@ -312,14 +334,15 @@ class RLTrainer:
                 cut = cfg.mask_truncated and cfg.method == "grpo" and (not c or c[-1] != end)  # no end-of-turn: truncated
                 masks.append([0] * len(prompt) + [0 if cut else 1] * len(c))
                 lens.append(len(c))
-                if cfg.method == "grpo":
-                    rewards.append(self.reward(parse_completion(c, tok), ex.answer))
+                texts.append(parse_completion(c, tok))
         ids, lengths = pad(seqs, tok.pad_id, self.device)
         mask = pad_masks(masks, ids.size(1), self.device)[:, 1:]
         if cfg.method == "ppo":
             r = self.reward_model(ids, lengths)
-        else:
-            r = torch.tensor(rewards, device=self.device)
+        else:  # every completion at once: a reward model (rm:RUN) scores them in batches
+            G = cfg.group_size
+            r = torch.tensor(self.reward.score_batch([ex.prompt for ex in examples for _ in range(G)], texts,
+                                                     [ex.answer for ex in examples for _ in range(G)]), device=self.device)
         ended = sum(1 for s in seqs if s[-1] == end) / len(seqs)
         return Rollout(ids, mask, r.float(), lens, ended)
 
@@ -348,9 +371,13 @@ class RLTrainer:
             ref_logp = token_logprobs(self.reference, ro.ids, V, T)
             if cfg.method == "grpo":
                 adv = group_advantages(ro.rewards.view(-1, cfg.group_size), scale=cfg.scale_rewards).view(-1, 1).expand_as(old_logp) * ro.mask
+                if row_extra["tied_groups"] < 1.0 and not bool(adv.any()):  # rewards differ, yet no token carries an advantage
+                    log.warning("step %d: every completion whose reward differs from its group's was cut at --max-new-tokens "
+                                "and --mask-truncated leaves it out, so every advantage is 0 and this step learns nothing; "
+                                "raise --max-new-tokens", self.step_count + 1)
             else:
                 old_values = self.value_model.values(ro.ids)[:, :-1].float()  # value of the state before each target
-                token_rewards = -cfg.kl_coef * (old_logp - ref_logp) * ro.mask
+                token_rewards = -self.kl_coef * (old_logp - ref_logp) * ro.mask
                 last = ro.mask.cumsum(1).argmax(1)  # index of each row's last completion token
                 token_rewards[torch.arange(len(last)), last] += ro.rewards
                 adv, returns = gae(token_rewards, old_values, ro.mask, cfg.gamma, cfg.lam)
@@ -361,7 +388,7 @@ class RLTrainer:
                                                      loss_type=cfg.loss_type if cfg.method == "grpo" else "dapo",
                                                      max_len=cfg.max_new_tokens)
             kl = masked_mean(kl_k3(logp, ref_logp), ro.mask)
-            loss = pg_loss + (cfg.kl_coef * kl if cfg.method == "grpo" else 0.0)
+            loss = pg_loss + (self.kl_coef * kl if cfg.method == "grpo" else 0.0)
             if cfg.method == "ppo":
                 v = self.value_model.values(ro.ids)[:, :-1].float()
                 v_clipped = old_values + (v - old_values).clamp(-cfg.value_clip, cfg.value_clip)
@@ -424,6 +451,8 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
     run_dir = Path(cfg.out_dir)
     prior = prior_run(run_dir, cfg.overwrite, lambda st: rl_settings(  # policy and reward: recorded as given
         st.get("config", {}), None, None, None, st.get("tokenizer_fingerprint")))
+    if cfg.kl_coef is None:
+        cfg = replace(cfg, kl_coef=kl_default(cfg.method, prior[0] or prior[1]))
     device = torch.device(cfg.device)
     policy, src_state, tok = load_base(cfg.policy, device, cfg.tokenizer_dir, purpose="align rl --policy")
     reward_model = None

@@ -142,8 +142,8 @@ class KVCache:
     def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device=None, dtype=torch.float32,
                  valid: torch.Tensor | None = None):
         shape = (config.n_layer, batch_size, config.n_head, max_len, config.head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.k = torch.empty(shape, device=device, dtype=dtype)  # a position is read only once written
+        self.v = torch.empty(shape, device=device, dtype=dtype)
         self.max_len = max_len
         self.pos = 0
         self.valid = valid  # (B, max_len) bool, or None: every position is real
