@@ -56,6 +56,8 @@ def hf(run, out_dir, dtype, tokenizer_dir, overwrite):
         ("vocabulary", f"{s.vocab_size:,} (lmforge's padded {s.padded_vocab_size:,}: the padding rows dropped)"),
         ("dtype", s.dtype),
         *([("stops at (eos)", s.eos)] if s.kind != "reward model" else []),
+        *([("score offset", f"lmforge's score = HF's + {s.reward_bias:g} (the head bias HF lacks; margins equal)")]
+          if s.reward_bias else []),
         *((name, f"{size:,} bytes") for name, size in s.files.items()),
     ]:
         table.add_row(what, value)

@@ -21,9 +21,12 @@ greedy generation token for token the same (`lmforge.train.sample.generate` agai
 A reward model (`lmforge align rm`) becomes `ArceeForSequenceClassification` with one label:
 `score.weight` is lmforge's `reward_head.weight`, and HF reads it at the rightmost token that
 is not `pad_token_id` (<|pad|>), which is lmforge's "last real token" because lmforge's
-encoder never emits <|pad|> inside a sequence. HF's head has no bias; lmforge's is trained by
-a loss of score differences only (Bradley-Terry), so its gradient is zero and it stays 0 from
-initialisation. A non-zero bias (an edited checkpoint) is refused, not dropped in silence.
+encoder never emits <|pad|> inside a sequence. HF's head has no bias, and no stock class puts
+one there. lmforge's bias starts at 0 and the Bradley-Terry loss depends on score differences
+only, so its true gradient is 0; yet float rounding leaves a ~1e-9 gradient that Adam
+normalises into real steps (0.0025 after 4 steps at lr 3e-3 in the tests). It is left out and
+recorded (`lmforge_reward_bias` in config.json, a row of the summary): HF's scores are
+lmforge's minus that constant, so every margin, pairwise accuracy and ranking is the same.
 
 Anything in a run's `model_config` this mapping does not know (a feature added to the model
 later: logit soft-capping, QK-norm, value embeddings, ...) is refused by name rather than
@@ -43,6 +46,7 @@ from lmforge.errors import UserError
 ARCHITECTURE = "ArceeForCausalLM"
 REWARD_ARCHITECTURE = "ArceeForSequenceClassification"
 WEIGHTS_FILE = "model.safetensors"
+BIAS_KEY = "lmforge_reward_bias"  # config.json: the reward head's bias, which HF's head lacks
 
 # GPTConfig fields and what they become; a field outside this set is a feature with no mapping.
 MAPPED_FIELDS = {
@@ -76,6 +80,7 @@ class ExportSummary:
     dtype: str
     eos: str
     files: dict[str, int] = field(default_factory=dict)  # name -> bytes
+    reward_bias: float | None = None  # a reward model's head bias, left out: lmforge's score = HF's + this
 
 
 def hf_config(cfg, *, eos_id: int, reward: bool = False, dtype: str = "float32"):
@@ -195,15 +200,12 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
         if reward:
             model, state = load_reward_model(run)
             cfg = model.config
-            bias = float(model.reward_head.bias.detach().abs().max())
-            if bias != 0.0:
-                raise ExportError(f"{run}: reward_head.bias is {model.reward_head.bias.item():g}; {REWARD_ARCHITECTURE}'s "
-                                  "head has no bias (lmforge's Bradley-Terry training keeps it at 0), so the scores would "
-                                  "shift; retrain the reward model with `lmforge align rm`")
+            bias = float(model.reward_head.bias.detach().float().item())
             tensors = hf_state_dict(model.gpt.state_dict(), cfg)
             tensors.pop("lm_head.weight", None)  # the backbone's unused LM head
             tensors["score.weight"] = model.reward_head.weight.detach()
         else:
+            bias = None
             model, state = load_model(run, purpose="export hf")
             cfg = model.config
             tensors = hf_state_dict(model.state_dict(), cfg)
@@ -229,6 +231,8 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
         hf_config(cfg, eos_id=SPECIAL_TOKENS[eos], reward=reward, dtype=dtype).save_pretrained(tmp)
         config = json.loads((tmp / "config.json").read_text())  # transformers < 5 (and vLLM with it) read
         config["rope_theta"] = float(cfg.rope_theta)               # the RoPE base from the top level
+        if reward:
+            config[BIAS_KEY] = bias  # HF's head has none: lmforge's score = HF's score + this
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if not reward:
             from lmforge.tokenize.tokenizer import PAD_ID
@@ -244,6 +248,7 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
         (tmp / "lmforge-export.json").write_text(json.dumps({
             "run": str(run.resolve()), "checkpoint": str(ckpt.resolve()), "step": state.get("step"),
             "kind": kind, "tokenizer_fingerprint": tok.fingerprint, "model_config": cfg.to_dict(),
+            **({BIAS_KEY: bias} if reward else {}),
         }, indent=1) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
@@ -254,4 +259,4 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
     files = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())}
     params = sum(t.numel() for t in tensors.values())  # a tied head counted once, as HF counts it
     return ExportSummary(out_dir, run, ckpt, state.get("step"), kind, REWARD_ARCHITECTURE if reward else ARCHITECTURE,
-                         params, cfg.vocab_size, cfg.padded_vocab_size, dtype, eos, files)
+                         params, cfg.vocab_size, cfg.padded_vocab_size, dtype, eos, files, bias)
