@@ -37,7 +37,7 @@ def hf(run, out_dir, dtype, tokenizer_dir, overwrite):
     Example:
       lmforge export hf runs/sft -o hf/sft
       python -c "from transformers import pipeline; print(pipeline('text-generation', 'hf/sft')('Hi'))"
-      lm_eval --model hf --model_args pretrained=hf/sft --tasks hellaswag
+      lm_eval --model hf --model_args pretrained=hf/sft,add_bos_token=True --tasks hellaswag
     """
     from lmforge.export.hf import export_hf
 
