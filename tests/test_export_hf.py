@@ -8,6 +8,7 @@ ids from `apply_chat_template` against `lmforge.alignment.chat.render`.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,80 @@ def test_bad_runs_are_one_line_errors(tmp_path, tok_dir, case):
                "feature": "logit_softcap with no counterpart"}[case]
     assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "hf").exists()
+
+
+# ---- import: a Llama-family HF folder as --base ------------------------------------------------
+def make_llama_folder(root: Path, tok_dir: Path, *, tie: bool = False, **overrides) -> Path:
+    """A tiny random `LlamaForCausalLM` saved by transformers (random norm gains too), with the
+    lmforge tokenizer beside it."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lmforge.tokenize import Tokenizer
+
+    tok = Tokenizer.load(tok_dir)
+    torch.manual_seed(1)
+    config = LlamaConfig(**{**dict(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                   num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5,
+                                   tie_word_embeddings=tie, rope_parameters={"rope_type": "default", "rope_theta": 500.0},
+                                   bos_token_id=0, eos_token_id=5, pad_token_id=1), **overrides})
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(1.0 if p.dim() == 1 else 0.0, 0.3)
+    model.save_pretrained(root)
+    for name in ("tokenizer.json", "lmforge-tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(tok_dir / name, root / name)
+    return root
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_llama_folder_loads_as_a_gpt_with_its_logits(tmp_path, tok_dir, tok, tie):
+    from transformers import AutoModelForCausalLM
+
+    from lmforge.train.trainer import load_model
+
+    folder = make_llama_folder(tmp_path / "llama", tok_dir, tie=tie)
+    ours, state = load_model(folder)
+    assert ours.config.mlp == "swiglu" and ours.config.norm_eps == 1e-5 and ours.config.intermediate_size == 48
+    assert state["tokenizer_fingerprint"] == tok.fingerprint and not ours.config.tie_embeddings  # a final gain unties
+    theirs = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ids = torch.tensor([tok.encode("the model reads text and learns to predict 42", bos=True)])
+    with torch.no_grad():
+        ref = theirs(ids).logits
+        for kernels in ("plain", "auto"):
+            ours.kernels = kernels
+            assert (ours.eval()(ids)[0][..., : tok.vocab_size] - ref).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"num_key_value_heads": 1}, "grouped KV heads"),
+    ({"attention_bias": True}, "attention_bias"),
+    ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
+])
+def test_llama_features_without_counterpart_are_refused_by_name(tmp_path, tok_dir, override, message):
+    from lmforge.train.trainer import TrainingError, load_model
+
+    folder = make_llama_folder(tmp_path / "llama", tok_dir, **override)
+    with pytest.raises(TrainingError, match=message):
+        load_model(folder)
+
+
+def test_sft_from_a_llama_folder_exports_back_as_llama(tmp_path, tok_dir, tok):
+    from transformers import AutoModelForCausalLM
+
+    from lmforge.alignment.sft_cli import sft
+    from lmforge.export.hf import export_hf
+
+    folder = make_llama_folder(tmp_path / "llama", tok_dir)
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps({"messages": c}) + "\n" for c in CONVERSATIONS * 4))
+    r = CliRunner().invoke(sft, ["--base", str(folder), "--data", str(data), "-o", str(tmp_path / "sft"), "--steps", "2",
+                                 "--batch-size", "2", "--val-fraction", "0", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    summary = export_hf(tmp_path / "sft", tmp_path / "hf")
+    assert summary.architecture == "LlamaForCausalLM" and summary.eos == "<|assistant_end|>"
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    ours = lmforge_model(tmp_path / "sft")
+    ids = torch.tensor([tok.encode("rivers flow to the sea", bos=True)])
+    with torch.no_grad():
+        assert (ours(ids)[0][..., : tok.vocab_size] - theirs(ids).logits).abs().max().item() < 1e-4

@@ -28,6 +28,9 @@ normalises into real steps (0.0025 after 4 steps at lr 3e-3 in the tests). It is
 recorded (`lmforge_reward_bias` in config.json, a row of the summary): HF's scores are
 lmforge's minus that constant, so every margin, pairwise accuracy and ranking is the same.
 
+A run started from an imported Llama (`lmforge.train.hf_import`: `mlp="swiglu"`) goes back out
+as `LlamaForCausalLM`, its `norm_eps` as `rms_norm_eps` (its norm gains stay folded: all ones).
+
 Anything in a run's `model_config` this mapping does not know (a feature added to the model
 later: logit soft-capping, QK-norm, value embeddings, ...) is refused by name rather than
 exported approximately.
@@ -58,7 +61,11 @@ MAPPED_FIELDS = {
     "tie_embeddings": "tie_word_embeddings",
     "mlp_ratio": "intermediate_size / hidden_size",
     "rope_theta": "rope_parameters.rope_theta",
+    "mlp": "hidden_act (relu2: Arcee; swiglu: LlamaForCausalLM's gated silu)",
+    "intermediate_size": "intermediate_size",
+    "norm_eps": "rms_norm_eps",
 }
+LLAMA_ARCHITECTURE = "LlamaForCausalLM"  # runs started from an imported Llama (GPTConfig.mlp == "swiglu")
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
@@ -83,26 +90,32 @@ class ExportSummary:
     reward_bias: float | None = None  # a reward model's head bias, left out: lmforge's score = HF's + this
 
 
+def architecture(cfg, reward: bool = False) -> str:
+    llama = cfg.mlp == "swiglu"
+    return ("LlamaForSequenceClassification" if llama else REWARD_ARCHITECTURE) if reward else LLAMA_ARCHITECTURE if llama else ARCHITECTURE
+
+
 def hf_config(cfg, *, eos_id: int, reward: bool = False, dtype: str = "float32"):
-    """The `transformers.ArceeConfig` of a `GPTConfig` (see the module docstring)."""
+    """The `transformers.ArceeConfig` (`LlamaConfig` for a SwiGLU model) of a `GPTConfig`."""
     import torch
-    from transformers import ArceeConfig
+    from transformers import ArceeConfig, LlamaConfig
 
     from lmforge.tokenize.tokenizer import BOS_ID, PAD_ID
 
     extra = {"num_labels": 1, "id2label": {0: "reward"}, "label2id": {"reward": 0}} if reward else {}
-    return ArceeConfig(
-        architectures=[REWARD_ARCHITECTURE if reward else ARCHITECTURE],
+    llama = cfg.mlp == "swiglu"
+    return (LlamaConfig if llama else ArceeConfig)(
+        architectures=[architecture(cfg, reward)],
         vocab_size=cfg.vocab_size,
         hidden_size=cfg.n_embd,
-        intermediate_size=cfg.mlp_ratio * cfg.n_embd,
+        intermediate_size=cfg.intermediate_size or cfg.mlp_ratio * cfg.n_embd,
         num_hidden_layers=cfg.n_layer,
         num_attention_heads=cfg.n_head,
         num_key_value_heads=cfg.n_head,
         head_dim=cfg.head_dim,
-        hidden_act="relu2",
+        hidden_act="silu" if llama else "relu2",
         max_position_embeddings=cfg.block_size,
-        rms_norm_eps=torch.finfo(torch.float32).eps,
+        rms_norm_eps=cfg.norm_eps if cfg.norm_eps is not None else torch.finfo(torch.float32).eps,
         tie_word_embeddings=cfg.tie_embeddings,
         rope_parameters={"rope_type": "default", "rope_theta": float(cfg.rope_theta)},
         attention_bias=False,
@@ -136,11 +149,15 @@ def hf_state_dict(gpt_state: dict, cfg) -> dict:
             dst + "self_attn.k_proj.weight": k,
             dst + "self_attn.v_proj.weight": v,
             dst + "self_attn.o_proj.weight": gpt_state[src + "attn.proj.weight"],
-            dst + "mlp.up_proj.weight": gpt_state[src + "mlp.fc.weight"],
             dst + "mlp.down_proj.weight": gpt_state[src + "mlp.proj.weight"],
             dst + "input_layernorm.weight": ones(),
             dst + "post_attention_layernorm.weight": ones(),
         }
+        fc = gpt_state[src + "mlp.fc.weight"]
+        if cfg.mlp == "swiglu":  # fc = [gate; up]
+            out[dst + "mlp.gate_proj.weight"], out[dst + "mlp.up_proj.weight"] = fc.chunk(2, dim=0)
+        else:
+            out[dst + "mlp.up_proj.weight"] = fc
     return out
 
 
@@ -258,5 +275,5 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
             shutil.rmtree(tmp, ignore_errors=True)
     files = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())}
     params = sum(t.numel() for t in tensors.values())  # a tied head counted once, as HF counts it
-    return ExportSummary(out_dir, run, ckpt, state.get("step"), kind, REWARD_ARCHITECTURE if reward else ARCHITECTURE,
+    return ExportSummary(out_dir, run, ckpt, state.get("step"), kind, architecture(cfg, reward),
                          params, cfg.vocab_size, cfg.padded_vocab_size, dtype, eos, files, bias)
