@@ -386,3 +386,15 @@ def test_sft_from_a_llama_folder_exports_back_as_llama(tmp_path, tok_dir, tok):
     ids = torch.tensor([tok.encode("rivers flow to the sea", bos=True)])
     with torch.no_grad():
         assert (ours(ids)[0][..., : tok.vocab_size] - theirs(ids).logits).abs().max().item() < 1e-4
+
+
+def test_an_export_imports_back_as_the_same_model(tmp_path, tok_dir):
+    from lmforge.export.hf import export_hf
+    from lmforge.train.trainer import load_model
+
+    run = make_run(tmp_path / "run", tok_dir, tie=True)
+    export_hf(run, tmp_path / "hf")
+    ours, back = lmforge_model(run), load_model(tmp_path / "hf")[0]
+    assert back.config == ours.config  # Arcee -> the same GPTConfig: lmforge's own model, CPU kernels and all
+    V = ours.config.vocab_size  # the padding rows (never a target) come back as zeros
+    assert all(torch.equal(a[:V], b[:V]) for a, b in zip(ours.state_dict().values(), back.state_dict().values()))

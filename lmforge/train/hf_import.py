@@ -58,11 +58,13 @@ def gpt_config(hf: dict, where) -> "GPTConfig":
     found = [name for name, present in problems.items() if present]
     if found:
         raise TrainingError(f"{where}: {', '.join(found)}: no lmforge counterpart, so the model cannot be loaded exactly")
-    return GPTConfig(
+    eps, hidden = float(hf.get("rms_norm_eps", 1e-6)), hf["intermediate_size"]
+    return GPTConfig(  # an `lmforge export hf` folder comes back as the GPTConfig it was written from
         vocab_size=hf["vocab_size"], n_layer=hf["num_hidden_layers"], n_head=heads, n_embd=width,
         block_size=hf.get("max_position_embeddings", 2048), tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))), mlp=ACTIVATIONS[kind][1],
-        intermediate_size=hf["intermediate_size"], norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+        mlp_ratio=hidden // width if hidden % width == 0 else 4, intermediate_size=None if hidden % width == 0 else hidden,
+        norm_eps=None if eps == torch.finfo(torch.float32).eps else eps,
     )
 
 
