@@ -24,7 +24,7 @@ def export() -> None:
               help="Data type of the exported weights.")
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the run's].")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty -o folder.")
-@locks_output("out_dir", file=True)
+@locks_output("out_dir")
 def hf(run, out_dir, dtype, tokenizer_dir, overwrite):
     """Write RUN (its newest checkpoint, or a step_N folder) as a Hugging Face model folder.
 

@@ -184,13 +184,14 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
     """Write `out_dir`: config.json, model.safetensors, generation_config.json and the complete
     tokenizer (tokenizer.json adding <|bos|>, tokenizer_config.json with the chat template).
 
-    The folder is built under a temporary name and renamed, so it is whole or absent. An
-    existing non-empty `out_dir` is refused unless `overwrite`.
+    Every file is written into `out_dir/.tmp-export-PID/` first and renamed into place only
+    when all are written. An existing non-empty `out_dir` is refused unless `overwrite`.
     """
     import torch
     from safetensors.torch import save_file
 
     from lmforge.alignment.reward import AlignmentError, load_reward_model, load_tokenizer
+    from lmforge.locks import LOCK_NAME
     from lmforge.tokenize.hf import ASSISTANT_END, BOS, with_bos_processor, write_hf_tokenizer_config
     from lmforge.tokenize.tokenizer import META_FILE, SPECIAL_TOKENS, TOKENIZER_FILE
     from lmforge.train.trainer import REWARD_MODEL_KIND, TrainingError, load_model, read_state
@@ -204,7 +205,10 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
     run, out_dir = Path(run), Path(out_dir)
     if not run.exists():
         raise ExportError(f"{run}: no such run; pass a run folder of `lmforge train` or `lmforge align ...`")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir}: a file, not a folder; choose another -o folder")
+    earlier = [p for p in out_dir.iterdir() if p.name != LOCK_NAME and not p.name.startswith(".tmp-")] if out_dir.is_dir() else []
+    if earlier and not overwrite:
         raise ExportError(f"{out_dir}: not empty; choose another -o folder, or pass --overwrite to replace it")
     if out_dir.resolve() == run.resolve() or run.resolve() in out_dir.resolve().parents:
         raise ExportError(f"{out_dir}: inside the run {run}; choose a folder outside it")
@@ -236,7 +240,7 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
     eos = ASSISTANT_END if chat or reward else BOS  # where `lmforge chat` / `lmforge sample` stop
     kind = "reward model" if reward else "chat model" if chat else "language model"
 
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    tmp = out_dir / f".tmp-export-{os.getpid()}"  # inside the locked folder: a killed export's is removed by the next
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -267,13 +271,14 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
             "kind": kind, "tokenizer_fingerprint": tok.fingerprint, "model_config": cfg.to_dict(),
             **({BIAS_KEY: bias} if reward else {}),
         }, indent=1) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
-        os.rename(tmp, out_dir)
+        for path in earlier:  # --overwrite
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        for path in tmp.iterdir():  # each rename is atomic; the files were all written first
+            os.replace(path, out_dir / path.name)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    files = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())}
+    files = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.name != LOCK_NAME}
     params = sum(t.numel() for t in tensors.values())  # a tied head counted once, as HF counts it
     return ExportSummary(out_dir, run, ckpt, state.get("step"), kind, architecture(cfg, reward),
                          params, cfg.vocab_size, cfg.padded_vocab_size, dtype, eos, files, bias)
