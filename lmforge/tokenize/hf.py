@@ -9,12 +9,13 @@ template. `tokenizer_config.json` beside it completes the folder, so that
     >>> tok.apply_chat_template(conv, tokenize=True)           # == lmforge.alignment.chat.render(conv, ...)[0]
     >>> tok.apply_chat_template(conv[:-1], add_generation_prompt=True)  # == render_prompt(conv[:-1], ...)
 
-`add_bos_token` is honoured by `transformers` 5's tokenizer backend; `with_bos_processor`
-also writes it into a `tokenizer.json` (a `TemplateProcessing` post-processor, as Llama 3's
-tokenizer does), for older `transformers`, vLLM and llama.cpp's converter. lmforge itself never
-runs the post-processor (it encodes with `add_special_tokens=False`), but the file's sha256 is
-the tokenizer's fingerprint, so `lmforge tokenizer train` leaves its `tokenizer.json` as it was
-and only `lmforge export hf` writes the post-processor, into its copy.
+BOS comes from `tokenizer.json` itself: `lmforge tokenizer train` gives it a `TemplateProcessing`
+post-processor (`bos_processor`), as Llama 3's tokenizer has, because `transformers` 5 ignores
+`add_bos_token` from the config when a `tokenizer.json` is present (the config still says it, for
+readers that use it). lmforge never runs the post-processor (it encodes with
+`add_special_tokens=False`). A tokenizer trained before keeps its bytes (their sha256 is the
+fingerprint that shards and runs record): a rerun of `tokenizer train` adds only the config, and
+`lmforge export hf` writes the post-processor into its copy (`with_bos_processor`).
 
 One difference is inherent: lmforge encodes a message's content as ordinary text (a literal
 "<|assistant_end|>" typed by a user stays bytes), while `transformers` tokenises the rendered
