@@ -244,15 +244,15 @@ def main(argv=None) -> dict:
         mb = sum(len(t.encode()) for t in texts) / 1e6
         log(f"encoding {mb:.1f} MB, best of {args.repeats} ...", quiet=quiet)
         ours_ids = tok3.encode_batch(texts)
-        ref_ids = [e.ids for e in hf.encode_batch(texts)]
+        ref_ids = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
         identical = ours_ids == ref_ids
         mismatched = sum(a != b for a, b in zip(ours_ids, ref_ids))
         del ours_ids, ref_ids
         encoders = {
             "ours": lambda: tok3.encode_batch(texts),
             "ours1": lambda: tok3.encode_batch(texts, num_threads=1),
-            "hf": lambda: hf.encode_batch(texts),
-            "hf_fast": lambda: hf.encode_batch_fast(texts),
+            "hf": lambda: hf.encode_batch(texts, add_special_tokens=False),
+            "hf_fast": lambda: hf.encode_batch_fast(texts, add_special_tokens=False),
             "tt": lambda: tok3._tt.encode_ordinary_batch(texts),
         }
         best = dict.fromkeys(encoders, float("inf"))

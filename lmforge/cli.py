@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "align": "lmforge.alignment.cli:align",
     "chat": "lmforge.alignment.chat_cli:chat",
     "eval": "lmforge.alignment.eval_cli:eval_group",
+    "export": "lmforge.export.cli:export",
     "pipeline": "lmforge.pipelines.pipeline_cli:pipeline",
     "demo": "lmforge.pipelines.demo_cli:demo",
 }
@@ -47,6 +48,7 @@ SUMMARIES: dict[str, str] = {
     "align": "Alignment: SFT, reward model, DPO, RL (GRPO, PPO).",
     "chat": "Chat with a run's newest checkpoint.",
     "eval": "Evaluate alignment runs on held-out data: reward models, policies, win rates.",
+    "export": "Export runs: a Hugging Face model folder (transformers, lm-eval, vLLM).",
     "pipeline": "Run a recipe (TOML) that chains every stage into one folder.",
     "demo": "Every stage, crawl to chat model, on built-in samples (offline).",
 }
@@ -329,6 +331,7 @@ def main(verbose: int, debug: bool) -> None:
       lmforge train           -m mix.json -p tiny --steps 300 -o runs/tiny
       lmforge align sft       --base runs/tiny --data alpaca.json -o runs/sft
       lmforge chat            runs/sft --prompt "Hello"
+      lmforge export hf       runs/sft -o hf/sft                # transformers, lm-eval, vLLM
       lmforge pipeline run    recipe.toml -o runs/web           # all of the above from one recipe
       lmforge demo                                              # every stage on a built-in sample
     """

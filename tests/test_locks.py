@@ -88,6 +88,7 @@ COMMANDS = [
     ["align", "rl", "--policy", "{x}", "--prompts", "{x}", "-o", "OUT"],
     ["pipeline", "run", str(REPO / "recipes" / "tiny-shared-data.toml"), "-o", "OUT"],
     ["demo", "-o", "OUT"],
+    ["export", "hf", "{x}", "-o", "OUT"],
 ]
 
 

@@ -346,6 +346,7 @@ def _load_base(cfg: SFTConfig, device: str):
     except TrainingError as exc:
         raise SFTError(f"--base {exc}") from None
     base_ckpt = Path(cfg.base) if (Path(cfg.base) / "state.json").is_file() else latest_checkpoint(cfg.base)
+    base_ckpt = base_ckpt or Path(cfg.base)  # a Hugging Face model folder
     tok_dir = cfg.tokenizer_dir or state.get("tokenizer_dir")
     if not tok_dir:
         raise SFTError(f"{base_ckpt}: the checkpoint names no tokenizer; pass --tokenizer DIR")

@@ -15,7 +15,7 @@ def _console():
 
 
 @click.command("sft")
-@click.option("--base", required=True, type=LocalPath(), help="Pretrained run (its newest checkpoint) or a checkpoint folder.")
+@click.option("--base", required=True, type=LocalPath(), help="Pretrained run (its newest checkpoint), a checkpoint folder, or a Llama-family Hugging Face model folder.")
 @click.option("--data", "data", required=True, multiple=True, type=LocalPath(),
               help="Conversation file: Alpaca JSON, messages JSONL, self-instruct JSONL, ShareGPT JSON (repeatable).")
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")

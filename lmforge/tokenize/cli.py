@@ -71,7 +71,7 @@ def tokenizer() -> None:
 
 @tokenizer.command()
 @click.argument("inputs", nargs=-1, required=True, type=LocalPath())
-@click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Folder for tokenizer.json and lmforge-tokenizer.json.")
+@click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Folder for tokenizer.json, lmforge-tokenizer.json and tokenizer_config.json.")
 @click.option("--vocab-size", type=click.IntRange(min=1), default=32768, show_default=True, help="Tokens in the vocabulary, 16 reserved specials and 256 bytes included.")
 @click.option("--sample-bytes", type=ByteSize(), default="200MB", show_default=True, help="UTF-8 text to train on (bounds memory): a seeded sample of the inputs.")
 @click.option("--max-doc-chars", type=click.IntRange(min=1), default=10_000, show_default=True, help="Each document is cut to this many characters before sampling.")
@@ -164,6 +164,7 @@ def _train_summary(console, result, cfg) -> None:
         ("fingerprint", meta["fingerprint"][:23] + "…"),
         ("tokenizer", str(result.directory / "tokenizer.json")),
         ("metadata", str(result.directory / "lmforge-tokenizer.json")),
+        ("transformers", f"{result.directory / 'tokenizer_config.json'} (AutoTokenizer: BOS on encode, chat template)"),
     ]
     for k, v in rows:
         table.add_row(k, v)

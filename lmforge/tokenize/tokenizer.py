@@ -1,9 +1,11 @@
 """The lmforge tokenizer: byte-level BPE with reserved special tokens and a fast encoder.
 
-A tokenizer folder holds two files, both written by `lmforge tokenizer train`:
+A tokenizer folder holds these files, written by `lmforge tokenizer train` (and
+`tokenizer_config.json`, the `transformers` view: `lmforge.tokenize.hf`):
 
 - `tokenizer.json`: a Hugging Face `tokenizers` file (byte-level BPE, GPT-4-style split,
-  no normaliser, no unknown token). `tokenizers.Tokenizer.from_file` loads it as is.
+  no normaliser, no unknown token; a post-processor puts `<|bos|>` first when `tokenizers` or
+  `transformers` encode with special tokens). `tokenizers.Tokenizer.from_file` loads it as is.
 - `lmforge-tokenizer.json`: what later stages need without parsing the first file: the
   special tokens and their ids, the fingerprint (sha256 of the `tokenizer.json` bytes), the
   split pattern, the vocabulary size and the UTF-8 byte length of every token id (0 for the

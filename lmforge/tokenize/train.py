@@ -15,7 +15,9 @@ unknown token is possible), the 16 reserved specials first (ids 0..15), a GPT-4-
 decode(encode(x)) == x for every string.
 
 Outputs are written atomically (NAME.tmp then rename): `tokenizer.json` first, then
-`lmforge-tokenizer.json`, whose presence marks a finished run. A rerun with the same settings
+`tokenizer_config.json` (what `transformers.AutoTokenizer` needs beyond it: BOS/EOS/pad, BOS
+added on encode, the chat template; `lmforge.tokenize.hf`), then `lmforge-tokenizer.json`,
+whose presence marks a finished run. A rerun with the same settings
 and inputs finds it and skips the work; one with other settings or inputs is refused by name
 (`lmforge.settings`) unless `overwrite`: shards and manifests made with the old tokenizer would
 silently no longer match it.
@@ -36,6 +38,7 @@ import orjson
 
 from lmforge.documents import write_bytes_atomic as _atomic_write
 from lmforge.documents import find_document_files, iter_documents
+from lmforge.tokenize.hf import HF_CONFIG_FILE, bos_processor, write_hf_tokenizer_config
 from lmforge.tokenize.tokenizer import (
     META_FILE,
     META_FORMAT,
@@ -171,7 +174,7 @@ def build_trainer_tokenizer(cfg: TrainConfig):
         ]
     )
     tok.decoder = decoders.ByteLevel()
-    tok.post_processor = None
+    tok.post_processor = bos_processor()  # <|bos|> first when `transformers` encodes; lmforge never runs it
     trainer = trainers.BpeTrainer(
         vocab_size=cfg.vocab_size,
         min_frequency=cfg.min_frequency,
@@ -266,6 +269,8 @@ def train_tokenizer(
             old = {}
         train_info = old.get("training", {}) if isinstance(old, dict) else {}
         if train_info.get("settings") == settings and train_info.get("inputs") == signature:
+            if not (out_dir / HF_CONFIG_FILE).is_file():  # trained before lmforge wrote it
+                write_hf_tokenizer_config(out_dir)
             return TrainResult(out_dir, Tokenizer.load(out_dir), old, skipped=True)
         _refuse_other_settings(out_dir, train_info, settings, signature)
     elif (out_dir / TOKENIZER_FILE).is_file() and not meta_path.is_file() and not overwrite:
@@ -330,6 +335,7 @@ def train_tokenizer(
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)  # a run killed between the two writes is then redone
     _atomic_write(out_dir / TOKENIZER_FILE, data)
+    write_hf_tokenizer_config(out_dir)  # before the metadata, whose presence marks a finished run
     _atomic_write(meta_path, orjson.dumps(meta))
     tok.meta = meta
     tok.path = out_dir

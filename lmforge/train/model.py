@@ -18,6 +18,8 @@ plus a KV cache for generation. Choices, and why:
   pays for every temporary, `GPT.ops` swaps in `cpu_kernels.CPU_OPS`: the same functions
   with hand-written backwards and a loss that never forms the logits (equal to these to
   float rounding; tests/test_model.py checks the whole model's loss and gradients).
+- `mlp="swiglu"`, `intermediate_size` and `norm_eps` hold Llama-family models imported from Hugging
+  Face (`lmforge.train.hf_import`; their RMSNorm gains are folded into the next matrix).
 
 FLOPs per token for MFU follow the PaLM formula nanoGPT uses: 6N + 12·layers·context·width,
 with N the parameters in matrix products (the output head included, the input embedding
@@ -27,7 +29,7 @@ lookup not); see `GPT.flops_per_token`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
 import torch
@@ -51,6 +53,9 @@ class GPTConfig:
     tie_embeddings: bool = False  # share the input embedding with the output head
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
     rope_theta: float = 10000.0
+    mlp: str = "relu2"  # or "swiglu": silu(gate) * up, fc = [gate; up] (Llama, from lmforge.train.hf_import)
+    intermediate_size: int | None = None  # MLP hidden width; None: mlp_ratio * n_embd
+    norm_eps: float | None = None  # RMSNorm epsilon; None: the dtype's machine epsilon
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -59,6 +64,8 @@ class GPTConfig:
             raise ValueError(f"head size {self.n_embd // self.n_head} must be even for RoPE; change n_head or n_embd")
         if self.vocab_size < 1 or self.block_size < 1 or self.n_layer < 1:
             raise ValueError("vocab_size, block_size and n_layer must be positive")
+        if self.mlp not in ("relu2", "swiglu"):
+            raise ValueError(f"mlp={self.mlp!r}: choose relu2 or swiglu")
 
     @property
     def padded_vocab_size(self) -> int:
@@ -68,8 +75,8 @@ class GPTConfig:
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> dict:  # the fields after rope_theta only when set: lmforge's own model_config is unchanged
+        return {k: v for i, (k, v) in enumerate(asdict(self).items()) if i < 8 or v != getattr(GPTConfig, k)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
@@ -92,9 +99,9 @@ def rotary_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tenso
 
 
 # ---- the model's functions, in plain PyTorch -------------------------------------------------
-def rms_norm(x: torch.Tensor) -> torch.Tensor:
-    """Parameter-free RMSNorm over the last dimension, eps = the dtype's machine epsilon."""
-    return F.rms_norm(x, (x.size(-1),))
+def rms_norm(x: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+    """Parameter-free RMSNorm over the last dimension, eps = the dtype's machine epsilon by default."""
+    return F.rms_norm(x, (x.size(-1),), eps=eps)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -106,6 +113,11 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 def relu_squared(x: torch.Tensor) -> torch.Tensor:
     return F.relu(x).square()
+
+
+def swiglu(x: torch.Tensor) -> torch.Tensor:
+    gate, up = x.chunk(2, dim=-1)  # (B, T, 2H) -> (B, T, H) each
+    return F.silu(gate) * up
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -200,11 +212,12 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.fc = nn.Linear(config.n_embd, config.mlp_ratio * config.n_embd, bias=False)
-        self.proj = nn.Linear(config.mlp_ratio * config.n_embd, config.n_embd, bias=False)
+        H, self.act = config.intermediate_size or config.mlp_ratio * config.n_embd, swiglu if config.mlp == "swiglu" else None
+        self.fc = nn.Linear(config.n_embd, (2 if self.act else 1) * H, bias=False)
+        self.proj = nn.Linear(H, config.n_embd, bias=False)
 
     def forward(self, x, ops: Ops = PLAIN_OPS):
-        return self.proj(ops.relu_squared(self.fc(x)))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
+        return self.proj((self.act or ops.relu_squared)(self.fc(x)))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
 
 
 class Block(nn.Module):
@@ -257,6 +270,8 @@ class GPT(nn.Module):
     def ops(self, device: torch.device) -> Ops:
         """The functions for inputs on `device`: the CPU kernels on a CPU (unless `kernels` is
         "plain"), the plain ones elsewhere, where `torch.compile` fuses them."""
+        if self.config.norm_eps is not None:  # an imported model's RMSNorm epsilon
+            return replace(PLAIN_OPS, rms_norm=lambda x: rms_norm(x, self.config.norm_eps))
         if device.type == "cpu" and self.kernels == "auto":
             from lmforge.train.cpu_kernels import CPU_OPS
 

@@ -673,8 +673,13 @@ def load_model(ckpt: str | os.PathLike, device: str | torch.device = "cpu", purp
 
     The checkpoint is verified first (`verify_checkpoint`): a bad one raises CheckpointError
     naming the file and, for a run, its newest good checkpoint to pass instead. A reward-model
-    run is refused by name (`purpose` says who needed a language model)."""
+    run is refused by name (`purpose` says who needed a language model). A Llama-family Hugging
+    Face folder (config.json + safetensors) is imported (`lmforge.train.hf_import`)."""
     run = ckpt = Path(ckpt)
+    from lmforge.train.hf_import import is_hf_folder, load_hf_model
+
+    if is_hf_folder(ckpt):
+        return load_hf_model(ckpt, device)
     if not (ckpt / STATE_FILE).is_file() and not (ckpt.parent.name == CHECKPOINTS and ckpt.name.startswith("step_")):
         found = latest_checkpoint(ckpt)
         if found is None:

@@ -1,0 +1,1 @@
+"""lmforge.export: runs out to other ecosystems (`lmforge export hf`: a Hugging Face model folder)."""
