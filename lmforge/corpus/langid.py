@@ -113,11 +113,14 @@ class LanguageIdentifier:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in _LOADED:
-            import fasttext
+            # the binding itself, as fasttext.FastText._FastText does: its Python wrapper imports
+            # NumPy (~0.15 s of every start) and load_model prints a deprecation warning
+            import fasttext_pybind
 
             try:
-                # _FastText directly: fasttext.load_model prints a deprecation warning to stderr
-                _LOADED[key] = fasttext.FastText._FastText(model_path=str(path)).f
+                model = fasttext_pybind.fasttext()
+                model.loadModel(str(path))
+                _LOADED[key] = model
             except Exception as exc:  # fastText raises ValueError/RuntimeError on a bad file
                 raise ValueError(f"cannot load fastText language-ID model {path}: {exc}") from exc
         return _LOADED[key]
