@@ -139,7 +139,9 @@ def fresh_run(kind: str, inputs_dir: str, out: Path, tasks: int, workers: int) -
     import subprocess
 
     cmd = [sys.executable, __file__, "--one", kind, inputs_dir, str(out), str(tasks), str(workers)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # the inputs are the same pages --copies times: lmforge's class-string cache, which serves a
+    # crawl's pages of one site, would make every copy after the first cheaper; keep it per page
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "LMFORGE_CLASS_CACHE": "0"})
     if proc.returncode != 0:
         sys.exit(f"{kind} run failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -85,6 +85,7 @@ Each 1% of pages sent to trafilatura costs ~5% of throughput.
 from __future__ import annotations
 
 import functools
+import os
 import re
 
 __all__ = ["extract_main_text", "extract_main_text_with_info", "FAST", "FALLBACK", "EMPTY"]
@@ -441,8 +442,10 @@ def _ancestor_ids(node) -> set[int]:
 _KEY_CACHE: dict[tuple[str, str], tuple[int, bool, bool]] = {}
 # The cache lives across pages, up to this many strings (~10 MB), then starts over: pages of one
 # site, and of one CMS, repeat their class strings (the 181 news pages, 13 of them from distinct
-# sites: 30,227 (class, id) strings page by page, 18,221 distinct).
-_KEY_CACHE_MAX = 50_000
+# sites: 30,227 (class, id) strings page by page, 18,221 distinct). LMFORGE_CLASS_CACHE=0 keeps
+# it to one page: benchmarks that repeat the same pages to last longer set it, so a copy is not
+# faster than the first time.
+_KEY_CACHE_MAX = int(os.environ.get("LMFORGE_CLASS_CACHE", "50000"))
 
 
 def clear_caches() -> None:

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from lmforge.train.presets import PRESETS  # name -> shape (torch-free, for the CLI's --help)
 
 VOCAB_MULTIPLE = 64
+_IMPORT_FIELDS = ("mlp", "intermediate_size", "norm_eps")  # set by Llama-family imports only
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,8 @@ class GPTConfig:
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
-    def to_dict(self) -> dict:  # the fields after rope_theta only when set: lmforge's own model_config is unchanged
-        return {k: v for i, (k, v) in enumerate(asdict(self).items()) if i < 8 or v != getattr(GPTConfig, k)}
+    def to_dict(self) -> dict:  # the import-only fields only when set: lmforge's own model_config is unchanged
+        return {k: v for k, v in asdict(self).items() if k not in _IMPORT_FIELDS or v != getattr(GPTConfig, k)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
