@@ -322,3 +322,18 @@ def test_a_nonfinite_loss_read_late_stops_before_the_next_checkpoint(mix, tmp_pa
     assert "loss is nan at step 5" in r.output and "no checkpoint was written after it" in r.output
     assert sorted(p.name for p in (out / CHECKPOINTS).iterdir()) == ["step_00000004"]
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_preset_micro_batch_shrinks_to_split_the_global_batch_over_processes():
+    """`torchrun --nproc_per_node 2 ... -p tiny` (the README's example): the preset's micro-batch
+    is a default, so it becomes the largest that splits the global batch; one asked for is kept
+    and refused with the fix when it cannot."""
+    from lmforge.train.trainer import TrainConfig, TrainingError
+
+    cfg = TrainConfig(manifest="m.json", out_dir="run", preset="tiny", steps=1)
+    cfg.validate(2)
+    assert cfg.batch_tokens % (cfg.context * cfg.micro_batch * 2) == 0
+    assert cfg.micro_batch == cfg.batch_tokens // (cfg.context * 2)
+    asked = TrainConfig(manifest="m.json", out_dir="run", preset="tiny", steps=1, micro_batch=cfg.micro_batch * 2)
+    with pytest.raises(TrainingError, match="or a smaller --micro-batch"):
+        asked.validate(2)

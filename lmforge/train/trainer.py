@@ -142,6 +142,7 @@ class TrainConfig:
             raise TrainingError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
         batch, micro, lr = PRESET_DEFAULTS[self.preset]
         self.batch_tokens = batch if self.batch_tokens is None else self.batch_tokens
+        self._micro_from_preset = self.micro_batch is None  # validate() may then make it smaller
         self.micro_batch = micro if self.micro_batch is None else self.micro_batch
         self.lr = lr if self.lr is None else self.lr
         if self.steps < 1:
@@ -173,6 +174,15 @@ class TrainConfig:
         """Check that the global batch splits into whole micro-batches on every rank."""
         T = self.context
         unit = T * self.micro_batch * world_size
+        if self.batch_tokens % unit and getattr(self, "_micro_from_preset", False):
+            # the preset's micro-batch is a default, not a request: the largest one that splits
+            # the global batch over these processes (torchrun -p tiny on 2 processes: 32 -> 16)
+            fits = [m for m in range(self.micro_batch, 0, -1) if self.batch_tokens % (T * m * world_size) == 0]
+            if fits:
+                log.info("micro-batch %d -> %d: --batch-tokens %d over %d process(es) of context %d",
+                         self.micro_batch, fits[0], self.batch_tokens, world_size, T)
+                self.micro_batch = fits[0]
+                unit = T * self.micro_batch * world_size
         if self.batch_tokens % unit:
             lower = max(unit, self.batch_tokens // unit * unit)
             raise TrainingError(
