@@ -240,3 +240,20 @@ def test_root_help_lists_every_command_without_importing_them():
     assert "IMPORTED []" in out
     for name in COMMANDS:
         assert f"  {name} " in out
+
+
+def test_url_output_is_refused_not_written_as_a_local_folder(tmp_path, monkeypatch):
+    """`-o s3://bucket/out` used to exit 0 and write a local folder named `s3:`; a URL where
+    the command cannot read or write one is refused by name."""
+    from click.testing import CliRunner
+
+    from lmforge.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    warc = tmp_path / "crawl.warc.gz"
+    warc.write_bytes(b"")
+    result = CliRunner().invoke(main, ["corpus", "extract", str(warc), "-o", "s3://bucket/out", "--no-progress"])
+    assert result.exit_code == 2 and "s3://bucket/out: URLs are not read or written here" in result.output
+    assert not (tmp_path / "s3:").exists()
+    result = CliRunner().invoke(main, ["corpus", "dedup", "s3://bucket/docs", "-o", "out"])
+    assert result.exit_code == 2 and "use a local or shared-filesystem path" in result.output

@@ -33,7 +33,7 @@ def corpus() -> None:
 def run_options(func):
     """Options shared by `extract` and `process`."""
 
-    @click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+    @click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
     @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Output folder.")
     @click.option("--languages", default=None, metavar="en,de,...", help="Keep only these languages (LID-176 codes).")
     @click.option("--min-language-score", type=Finite(0, 1), default=None, help="Minimum fastText language score.")

@@ -11,7 +11,7 @@ from lmforge.locks import locks_output
 @click.command()
 @click.option("-o", "--output", "output_dir", default="demo-out", show_default=True, type=LocalPath(file_okay=False),
               help="Folder for every stage's output.")
-@click.option("--warc", multiple=True, type=LocalPath(dir_okay=False), help="Run on this WARC file (path or URL, repeatable) instead of the built-in sample.")
+@click.option("--warc", multiple=True, type=LocalPath(dir_okay=False, urls=True), help="Run on this WARC file (path or URL, repeatable) instead of the built-in sample.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes for the corpus stages.")
 @click.option("--languages", default="en", show_default=True, help="Languages the corpus keeps (comma separated; 'all' keeps every one).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
