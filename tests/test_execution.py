@@ -35,6 +35,18 @@ def test_slurm_executor_is_built_from_the_same_pipeline(tmp_path):
     assert [type(s).__name__ for s in executor.pipeline] == [type(s).__name__ for s in pipeline]
 
 
+def test_cluster_executors_run_every_task_at_once_by_default(tmp_path):
+    """--workers unset: 1 locally, every task on Slurm and Ray (it was 1 everywhere, so
+    `--executor slurm --tasks 1000` became `#SBATCH --array=0-999%1`)."""
+    assert ExecutorConfig().workers == 1 and ExecutorConfig(tasks=8).workers == 1
+    assert ExecutorConfig(executor="ray", tasks=8).workers == 8
+    assert ExecutorConfig(executor="slurm", tasks=8, workers=2, slurm_partition="cpu").workers == 2
+    config = CorpusConfig(inputs=["x.warc.gz"], output_dir=str(tmp_path / "out"), mode="process")
+    pipeline = build_pipeline(config, ["x.warc.gz"], progress=False)
+    executor = make_executor(pipeline, ExecutorConfig(executor="slurm", tasks=1000, slurm_partition="cpu"), tmp_path / "logs")
+    assert executor.workers == 1000
+
+
 def test_ray_executor_needs_ray_or_says_how_to_get_it(tmp_path):
     pytest.importorskip("datatrove.executor")
     try:

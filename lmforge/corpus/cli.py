@@ -44,7 +44,7 @@ def run_options(func):
     @click.option("--keep-rejected", is_flag=True, help="Write rejected documents to OUT/rejected/<reason>/.")
     @click.option("--limit", type=click.IntRange(min=-1), default=-1, help="Stop each task after this many pages (quick looks).")
     @click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True, help="Number of tasks the input files are split into.")
-    @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Tasks run at once (processes).")
+    @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tasks run at once (processes) [local: 1; slurm, ray: every task].")
     @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True, help="datatrove executor.")
     @click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm).")
     @click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit per task.")

@@ -30,7 +30,7 @@ from lmforge.locks import locks_output
 @click.option("--explain", is_flag=True, help="Print the LSH parameters and the probability curve, then exit.")
 @click.option("--executor", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True)
 @click.option("--tasks", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks per stage (files and bucket shards are spread over them).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks running at once.")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Tasks running at once [local: 1; slurm, ray: every task].")
 @click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm).")
 @locks_output("output", clean=lambda kw: kw["executor"] != "slurm", skip=lambda kw: kw["explain"])
 def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, slurm_partition):

@@ -24,7 +24,9 @@ class ExecutorConfig:
 
     executor: str = "local"
     tasks: int = 1
-    workers: int = 1
+    #: tasks run at once; None: 1 on the local executor, every task on Slurm or Ray (the cluster's
+    #: scheduler limits them; 1 there made `--tasks 1000` an `--array=0-999%1`, one at a time)
+    workers: int | None = None
     #: Slurm only: partition, time limit, extra sbatch options
     slurm_partition: str | None = None
     slurm_time: str = "24:00:00"
@@ -37,6 +39,8 @@ class ExecutorConfig:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
         if self.tasks < 1:
             raise ValueError(f"tasks must be >= 1 (got {self.tasks})")
+        if self.workers is None:
+            self.workers = 1 if self.executor == "local" else self.tasks
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1 (got {self.workers})")
         if self.executor == "slurm" and not self.slurm_partition:
