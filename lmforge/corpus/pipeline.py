@@ -204,7 +204,7 @@ def run_corpus(
     start = time.perf_counter()
     make_executor(pipeline, executor, logging_dir, verbose=verbose).run()
     seconds = time.perf_counter() - start
-    if executor.executor != "local":
+    if executor.executor == "slurm":  # sbatch returns at once; Ray's run() waits for every task
         return {"submitted": True, "executor": executor.executor, "logging_dir": str(logging_dir)}
     stats = collect_stats(logging_dir, tasks=executor.tasks)
     _record_run(out, seconds)
