@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import functools
 import http.server
 import threading
@@ -93,3 +95,40 @@ def test_missing_url_is_a_clear_error(tmp_path, http_root):
     result = CliRunner().invoke(main, ["corpus", "extract", f"{base}/missing.warc.gz", "-o", str(tmp_path / "o")])
     assert result.exit_code != 0
     assert "missing.warc.gz" in result.output and "Traceback" not in result.output
+
+
+def test_corpus_status_reports_progress_then_writes_the_stats(tmp_path):
+    """`corpus status OUT` for a run submitted elsewhere (Slurm returns at once): tasks done,
+    a task with a log but no completion named with its log's last line and exit 1; once every
+    task is done, the summary and OUT/stats.json as a local run writes them (its counts)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from lmforge.cli import main
+    from lmforge.pipelines.sample import write_sample_warc
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_sample_warc(inputs / "a.warc.gz")
+    write_sample_warc(inputs / "b.warc.gz")
+    out = tmp_path / "out"
+    done = CliRunner().invoke(main, ["corpus", "extract", str(inputs), "-o", str(out), "--tasks", "2", "--workers", "1", "--no-progress"])
+    assert done.exit_code == 0, done.output
+    local = json.loads((out / "stats.json").read_text())
+    # as a Slurm run looks while task 1 still runs (or has failed): its log, no completion, no stats
+    state = out / ".lmforge" / "extract"
+    (state / "completions" / "00001").unlink()
+    shutil.move(state / "stats" / "00001.json", tmp_path / "00001.json")
+    (out / "stats.json").unlink()
+    result = CliRunner().invoke(main, ["corpus", "status", str(out)])
+    assert result.exit_code == 1
+    assert "1/2 tasks done, 1 started and not finished" in result.output and "task_00001.log" in result.output
+    assert not (out / "stats.json").exists()
+    (state / "completions" / "00001").write_text("")
+    shutil.move(tmp_path / "00001.json", state / "stats" / "00001.json")
+    result = CliRunner().invoke(main, ["corpus", "status", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads((out / "stats.json").read_text())
+    assert written["summary"] == local["summary"] and written["tasks_done"] == 2 and "task_seconds" in written
+    assert CliRunner().invoke(main, ["corpus", "status", str(tmp_path)]).exit_code == 1  # no run: one-line error

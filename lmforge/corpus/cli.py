@@ -18,7 +18,8 @@ from lmforge.corpus.execution import EXECUTORS
 
 @click.group(
     cls=LazyGroup,
-    lazy={"dedup": "lmforge.corpus.dedup_cli:dedup", "process": "lmforge.corpus.process_cli:process"},
+    lazy={"dedup": "lmforge.corpus.dedup_cli:dedup", "process": "lmforge.corpus.process_cli:process",
+          "status": "lmforge.corpus.status_cli:status"},
 )
 def corpus() -> None:
     """Crawl dumps (WARC/WET) -> clean, language-labelled, filtered, deduplicated documents.

@@ -1,0 +1,79 @@
+"""Where a corpus run stands, read from its folder: for runs submitted to Slurm, which return at once.
+
+`corpus_status(out)` reads what datatrove's executors leave in `OUT/.lmforge/<mode>/`: the task
+count (`executor.json`), one completion marker per finished task (`completions/NNNNN`), the
+per-task counts (`stats/NNNNN.json`) and logs (`logs/task_NNNNN.log`). A task with a log but
+no completion either is still running or failed; its log's last line says which. When every
+task is done it writes `OUT/stats.json` as a local run does (unless a finished one is there),
+with `seconds` left out (a submission does not know the wall time; `task_seconds`, the
+tasks' own time summed, is there).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmforge.corpus.pipeline import STATE_DIR, collect_stats, write_json_atomic
+from lmforge.errors import UserError
+
+MODES = ("process", "extract")
+
+
+class StatusError(UserError):
+    """The folder holds no corpus run."""
+
+
+@dataclass
+class RunStatus:
+    out: Path
+    mode: str
+    tasks: int
+    done: list[int] = field(default_factory=list)
+    started: dict[int, str] = field(default_factory=dict)  # task -> last line of its log (running or failed)
+    stats: dict | None = None  # merged counts, once every task is done
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) == self.tasks
+
+
+def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
+    """The state of the corpus run in `out`; writes `out/stats.json` when all tasks are done
+    (and `write`)."""
+    out = Path(out)
+    found = [m for m in MODES if (out / STATE_DIR / m / "executor.json").is_file()]
+    if not found:
+        raise StatusError(
+            f"{out}: no corpus run here (no {STATE_DIR}/process or {STATE_DIR}/extract with executor.json); "
+            "give the -o folder of `lmforge corpus process` or `extract`")
+    mode = found[0]
+    logging_dir = out / STATE_DIR / mode
+    try:
+        tasks = int(json.loads((logging_dir / "executor.json").read_text())["world_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StatusError(f"{logging_dir / 'executor.json'}: unreadable ({exc}); rerun the command to rewrite it") from None
+    status = RunStatus(out, mode, tasks)
+    for rank in range(tasks):
+        if (logging_dir / "completions" / f"{rank:05d}").exists():
+            status.done.append(rank)
+            continue
+        log = logging_dir / "logs" / f"task_{rank:05d}.log"
+        if log.is_file():
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            status.started[rank] = lines[-1][-200:] if lines else "(empty log)"
+    if status.finished:
+        try:  # a run that finished here already wrote it, with its wall time: keep that one
+            stats = json.loads((out / "stats.json").read_text())
+            if stats.get("tasks_done") != tasks:
+                stats = None
+        except (OSError, ValueError):
+            stats = None
+        if stats is None:
+            stats = collect_stats(logging_dir, tasks=tasks)
+            stats["task_seconds"] = round(sum(step.get("seconds", 0.0) for step in stats.get("steps", [])), 3)
+            if write:
+                write_json_atomic(out / "stats.json", stats)
+        status.stats = stats
+    return status

@@ -1,0 +1,37 @@
+"""`lmforge corpus status OUT`: progress, failures and, once done, the stats of a corpus run."""
+
+from __future__ import annotations
+
+import click
+
+from lmforge.cli import LocalPath
+
+
+@click.command()
+@click.argument("out", type=LocalPath(exists=True, file_okay=False))
+def status(out: str) -> None:
+    """Where the corpus run in OUT stands: tasks done, tasks started but not finished (running or
+    failed: the last line of each one's log), and, when every task is done, the summary table
+    and OUT/stats.json. For `--executor slurm`, which returns as soon as the jobs are queued.
+    Exits 0 when the run is complete, 1 while it is not.
+
+    \b
+    Example:
+      lmforge corpus process "/shared/cc/*.warc.gz" -o /shared/corpus --executor slurm --slurm-partition cpu --tasks 400
+      lmforge corpus status /shared/corpus
+    """
+    from lmforge.corpus.cli import print_summary
+    from lmforge.corpus.status import corpus_status
+
+    s = corpus_status(out)
+    if s.finished:
+        print_summary(s.stats, out)
+        click.echo(f"all {s.tasks} tasks of `corpus {s.mode}` done")
+        return
+    click.echo(f"corpus {s.mode} in {out}: {len(s.done)}/{s.tasks} tasks done, {len(s.started)} started and not finished, "
+               f"{s.tasks - len(s.done) - len(s.started)} not started")
+    for rank, line in sorted(s.started.items())[:20]:
+        click.echo(f"  task {rank:05d} (running or failed; log {out}/.lmforge/{s.mode}/logs/task_{rank:05d}.log): {line}")
+    if len(s.started) > 20:
+        click.echo(f"  ... and {len(s.started) - 20} more")
+    raise SystemExit(1)
