@@ -132,3 +132,27 @@ def test_corpus_status_reports_progress_then_writes_the_stats(tmp_path):
     written = json.loads((out / "stats.json").read_text())
     assert written["summary"] == local["summary"] and written["tasks_done"] == 2 and "task_seconds" in written
     assert CliRunner().invoke(main, ["corpus", "status", str(tmp_path)]).exit_code == 1  # no run: one-line error
+
+
+def test_slurm_flags_reach_the_sbatch_script(tmp_path):
+    """Account and extra #SBATCH lines go in, QOS only when given (datatrove sent --qos=normal,
+    which clusters without that QOS reject), and the task activates the given environment."""
+    import shutil
+
+    from lmforge.corpus.cli import slurm_settings
+    from lmforge.corpus.execution import check_engine
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    flags = {"slurm_partition": "cpu", "slurm_account": "proj", "slurm_venv": str(venv), "slurm_sbatch": ("constraint=amd",)}
+    config = ExecutorConfig(executor="slurm", tasks=4, **slurm_settings(flags))
+    executor = make_executor([], config, tmp_path / "logs")
+    args = executor.get_sbatch_args(4)
+    assert args["account"] == "proj" and args["constraint"] == "amd" and "qos" not in args
+    assert args["array"] in ("0-3%4", "0-3")
+    assert executor.venv_path == str(venv / "bin" / "activate")
+    with_qos = make_executor([], ExecutorConfig(executor="slurm", tasks=1, slurm_partition="cpu", slurm_qos="high"), tmp_path / "l2")
+    assert with_qos.get_sbatch_args(1)["qos"] == "high"
+    if shutil.which("sbatch") is None:
+        with pytest.raises(RuntimeError, match="needs Slurm's sbatch on PATH"):
+            check_engine(config)

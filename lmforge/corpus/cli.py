@@ -31,6 +31,41 @@ def corpus() -> None:
     """
 
 
+def slurm_options(f):
+    """The `--slurm-*` flags of every corpus command that can run on Slurm (their values go to
+    `ExecutorConfig` through `slurm_settings`)."""
+    options = [
+        click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm)."),
+        click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit per task."),
+        click.option("--slurm-account", default=None, help="Slurm account to charge (sent only when given)."),
+        click.option("--slurm-qos", default=None, help="Slurm QOS (sent only when given)."),
+        click.option("--slurm-cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True, help="CPUs per Slurm task."),
+        click.option("--slurm-mem-per-cpu", type=click.IntRange(min=1), default=2, show_default=True, help="Memory per CPU, GB."),
+        click.option("--slurm-venv", default=None, metavar="DIR",
+                     help="Python environment each task activates (its folder or bin/activate) [the one sbatch passes on: activate it before submitting]."),
+        click.option("--slurm-sbatch", multiple=True, metavar="NAME=VALUE", help="Extra #SBATCH line, e.g. --slurm-sbatch constraint=cpu (repeatable)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def slurm_settings(kwargs: dict) -> dict:
+    """Pop the `slurm_options` values out of a command's kwargs, as `ExecutorConfig` fields."""
+    extra = {}
+    for line in kwargs.pop("slurm_sbatch", ()) or ():
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{line!r}: write NAME=VALUE, e.g. constraint=cpu", param_hint="--slurm-sbatch")
+        extra[name.strip().lstrip("-")] = value.strip()
+    return {
+        "slurm_partition": kwargs.pop("slurm_partition", None), "slurm_time": kwargs.pop("slurm_time", "24:00:00"),
+        "slurm_account": kwargs.pop("slurm_account", None), "slurm_qos": kwargs.pop("slurm_qos", None),
+        "slurm_cpus_per_task": kwargs.pop("slurm_cpus_per_task", 1), "slurm_mem_per_cpu_gb": kwargs.pop("slurm_mem_per_cpu", 2),
+        "slurm_venv": kwargs.pop("slurm_venv", None), "slurm_sbatch": extra,
+    }
+
+
 def run_options(func):
     """Options shared by `extract` and `process`."""
 
@@ -47,8 +82,7 @@ def run_options(func):
     @click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True, help="Number of tasks the input files are split into.")
     @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tasks run at once (processes) [local: 1; slurm, ray: every task].")
     @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True, help="datatrove executor.")
-    @click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm).")
-    @click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit per task.")
+    @slurm_options
     @click.option("--overwrite", is_flag=True, help="Delete an earlier run's output in OUT and start again.")
     @click.option("--no-progress", is_flag=True, help="No progress bar.")
     @locks_output("output_dir", clean=lambda kw: kw["executor"] != "slurm")
@@ -85,11 +119,7 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
             dedup_config=dedup_config,
         )
         executor = ExecutorConfig(
-            executor=kwargs["executor"],
-            tasks=kwargs["tasks"],
-            workers=kwargs["workers"],
-            slurm_partition=kwargs["slurm_partition"],
-            slurm_time=kwargs["slurm_time"],
+            executor=kwargs["executor"], tasks=kwargs["tasks"], workers=kwargs["workers"], **slurm_settings(kwargs)
         )
         stats = run_corpus(config, executor, overwrite=kwargs["overwrite"], progress=not kwargs["no_progress"], verbose=verbose)
     except (CorpusRunError, ValueError, RuntimeError) as exc:

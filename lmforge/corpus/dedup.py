@@ -889,9 +889,13 @@ def run_dedup(inputs: list[str], output_dir: str, config: DedupConfig, executor=
     survivor) and `OUT/stats.json` (returned). Stage work lives in `OUT/.lmforge/dedup/`;
     a rerun skips what is done. Raises DedupError naming the file for unreadable input.
     """
-    from lmforge.corpus.execution import ExecutorConfig
+    from lmforge.corpus.execution import ExecutorConfig, check_engine
 
     executor = executor or ExecutorConfig()
+    try:
+        check_engine(executor)
+    except RuntimeError as exc:
+        raise DedupError(str(exc)) from None
     t0 = time.perf_counter()
     try:
         files = [str(p) for p in find_document_files(inputs)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmforge.cli import Finite, LocalPath
+from lmforge.corpus.cli import slurm_options, slurm_settings
 from lmforge.locks import locks_output
 
 
@@ -31,9 +32,9 @@ from lmforge.locks import locks_output
 @click.option("--executor", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True)
 @click.option("--tasks", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks per stage (files and bucket shards are spread over them).")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Tasks running at once [local: 1; slurm, ray: every task].")
-@click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm).")
+@slurm_options
 @locks_output("output", clean=lambda kw: kw["executor"] != "slurm", skip=lambda kw: kw["explain"])
-def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, slurm_partition):
+def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, **slurm):
     """Remove near-duplicate (and with --exact, exact duplicate) documents.
 
     INPUTS are document folders, files or globs (`DIR/documents/**/*.jsonl.zst`, `.jsonl`,
@@ -58,7 +59,7 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verif
             threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, rows=rows, seed=seed, hash=hash_,
             verify=verify, verify_threshold=verify_threshold, near=near, exact=exact, bucket_shards=bucket_shards, text_key=text_key,
         )
-        ex = ExecutorConfig(executor=executor, tasks=tasks, workers=workers, slurm_partition=slurm_partition)
+        ex = ExecutorConfig(executor=executor, tasks=tasks, workers=workers, **slurm_settings(slurm))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if explain:

@@ -27,11 +27,16 @@ class ExecutorConfig:
     #: tasks run at once; None: 1 on the local executor, every task on Slurm or Ray (the cluster's
     #: scheduler limits them; 1 there made `--tasks 1000` an `--array=0-999%1`, one at a time)
     workers: int | None = None
-    #: Slurm only: partition, time limit, extra sbatch options
+    #: Slurm only: partition, time limit, resources, account and QOS (sent only when given), the
+    #: virtual environment each task activates, extra `#SBATCH` lines (name -> value)
     slurm_partition: str | None = None
     slurm_time: str = "24:00:00"
     slurm_cpus_per_task: int = 1
     slurm_mem_per_cpu_gb: int = 2
+    slurm_account: str | None = None
+    slurm_qos: str | None = None
+    slurm_venv: str | None = None
+    slurm_sbatch: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -45,6 +50,16 @@ class ExecutorConfig:
             raise ValueError(f"workers must be >= 1 (got {self.workers})")
         if self.executor == "slurm" and not self.slurm_partition:
             raise ValueError("the slurm executor needs a partition: pass --slurm-partition NAME")
+
+
+def check_engine(config: ExecutorConfig) -> None:
+    """Refuse, before any work, an engine this machine cannot reach (sbatch missing said only
+    "sbatch: No such file or directory")."""
+    import shutil
+
+    if config.executor == "slurm" and shutil.which("sbatch") is None:
+        raise RuntimeError("--executor slurm needs Slurm's sbatch on PATH: submit from a node of the cluster "
+                           "(a login node), or run here with --executor local")
 
 
 def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Path, verbose: bool = False):
@@ -62,6 +77,9 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
     if config.executor == "slurm":
         from datatrove.executor import SlurmPipelineExecutor
 
+        venv = config.slurm_venv
+        if venv and Path(venv).is_dir():  # the environment's folder: its activate script
+            venv = str(Path(venv) / "bin" / "activate")
         return SlurmPipelineExecutor(
             pipeline,
             tasks=config.tasks,
@@ -70,6 +88,9 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
             partition=config.slurm_partition,
             cpus_per_task=config.slurm_cpus_per_task,
             mem_per_cpu_gb=config.slurm_mem_per_cpu_gb,
+            qos=config.slurm_qos,  # datatrove sends --qos=normal unless told otherwise
+            venv_path=venv,
+            sbatch_args={**({"account": config.slurm_account} if config.slurm_account else {}), **config.slurm_sbatch},
             logging_dir=logging_dir,
             job_name="lmforge",
             skip_completed=True,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmforge.corpus.execution import ExecutorConfig, make_executor
+from lmforge.corpus.execution import ExecutorConfig, check_engine, make_executor
 from lmforge.errors import UserError
 
 MODES = ("extract", "process")
@@ -197,6 +197,7 @@ def run_corpus(
         raise CorpusRunError(f"{_some(empty)}: empty (no WARC records in any input); nothing to process: give WARC/WET files with records")
     if empty:
         logger.warning("%s: empty, no WARC records (%d of %d inputs)", _some(empty), len(empty), len(files))
+    check_engine(executor)
     check_language_settings(config)
     out = prepare_output(config, overwrite=overwrite)
     logging_dir = out / STATE_DIR / config.mode
