@@ -483,6 +483,7 @@ def test_slurm_run_submits_the_whole_chain_at_once_and_in_order(tmp_path, monkey
     from lmforge.corpus.execution import ExecutorConfig
 
     sbatch = FakeSbatch()
+    monkeypatch.setattr("lmforge.corpus.execution.check_engine", lambda config: None)  # no sbatch on this machine
     monkeypatch.setattr(slurm, "launch_slurm_job", sbatch)
     ex = ExecutorConfig(executor="slurm", tasks=4, slurm_partition="cpu")
     result = run_dedup([str(_slurm_input(tmp_path))], str(tmp_path / "out"), DedupConfig(bucket_shards=4), ex)
@@ -508,6 +509,7 @@ def test_slurm_chain_run_task_by_task_equals_a_local_run(tmp_path, monkeypatch):
     cfg = DedupConfig(bucket_shards=4)
     run_dedup([str(inp)], str(tmp_path / "local"), cfg)
     monkeypatch.setattr(slurm, "launch_slurm_job", FakeSbatch())
+    monkeypatch.setattr("lmforge.corpus.execution.check_engine", lambda config: None)  # no sbatch on this machine
     ex = ExecutorConfig(executor="slurm", tasks=3, slurm_partition="cpu")
     result = run_dedup([str(inp)], str(tmp_path / "slurm"), cfg, ex)
     monkeypatch.setenv("SLURM_NODELIST", "node1")
@@ -522,6 +524,7 @@ def test_slurm_chain_run_task_by_task_equals_a_local_run(tmp_path, monkeypatch):
     # resubmitting a finished run submits nothing
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
     sbatch = FakeSbatch()
+    monkeypatch.setattr("lmforge.corpus.execution.check_engine", lambda config: None)  # no sbatch on this machine
     monkeypatch.setattr(slurm, "launch_slurm_job", sbatch)
     again = run_dedup([str(inp)], str(tmp_path / "slurm"), cfg, ex)
     assert sbatch.jobs == [] and set(again["jobs"].values()) == {-1}
@@ -545,6 +548,7 @@ def test_command_reports_slurm_submission(tmp_path, monkeypatch):
     import datatrove.executor.slurm as slurm
 
     monkeypatch.setattr(slurm, "launch_slurm_job", FakeSbatch())
+    monkeypatch.setattr("lmforge.corpus.execution.check_engine", lambda config: None)  # no sbatch on this machine
     args = [str(_slurm_input(tmp_path)), "-o", str(tmp_path / "out"), "--executor", "slurm", "--slurm-partition", "cpu"]
     result = CliRunner().invoke(dedup, args)
     assert result.exit_code == 0, result.output
