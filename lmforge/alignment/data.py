@@ -47,8 +47,8 @@ from lmforge.errors import UserError
 
 log = logging.getLogger(__name__)
 
-CONVERSATION_FORMATS = ("alpaca", "messages", "self-instruct", "sharegpt")
-PREFERENCE_FORMATS = ("hh-rlhf", "sharegpt-preference", "prompt-chosen-rejected")
+CONVERSATION_FORMATS = ("alpaca", "messages", "prompt-completion", "self-instruct", "sharegpt")
+PREFERENCE_FORMATS = ("hh-rlhf", "sharegpt-preference", "prompt-chosen-rejected", "chosen-rejected")
 WARN_PER_FILE = 10
 ROW_BATCH = 1024  # rows of a Parquet / Arrow file converted to dicts at a time
 
@@ -61,10 +61,14 @@ BAD_CONVERSATION = "invalid conversation"
 NO_ASSISTANT = "no assistant turn"
 PROMPTS_DIFFER = "chosen and rejected prompts differ"
 SAME_ANSWER = "chosen equals rejected"
+PLAIN_TEXT = "plain text, no turns"
+TOOL_TURNS = "tool turns (the chat format has no tool role)"
+NON_TEXT = "non-text content part"
 NO_REFERENCE = "reference answer without a checkable number (GSM8K: `#### <number>`)"
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
+_SHAREGPT_TOOL_SPEAKERS = {"function_call", "observation", "tool", "function"}
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
 
 
@@ -270,15 +274,56 @@ def _user_text(instruction: str, inp: str) -> str:
 
 
 def _message(m: Any) -> dict:
-    """A {"role", "content"} message from the OpenAI or the ShareGPT spelling."""
+    """A {"role", "content"} message from the OpenAI or the ShareGPT spelling; `content` given
+    as a list of parts (`[{"type": "text", "text": ...}, ...]`) has its text parts joined."""
     if not isinstance(m, dict):
         raise _Skip(BAD_CONVERSATION, f"a message is {type(m).__name__}, not an object")
     if "from" in m:
-        role = _SHAREGPT_ROLES.get(str(m["from"]).lower())
+        speaker = str(m["from"]).lower()
+        if speaker in _SHAREGPT_TOOL_SPEAKERS:
+            raise _Skip(TOOL_TURNS, f"a {m['from']!r} turn")
+        role = _SHAREGPT_ROLES.get(speaker)
         if role is None:
             raise _Skip(BAD_CONVERSATION, f"unknown speaker {m['from']!r}")
         return {"role": role, "content": m.get("value")}
-    return {"role": m.get("role"), "content": m.get("content")}
+    role = m.get("role")
+    if role in ("tool", "function", "ipython") or m.get("tool_calls") or m.get("function_call"):
+        raise _Skip(TOOL_TURNS, f"a {role!r} turn" if role in ("tool", "function", "ipython") else f"an {role} turn with tool calls")
+    content = m.get("content")
+    if isinstance(content, list):
+        content = _join_parts(content, role)
+    return {"role": role, "content": content}
+
+
+def _join_parts(parts: list, role: Any) -> str:
+    """The text of a list-of-parts `content`, parts joined as written (as chat templates do)."""
+    texts = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+        if kind != "text" or not isinstance(part.get("text"), str):
+            raise _Skip(NON_TEXT, f"a {role} turn holds a {kind!r} part; lmforge's chat format is text only")
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def _prompt_turns(value: Any, key: str) -> list[dict]:
+    """A prompt given as a string (one user turn, or an HH transcript `\n\nHuman: … \n\nAssistant:`
+    split into its turns, the empty final Assistant cue dropped) or as a message list. Only a
+    string that starts with `Human:` is a transcript; one quoting a dialogue later on is a user turn."""
+    if isinstance(value, list):
+        return _messages(value, key)
+    if not isinstance(value, str):
+        raise _Skip(BAD_FIELD, f"{key!r} should be a string or a list of messages, got {type(value).__name__}")
+    if not _is_hh(value):
+        return [{"role": "user", "content": value}]
+    turns = parse_hh("\n\n" + value.lstrip())
+    if turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
+        turns.pop()
+    return turns
+
+
+def _is_hh(value: Any) -> bool:
+    return isinstance(value, str) and value.lstrip().startswith("Human:")
 
 
 def _messages(value: Any, key: str) -> list[dict]:
@@ -291,8 +336,10 @@ def _answer(value: Any, key: str) -> str:
     """An answer given as a string, a message object, or a message list ending in the answer."""
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and len(value) > 1:
+        raise _Skip(BAD_FIELD, f"{key!r} holds {len(value)} messages; a preference answer is one assistant turn")
     if isinstance(value, list) and value:
-        value = value[-1]
+        value = value[0]
     if isinstance(value, dict):
         m = _message(value)
         if m["role"] == "assistant" and isinstance(m["content"], str):
@@ -337,6 +384,21 @@ def _sharegpt(rec: dict) -> list[list[dict]]:
     return [_checked(conv)]
 
 
+def _prompt_completion(rec: dict) -> list[list[dict]]:
+    """TRL's prompt-completion layout: `prompt` + `completion`, each a string or a message list."""
+    completion = rec.get("completion")
+    if isinstance(completion, str):
+        completion = [{"role": "assistant", "content": completion.strip() if _is_hh(rec.get("prompt")) else completion}]
+    else:
+        completion = _messages(completion, "completion")
+    return [_checked(_prompt_turns(rec.get("prompt"), "prompt") + completion)]
+
+
+def _plain_text(rec: dict) -> list[list[dict]]:
+    raise _Skip(PLAIN_TEXT, "field 'text' holds untagged text; SFT needs user and assistant turns "
+                            "(`messages` or `prompt` + `completion`); plain text belongs in `lmforge train`")
+
+
 def _detect_conversation(rec: dict) -> str | None:
     if "messages" in rec:
         return "messages"
@@ -346,12 +408,17 @@ def _detect_conversation(rec: dict) -> str | None:
         return "self-instruct"
     if "instruction" in rec and "output" in rec:
         return "alpaca"
+    if "prompt" in rec and "completion" in rec and "label" not in rec:  # with `label`: KTO's unpaired layout
+        return "prompt-completion"
+    if "text" in rec:
+        return "text"
     return None
 
 
 def load_conversations(path, fmt: str = "auto", *, stats: dict | None = None) -> Iterator[list[dict]]:
     """Conversations (lists of {"role", "content"}, each with an assistant turn) from `path`."""
     convert = _pick(fmt, CONVERSATION_FORMATS, {"alpaca": _alpaca, "messages": _messages_record,
+                                                "prompt-completion": _prompt_completion, "text": _plain_text,
                                                 "self-instruct": _self_instruct, "sharegpt": _sharegpt},
                     _detect_conversation)
     return _load(path, convert, "conversations", stats)
@@ -395,9 +462,27 @@ def _sharegpt_preference(rec: dict) -> list[PreferencePair]:
 
 
 def _prompt_chosen_rejected(rec: dict) -> list[PreferencePair]:
-    prompt = rec.get("prompt")
-    prompt = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else _messages(prompt, "prompt")
-    return _pair(prompt, _answer(rec.get("chosen"), "chosen"), _answer(rec.get("rejected"), "rejected"))
+    prompt = _prompt_turns(rec.get("prompt"), "prompt")
+    chosen, rejected = _answer(rec.get("chosen"), "chosen"), _answer(rec.get("rejected"), "rejected")
+    if _is_hh(rec.get("prompt")):  # Dahoas-style answers start with the space after "Assistant:"
+        chosen, rejected = chosen.strip(), rejected.strip()
+    return _pair(prompt, chosen, rejected)
+
+
+def _chosen_rejected(rec: dict) -> list[PreferencePair]:
+    """TRL's implicit prompt: `chosen` and `rejected` are whole conversations; their common
+    prefix of turns is the prompt and each must continue it with one assistant turn."""
+    chosen, rejected = _messages(rec.get("chosen"), "chosen"), _messages(rec.get("rejected"), "rejected")
+    n = 0
+    while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
+        n += 1
+    tails = chosen[n:], rejected[n:]
+    if chosen == rejected:
+        raise _Skip(SAME_ANSWER)
+    if not all(len(t) == 1 and t[0]["role"] == "assistant" and isinstance(t[0]["content"], str) for t in tails):
+        raise _Skip(BAD_CONVERSATION, f"after the {n} shared turns, 'chosen' and 'rejected' must each end with "
+                                      f"one assistant turn (got {len(tails[0])} and {len(tails[1])} turns)")
+    return _pair(chosen[:n], tails[0][0]["content"], tails[1][0]["content"])
 
 
 def _detect_preference(rec: dict) -> str | None:
@@ -409,21 +494,26 @@ def _detect_preference(rec: dict) -> str | None:
         return "prompt-chosen-rejected"
     if isinstance(rec["chosen"], str) and "\n\nHuman:" in rec["chosen"]:
         return "hh-rlhf"
+    if isinstance(rec["chosen"], list) and isinstance(rec["rejected"], list):
+        return "chosen-rejected"
     return None
 
 
 def load_preferences(path, fmt: str = "auto", *, stats: dict | None = None) -> Iterator[PreferencePair]:
     """Preference pairs (prompt conversation, chosen answer, rejected answer) from `path`."""
     convert = _pick(fmt, PREFERENCE_FORMATS, {"hh-rlhf": _hh, "sharegpt-preference": _sharegpt_preference,
-                                              "prompt-chosen-rejected": _prompt_chosen_rejected},
+                                              "prompt-chosen-rejected": _prompt_chosen_rejected,
+                                              "chosen-rejected": _chosen_rejected},
                     _detect_preference)
     return _load(path, convert, "preference pairs", stats)
 
 
 # ---- prompts --------------------------------------------------------------------------------
 def _prompt(rec: dict, answer_ok: Callable[[str], bool] | None = None) -> list[PromptExample]:
-    key = "question" if "question" in rec else "prompt"
-    prompt = [{"role": "user", "content": _str(rec, key)}]
+    if "question" in rec:
+        prompt = [{"role": "user", "content": _str(rec, "question")}]
+    else:
+        prompt = _prompt_turns(rec.get("prompt"), "prompt")
     answer = _str(rec, "answer")
     if answer_ok is not None and not answer_ok(answer):
         raise _Skip(NO_REFERENCE, f"answer ends {answer[-40:]!r}")
