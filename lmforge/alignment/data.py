@@ -1,18 +1,34 @@
 """Importers: public instruction and preference datasets -> conversations in the chat format.
 
-Every loader streams items from one file (JSON array, JSONL, or either gzipped) and accepts
-each record in any of the layouts below; `fmt="auto"` recognises the layout per record by its
-keys, a named `fmt` insists on one.
+Every loader streams items from one source and accepts each record in any of the layouts
+below; `fmt="auto"` recognises the layout per record by its keys, a named `fmt` insists on one.
+Sources: a JSON array or JSONL file (either gzipped; JSON is read whole), a Parquet file, an
+Arrow IPC file (`.arrow`, file or stream format), or a `datasets.save_to_disk` folder
+(`data-*.arrow` beside `state.json`; a DatasetDict folder gives its `train` split, or pass the
+split's subfolder). Parquet and Arrow are read by pyarrow, ROW_BATCH rows at a time, no
+`datasets` needed; a row's null columns are dropped, so it reads as the JSON record would.
+
+As TRL reads them (https://huggingface.co/docs/trl/dataset_formats): a message's `content` may
+be a list of parts (`[{"type": "text", "text": ...}]`: the text parts are joined as written; a
+record with an image or other non-text part is skipped); a record with `tool` turns or
+`tool_calls` is skipped (the chat format has no tool role); a `prompt` string that starts with
+`Human:` / `\\n\\nHuman:` (Dahoas, HH transcripts) is split into turns with `parse_hh`, the empty
+final `Assistant:` cue dropped.
 
 Conversations (`load_conversations`, for SFT):
 - `alpaca`: `{"instruction", "input", "output"}` (+ optional `system`, `history` [[q, a], ...]);
   the user turn is the instruction, then a blank line and the input when there is one.
 - `messages`: `{"messages": [{"role", "content"}, ...]}` (the OpenAI / TRL layout).
+- `prompt-completion` (TRL): `{"prompt", "completion"}`, each a string or a message list; the
+  completion's turns follow the prompt's. (With a `label`, KTO's unpaired layout, it is not SFT
+  data: unknown layout.)
 - `self-instruct`: `{"instruction", "instances": [{"input", "output"}, ...]}`: one
   conversation per instance.
 - `sharegpt`: `{"conversations": [{"from": "human" | "gpt" | "system", "value"}, ...]}`; a
   record that also holds a `chosen` answer (LLaMA-Factory's preference layout) gets it as the
   final assistant turn.
+- plain `{"text"}` (TRL's language-modeling layout) is refused record by record (`plain text,
+  no turns`): SFT needs user and assistant turns; untagged text belongs in `lmforge train`.
 
 Preferences (`load_preferences`, for reward models and DPO) -> `PreferencePair(prompt, chosen,
 rejected)`, the prompt a conversation ending in a user turn:
@@ -20,14 +36,19 @@ rejected)`, the prompt a conversation ending in a user turn:
   both are split into turns, the shared turns before the last assistant turn are the prompt.
   Consecutive turns of one speaker (a few HH dialogues have them) are joined with a blank line.
 - `sharegpt-preference` (LLaMA-Factory): `conversations` + `chosen` / `rejected` objects.
-- `prompt-chosen-rejected`: `{"prompt": str | messages, "chosen": str, "rejected": str}`.
+- `prompt-chosen-rejected` (TRL's explicit prompt): `{"prompt": str | messages, "chosen",
+  "rejected"}`, each answer a string, an assistant message or a list of one (a multi-turn answer
+  is skipped, never cut to its last turn).
+- `chosen-rejected` (TRL's implicit prompt): `chosen` and `rejected` are whole message lists;
+  their common prefix of turns is the prompt, and each must continue it with one assistant turn.
 
 Prompts (`load_prompts`, for RL with checkable answers): `{"question" | "prompt", "answer"}`
--> `PromptExample(prompt=[user turn], answer)`, as GSM8K ships (answers end in `#### <number>`).
+-> `PromptExample(prompt, answer)`, as GSM8K ships (answers end in `#### <number>`); the prompt is
+one user turn, or the turns of a `prompt` message list or HH transcript.
 
 Bad records never stop a load: each is counted by reason and skipped, with a warning naming
-the file and the line (JSONL) or record index (JSON array); the first ten per file are logged
-one by one, then a summary. A file with no usable record at all is a `DataFormatError`
+the file and the line (JSONL), record index (JSON array) or row (Parquet, Arrow); the first
+ten per file are logged one by one, then a summary. A file with no usable record at all is a `DataFormatError`
 naming it. Pass `stats={}` to get the counts back: `records` read, `kept` items yielded,
 `skipped` by reason.
 """
