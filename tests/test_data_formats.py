@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_sft import base  # noqa: F401 (a tiny pretrained run, module-scoped fixture)
 
 from lmforge.alignment.data import (
     BAD_CONVERSATION, BAD_FIELD, NON_TEXT, PLAIN_TEXT, TOOL_TURNS, DataFormatError, PreferencePair,
@@ -244,3 +245,24 @@ def test_hh_transcript_in_a_prompt_is_split_into_turns(tmp_path):
     quoted = "Summarise:\n\nHuman: hi\n\nAssistant: hello"
     prefs = write_jsonl(tmp_path / "quoted.jsonl", [{"prompt": quoted, "chosen": "A greeting.", "rejected": "No."}])
     assert list(load_preferences(prefs)) == [PreferencePair([U(quoted)], "A greeting.", "No.")]
+
+
+# ---- through the command line ---------------------------------------------------------------
+def test_sft_reads_a_save_to_disk_folder_and_a_dataset_dict_without_train_is_one_line(base, tmp_path):
+    from click.testing import CliRunner
+    from test_sft import FAST, _conversations
+
+    from lmforge.alignment.data import data_digest
+    from lmforge.alignment.sft_cli import sft as sft_cmd
+
+    folder = write_saved(tmp_path / "chats", _conversations())
+    args = [str(a) for a in ["--base", base.run, "--data", folder, "-o", tmp_path / "out", "--steps", 1, *FAST]]
+    r = CliRunner().invoke(sft_cmd, args)
+    assert r.exit_code == 0, r.output
+    state = json.loads(next((tmp_path / "out" / "checkpoints").iterdir()).joinpath("state.json").read_text())
+    assert state["data"][0]["sha256"] == data_digest(folder) and state["data"][0]["conversations"] == 20
+    r = CliRunner().invoke(sft_cmd, args)  # the same data, the same settings: a no-op rerun
+    assert r.exit_code == 0, r.output
+    nosplit = write_dict(tmp_path / "dd", {"test": _conversations()})
+    r = CliRunner().invoke(sft_cmd, [str(a) for a in ["--base", base.run, "--data", nosplit, "-o", tmp_path / "o2", "--steps", 1, *FAST]])
+    assert r.exit_code != 0 and "without a 'train' split" in r.output and "Traceback" not in r.output

@@ -56,6 +56,7 @@ naming it. Pass `stats={}` to get the counts back: `records` read, `kept` items 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import re
@@ -172,8 +173,15 @@ def _table_rows(path: Path, batches: Callable[[Path], Iterator]) -> Iterator[tup
 
 
 def _dataset_folder(path: Path) -> Iterator[tuple[str, Any]]:
-    """Rows of a `datasets.save_to_disk` folder: `data-*.arrow` files beside `state.json`; a
-    DatasetDict folder (`dataset_dict.json` + one subfolder per split) gives its `train` split."""
+    """Rows of a `datasets.save_to_disk` folder, file after file."""
+    for f in _dataset_files(path):
+        yield from _table_rows(f, _arrow_batches)
+
+
+def _dataset_files(path: Path) -> list[Path]:
+    """The `data-*.arrow` files of a `datasets.save_to_disk` folder in order (as `state.json`
+    lists them); a DatasetDict folder (`dataset_dict.json` + one subfolder per split) gives
+    its `train` split's."""
     if (path / "dataset_dict.json").is_file():
         try:
             splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
@@ -197,7 +205,21 @@ def _dataset_folder(path: Path) -> Iterator[tuple[str, Any]]:
     for f in files:
         if not f.is_file():
             raise DataFormatError(f"{f}: listed in {path / 'state.json'} but missing")
-        yield from _table_rows(f, _arrow_batches)
+    return files
+
+
+def data_digest(path) -> str:
+    """`sha256:HEX` of a data source, for a run's settings: a file's bytes (as `file_digest`
+    gives them), or for a `save_to_disk` folder the names and bytes of the Arrow files read."""
+    from lmforge.tokenize.shards import sha256_file
+
+    path = Path(path)
+    if not path.is_dir():
+        return "sha256:" + sha256_file(path)
+    h = hashlib.sha256()
+    for f in _dataset_files(path):
+        h.update(f"{f.relative_to(path)}:{sha256_file(f)}\n".encode())
+    return "sha256:" + h.hexdigest()
 
 
 def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
