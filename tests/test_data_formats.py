@@ -266,3 +266,13 @@ def test_sft_reads_a_save_to_disk_folder_and_a_dataset_dict_without_train_is_one
     nosplit = write_dict(tmp_path / "dd", {"test": _conversations()})
     r = CliRunner().invoke(sft_cmd, [str(a) for a in ["--base", base.run, "--data", nosplit, "-o", tmp_path / "o2", "--steps", 1, *FAST]])
     assert r.exit_code != 0 and "without a 'train' split" in r.output and "Traceback" not in r.output
+
+
+def test_truncated_gzip_is_a_one_line_error_after_the_lines_read(tmp_path):
+    import gzip
+
+    whole = gzip.compress("".join(json.dumps(CHATS[0]) + "\n" for _ in range(2000)).encode())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataFormatError, match=r"cut.jsonl.gz: cannot read it after line \d+"):
+        list(load_conversations(path))

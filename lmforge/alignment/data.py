@@ -223,29 +223,35 @@ def data_digest(path) -> str:
 
 
 def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """Records of a JSONL file, line by line, or of a JSON array (read whole: one document)."""
     opener = gzip.open if path.suffix == ".gz" else open
+    lineno, first = 0, True
     try:
         with opener(path, "rb") as f:
-            data = f.read()
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if first and line.lstrip()[:1] == b"[":  # one JSON array (blank lines kept for its line numbers)
+                    yield from _json_array(path, b"\n" * (lineno - 1) + line + f.read())
+                    return
+                first = False
+                try:
+                    yield f"{path}:{lineno}", json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    yield f"{path}:{lineno}", _Skip(NOT_JSON, str(exc))
     except (OSError, EOFError) as exc:
-        raise DataFormatError(f"{path}: cannot read it ({exc})") from None
-    head = data.lstrip()[:1]
-    if head == b"[":  # one JSON array
-        try:
-            records = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "bytes"
-            raise DataFormatError(f"{path}: not a valid JSON array ({where}: {exc}); fix the file or convert it to JSONL") from None
-        for i, rec in enumerate(records):
-            yield f"{path}: record {i}", rec
-        return
-    for lineno, line in enumerate(data.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{path}:{lineno}", json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            yield f"{path}:{lineno}", _Skip(NOT_JSON, str(exc))
+        where = f" after line {lineno}" if lineno else ""
+        raise DataFormatError(f"{path}: cannot read it{where} ({exc})") from None
+
+
+def _json_array(path: Path, data: bytes) -> Iterator[tuple[str, Any]]:
+    try:
+        records = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "bytes"
+        raise DataFormatError(f"{path}: not a valid JSON array ({where}: {exc}); fix the file or convert it to JSONL") from None
+    for i, rec in enumerate(records):
+        yield f"{path}: record {i}", rec
 
 
 def _load(path, convert: Callable[[dict], list], what: str, stats: dict | None) -> Iterator:
