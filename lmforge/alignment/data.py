@@ -2,8 +2,8 @@
 
 Every loader streams items from one source and accepts each record in any of the layouts
 below; `fmt="auto"` recognises the layout per record by its keys, a named `fmt` insists on one.
-Sources: a JSON array or JSONL file (either gzipped; JSON is read whole), a Parquet file, an
-Arrow IPC file (`.arrow`, file or stream format), or a `datasets.save_to_disk` folder
+Sources: a JSONL file (streamed) or a JSON array (read whole), either gzipped; a Parquet file; an
+Arrow IPC file (`.arrow`, file or stream format); or a `datasets.save_to_disk` folder
 (`data-*.arrow` beside `state.json`; a DatasetDict folder gives its `train` split, or pass the
 split's subfolder). Parquet and Arrow are read by pyarrow, ROW_BATCH rows at a time, no
 `datasets` needed; a row's null columns are dropped, so it reads as the JSON record would.
