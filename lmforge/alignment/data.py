@@ -1,18 +1,34 @@
 """Importers: public instruction and preference datasets -> conversations in the chat format.
 
-Every loader streams items from one file (JSON array, JSONL, or either gzipped) and accepts
-each record in any of the layouts below; `fmt="auto"` recognises the layout per record by its
-keys, a named `fmt` insists on one.
+Every loader streams items from one source and accepts each record in any of the layouts
+below; `fmt="auto"` recognises the layout per record by its keys, a named `fmt` insists on one.
+Sources: a JSONL file (streamed) or a JSON array (read whole), either gzipped; a Parquet file; an
+Arrow IPC file (`.arrow`, file or stream format); or a `datasets.save_to_disk` folder
+(`data-*.arrow` beside `state.json`; a DatasetDict folder gives its `train` split, or pass the
+split's subfolder). Parquet and Arrow are read by pyarrow, ROW_BATCH rows at a time, no
+`datasets` needed; a row's null columns are dropped, so it reads as the JSON record would.
+
+As TRL reads them (https://huggingface.co/docs/trl/dataset_formats): a message's `content` may
+be a list of parts (`[{"type": "text", "text": ...}]`: the text parts are joined as written; a
+record with an image or other non-text part is skipped); a record with `tool` turns or
+`tool_calls` is skipped (the chat format has no tool role); a `prompt` string that starts with
+`Human:` / `\\n\\nHuman:` (Dahoas, HH transcripts) is split into turns with `parse_hh`, the empty
+final `Assistant:` cue dropped.
 
 Conversations (`load_conversations`, for SFT):
 - `alpaca`: `{"instruction", "input", "output"}` (+ optional `system`, `history` [[q, a], ...]);
   the user turn is the instruction, then a blank line and the input when there is one.
 - `messages`: `{"messages": [{"role", "content"}, ...]}` (the OpenAI / TRL layout).
+- `prompt-completion` (TRL): `{"prompt", "completion"}`, each a string or a message list; the
+  completion's turns follow the prompt's. (With a `label`, KTO's unpaired layout, it is not SFT
+  data: unknown layout.)
 - `self-instruct`: `{"instruction", "instances": [{"input", "output"}, ...]}`: one
   conversation per instance.
 - `sharegpt`: `{"conversations": [{"from": "human" | "gpt" | "system", "value"}, ...]}`; a
   record that also holds a `chosen` answer (LLaMA-Factory's preference layout) gets it as the
   final assistant turn.
+- plain `{"text"}` (TRL's language-modeling layout) is refused record by record (`plain text,
+  no turns`): SFT needs user and assistant turns; untagged text belongs in `lmforge train`.
 
 Preferences (`load_preferences`, for reward models and DPO) -> `PreferencePair(prompt, chosen,
 rejected)`, the prompt a conversation ending in a user turn:
@@ -20,14 +36,19 @@ rejected)`, the prompt a conversation ending in a user turn:
   both are split into turns, the shared turns before the last assistant turn are the prompt.
   Consecutive turns of one speaker (a few HH dialogues have them) are joined with a blank line.
 - `sharegpt-preference` (LLaMA-Factory): `conversations` + `chosen` / `rejected` objects.
-- `prompt-chosen-rejected`: `{"prompt": str | messages, "chosen": str, "rejected": str}`.
+- `prompt-chosen-rejected` (TRL's explicit prompt): `{"prompt": str | messages, "chosen",
+  "rejected"}`, each answer a string, an assistant message or a list of one (a multi-turn answer
+  is skipped, never cut to its last turn).
+- `chosen-rejected` (TRL's implicit prompt): `chosen` and `rejected` are whole message lists;
+  their common prefix of turns is the prompt, and each must continue it with one assistant turn.
 
 Prompts (`load_prompts`, for RL with checkable answers): `{"question" | "prompt", "answer"}`
--> `PromptExample(prompt=[user turn], answer)`, as GSM8K ships (answers end in `#### <number>`).
+-> `PromptExample(prompt, answer)`, as GSM8K ships (answers end in `#### <number>`); the prompt is
+one user turn, or the turns of a `prompt` message list or HH transcript.
 
 Bad records never stop a load: each is counted by reason and skipped, with a warning naming
-the file and the line (JSONL) or record index (JSON array); the first ten per file are logged
-one by one, then a summary. A file with no usable record at all is a `DataFormatError`
+the file and the line (JSONL), record index (JSON array) or row (Parquet, Arrow); the first
+ten per file are logged one by one, then a summary. A file with no usable record at all is a `DataFormatError`
 naming it. Pass `stats={}` to get the counts back: `records` read, `kept` items yielded,
 `skipped` by reason.
 """
@@ -35,6 +56,7 @@ naming it. Pass `stats={}` to get the counts back: `records` read, `kept` items 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import re
@@ -47,9 +69,10 @@ from lmforge.errors import UserError
 
 log = logging.getLogger(__name__)
 
-CONVERSATION_FORMATS = ("alpaca", "messages", "self-instruct", "sharegpt")
-PREFERENCE_FORMATS = ("hh-rlhf", "sharegpt-preference", "prompt-chosen-rejected")
+CONVERSATION_FORMATS = ("alpaca", "messages", "prompt-completion", "self-instruct", "sharegpt")
+PREFERENCE_FORMATS = ("hh-rlhf", "sharegpt-preference", "prompt-chosen-rejected", "chosen-rejected")
 WARN_PER_FILE = 10
+ROW_BATCH = 1024  # rows of a Parquet / Arrow file converted to dicts at a time
 
 # reasons a record is skipped (the keys of stats["skipped"])
 NOT_JSON = "not JSON"
@@ -60,10 +83,14 @@ BAD_CONVERSATION = "invalid conversation"
 NO_ASSISTANT = "no assistant turn"
 PROMPTS_DIFFER = "chosen and rejected prompts differ"
 SAME_ANSWER = "chosen equals rejected"
+PLAIN_TEXT = "plain text, no turns"
+TOOL_TURNS = "tool turns (the chat format has no tool role)"
+NON_TEXT = "non-text content part"
 NO_REFERENCE = "reference answer without a checkable number (GSM8K: `#### <number>`)"
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
+_SHAREGPT_TOOL_SPEAKERS = {"function_call", "observation", "tool", "function"}
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
 
 
@@ -90,32 +117,141 @@ class _Skip(Exception):
 
 # ---- reading records ------------------------------------------------------------------------
 def _records(path: Path) -> Iterator[tuple[str, Any]]:
-    """(location, parsed record or _Skip) for every record of a JSON array or JSONL file."""
+    """(location, parsed record or _Skip) for every record of a JSON array, JSONL, Parquet or
+    Arrow file, or a `datasets.save_to_disk` folder."""
+    if path.is_dir():
+        yield from _dataset_folder(path)
+        return
     if not path.is_file():
         raise DataFormatError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        yield from _table_rows(path, _parquet_batches)
+        return
+    if path.suffix in (".arrow", ".feather", ".ipc"):
+        yield from _table_rows(path, _arrow_batches)
+        return
+    yield from _json_records(path)
+
+
+def _parquet_batches(path: Path) -> Iterator:
+    import pyarrow.parquet as pq
+
+    yield from pq.ParquetFile(path).iter_batches(batch_size=ROW_BATCH)
+
+
+def _arrow_batches(path: Path) -> Iterator:
+    """Record batches of an Arrow IPC file in the file or the stream format (`datasets` writes
+    the stream format)."""
+    import pyarrow as pa
+
+    source = pa.memory_map(str(path))
+    try:
+        reader = pa.ipc.open_file(source)
+    except pa.ArrowInvalid:
+        source.seek(0)
+        yield from pa.ipc.open_stream(source)
+        return
+    for i in range(reader.num_record_batches):
+        yield reader.get_batch(i)
+
+
+def _table_rows(path: Path, batches: Callable[[Path], Iterator]) -> Iterator[tuple[str, Any]]:
+    """Rows of a columnar file as dicts, one batch of at most ROW_BATCH rows in memory at a
+    time; null columns are dropped so that a row reads like the JSON record it came from."""
+    import pyarrow as pa
+
+    row = 0
+    try:
+        for batch in batches(path):
+            for start in range(0, batch.num_rows, ROW_BATCH):
+                for rec in batch.slice(start, ROW_BATCH).to_pylist():
+                    yield f"{path}: row {row}", {k: v for k, v in rec.items() if v is not None}
+                    row += 1
+    except (pa.ArrowException, OSError) as exc:
+        kind = "Parquet" if path.suffix == ".parquet" else "Arrow IPC"
+        raise DataFormatError(f"{path}: not a readable {kind} file (row {row}: {exc})") from None
+
+
+def _dataset_folder(path: Path) -> Iterator[tuple[str, Any]]:
+    """Rows of a `datasets.save_to_disk` folder, file after file."""
+    for f in _dataset_files(path):
+        yield from _table_rows(f, _arrow_batches)
+
+
+def _dataset_files(path: Path) -> list[Path]:
+    """The `data-*.arrow` files of a `datasets.save_to_disk` folder in order (as `state.json`
+    lists them); a DatasetDict folder (`dataset_dict.json` + one subfolder per split) gives
+    its `train` split's."""
+    if (path / "dataset_dict.json").is_file():
+        try:
+            splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataFormatError(f"{path / 'dataset_dict.json'}: unreadable ({exc})") from None
+        if "train" not in splits:
+            raise DataFormatError(f"{path}: a DatasetDict without a 'train' split (splits: {', '.join(splits)}); "
+                                  f"pass the split's folder, e.g. {path / splits[0]}" if splits else
+                                  f"{path}: a DatasetDict without splits")
+        path = path / "train"
+    files: list[Path] = []
+    if (path / "state.json").is_file():
+        try:
+            files = [path / f["filename"] for f in json.loads((path / "state.json").read_text())["_data_files"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataFormatError(f"{path / 'state.json'}: unreadable ({exc})") from None
+    files = files or sorted(path.glob("data-*.arrow"))
+    if not files:
+        raise DataFormatError(f"{path}: a folder, but not a `datasets.save_to_disk` folder (no data-*.arrow files, "
+                              "no dataset_dict.json); pass a JSON, JSONL, Parquet or Arrow file or such a folder")
+    for f in files:
+        if not f.is_file():
+            raise DataFormatError(f"{f}: listed in {path / 'state.json'} but missing")
+    return files
+
+
+def data_digest(path) -> str:
+    """`sha256:HEX` of a data source, for a run's settings: a file's bytes (as `file_digest`
+    gives them), or for a `save_to_disk` folder the names and bytes of the Arrow files read."""
+    from lmforge.tokenize.shards import sha256_file
+
+    path = Path(path)
+    if not path.is_dir():
+        return "sha256:" + sha256_file(path)
+    h = hashlib.sha256()
+    for f in _dataset_files(path):
+        h.update(f"{f.relative_to(path)}:{sha256_file(f)}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """Records of a JSONL file, line by line, or of a JSON array (read whole: one document)."""
     opener = gzip.open if path.suffix == ".gz" else open
+    lineno, first = 0, True
     try:
         with opener(path, "rb") as f:
-            data = f.read()
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if first and line.lstrip()[:1] == b"[":  # one JSON array (blank lines kept for its line numbers)
+                    yield from _json_array(path, b"\n" * (lineno - 1) + line + f.read())
+                    return
+                first = False
+                try:
+                    yield f"{path}:{lineno}", json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    yield f"{path}:{lineno}", _Skip(NOT_JSON, str(exc))
     except (OSError, EOFError) as exc:
-        raise DataFormatError(f"{path}: cannot read it ({exc})") from None
-    head = data.lstrip()[:1]
-    if head == b"[":  # one JSON array
-        try:
-            records = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "bytes"
-            raise DataFormatError(f"{path}: not a valid JSON array ({where}: {exc}); fix the file or convert it to JSONL") from None
-        for i, rec in enumerate(records):
-            yield f"{path}: record {i}", rec
-        return
-    for lineno, line in enumerate(data.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{path}:{lineno}", json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            yield f"{path}:{lineno}", _Skip(NOT_JSON, str(exc))
+        where = f" after line {lineno}" if lineno else ""
+        raise DataFormatError(f"{path}: cannot read it{where} ({exc})") from None
+
+
+def _json_array(path: Path, data: bytes) -> Iterator[tuple[str, Any]]:
+    try:
+        records = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "bytes"
+        raise DataFormatError(f"{path}: not a valid JSON array ({where}: {exc}); fix the file or convert it to JSONL") from None
+    for i, rec in enumerate(records):
+        yield f"{path}: record {i}", rec
 
 
 def _load(path, convert: Callable[[dict], list], what: str, stats: dict | None) -> Iterator:
@@ -187,15 +323,56 @@ def _user_text(instruction: str, inp: str) -> str:
 
 
 def _message(m: Any) -> dict:
-    """A {"role", "content"} message from the OpenAI or the ShareGPT spelling."""
+    """A {"role", "content"} message from the OpenAI or the ShareGPT spelling; `content` given
+    as a list of parts (`[{"type": "text", "text": ...}, ...]`) has its text parts joined."""
     if not isinstance(m, dict):
         raise _Skip(BAD_CONVERSATION, f"a message is {type(m).__name__}, not an object")
     if "from" in m:
-        role = _SHAREGPT_ROLES.get(str(m["from"]).lower())
+        speaker = str(m["from"]).lower()
+        if speaker in _SHAREGPT_TOOL_SPEAKERS:
+            raise _Skip(TOOL_TURNS, f"a {m['from']!r} turn")
+        role = _SHAREGPT_ROLES.get(speaker)
         if role is None:
             raise _Skip(BAD_CONVERSATION, f"unknown speaker {m['from']!r}")
         return {"role": role, "content": m.get("value")}
-    return {"role": m.get("role"), "content": m.get("content")}
+    role = m.get("role")
+    if role in ("tool", "function", "ipython") or m.get("tool_calls") or m.get("function_call"):
+        raise _Skip(TOOL_TURNS, f"a {role!r} turn" if role in ("tool", "function", "ipython") else f"an {role} turn with tool calls")
+    content = m.get("content")
+    if isinstance(content, list):
+        content = _join_parts(content, role)
+    return {"role": role, "content": content}
+
+
+def _join_parts(parts: list, role: Any) -> str:
+    """The text of a list-of-parts `content`, parts joined as written (as chat templates do)."""
+    texts = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+        if kind != "text" or not isinstance(part.get("text"), str):
+            raise _Skip(NON_TEXT, f"a {role} turn holds a {kind!r} part; lmforge's chat format is text only")
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def _prompt_turns(value: Any, key: str) -> list[dict]:
+    """A prompt given as a string (one user turn, or an HH transcript `\n\nHuman: … \n\nAssistant:`
+    split into its turns, the empty final Assistant cue dropped) or as a message list. Only a
+    string that starts with `Human:` is a transcript; one quoting a dialogue later on is a user turn."""
+    if isinstance(value, list):
+        return _messages(value, key)
+    if not isinstance(value, str):
+        raise _Skip(BAD_FIELD, f"{key!r} should be a string or a list of messages, got {type(value).__name__}")
+    if not _is_hh(value):
+        return [{"role": "user", "content": value}]
+    turns = parse_hh("\n\n" + value.lstrip())
+    if turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
+        turns.pop()
+    return turns
+
+
+def _is_hh(value: Any) -> bool:
+    return isinstance(value, str) and value.lstrip().startswith("Human:")
 
 
 def _messages(value: Any, key: str) -> list[dict]:
@@ -208,8 +385,10 @@ def _answer(value: Any, key: str) -> str:
     """An answer given as a string, a message object, or a message list ending in the answer."""
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and len(value) > 1:
+        raise _Skip(BAD_FIELD, f"{key!r} holds {len(value)} messages; a preference answer is one assistant turn")
     if isinstance(value, list) and value:
-        value = value[-1]
+        value = value[0]
     if isinstance(value, dict):
         m = _message(value)
         if m["role"] == "assistant" and isinstance(m["content"], str):
@@ -254,6 +433,21 @@ def _sharegpt(rec: dict) -> list[list[dict]]:
     return [_checked(conv)]
 
 
+def _prompt_completion(rec: dict) -> list[list[dict]]:
+    """TRL's prompt-completion layout: `prompt` + `completion`, each a string or a message list."""
+    completion = rec.get("completion")
+    if isinstance(completion, str):
+        completion = [{"role": "assistant", "content": completion.strip() if _is_hh(rec.get("prompt")) else completion}]
+    else:
+        completion = _messages(completion, "completion")
+    return [_checked(_prompt_turns(rec.get("prompt"), "prompt") + completion)]
+
+
+def _plain_text(rec: dict) -> list[list[dict]]:
+    raise _Skip(PLAIN_TEXT, "field 'text' holds untagged text; SFT needs user and assistant turns "
+                            "(`messages` or `prompt` + `completion`); plain text belongs in `lmforge train`")
+
+
 def _detect_conversation(rec: dict) -> str | None:
     if "messages" in rec:
         return "messages"
@@ -263,12 +457,17 @@ def _detect_conversation(rec: dict) -> str | None:
         return "self-instruct"
     if "instruction" in rec and "output" in rec:
         return "alpaca"
+    if "prompt" in rec and "completion" in rec and "label" not in rec:  # with `label`: KTO's unpaired layout
+        return "prompt-completion"
+    if "text" in rec:
+        return "text"
     return None
 
 
 def load_conversations(path, fmt: str = "auto", *, stats: dict | None = None) -> Iterator[list[dict]]:
     """Conversations (lists of {"role", "content"}, each with an assistant turn) from `path`."""
     convert = _pick(fmt, CONVERSATION_FORMATS, {"alpaca": _alpaca, "messages": _messages_record,
+                                                "prompt-completion": _prompt_completion, "text": _plain_text,
                                                 "self-instruct": _self_instruct, "sharegpt": _sharegpt},
                     _detect_conversation)
     return _load(path, convert, "conversations", stats)
@@ -312,9 +511,27 @@ def _sharegpt_preference(rec: dict) -> list[PreferencePair]:
 
 
 def _prompt_chosen_rejected(rec: dict) -> list[PreferencePair]:
-    prompt = rec.get("prompt")
-    prompt = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else _messages(prompt, "prompt")
-    return _pair(prompt, _answer(rec.get("chosen"), "chosen"), _answer(rec.get("rejected"), "rejected"))
+    prompt = _prompt_turns(rec.get("prompt"), "prompt")
+    chosen, rejected = _answer(rec.get("chosen"), "chosen"), _answer(rec.get("rejected"), "rejected")
+    if _is_hh(rec.get("prompt")):  # Dahoas-style answers start with the space after "Assistant:"
+        chosen, rejected = chosen.strip(), rejected.strip()
+    return _pair(prompt, chosen, rejected)
+
+
+def _chosen_rejected(rec: dict) -> list[PreferencePair]:
+    """TRL's implicit prompt: `chosen` and `rejected` are whole conversations; their common
+    prefix of turns is the prompt and each must continue it with one assistant turn."""
+    chosen, rejected = _messages(rec.get("chosen"), "chosen"), _messages(rec.get("rejected"), "rejected")
+    n = 0
+    while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
+        n += 1
+    tails = chosen[n:], rejected[n:]
+    if chosen == rejected:
+        raise _Skip(SAME_ANSWER)
+    if not all(len(t) == 1 and t[0]["role"] == "assistant" and isinstance(t[0]["content"], str) for t in tails):
+        raise _Skip(BAD_CONVERSATION, f"after the {n} shared turns, 'chosen' and 'rejected' must each end with "
+                                      f"one assistant turn (got {len(tails[0])} and {len(tails[1])} turns)")
+    return _pair(chosen[:n], tails[0][0]["content"], tails[1][0]["content"])
 
 
 def _detect_preference(rec: dict) -> str | None:
@@ -326,21 +543,26 @@ def _detect_preference(rec: dict) -> str | None:
         return "prompt-chosen-rejected"
     if isinstance(rec["chosen"], str) and "\n\nHuman:" in rec["chosen"]:
         return "hh-rlhf"
+    if isinstance(rec["chosen"], list) and isinstance(rec["rejected"], list):
+        return "chosen-rejected"
     return None
 
 
 def load_preferences(path, fmt: str = "auto", *, stats: dict | None = None) -> Iterator[PreferencePair]:
     """Preference pairs (prompt conversation, chosen answer, rejected answer) from `path`."""
     convert = _pick(fmt, PREFERENCE_FORMATS, {"hh-rlhf": _hh, "sharegpt-preference": _sharegpt_preference,
-                                              "prompt-chosen-rejected": _prompt_chosen_rejected},
+                                              "prompt-chosen-rejected": _prompt_chosen_rejected,
+                                              "chosen-rejected": _chosen_rejected},
                     _detect_preference)
     return _load(path, convert, "preference pairs", stats)
 
 
 # ---- prompts --------------------------------------------------------------------------------
 def _prompt(rec: dict, answer_ok: Callable[[str], bool] | None = None) -> list[PromptExample]:
-    key = "question" if "question" in rec else "prompt"
-    prompt = [{"role": "user", "content": _str(rec, key)}]
+    if "question" in rec:
+        prompt = [{"role": "user", "content": _str(rec, "question")}]
+    else:
+        prompt = _prompt_turns(rec.get("prompt"), "prompt")
     answer = _str(rec, "answer")
     if answer_ok is not None and not answer_ok(answer):
         raise _Skip(NO_REFERENCE, f"answer ends {answer[-40:]!r}")

@@ -30,6 +30,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from lmforge.alignment.data import data_digest
 from lmforge.alignment.reward import (
     AlignmentError,
     MetricsLog,
@@ -58,7 +59,7 @@ from lmforge.alignment.reward import (
     start_run,
     tie_half_accuracy,
 )
-from lmforge.train.trainer import autocast_context, file_digest
+from lmforge.train.trainer import autocast_context
 
 POLICY_KIND = "policy"
 
@@ -198,7 +199,7 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
     train_idx, val_idx = split_indices(len(pairs), cfg.val_fraction, cfg.seed)
     info = {"train pairs": len(train_idx), "held-out pairs": len(val_idx), "skipped pairs": format_skipped(skipped),
             "beta": cfg.beta, "max_len": max_len}
-    asked = dpo_settings(asdict(cfg), checkpoint_path(cfg.policy), file_digest(cfg.data), tok.fingerprint, precision)
+    asked = dpo_settings(asdict(cfg), checkpoint_path(cfg.policy), data_digest(cfg.data), tok.fingerprint, precision)
     ckpt = start_run(run_dir, "dpo", asked, prior, steps=cfg.steps, resume=cfg.resume, overwrite=cfg.overwrite)
     if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
         return finished_summary(run_dir, ckpt, info)

@@ -177,7 +177,7 @@ def win_rate(run_a, run_b, judge, prompts, *, max_tokens: int = 64, limit: int |
     from lmforge.train.sample import generate_batch
     from lmforge.train.trainer import TrainingError
 
-    if not Path(prompts).is_file():
+    if not Path(prompts).exists():
         raise AlignmentError(f"{prompts}: no such prompts file")
     rm, rm_state = load_reward_model(judge, device)
     try:

@@ -41,6 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmforge.alignment.data import data_digest
 from lmforge.errors import UserError
 from lmforge.train.model import GPT, GPTConfig
 from lmforge.train.trainer import (
@@ -54,7 +55,6 @@ from lmforge.train.trainer import (
     _fsync_dir,
     autocast_context,
     checkpoint_dirs,
-    file_digest,
     latest_checkpoint,
     load_model,
     newest_good_checkpoint,
@@ -174,7 +174,7 @@ def read_pairs(path, tok, max_len: int, max_prompt: int | None = None):
     from lmforge.alignment.chat import ChatFormatError
     from lmforge.alignment.data import load_preferences
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise AlignmentError(f"{path}: no such preference file")
     try:
         pairs, skipped = encode_pairs(load_preferences(path), tok, max_len, max_prompt)
@@ -593,7 +593,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
     pairs, skipped = read_pairs(cfg.data, tok, max_len)
     train_idx, val_idx = split_indices(len(pairs), cfg.val_fraction, cfg.seed)
     info = {"train pairs": len(train_idx), "held-out pairs": len(val_idx), "skipped pairs": format_skipped(skipped), "max_len": max_len}
-    asked = rm_settings(asdict(cfg), checkpoint_path(cfg.base), file_digest(cfg.data), tok.fingerprint, precision)
+    asked = rm_settings(asdict(cfg), checkpoint_path(cfg.base), data_digest(cfg.data), tok.fingerprint, precision)
     ckpt = start_run(run_dir, "rm", asked, prior, steps=cfg.steps, resume=cfg.resume, overwrite=cfg.overwrite)
     if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
         return finished_summary(run_dir, ckpt, info)

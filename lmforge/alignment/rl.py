@@ -40,6 +40,7 @@ from typing import Callable
 
 import torch
 
+from lmforge.alignment.data import data_digest
 from lmforge.alignment.dpo import policy_state, token_logprobs
 from lmforge.alignment.reward import (
     AlignmentError,
@@ -48,7 +49,6 @@ from lmforge.alignment.reward import (
     batch_order,
     check_device,
     checkpoint_path,
-    file_digest,
     finished_summary,
     gpt_tensors,
     load_base,
@@ -436,7 +436,7 @@ def read_prompts(path, reward_fn: str | None = None) -> list:
     naming their lines, not met as a crash in the middle of the run."""
     from lmforge.alignment.data import load_prompts
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise AlignmentError(f"{path}: no such prompts file")
     try:
         return list(load_prompts(path, answer_ok=resolve_reward(reward_fn).reference_ok if reward_fn else None))
@@ -464,7 +464,7 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
     info = {"method": cfg.method, "prompts": len(examples), "samples per step": cfg.prompts_per_step * cfg.group_size,
             "reward": cfg.reward if cfg.method == "ppo" else cfg.reward_fn}
     asked = rl_settings(asdict(cfg), checkpoint_path(cfg.policy), checkpoint_path(cfg.reward) if cfg.method == "ppo" else None,
-                        file_digest(cfg.prompts), tok.fingerprint)
+                        data_digest(cfg.prompts), tok.fingerprint)
     ckpt = start_run(run_dir, "rl", asked, prior, steps=cfg.steps, resume=cfg.resume, overwrite=cfg.overwrite)
     if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
         return finished_summary(run_dir, ckpt, info)

@@ -31,7 +31,6 @@ the saving that packing would bring, without packing's cross-conversation attent
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -44,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.alignment.chat import ChatFormatError, render
-from lmforge.alignment.data import DataFormatError, load_conversations
+from lmforge.alignment.data import DataFormatError, data_digest, load_conversations
 from lmforge.train.trainer import (
     METRICS,
     TrainingError,
@@ -231,8 +230,7 @@ def prepare_data(cfg: SFTConfig, tokenizer, max_tokens: int) -> SFTData:
                 continue
             truncated += ids[-1] != tokenizer.special_id("assistant_end")
             rendered.append((ids, mask))
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        files.append({"path": str(Path(path).resolve()), "sha256": "sha256:" + digest, "conversations": len(convs),
+        files.append({"path": str(Path(path).resolve()), "sha256": data_digest(path), "conversations": len(convs),
                       "skipped": sum(stats.get("skipped", {}).values())})
     if len(rendered) < 2 and cfg.val_fraction > 0:
         raise SFTError(f"{len(rendered)} usable conversation(s) in {', '.join(cfg.data)}: too few to hold some out; "

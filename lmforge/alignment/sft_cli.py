@@ -28,7 +28,7 @@ def _console():
 @click.option("--val-fraction", default=0.05, show_default=True, type=Finite(0, 1, max_open=True), help="Share of conversations held out for validation loss.")
 @click.option("--max-tokens", default=None, type=click.IntRange(min=2), help="Cut conversations at this many tokens [the model's context + 1].")
 @click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "alpaca", "messages", "self-instruct", "sharegpt"]), help="Record layout of --data.")
+              type=click.Choice(["auto", "alpaca", "messages", "prompt-completion", "self-instruct", "sharegpt"]), help="Record layout of --data.")
 @click.option("--eval-every", default=50, show_default=True, type=click.IntRange(min=0), help="Steps between validation passes (0: at the end only).")
 @click.option("--checkpoint-every", default=100, show_default=True, type=click.IntRange(min=0), help="Steps between checkpoints (0: at the end only).")
 @run_folder_options()
