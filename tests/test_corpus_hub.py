@@ -122,3 +122,29 @@ def test_card_defaults_to_the_corpus_folder_without_configs(corpus, tmp_path):
     assert result.exit_code == 0, result.output
     meta = front_matter((tmp_path / "card.md").read_text())
     assert "configs" not in meta and meta["license"] == "other"
+
+
+def test_parquet_killed_mid_file_resumes_to_the_same_output(corpus, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from lmforge.corpus import hub
+
+    real = hub.iter_documents
+
+    def dies_after_7(path, **kwargs):
+        for i, doc in enumerate(real(path, **kwargs)):
+            if i == 7:
+                raise KeyboardInterrupt  # a kill in the middle of the second file
+            yield doc
+
+    config = hub.ParquetConfig(rows_per_group=2, file_rows=5)
+    monkeypatch.setattr(hub, "iter_documents", dies_after_7)
+    with pytest.raises(KeyboardInterrupt):
+        hub.write_parquet(corpus, tmp_path / "a", config)
+    assert sorted(p.name for p in (tmp_path / "a" / "data").iterdir()) == ["000_00000.parquet"]  # no half file, no .tmp
+    monkeypatch.setattr(hub, "iter_documents", real)
+    resumed = hub.write_parquet(corpus, tmp_path / "a", config)
+    fresh = hub.write_parquet(corpus, tmp_path / "b", config)
+    assert resumed == fresh and fresh.files == 4 and fresh.row_groups == 10  # 16 rows: 5+5+5+1, groups 2+2+1
+    for name in sorted(p.name for p in (tmp_path / "b" / "data").iterdir()):
+        assert pq.read_table(tmp_path / "a" / "data" / name).equals(pq.read_table(tmp_path / "b" / "data" / name))

@@ -101,6 +101,8 @@ def card(corpus, output, parquet_dir, license_) -> None:
     from lmforge.corpus.hub import write_card
 
     output = output or str(Path(corpus) / "README.md")
+    if parquet_dir is not None and not list(Path(parquet_dir).glob("*.parquet")):
+        raise click.ClickException(f"--parquet {parquet_dir}: no *.parquet files there; run `lmforge corpus parquet` first")
     parquet_dir = parquet_dir or str(Path(output).parent / "data")
     facts = write_card(corpus, output, license=license_, parquet_dir=parquet_dir)
 
