@@ -126,6 +126,7 @@ def write_parquet(corpus: str | os.PathLike, out: str | os.PathLike, config: Par
         inputs = find_document_files([corpus])
     except FileNotFoundError as exc:
         raise HubExportError(f"{exc}; give a folder written by `lmforge corpus process|extract|dedup`") from None
+    inputs = [p for p in inputs if (out / "data") not in p.parents]  # never our own output (CORPUS without documents/)
     state = out / STATE_DIR
     if overwrite:
         clear_output(out, ["data", str(STATE_DIR)], lmforge_made=state.is_dir(), error=HubExportError)
@@ -228,8 +229,10 @@ SIZE_CATEGORIES = (
 
 
 def size_category(n: int) -> str:
-    """>>> size_category(16)
-    'n<1K'
+    """The Hub's size bin of `n` documents.
+
+    >>> size_category(16), size_category(10_000)
+    ('n<1K', '10K<n<100K')
     """
     for bound, label in SIZE_CATEGORIES:
         if n < bound:
