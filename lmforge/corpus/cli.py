@@ -19,7 +19,8 @@ from lmforge.corpus.execution import EXECUTORS
 @click.group(
     cls=LazyGroup,
     lazy={"dedup": "lmforge.corpus.dedup_cli:dedup", "process": "lmforge.corpus.process_cli:process",
-          "status": "lmforge.corpus.status_cli:status"},
+          "status": "lmforge.corpus.status_cli:status",
+          "parquet": "lmforge.corpus.hub_cli:parquet", "card": "lmforge.corpus.hub_cli:card"},
 )
 def corpus() -> None:
     """Crawl dumps (WARC/WET) -> clean, language-labelled, filtered, deduplicated documents.
@@ -28,6 +29,7 @@ def corpus() -> None:
     lmforge corpus extract CC-MAIN-*.warc.gz -o extracted/
     lmforge corpus process CC-MAIN-*.warc.gz -o corpus/ --languages en --workers 2
     lmforge corpus dedup corpus/ -o dedup/
+    lmforge corpus parquet dedup/ -o dedup/ && lmforge corpus card dedup/
     """
 
 
