@@ -250,6 +250,25 @@ class LocalPath(click.Path):
         return absolute_path(value)
 
 
+class RewardSpec(click.ParamType):
+    """A reward spec (`gsm8k,format@0.1`, `rm:RUN`, `pkg.mod:fn`) whose `rm:` run paths are made
+    absolute here, at the edge, like every other path (a resume from another folder, or a
+    worker, must find the same reward model)."""
+
+    name = "reward"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        items = []
+        for item in value.split(","):
+            head, at, weight = item.strip().partition("@")
+            if head.startswith("rm:") and len(head) > 3:
+                head = "rm:" + absolute_path(head[3:])
+            items.append(head + at + weight)
+        return ",".join(items)
+
+
 class Finite(click.FloatRange):
     """A float flag that must be a finite number, optionally in a range: `--lr nan`, `--lr inf`
     or `--temperature -1` is refused by click naming the flag, before any work starts.

@@ -437,3 +437,12 @@ def test_a_step_whose_advantages_are_all_zero_warns(base_run, prompts, odd_lengt
     assert r.exit_code == 0, r.output
     warned = [rec.getMessage() for rec in caplog.records if "learns nothing" in rec.getMessage()]
     assert len(warned) == 2  # one per step (a 1-token completion that ends the turn is rare in an untrained model)
+
+
+def test_reward_spec_makes_rm_paths_absolute_at_the_edge(tmp_path, monkeypatch):
+    """`--reward-fn rm:runs/rm` is recorded with the run's absolute path, like every path flag."""
+    from lmforge.cli import RewardSpec
+
+    monkeypatch.chdir(tmp_path)
+    spec = RewardSpec().convert("gsm8k, rm:runs/rm@0.5,format@0.1,pkg.mod:fn", None, None)
+    assert spec == f"gsm8k,rm:{tmp_path / 'runs' / 'rm'}@0.5,format@0.1,pkg.mod:fn"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, run_folder_options
+from lmforge.cli import Finite, LocalPath, RewardSpec, run_folder_options
 from lmforge.locks import locks_output
 
 
@@ -15,7 +15,7 @@ from lmforge.locks import locks_output
 @click.option("--prompts", required=True, type=LocalPath(), help='Prompts as {"question", "answer"} JSONL (GSM8K).')
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl.")
 @click.option("--reward", default=None, type=LocalPath(), help="PPO: reward-model run from `lmforge align rm`.")
-@click.option("--reward-fn", default="gsm8k", show_default=True,
+@click.option("--reward-fn", default="gsm8k", show_default=True, type=RewardSpec(),
               help="GRPO: reward(s), comma-separated, each a name (gsm8k: the `#### n` number matches; format: the answer has that form) "
                    "rm:RUN (the score of a reward-model run from `align rm` on the prompt + completion, scored in batches), or a plugin "
                    "package.module:function(completion, reference) -> float, with an optional @weight, e.g. gsm8k,format@0.1.")
