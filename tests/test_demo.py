@@ -26,11 +26,11 @@ RUNS = {"sft": QUICK.sft, "rm": QUICK.rm, "dpo": QUICK.dpo, "rl": QUICK.rl}  # f
 def test_align_data_is_deterministic_and_read_by_the_alignment_loaders(tmp_path):
     from lmforge.alignment.data import load_conversations, load_preferences, load_prompts
     from lmforge.alignment.rewards import gsm8k_reward
-    from lmforge.pipelines.sample_align import write_align_data
+    from lmforge.pipelines.sample_align import ALIGN_FILES, write_align_data
 
     info = write_align_data(tmp_path / "a")
     write_align_data(tmp_path / "b")
-    for name in ("sft", "preferences", "prompts"):
+    for name in ALIGN_FILES:
         assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (tmp_path / "b" / f"{name}.jsonl").read_bytes()
     paths = info["paths"]
 
@@ -44,9 +44,13 @@ def test_align_data_is_deterministic_and_read_by_the_alignment_loaders(tmp_path)
         question = pair.prompt[-1]["content"]
         a, b = (int(x) for x in question.replace("+", " ").replace(".", " ").replace("?", " ").split() if x.isdigit())
         assert gsm8k_reward(pair.chosen, str(a + b)) == 1.0 and gsm8k_reward(pair.rejected, str(a + b)) == 0.0, pair
-    prompts = list(load_prompts(paths["prompts"]))
-    assert len(prompts) == 300 and len({p.prompt[0]["content"] for p in prompts}) == 300
-    assert all(gsm8k_reward(p.answer, p.answer) == 1.0 for p in prompts)
+    prompts, heldout = list(load_prompts(paths["prompts"])), list(load_prompts(paths["heldout"]))
+    assert len(prompts) == 200 and len(heldout) == 100
+    assert len({p.prompt[0]["content"] for p in prompts + heldout}) == 300  # no held-out question is a GRPO prompt
+    from collections import Counter  # one phrasing of each problem is held out, the other two are GRPO prompts
+    assert Counter(p.answer for p in heldout) == Counter({p.answer: 1 for p in prompts}) and len(heldout) == 100
+    assert set(Counter(p.answer for p in prompts).values()) == {2}
+    assert all(gsm8k_reward(p.answer, p.answer) == 1.0 for p in prompts + heldout)
 
 
 class Console:
@@ -107,9 +111,9 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
 
     # alignment: the built-in data, a finished run per stage, and a row per stage
     data = report["align_data"]
-    assert data["sft"] == 2000 and data["preferences"] == 800 and data["prompts"] == 300
+    assert data["sft"] == 2000 and data["preferences"] == 800 and data["prompts"] == 200 and data["heldout"] == 100
     assert data["eval_prompts"] == QUICK.eval_prompts
-    for name in ("sft", "preferences", "prompts"):
+    for name in ("sft", "preferences", "prompts", "heldout"):
         assert (out / "align-data" / f"{name}.jsonl").is_file()
     for run, steps in RUNS.items():
         assert latest_checkpoint(out / run).name == f"step_{steps:08d}", run
@@ -124,7 +128,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     assert all(0.0 <= r <= 1.0 for r in first_last(stages["align rl"]["mean_reward"]))
     before, _ = first_last(stages["align rl"]["greedy_exact_match"])
     assert before == round(stages["align sft"]["greedy_exact_match"], 2)
-    for key in ("greedy_formatted", "greedy_accuracy_formatted"):  # format apart from accuracy, with standard errors
+    for key in ("greedy_formatted", "greedy_accuracy_formatted", "sampled_formatted", "sampled_accuracy_formatted"):  # format apart from accuracy, with standard errors
         assert " ± " in stages["align rl"][key] and all(0 <= v <= 1 for v in first_last(stages["align rl"][key]))
     assert stages["chat"]["model"] == "rl" and stages["chat"]["prompt"] == CHAT_QUESTION
     assert isinstance(stages["chat"]["answer"], str) and isinstance(stages["chat"]["correct"], bool)

@@ -21,12 +21,16 @@ working, then `#### <number>`, which `lmforge.alignment.rewards.gsm8k_reward` ve
   one (for `align rm` and `align dpo`). Wrong answers are the slips a small model makes: half
   an arithmetic slip (`4 + 9 = 14`, then `#### 14`: off by 1, 2 or 10), a quarter a copying
   slip (right working, another number after `####`), a quarter no `####` line at all;
-- `prompts.jsonl`: `{"question", "answer"}` as GSM8K ships, every problem in every phrasing
-  once (for `align rl --method grpo`, rewarded by the exact `####` number).
+- `prompts.jsonl` and `heldout.jsonl`: `{"question", "answer"}` as GSM8K ships, every problem
+  in every phrasing once (300 questions), split by problem: one phrasing of each sum (drawn at
+  random) goes to `heldout.jsonl` (100 questions, which score the demo's policies), the other
+  two to `prompts.jsonl` (200, for `align rl --method grpo`, rewarded by the exact `####`
+  number). No held-out question is ever a GRPO prompt.
 
-The 100 problems are shared by all three files, so the held-out conversations and pairs of
-SFT, the reward model and DPO are unseen items, not unseen sums: at this size the models learn
-the sums they see, not addition. The output is deterministic for a given seed (the same bytes,
+The 100 problems are shared by all the files, so the held-out conversations and pairs of
+SFT, the reward model and DPO, and the held-out GRPO questions, are unseen items, not unseen
+sums: at this size the models learn the sums they see, not addition (a GRPO run that held out
+whole sums would measure the sums SFT taught, nothing GRPO did to them). The output is deterministic for a given seed (the same bytes,
 so a rerun of the demo can resume its SFT run, which checks its data's sha256).
 """
 
@@ -88,8 +92,13 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
+#: the files `write_align_data` writes, by role
+ALIGN_FILES = ("sft", "preferences", "prompts", "heldout")
+
+
 def write_align_data(folder: str | Path, seed: int = 0, conversations: int = 2000, pairs: int = 800, high: int = 9) -> dict:
-    """Write sft.jsonl, preferences.jsonl and prompts.jsonl into `folder`; return their paths and counts."""
+    """Write sft.jsonl, preferences.jsonl, prompts.jsonl and heldout.jsonl into `folder`; return
+    their paths and counts."""
     rng = random.Random(seed)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,13 +115,18 @@ def write_align_data(folder: str | Path, seed: int = 0, conversations: int = 200
         a, b = rng.choice(every)
         q = question(a, b, rng.randrange(len(TEMPLATES)), rng)
         prefs.append({"prompt": q, "chosen": worked_answer(a, b), "rejected": wrong_answer(a, b, rng)})
-    prompts = [{"question": question(a, b, t, rng), "answer": worked_answer(a, b)}
+    prompts = [{"question": question(a, b, t, rng), "answer": worked_answer(a, b), "problem": (a, b), "template": t}
                for t in range(len(TEMPLATES)) for a, b in every]
     rng.shuffle(prompts)
+    held_template = {p: rng.randrange(len(TEMPLATES)) for p in every}  # the phrasing of each sum kept from GRPO
+    heldout = [{"question": p["question"], "answer": p["answer"]} for p in prompts if held_template[p["problem"]] == p["template"]]
+    train = [{"question": p["question"], "answer": p["answer"]} for p in prompts if held_template[p["problem"]] != p["template"]]
 
-    paths = {"sft": folder / "sft.jsonl", "preferences": folder / "preferences.jsonl", "prompts": folder / "prompts.jsonl"}
+    paths = {name: folder / f"{name}.jsonl" for name in ALIGN_FILES}
     _write_jsonl(paths["sft"], sft)
     _write_jsonl(paths["preferences"], prefs)
-    _write_jsonl(paths["prompts"], prompts)
+    _write_jsonl(paths["prompts"], train)
+    _write_jsonl(paths["heldout"], heldout)
     return {"paths": {k: str(v) for k, v in paths.items()},
-            "counts": {"conversations": len(sft), "preference_pairs": len(prefs), "prompts": len(prompts), "problems": len(every)}}
+            "counts": {"conversations": len(sft), "preference_pairs": len(prefs), "prompts": len(train), "heldout_prompts": len(heldout),
+                       "problems": len(every)}}
