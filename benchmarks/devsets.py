@@ -514,11 +514,16 @@ def fetch_sdist(requirement: str, cache: Path) -> Path | None:
         if proc.returncode != 0 or not found:
             log(f"  skipped {requirement}: pip download failed: {proc.stderr.strip()[-200:]}")
             return None
+    return _unpack(found[-1], root)
+
+
+def _unpack(archive: Path, root: Path) -> Path:
+    """`archive` (a .tar.gz / .tgz) unpacked into a fresh `root`, marked done by `root/.unpacked`."""
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    with tarfile.open(found[-1]) as tar:
+    with tarfile.open(archive) as tar:
         tar.extractall(root, filter="data")
-    (root / ".unpacked").write_text(found[-1].name)
+    (root / ".unpacked").write_text(archive.name)
     return root
 
 
@@ -702,12 +707,7 @@ def fetch_npm(spec: str, cache: Path) -> Path | None:
         if proc.returncode != 0 or not found:
             log(f"  skipped {spec}: npm pack failed: {proc.stderr.strip()[-200:]}")
             return None
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    with tarfile.open(found[-1]) as tar:
-        tar.extractall(root, filter="data")
-    (root / ".unpacked").write_text(found[-1].name)
-    return root
+    return _unpack(found[-1], root)
 
 
 # The element a CMS writes an article's body into, by its own markup: schema.org's
