@@ -114,6 +114,10 @@ def test_card_front_matter_and_counts(corpus, tmp_path):
     assert f"| read | WARC records | {stats['records']} |" in text
     assert "| mode | extract |" in text  # the settings the run recorded
     assert f"{stats['kept']} documents" in text
+    # --parquet takes the -o folder of `corpus parquet` as well as its data/
+    result = run_cli("corpus", "card", str(corpus), "-o", str(tmp_path / "card.md"), "--parquet", str(hub))
+    assert result.exit_code == 0, result.output
+    assert front_matter((tmp_path / "card.md").read_text())["configs"][0]["data_files"][0]["path"] == ["hub/data/*.parquet"]
 
 
 def test_card_defaults_to_the_corpus_folder_without_configs(corpus, tmp_path):

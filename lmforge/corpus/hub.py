@@ -278,7 +278,10 @@ def gather_card_facts(corpus: str | os.PathLike, parquet_dir: str | os.PathLike 
         if recorded:
             facts.settings[recorded.get("mode", stage) if stage == "process" else stage] = recorded
     if parquet_dir is not None and Path(parquet_dir).is_dir():
-        facts.parquet_files = sorted(Path(parquet_dir).glob("*.parquet"))
+        folder = Path(parquet_dir)
+        if not any(folder.glob("*.parquet")) and (folder / "data").is_dir():
+            folder = folder / "data"  # the -o of `corpus parquet`, which writes into its data/
+        facts.parquet_files = sorted(folder.glob("*.parquet"))
     return facts
 
 

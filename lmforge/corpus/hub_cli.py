@@ -82,7 +82,7 @@ def _print_parquet_summary(stats, output: str) -> None:
 @click.option("-o", "--output", "output", type=LocalPath(dir_okay=False), default=None,
               help="Card file [default: CORPUS/README.md].")
 @click.option("--parquet", "parquet_dir", type=LocalPath(file_okay=False), default=None,
-              help="Folder of the corpus's Parquet files, for the card's `configs` [default: data/ beside the card].")
+              help="The -o folder of `corpus parquet` (or its data/), for the card's `configs` [default: data/ beside the card].")
 @click.option("--license", "license_", default="other", show_default=True, help="The `license:` of the card (a Hub licence id).")
 @locks_output("output", file=True)
 def card(corpus, output, parquet_dir, license_) -> None:
@@ -96,13 +96,13 @@ def card(corpus, output, parquet_dir, license_) -> None:
     \b
     Example:
       lmforge corpus parquet corpus/ -o corpus/ && lmforge corpus card corpus/
-      lmforge corpus card dedup/ -o hub/README.md --parquet hub/data --license odc-by
+      lmforge corpus card dedup/ -o hub/README.md --parquet hub --license odc-by
     """
     from lmforge.corpus.hub import write_card
 
     output = output or str(Path(corpus) / "README.md")
-    if parquet_dir is not None and not list(Path(parquet_dir).glob("*.parquet")):
-        raise click.ClickException(f"--parquet {parquet_dir}: no *.parquet files there; run `lmforge corpus parquet` first")
+    if parquet_dir is not None and not any(Path(parquet_dir).glob("*.parquet")) and not any(Path(parquet_dir).glob("data/*.parquet")):
+        raise click.ClickException(f"--parquet {parquet_dir}: no *.parquet files there nor in its data/; run `lmforge corpus parquet` first")
     parquet_dir = parquet_dir or str(Path(output).parent / "data")
     facts = write_card(corpus, output, license=license_, parquet_dir=parquet_dir)
 
