@@ -285,6 +285,21 @@ class Finite(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
+def tracker_option(f):
+    """`--log tensorboard|wandb` (repeatable): mirrors of RUN/metrics.jsonl (lmforge.train.metrics)."""
+    from lmforge.train.metrics import TRACKERS, TrackerError, check_trackers
+
+    def installed(ctx, param, value):
+        try:
+            return check_trackers(value)
+        except TrackerError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+
+    return click.option("--log", "trackers", multiple=True, type=click.Choice(TRACKERS), callback=installed,
+                        help="Also log the metrics to TensorBoard (RUN/tensorboard/) or Weights & Biases (offline "
+                             "unless WANDB_MODE says otherwise: RUN/wandb/); repeatable; metrics.jsonl is always written.")(f)
+
+
 def run_folder_options(more_steps_continue: bool = False):
     """`--resume` and `--overwrite` as every run folder takes them (`lmforge.settings`): the same
     command again resumes anyway; other settings are refused unless --overwrite."""

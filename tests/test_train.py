@@ -337,3 +337,18 @@ def test_preset_micro_batch_shrinks_to_split_the_global_batch_over_processes():
     asked = TrainConfig(manifest="m.json", out_dir="run", preset="tiny", steps=1, micro_batch=cfg.micro_batch * 2)
     with pytest.raises(TrainingError, match="or a smaller --micro-batch"):
         asked.validate(2)
+
+
+def test_log_tensorboard_mirrors_the_run_and_a_resume_may_change_trackers(mix, tmp_path):
+    """`--log tensorboard` writes RUN/tensorboard/ beside metrics.jsonl; trackers are not a
+    setting of the run, so the rerun without them continues it."""
+    pytest.importorskip("tensorboard", reason="the track extra's tensorboard is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert run(train, ["-m", mix, "-o", out, "--steps", 2, *FAST, "--log", "tensorboard"]).exit_code == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert "loss" in events.Tags()["scalars"] and [e.step for e in events.Scalars("loss")] == [1, 2]
+    r = run(train, ["-m", mix, "-o", out, "--steps", 2, *FAST])
+    assert r.exit_code == 0 and "(asked" not in r.output

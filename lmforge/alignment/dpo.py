@@ -114,6 +114,7 @@ class DPOConfig:
     tokenizer_dir: str | None = None
     precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
+    trackers: tuple = ()  # mirrors of metrics.jsonl: "tensorboard", "wandb" (lmforge.train.metrics)
 
     def __post_init__(self):
         if self.steps < 1:
@@ -212,7 +213,7 @@ def train_dpo(cfg: DPOConfig, on_step: Callable[[dict], None] | None = None) -> 
         step = int(read_state(ckpt)["step"])
     resumed_from = step if ckpt is not None else None
     V = tok.vocab_size
-    log = MetricsLog(run_dir, step)
+    log = MetricsLog(run_dir, step, cfg.trackers, config=asdict(cfg))
     first, row, last_eval, saved = {}, {}, {}, None
     t_start = time.perf_counter()
     try:

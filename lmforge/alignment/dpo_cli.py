@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, run_folder_options
+from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option
 from lmforge.locks import locks_output
 
 
@@ -28,9 +28,10 @@ from lmforge.locks import locks_output
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
+@tracker_option
 @locks_output("out_dir")
 def dpo(policy, data, out_dir, steps, batch_size, beta, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every,
-        seed, device, tokenizer_dir, resume, overwrite, threads, precision):
+        seed, device, tokenizer_dir, resume, overwrite, threads, precision, trackers):
     """Direct Preference Optimisation against a frozen copy of the starting policy.
 
     Reports the implied rewards beta * (log pi - log ref) of chosen and rejected answers,
@@ -48,7 +49,7 @@ def dpo(policy, data, out_dir, steps, batch_size, beta, lr, warmup, val_fraction
     try:
         cfg = DPOConfig(policy=policy, data=data, out_dir=out_dir, steps=steps, batch_size=batch_size, beta=beta, lr=lr,
                         warmup=warmup, val_fraction=val_fraction, max_len=max_len, eval_every=eval_every,
-                        checkpoint_every=checkpoint_every, seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, precision=precision)
+                        checkpoint_every=checkpoint_every, seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers, precision=precision)
         with Progress("dpo", steps, ("loss", "margin", "accuracy")) as on_step:
             summary = train_dpo(cfg, on_step)
     except AlignmentError as exc:

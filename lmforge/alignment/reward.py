@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from lmforge.alignment.data import data_digest
 from lmforge.errors import UserError
+from lmforge.train.metrics import MetricsLog
 from lmforge.train.model import GPT, GPTConfig
 from lmforge.train.trainer import (
     CHECKPOINTS,
@@ -363,26 +364,6 @@ def load_gpt_tensors(model: GPT, tensors: dict[str, torch.Tensor], prefix: str =
     model.load_state_dict(state, strict=True)
 
 
-class MetricsLog:
-    """RUN/metrics.jsonl, cut back to the resumed step; one JSON row per optimizer step."""
-
-    def __init__(self, run_dir: Path, step: int):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / METRICS
-        truncate_metrics(self.path, step)
-        self.file = open(self.path, "a")
-
-    def write(self, row: dict) -> None:
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
-
-    def rows(self) -> list[dict]:
-        return read_metrics(self.path)
-
-
 # ---- the reward model ----------------------------------------------------------------------
 class RewardModel(nn.Module):
     """A GPT backbone and a scalar head: `forward(ids, lengths)` -> one score per row (B,)."""
@@ -525,6 +506,7 @@ class RewardConfig:
     tokenizer_dir: str | None = None
     precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
+    trackers: tuple = ()  # mirrors of metrics.jsonl: "tensorboard", "wandb" (lmforge.train.metrics)
 
     def __post_init__(self):
         if self.steps < 1:
@@ -614,7 +596,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
         "tokenizer_dir": base_state.get("tokenizer_dir") if not cfg.tokenizer_dir else cfg.tokenizer_dir,
         "tokenizer_fingerprint": tok.fingerprint, "pairs": {"train": len(train_idx), "val": len(val_idx)},
     }
-    log = MetricsLog(run_dir, step)
+    log = MetricsLog(run_dir, step, cfg.trackers, config=asdict(cfg))
     first, row, last_eval, saved = {}, {}, {}, None
     t_start = time.perf_counter()
     model.train()

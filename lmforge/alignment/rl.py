@@ -202,6 +202,7 @@ class RLConfig:
     overwrite: bool = False  # start over in a run folder that holds another run
     tokenizer_dir: str | None = None
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
+    trackers: tuple = ()  # mirrors of metrics.jsonl: "tensorboard", "wandb" (lmforge.train.metrics)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -473,7 +474,7 @@ def train_rl(cfg: RLConfig, on_step: Callable[[dict], None] | None = None) -> Ru
     if ckpt is not None:
         trainer.load(ckpt)
     resumed_from = trainer.step_count if ckpt is not None else None
-    log = MetricsLog(run_dir, trainer.step_count)
+    log = MetricsLog(run_dir, trainer.step_count, cfg.trackers, config=asdict(cfg))
     order = list(range(len(examples)))
     first, row, saved = {}, {}, None
     t_start = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, RewardSpec, run_folder_options
+from lmforge.cli import Finite, LocalPath, RewardSpec, run_folder_options, tracker_option
 from lmforge.locks import locks_output
 
 
@@ -49,10 +49,11 @@ from lmforge.locks import locks_output
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the policy run's].")
 @run_folder_options(more_steps_continue=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+@tracker_option
 @locks_output("out_dir")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
        top_k, lr, clip, kl_coef, epochs, loss_type, scale_rewards, clip_high, mask_truncated, gamma, lam, vf_coef, checkpoint_every,
-       seed, device, tokenizer_dir, resume, overwrite, threads):
+       seed, device, tokenizer_dir, resume, overwrite, threads, trackers):
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.
 
     Each step samples --group-size completions for each of --prompts-per-step prompts with
@@ -78,7 +79,7 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
                        temperature=temperature, top_k=top_k or None, lr=lr, clip=clip, kl_coef=kl_coef, epochs=epochs,
                        loss_type=loss_type, scale_rewards=scale_rewards, clip_high=clip_high, mask_truncated=mask_truncated,
                        gamma=gamma, lam=lam, vf_coef=vf_coef, checkpoint_every=checkpoint_every, seed=seed, device=device,
-                       resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads)
+                       resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers)
         with Progress(method, steps, ("reward", "kl", "completion_len")) as on_step:
             summary = train_rl(cfg, on_step)
     except AlignmentError as exc:

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from lmforge.alignment.chat import ChatFormatError, render
 from lmforge.alignment.data import DataFormatError, data_digest, load_conversations
+from lmforge.train.metrics import MetricsLog
 from lmforge.train.trainer import (
     METRICS,
     TrainingError,
@@ -116,6 +117,7 @@ class SFTConfig:
     resume: bool = False  # only continue: refuse to start a run where none was started
     overwrite: bool = False  # start over in a run folder that holds another run
     threads: int | None = None
+    trackers: tuple = ()  # mirrors of metrics.jsonl: "tensorboard", "wandb" (lmforge.train.metrics)
 
     def __post_init__(self):
         self.data = [str(p) for p in ([self.data] if isinstance(self.data, (str, Path)) else self.data)]
@@ -447,7 +449,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
 
     first_loss = loss = val = None
     saved = None
-    with open(metrics_path, "a") as metrics:
+    with MetricsLog(run_dir, trainer.step_count, cfg.trackers, config=asdict(cfg)) as metrics:
         while trainer.step_count < cfg.steps:
             t0 = time.perf_counter()
             batch = [data.train[i] for i in order.next()]
@@ -463,8 +465,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
             if data.val and ((cfg.eval_every and step % cfg.eval_every == 0) or last):
                 val = trainer.evaluate(data.val)
                 row[f"val_loss/{VAL_NAME}"] = val
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
+            metrics.write(row)
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
                 saved = save_checkpoint(run_dir, trainer, extra(), cfg.keep_checkpoints)
             if on_step is not None:

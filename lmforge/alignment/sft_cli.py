@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, run_folder_options
+from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option
 from lmforge.locks import locks_output
 
 
@@ -37,9 +37,10 @@ def _console():
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
+@tracker_option
 @locks_output("out_dir")
 def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, val_fraction, max_tokens, fmt, eval_every,
-        checkpoint_every, resume, overwrite, tokenizer_dir, device, threads, precision):
+        checkpoint_every, resume, overwrite, tokenizer_dir, device, threads, precision, trackers):
     """Supervised fine-tuning of a pretrained run on conversations (loss on assistant tokens only).
 
     The run folder records the settings, base checkpoint and data it was made with: the same
@@ -61,7 +62,7 @@ def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, v
         cfg = SFTConfig(base=base, data=list(data), out_dir=out_dir, steps=steps, batch_size=batch_size, micro_batch=micro_batch,
                         lr=lr, warmup=warmup, seed=seed, val_fraction=val_fraction, max_tokens=max_tokens, fmt=fmt,
                         eval_every=eval_every, checkpoint_every=checkpoint_every, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir,
-                        device=device, threads=threads, precision=precision)
+                        device=device, threads=threads, trackers=trackers, precision=precision)
         with _Progress(steps) as on_step:
             summary = run_sft(cfg, on_step=on_step)
     except TrainingError as exc:  # SFTError included

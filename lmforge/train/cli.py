@@ -6,7 +6,7 @@ import os
 
 import click
 
-from lmforge.cli import Finite, LocalPath
+from lmforge.cli import Finite, LocalPath, tracker_option
 from lmforge.locks import locks_output
 
 from lmforge.train.presets import PRESETS
@@ -51,9 +51,11 @@ def _console():
 @click.option("--log-every", type=click.IntRange(min=1), default=None,
               help="Steps between reads of the loss from the device [1 on CPU; 10 on CUDA, where each read waits for the GPU].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
+@tracker_option
 @locks_output("out_dir")
 def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
-          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, fsdp, log_every, progress):
+          optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, fsdp, log_every, progress,
+          trackers):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
 
     The run folder records the settings that decide what it computes: the same command again
@@ -85,7 +87,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
             manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
             optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, overwrite=overwrite, threads=threads,
-            log_every=log_every, fsdp=fsdp,
+            log_every=log_every, fsdp=fsdp, trackers=trackers,
         )
         with _progress(cfg, enabled=rank0 and progress) as on_step:
             summary = run_training(cfg, on_step=on_step)

@@ -59,12 +59,12 @@ import torch.nn.functional as F
 from lmforge.errors import UserError
 from lmforge.train.data import MixtureLoader, Prefetcher, val_bits_per_byte
 from lmforge.train.gpu import peak_bf16_flops, use_fast_float32
+from lmforge.train.metrics import METRICS, MetricsLog, TrackerError, check_trackers, read_metrics, truncate_metrics  # noqa: F401 (re-exported)
 from lmforge.train.model import GPT, PRESETS, GPTConfig, load_weights, preset_config, save_weights
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
 STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -136,6 +136,7 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads per process (None: torch's default)
     log_every: int | None = None  # steps between reads of the loss from the device (None: 1 on CPU, 10 on CUDA)
     fsdp: bool = False  # shard weights, gradients and optimizer state over the torchrun processes (FSDP2) instead of DDP
+    trackers: tuple = ()  # mirrors of metrics.jsonl: "tensorboard", "wandb" (lmforge.train.metrics)
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -165,6 +166,10 @@ class TrainConfig:
             self.log_every = 10 if self.device == "cuda" else 1
         if self.log_every < 1:
             raise TrainingError(f"--log-every {self.log_every}: read the loss at least every step (1) or every N > 1 steps")
+        try:
+            self.trackers = check_trackers(self.trackers)
+        except TrackerError as exc:
+            raise TrainingError(str(exc)) from None
 
     @property
     def context(self) -> int:
@@ -760,25 +765,6 @@ def load_checkpoint(ckpt: Path, trainer: Trainer, verified: bool = False) -> dic
 
 
 # ---- metrics and plot -----------------------------------------------------------------------
-def read_metrics(path: Path) -> list[dict]:
-    rows = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by kill -9
-                continue
-    return rows
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """Keep only the rows up to `step` (a resumed run rewrites what came after)."""
-    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
-
-
 def plot_loss(rows: list[dict], out: Path) -> Path | None:
     """RUN/loss.png: train loss per step, validation loss per source at eval steps.
 
@@ -1029,7 +1015,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     rows_tps: list[tuple[float, int]] = []  # (tokens/s, which read of the device)
     saved = None
     t_start = time.perf_counter()
-    metrics_file = open(metrics_path, "a") if d.is_main else None
+    metrics_log = MetricsLog(run_dir, trainer.step_count, cfg.trackers, config=cfg.to_dict()) if d.is_main else None
     pending: list[PendingStep | StepResult] = []  # steps not yet written to metrics.jsonl
     t_read = time.perf_counter()
     result = None
@@ -1076,9 +1062,8 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
                     rows[-1][f"val_loss/{name}"] = v["loss"]
                     if v["bpb"] is not None:
                         rows[-1][f"val_bpb/{name}"] = v["bpb"]
-            if metrics_file is not None:
-                metrics_file.write("".join(json.dumps(row) + "\n" for row in rows))
-                metrics_file.flush()
+            if metrics_log is not None:
+                metrics_log.write_rows(rows)
             if checkpoint:
                 if d.is_main or trainer.fsdp:  # FSDP: every rank hands its shards over
                     saved = save_checkpoint(run_dir, trainer, extra(), cfg.keep_checkpoints)
@@ -1094,8 +1079,8 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     finally:
         prefetch.close()
         loader.close()
-        if metrics_file is not None:
-            metrics_file.close()
+        if metrics_log is not None:
+            metrics_log.close()
         if d.world_size > 1:
             import torch.distributed as dist
 
