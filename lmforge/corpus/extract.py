@@ -84,11 +84,12 @@ trafilatura's fast mode would halve the fallback's cost, but on the 5 news pages
 takes it scores 0.720 against 0.968 (standard mode), so the fallback stays standard.
 
 Whole `lmforge corpus extract` against trafilatura as a library (benchmarks/extract_command.py,
-one core, machine at load 6-8): 1,134 pages of every family 4.94x (29.7 against 6.0 pages/s;
-4.62x on 903 pages before the class-pattern gates, the cross-page cache, the faster start and
-the 5,000-character LID). On the 181 news pages alone it is far less (1.7x at that load): the
-command's fixed start (interpreter, datatrove's imports, the LID model; ~1 s of CPU) is a
-large share of so few pages, and trafilatura is faster on news than on long documentation.
+one core): 1,134 pages of every family 5.84x at load ~0.5 (54.8 against 9.4 pages/s; 4.94x at
+load 6-8; 4.62x on 903 pages before the class-pattern gates, the cross-page cache, the faster
+start and the 5,000-character LID). On the 181 news pages alone 2.41x (46.9 against 19.5): the
+command's fixed start (interpreter, datatrove's imports, the LID model: 1.5 s for a one-page
+WARC) is a large share of so few pages, and trafilatura is faster on news than on long
+documentation; without the start it is 3.9x (13.3 ms a page against 51).
 Per page, in one process (CPU time, same load): fast path 6.1 ms, fallback 1.4 (5 pages of
 181 at ~50 ms), language ID 2.4, trafilatura 41: 4.1x before reading and writing.
 """
