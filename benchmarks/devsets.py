@@ -68,11 +68,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from extract import decode_declared  # noqa: E402 - the extraction benchmark's decoding, one copy
 
 DEFAULT_OUT = Path(os.environ.get("LMFORGE_DEVSETS", "~/.cache/lmforge/devsets")).expanduser()
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _WS = re.compile(r"\s+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -143,18 +144,9 @@ def fetch_deb(package: str, cache: Path) -> Path | None:
 # --------------------------------------------------------------------------- HTML -> text
 
 def decode(data: bytes) -> str:
-    """bytes -> str: UTF-8, else the <meta> charset, else latin-1."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    match = _META_CHARSET.search(data[:8192])
-    if match:
-        try:
-            return data.decode(match.group(1).decode("ascii"), errors="replace")
-        except LookupError:
-            pass
-    return data.decode("latin-1")
+    """bytes -> str: UTF-8, else the <meta> charset (as the extraction benchmark), else latin-1."""
+    text = decode_declared(data)
+    return text if text is not None else data.decode("latin-1")
 
 
 def parse(data: bytes):
@@ -306,15 +298,19 @@ def select(pages: list[Page], cap: int) -> list[Page]:
     return sorted(chosen, key=lambda p: p.id)
 
 
-def make_page(family: str, pid: str, language: str, source: str, data: bytes, content, boilerplate) -> Page | None:
+def make_page(family: str, pid: str, language: str, source: str, data: bytes, content, boilerplate, *,
+              min_chars: int | None = None, must_contain: str | None = None, titles: str = "") -> Page | None:
+    """The page whose truth is `content`'s text, or None when that is shorter than `min_chars`
+    [MIN_MAIN_CHARS], lacks `must_contain` (normalised) or yields fewer than 2 with-snippets."""
+    min_chars = MIN_MAIN_CHARS if min_chars is None else min_chars
     truth = render(content)
-    if len(truth) < MIN_MAIN_CHARS:
+    if len(truth) < min_chars or (must_contain is not None and must_contain not in norm(truth)):
         return None
     with_ = with_snippets(content, truth)
     if len(with_) < 2:
         return None
     return Page(pid, family, confirmed_language(language, truth), source, data, truth, with_,
-                without_snippets(boilerplate, truth), features(content), language)
+                without_snippets(boilerplate, truth, titles=titles), features(content), language)
 
 
 _LID = None
@@ -746,15 +742,8 @@ def cms_page(family: str, pid: str, declared: str | None, source: str, data: byt
             el.getparent().remove(el)  # detached, kept for the without-snippets
     outside = set(main.iterancestors()) | set(main.iter())
     boiler = [el for el in structural_boilerplate(doc) if el not in outside] + inner
-    truth = render(main)
-    if len(truth) < MIN_WEB_CHARS or anchor not in norm(truth):
-        return None
-    with_ = with_snippets(main, truth)
-    if len(with_) < 2:
-        return None
     titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2"))
-    return Page(pid, family, confirmed_language(declared, truth), source, data, truth, with_,
-                without_snippets(boiler, truth, titles=titles), features(main), declared)
+    return make_page(family, pid, declared, source, data, main, boiler, min_chars=MIN_WEB_CHARS, must_contain=anchor, titles=titles)
 
 
 def build_web_varied(cache: Path) -> tuple[list[Page], str]:
@@ -899,14 +888,7 @@ def mallard_page(family: str, pid: str, language: str, source: str, path: Path) 
     for b in boiler:
         if b.getparent() is not None:
             b.getparent().remove(b)  # detached, kept for the without-snippets
-    truth = render(main)
-    if len(truth) < MIN_MALLARD_CHARS:
-        return None
-    with_ = with_snippets(main, truth)
-    if len(with_) < 2:
-        return None
-    return Page(pid, family, confirmed_language(language, truth), source, data, truth, with_,
-                without_snippets(boiler, truth), features(main), language)
+    return make_page(family, pid, language, source, data, main, boiler, min_chars=MIN_MALLARD_CHARS)
 
 
 def build_rtl(cache: Path) -> tuple[list[Page], str]:

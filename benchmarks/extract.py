@@ -82,8 +82,9 @@ _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
-def decode_html(data: bytes) -> str:
-    """bytes -> str as a crawl reader would: UTF-8, else <meta charset>, else detection."""
+def decode_declared(data: bytes) -> str | None:
+    """bytes -> str by what the page says: UTF-8 when it decodes strictly, else the <meta>
+    charset; None when neither (the caller picks the last resort)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -94,6 +95,14 @@ def decode_html(data: bytes) -> str:
             return data.decode(match.group(1).decode("ascii"), errors="replace")
         except LookupError:
             pass
+    return None
+
+
+def decode_html(data: bytes) -> str:
+    """bytes -> str as a crawl reader would: UTF-8, else <meta charset>, else detection."""
+    text = decode_declared(data)
+    if text is not None:
+        return text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
     return bytes_to_str(data, detect_encoding(data))

@@ -20,6 +20,16 @@ def eval_group() -> None:
     """
 
 
+def _evaluate(function, *args, **kwargs):
+    """`function(*args, **kwargs)`, its AlignmentError (a user's mistake) as one line."""
+    from lmforge.alignment.reward import AlignmentError
+
+    try:
+        return function(*args, **kwargs)
+    except AlignmentError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @eval_group.command("rm")
 @click.argument("run", type=LocalPath())
 @click.option("--data", required=True, type=LocalPath(), help="Preference pairs: HH-RLHF JSONL(.gz), LLaMA-Factory JSON, or {prompt, chosen, rejected} JSONL.")
@@ -42,12 +52,9 @@ def rm(run, data, max_len, batch, device, tokenizer_dir, as_json):
       lmforge eval rm runs/rm --data pairs.jsonl --json
     """
     from lmforge.alignment.evaluate import evaluate_reward_model
-    from lmforge.alignment.reward import AlignmentError, format_skipped
+    from lmforge.alignment.reward import format_skipped
 
-    try:
-        result = evaluate_reward_model(run, data, max_len=max_len, device=device, batch=batch, tokenizer_dir=tokenizer_dir)
-    except AlignmentError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = _evaluate(evaluate_reward_model, run, data, max_len=max_len, device=device, batch=batch, tokenizer_dir=tokenizer_dir)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
@@ -104,13 +111,9 @@ def policy(run, prompts, reward, samples, temperature, top_k, max_tokens, limit,
       lmforge eval policy runs/sft --prompts gsm8k-test.jsonl --samples 0 --json   # greedy only
     """
     from lmforge.alignment.evaluate import evaluate_policy
-    from lmforge.alignment.reward import AlignmentError
 
-    try:
-        result = evaluate_policy(run, prompts, reward=reward, samples=samples, temperature=temperature, top_k=top_k,
-                                 max_tokens=max_tokens, limit=limit, seed=seed, device=device, tokenizer_dir=tokenizer_dir)
-    except AlignmentError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = _evaluate(evaluate_policy, run, prompts, reward=reward, samples=samples, temperature=temperature, top_k=top_k,
+                       max_tokens=max_tokens, limit=limit, seed=seed, device=device, tokenizer_dir=tokenizer_dir)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
@@ -148,12 +151,8 @@ def winrate(run_a, run_b, judge, prompts, max_tokens, limit, device, as_json):
       lmforge eval winrate runs/ppo runs/sft --judge runs/rm --prompts prompts.jsonl --limit 200
     """
     from lmforge.alignment.evaluate import win_rate
-    from lmforge.alignment.reward import AlignmentError
 
-    try:
-        m = win_rate(run_a, run_b, judge, prompts, max_tokens=max_tokens, limit=limit, device=device)
-    except AlignmentError as exc:
-        raise click.ClickException(str(exc)) from None
+    m = _evaluate(win_rate, run_a, run_b, judge, prompts, max_tokens=max_tokens, limit=limit, device=device)
     if as_json:
         click.echo(json.dumps(m))
         return

@@ -426,9 +426,6 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
     else:
         base_val = trainer.evaluate(data.val)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = run_dir / METRICS
-    truncate_metrics(metrics_path, trainer.step_count)
     position = order.state()
     t_start = time.perf_counter()
 
@@ -470,7 +467,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[dict], None] | None = None) -> SFTSum
                 saved = save_checkpoint(run_dir, trainer, extra(), cfg.keep_checkpoints)
             if on_step is not None:
                 on_step(row)
-    plot = plot_loss(read_metrics(metrics_path), run_dir / "loss.png")
+    plot = plot_loss(metrics.rows(), run_dir / "loss.png")
     return SFTSummary(
         run_dir=run_dir, base=base_ckpt, steps=trainer.step_count,
         conversations=_conversation_counts(data),

@@ -989,10 +989,6 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     else:
         elapsed0 = 0.0
 
-    metrics_path = run_dir / METRICS
-    if d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        truncate_metrics(metrics_path, trainer.step_count)
     val_windows = loader.val_windows(cfg.eval_tokens, every_rank_all=cfg.fsdp)
     flops_per_token = trainer.raw_model.flops_per_token(cfg.context)
     peak, peak_source = peak_bf16_flops(trainer.device) if cfg.device == "cuda" else (None, None)
@@ -1086,7 +1082,7 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
 
             dist.destroy_process_group()
     seconds = time.perf_counter() - t_start
-    plot = plot_loss(read_metrics(metrics_path), run_dir / "loss.png") if d.is_main else None
+    plot = plot_loss(metrics_log.rows(), run_dir / "loss.png") if d.is_main else None
     # the first read's steps pay for warm-up and compilation
     steady = [t for t, f in rows_tps if f > 0] or [t for t, _ in rows_tps[1:]] or [t for t, _ in rows_tps]
     tps = float(np.median(steady)) if steady else 0.0
