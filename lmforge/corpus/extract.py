@@ -578,21 +578,34 @@ def _doomed(root, candidates: list, max_share: float, total: int | None = None) 
     return [n for n in candidates if n.mem_id != root_id and _text_len(n) <= max_share * total]
 
 
+# From this index on, `_find_container`'s tiers (the DocBook tier is index 0) are named by a
+# generic word ("main"): sites nest such wrappers (WebMD: #mainContentContainer_area holds the
+# header, footer and side column around #mainContent_area ... the article), so among those
+# that hold the voted paragraphs the innermost is taken, not the largest.
+_GENERIC_TIERS = 5
+
+
 def _find_container(body, tiers: list[list]) -> tuple[object, int]:
     """The element holding the article: a selector tier's match that agrees with the vote.
 
     A tier match is taken when it is the voted element or one of its ancestors, or lies inside
-    it with at least half its text; the largest such match of the first tier that has one wins.
+    it with at least half its text; the largest such match of the first tier that has one wins
+    (the innermost in the generic "main" tier, `_GENERIC_TIERS`).
     Without a vote the largest match of the first tier (with >= 200 chars) wins. Returns
     (container, number of voting paragraphs on the page).
     """
     voted, voters, under = _paragraph_votes(body)
     voted_line = _ancestor_ids(voted) if voted is not None else set()
     voted_len = _text_len(voted) if voted is not None else 0
-    for matches in tiers:
+    for k, matches in enumerate(tiers):
         sized = sorted(((_text_len(c), i, c) for i, c in enumerate(matches)), reverse=True)
+        innermost = k >= _GENERIC_TIERS and voted is not None
+        if innermost:
+            sized.reverse()
         for n, _, cand in sized:
             if n < 200:
+                if innermost:
+                    continue
                 break
             if voted is None or cand.mem_id in voted_line:
                 return _repeated_siblings(cand, under, body), voters
