@@ -1,7 +1,8 @@
 """Document files: the contract between the corpus stage and everything after it.
 
 A document set is a folder with `documents/**/*.jsonl.zst`: one JSON object per line,
-`{"id": str, "text": str, "metadata": {"url", "date", "language", "language_score", ...}}`.
+`{"id": str, "text": str, "metadata": {"url", "date", "language", "language_score", ...}}`
+(or, written with `--format parquet`, `documents/*.parquet` with FineWeb's flat columns).
 Readers here also take plain `.jsonl` (`.jsonl.gz`), `.txt` (one document per line), and what
 `datasets` leaves on disk: Parquet (FineWeb's shards; `corpus process --format parquet`), Arrow
 IPC files (`.arrow`, file or stream format) and `save_to_disk` folders (`data-*.arrow` beside
