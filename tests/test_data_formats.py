@@ -328,3 +328,15 @@ def test_tokenizer_train_on_a_save_to_disk_folder_equals_the_jsonl(tmp_path):
     assert outs[0] == outs[1]
     r = CliRunner().invoke(main, ["tokenizer", "train", str(write_saved(tmp_path / "bad", [{"body": "x"}])), "-o", str(tmp_path / "c")])
     assert r.exit_code != 0 and "no column 'text' (columns: body)" in r.output and "Traceback" not in r.output
+
+
+def test_documents_from_what_datasets_itself_writes(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="`datasets` is not installed; the pyarrow-written fixtures cover its layout")
+    from lmforge.documents import find_document_files, iter_documents
+
+    ds = datasets.Dataset.from_list(DOCS)
+    ds.save_to_disk(str(tmp_path / "saved"), max_shard_size="1KB")  # several data-*.arrow shards, in order
+    datasets.DatasetDict({"train": ds, "test": ds.select([0])}).save_to_disk(str(tmp_path / "dict"))
+    ds.to_parquet(str(tmp_path / "x.parquet"))
+    for path in (tmp_path / "saved", tmp_path / "dict", tmp_path / "dict" / "train", tmp_path / "x.parquet"):
+        assert [(d.id, d.text) for f in find_document_files([path]) for d in iter_documents(f)] == [(r["id"], r["text"]) for r in DOCS]
