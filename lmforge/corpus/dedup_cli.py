@@ -38,8 +38,9 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verif
     """Remove near-duplicate (and with --exact, exact duplicate) documents.
 
     INPUTS are document folders, files or globs (`DIR/documents/**/*.jsonl.zst`, `.jsonl`,
-    `.txt`, `.parquet`, `.arrow`) or `datasets.save_to_disk` folders. OUTPUT gets documents/ (the kept documents), clusters/ (survivor and
-    removed members of every cluster) and stats.json. The earliest document of a cluster in
+    `.txt`, `.parquet`, `.arrow`) or `datasets.save_to_disk` folders. OUTPUT gets documents/
+    (the kept documents), clusters/ (survivor and removed members of every cluster) and
+    stats.json. The earliest document of a cluster in
     input order (sorted file path, then line) is kept. A rerun into the same folder resumes.
     With --executor slurm the stages are submitted at once as a chain of dependent job
     arrays (each starts when the one before succeeded) and the command returns.
