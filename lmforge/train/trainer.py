@@ -1010,7 +1010,7 @@ def _start_run(cfg: TrainConfig, run_dir: Path, manifest, d: Dist) -> TrainConfi
     legacy = None
     if recorded is None and ckpt is not None and not cfg.overwrite:  # a run from before settings.json
         state = read_state(ckpt)
-        legacy = run_settings(state.get("train_config", {}), state.get("manifest_sha256"), state.get("precision"))
+        legacy = run_settings({"init_from": None, **state.get("train_config", {})}, state.get("manifest_sha256"), state.get("precision"))
         legacy = {k: v for k, v in legacy.items() if v is not None}
     before = (recorded or legacy or {}).get("--precision")
     if not cfg.overwrite and (before is not None or ckpt is not None):
