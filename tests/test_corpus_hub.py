@@ -181,6 +181,11 @@ def test_extract_format_parquet_writes_what_corpus_parquet_writes_and_later_stag
     assert result.exit_code == 0, result.output
     result = run_cli("tokenizer", "train", str(out), "-o", str(tmp_path / "tok"), "--vocab-size", "300", "--no-progress")
     assert result.exit_code == 0, result.output
+    for name, folder in (("pq", out), ("jsonl", jsonl)):  # the same tokens from either format
+        result = run_cli("shards", "build", str(folder), "--tokenizer", str(tmp_path / "tok"), "-o", str(tmp_path / f"shards-{name}"))
+        assert result.exit_code == 0, result.output
+    summary = [json.loads((tmp_path / f"shards-{n}" / "source.json").read_text()) for n in ("pq", "jsonl")]
+    assert summary[0]["documents"] == summary[1]["documents"] == 16 and summary[0]["tokens"] == summary[1]["tokens"]
     pytest.importorskip("huggingface_hub", reason="corpus card needs huggingface_hub (the hf extra)")
     result = run_cli("corpus", "card", str(out))
     assert result.exit_code == 0, result.output
