@@ -1,9 +1,16 @@
 """Document files: the contract between the corpus stage and everything after it.
 
 A document set is a folder with `documents/**/*.jsonl.zst`: one JSON object per line,
-`{"id": str, "text": str, "metadata": {"url", "date", "language", "language_score", ...}}`.
-Readers here also take plain `.jsonl` (`.jsonl.gz`), `.txt` (one document per line) and
-Parquet, so later stages (tokenizer training, shards) can start from other people's data.
+`{"id": str, "text": str, "metadata": {"url", "date", "language", "language_score", ...}}`
+(or, written with `--format parquet`, `documents/*.parquet` with FineWeb's flat columns).
+Readers here also take plain `.jsonl` (`.jsonl.gz`), `.txt` (one document per line), and what
+`datasets` leaves on disk: Parquet (FineWeb's shards; `corpus process --format parquet`), Arrow
+IPC files (`.arrow`, file or stream format) and `save_to_disk` folders (`data-*.arrow` beside
+`state.json`; a DatasetDict folder gives its `train` split unless the split's subfolder is
+named), streamed a record batch at a time by `lmforge.tables` (the reader the alignment
+importers use too). A table needs a string column named by `--text-key` (`text`); `id` becomes
+the document id, a `metadata` struct and every other column the metadata. So later stages
+(tokenizer training, shards, dedup) can start from other people's data.
 
 Writers are atomic: they write `NAME.tmp` and rename it to `NAME` on close, so a file that
 exists under its final name is complete. This module imports nothing heavy and neither
@@ -24,8 +31,9 @@ import orjson
 import zstandard
 
 from lmforge.errors import UserError
+from lmforge.tables import TABLE_SUFFIXES, dataset_files, is_dataset_folder, is_table, open_table, table_rows
 
-DOC_SUFFIXES = (".jsonl.zst", ".jsonl", ".jsonl.gz", ".txt", ".parquet")
+DOC_SUFFIXES = (".jsonl.zst", ".jsonl", ".jsonl.gz", ".txt", *TABLE_SUFFIXES)
 
 
 class DocumentFileError(UserError):
@@ -36,7 +44,8 @@ def find_document_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand folders, globs and files into a sorted list of document files.
 
     A folder means every document file below it (preferring its `documents/` subfolder
-    when it is an lmforge output folder). Raises FileNotFoundError naming what is missing.
+    when it is an lmforge output folder); a `datasets.save_to_disk` folder means its Arrow
+    files (a DatasetDict's `train` split). Raises FileNotFoundError naming what is missing.
     """
     found: list[Path] = []
     for item in inputs:
@@ -48,7 +57,9 @@ def find_document_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
             found.extend(m for m in matches if m.is_file())
             continue
         path = Path(item)
-        if path.is_dir():
+        if is_dataset_folder(path):
+            found.extend(dataset_files(path, DocumentFileError))
+        elif path.is_dir():
             root = path / "documents" if (path / "documents").is_dir() else path
             files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(DOC_SUFFIXES))
             if not files:
@@ -72,6 +83,7 @@ _NOT_DOCUMENTS = (
     (b"%PDF", "a PDF file", "remove it from the inputs"),
     (b"PK\x03\x04", "a zip archive", "unpack it and give the document files inside"),
     (b"PAR1", "a Parquet file", "name it *.parquet"),
+    (b"ARROW1", "an Arrow IPC file", "name it *.arrow"),
     (b"\x7fELF", "a program", "remove it from the inputs"),
 )
 _SNIFF_BYTES = 1 << 16
@@ -94,8 +106,8 @@ def check_document_file(path: Path) -> None:
 
 def _not_documents(path: Path) -> tuple[str, str] | None:
     name = path.name
-    if name.endswith(".parquet"):
-        return None  # the Parquet reader names a bad file itself
+    if is_table(path):
+        return None  # the Parquet / Arrow reader names a bad file itself
     try:
         with open(path, "rb") as f:
             head = f.read(_SNIFF_BYTES)
@@ -150,8 +162,8 @@ def iter_documents(path: str | os.PathLike, text_key: str = "text", errors: dict
     """
     path = Path(path)
     name = path.name
-    if name.endswith(".parquet"):
-        yield from _iter_parquet(path, text_key)
+    if is_table(path):
+        yield from _iter_table(path, text_key)
         return
     if name.endswith(".txt"):
         with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
@@ -240,30 +252,23 @@ def _open_lines(path: Path) -> Iterator[bytes]:
         raise DocumentFileError(f"{path}: corrupted or truncated compressed file ({exc}); re-create it (rerun the stage that wrote it)") from None
 
 
-def _iter_parquet(path: Path, text_key: str) -> Iterator[DocRecord]:
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for bad files
-        raise DocumentFileError(f"{path}: not a readable Parquet file ({exc})") from None
-    if text_key not in pf.schema_arrow.names:
-        raise DocumentFileError(f"{path}: no column {text_key!r} (columns: {', '.join(pf.schema_arrow.names)}); pass --text-key")
+def _iter_table(path: Path, text_key: str) -> Iterator[DocRecord]:
+    """The rows of a Parquet or Arrow IPC file as documents (see the module docstring)."""
+    schema, batches = open_table(path, DocumentFileError)
+    if text_key not in schema.names:
+        raise DocumentFileError(f"{path}: no column {text_key!r} (columns: {', '.join(schema.names)}); pass --text-key")
     import pyarrow as pa
 
-    kind = pf.schema_arrow.field(text_key).type
+    kind = schema.field(text_key).type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or getattr(pa.types, "is_string_view", lambda _t: False)(kind)):
         raise DocumentFileError(f"{path}: column {text_key!r} holds {kind}, not text; pass the text column with --text-key")
-    row = 0
-    for batch in pf.iter_batches(batch_size=1024):
-        cols = batch.to_pydict()
-        ids = cols.get("id")
-        for j, text in enumerate(cols[text_key]):
-            meta = {k: v[j] for k, v in cols.items() if k not in (text_key, "id", "metadata")}
-            if isinstance(cols.get("metadata"), list) and isinstance(cols["metadata"][j], dict):
-                meta.update(cols["metadata"][j])
-            yield DocRecord(str(ids[j]) if ids else f"{path.stem}/{row}", text or "", meta)
-            row += 1
+    for row, rec in table_rows(path, DocumentFileError, batches):  # null columns are left out of the row
+        text = rec.pop(text_key, "")
+        doc_id = rec.pop("id", None)
+        nested = rec.pop("metadata", None)
+        if isinstance(nested, dict):
+            rec.update(nested)
+        yield DocRecord(str(doc_id) if doc_id is not None else f"{path.stem}/{row}", text, rec)
 
 
 def read_toml(path: str | os.PathLike, error: type[Exception] = ValueError) -> dict:

@@ -145,10 +145,49 @@ def test_parquet_killed_mid_file_resumes_to_the_same_output(corpus, tmp_path, mo
     monkeypatch.setattr(hub, "iter_documents", dies_after_7)
     with pytest.raises(KeyboardInterrupt):
         hub.write_parquet(corpus, tmp_path / "a", config)
-    assert sorted(p.name for p in (tmp_path / "a" / "data").iterdir()) == ["000_00000.parquet"]  # no half file, no .tmp
+    # the input file's parts are renamed together when it is done: no part, no half file, no .tmp
+    assert sorted(p.name for p in (tmp_path / "a" / "data").iterdir()) == []
     monkeypatch.setattr(hub, "iter_documents", real)
     resumed = hub.write_parquet(corpus, tmp_path / "a", config)
     fresh = hub.write_parquet(corpus, tmp_path / "b", config)
     assert resumed == fresh and fresh.files == 4 and fresh.row_groups == 10  # 16 rows: 5+5+5+1, groups 2+2+1
     for name in sorted(p.name for p in (tmp_path / "b" / "data").iterdir()):
         assert pq.read_table(tmp_path / "a" / "data" / name).equals(pq.read_table(tmp_path / "b" / "data" / name))
+
+
+def test_extract_format_parquet_writes_what_corpus_parquet_writes_and_later_stages_read_it(tmp_path):
+    """`corpus extract --format parquet` = `corpus extract` + `corpus parquet`, row for row;
+    dedup, the card and tokenizer training read the Parquet documents folder.
+
+    Without the trafilatura fallback: its `deduplicate=True` keeps a process-wide cache, so a
+    second extraction of the same pages in one process (this test's) drops segments it saw."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    warc, out, jsonl = str(shared_path("warc", WARC)), tmp_path / "pq", tmp_path / "jsonl"
+    for folder, fmt in ((jsonl, "jsonl"), (out, "parquet")):
+        result = run_cli("corpus", "extract", warc, "-o", str(folder), "--format", fmt, "--no-extract-fallback", "--no-progress")
+        assert result.exit_code == 0, result.output
+    assert [p.name for p in (out / "documents").iterdir()] == ["00000_00000.parquet"]  # no .tmp left
+    assert run_cli("corpus", "parquet", str(jsonl), "-o", str(tmp_path / "hub"), "--no-progress").exit_code == 0
+    direct = pq.read_table(out / "documents" / "00000_00000.parquet")
+    converted = pa.concat_tables(pq.read_table(f) for f in sorted((tmp_path / "hub" / "data").glob("*.parquet")))
+    assert direct.schema == converted.schema and direct.num_rows == 16
+    assert direct.to_pylist() == converted.to_pylist()
+
+    result = run_cli("corpus", "extract", warc, "-o", str(out), "--no-extract-fallback", "--no-progress")
+    assert result.exit_code != 0 and "--format" in result.output  # a rerun in another format is refused by name
+    result = run_cli("corpus", "dedup", str(out), "-o", str(tmp_path / "dedup"), "--exact", "--no-near")
+    assert result.exit_code == 0, result.output
+    result = run_cli("tokenizer", "train", str(out), "-o", str(tmp_path / "tok"), "--vocab-size", "300", "--no-progress")
+    assert result.exit_code == 0, result.output
+    for name, folder in (("pq", out), ("jsonl", jsonl)):  # the same tokens from either format
+        result = run_cli("shards", "build", str(folder), "--tokenizer", str(tmp_path / "tok"), "-o", str(tmp_path / f"shards-{name}"))
+        assert result.exit_code == 0, result.output
+    summary = [json.loads((tmp_path / f"shards-{n}" / "source.json").read_text()) for n in ("pq", "jsonl")]
+    assert summary[0]["documents"] == summary[1]["documents"] == 16 and summary[0]["tokens"] == summary[1]["tokens"]
+    pytest.importorskip("huggingface_hub", reason="corpus card needs huggingface_hub (the hf extra)")
+    result = run_cli("corpus", "card", str(out))
+    assert result.exit_code == 0, result.output
+    meta = front_matter((out / "README.md").read_text())
+    assert meta["configs"][0]["data_files"][0]["path"] == ["documents/*.parquet"]

@@ -276,3 +276,67 @@ def test_truncated_gzip_is_a_one_line_error_after_the_lines_read(tmp_path):
     path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DataFormatError, match=r"cut.jsonl.gz: cannot read it after line \d+"):
         list(load_conversations(path))
+
+
+# ---- the corpus side: documents in the same formats (one reader: lmforge.tables) --------------
+DOCS = [{"id": f"d{i}", "text": f"document number {i} " * 3, "url": f"https://x/{i}"} for i in range(5)]
+DOC_FORMATS = {k: FORMATS[k] for k in ("parquet", "arrow-file", "arrow-stream", "save_to_disk")} | {
+    "dataset-dict": lambda d, rows: write_dict(d / "dd", {"test": rows[:1], "train": rows}),
+    "dataset-dict-split": lambda d, rows: write_dict(d / "dd", {"train": rows[:1], "test": rows}) / "test",
+}
+
+
+@pytest.mark.parametrize("fmt", list(DOC_FORMATS))
+def test_documents_from_every_table_format(tmp_path, fmt):
+    from lmforge.documents import find_document_files, iter_documents
+
+    path = DOC_FORMATS[fmt](tmp_path, DOCS)
+    docs = [d for f in find_document_files([path]) for d in iter_documents(f)]
+    assert [(d.id, d.text, d.metadata) for d in docs] == [(r["id"], r["text"], {"url": r["url"]}) for r in DOCS]
+
+
+def test_documents_without_a_text_column_name_the_file_and_its_columns(tmp_path):
+    from lmforge.documents import DocumentFileError, find_document_files, iter_documents
+
+    folder = write_saved(tmp_path / "ds", [{"content": "x", "id": "a"}, {"content": "y", "id": "b"}])
+    [first, _] = find_document_files([folder])
+    with pytest.raises(DocumentFileError, match=r"data-00000-of-00002.arrow: no column 'text' \(columns: content, id\); pass --text-key"):
+        list(iter_documents(first))
+    assert [d.text for d in iter_documents(first, text_key="content")] == ["x"]
+    nosplit = write_dict(tmp_path / "dd", {"test": DOCS})
+    with pytest.raises(DocumentFileError, match="without a 'train' split"):
+        find_document_files([nosplit])
+    (tmp_path / "odd.jsonl").write_bytes(b"ARROW1\x00\x00junk")
+    with pytest.raises(DocumentFileError, match="looks like an Arrow IPC file; name it"):
+        find_document_files([tmp_path / "odd.jsonl"])
+
+
+def test_tokenizer_train_on_a_save_to_disk_folder_equals_the_jsonl(tmp_path):
+    """The same documents as JSONL and as a `save_to_disk` folder train the same tokenizer."""
+    from click.testing import CliRunner
+
+    from lmforge.cli import main
+
+    rows = [{"id": f"d{i}", "text": f"the {i}th line of words, written {i * 7} times"} for i in range(200)]
+    write_jsonl(tmp_path / "docs.jsonl", rows)
+    folder = write_saved(tmp_path / "ds", rows)
+    outs = []
+    for name, src in (("a", tmp_path / "docs.jsonl"), ("b", folder)):
+        r = CliRunner().invoke(main, ["tokenizer", "train", str(src), "-o", str(tmp_path / name), "--vocab-size", "300", "--no-progress"])
+        assert r.exit_code == 0, r.output
+        outs.append(json.loads((tmp_path / name / "tokenizer.json").read_text())["model"])
+    assert outs[0] == outs[1]
+    r = CliRunner().invoke(main, ["tokenizer", "train", str(write_saved(tmp_path / "bad", [{"body": "x"}])), "-o", str(tmp_path / "c")])
+    assert r.exit_code != 0 and "no column 'text' (columns: body)" in r.output and "Traceback" not in r.output
+
+
+def test_documents_from_what_datasets_itself_writes(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="`datasets` is not installed; the pyarrow-written fixtures cover its layout")
+    from lmforge.documents import find_document_files, iter_documents
+
+    ds = datasets.Dataset.from_list(DOCS)
+    ds.save_to_disk(str(tmp_path / "saved"), max_shard_size="1KB")  # several data-*.arrow shards, in order
+    datasets.DatasetDict({"train": ds, "test": ds.select([0])}).save_to_disk(str(tmp_path / "dict"))
+    ds.to_parquet(str(tmp_path / "x.parquet"))
+    for path in (tmp_path / "saved", tmp_path / "dict", tmp_path / "dict" / "train", tmp_path / "x.parquet"):
+        assert [(d.id, d.text) for f in find_document_files([path]) for d in iter_documents(f)] == [(r["id"], r["text"]) for r in DOCS]

@@ -352,3 +352,65 @@ def test_log_tensorboard_mirrors_the_run_and_a_resume_may_change_trackers(mix, t
     assert "loss" in events.Tags()["scalars"] and [e.step for e in events.Scalars("loss")] == [1, 2]
     r = run(train, ["-m", mix, "-o", out, "--steps", 2, *FAST])
     assert r.exit_code == 0 and "(asked" not in r.output
+
+
+# ---- --init-from: start pretraining from an lmforge run or a HF Llama-family folder -------------
+NO_PRESET = FAST[2:]  # the shape comes from the source
+
+
+def test_init_from_a_run_starts_from_its_weights_with_a_fresh_optimizer(mix, tmp_path):
+    from lmforge.train.trainer import init_source, load_training_manifest
+
+    src = tmp_path / "src"
+    assert run(train, ["-m", mix, "-o", src, "--steps", 3, *FAST]).exit_code == 0
+    cfg = TrainConfig(manifest=str(mix), out_dir=str(tmp_path / "x"), init_from=str(src), batch_tokens=512, micro_batch=2)
+    assert cfg.preset is None and cfg.context == 128  # tiny's shape and context, from the source
+    model, _ = init_source(cfg.init_from, load_training_manifest(str(mix)))
+    tr = Trainer(cfg, model.config, weights=model.state_dict())
+    reference, _ = load_model(src)
+    tokens = torch.randint(0, 300, (4, cfg.context + 1))
+    with torch.no_grad():
+        assert torch.equal(tr.raw_model(tokens[:, :-1])[0], reference(tokens[:, :-1])[0])  # identical logits
+        _, want = reference(tokens[:, :-1], tokens[:, 1:])
+    assert tr.step_count == 0 and not tr.optimizer.state  # step 0, no AdamW moments
+    assert tr.step(tokens).loss == pytest.approx(want.item(), abs=1e-6)  # identical initial loss
+
+    out = tmp_path / "more"
+    r = run(train, ["-m", mix, "-o", out, "--init-from", src, "--steps", 2, *NO_PRESET])
+    assert r.exit_code == 0, r.output
+    assert "started from" in r.output
+    state = json.loads((latest_checkpoint(out) / "state.json").read_text())
+    assert state["step"] == 2 and state["train_config"]["init_from"] == str(src)
+    r = run(train, ["-m", mix, "-o", out, "--init-from", src, "--steps", 2, *NO_PRESET])  # finished: nothing to do
+    assert r.exit_code == 0 and "already finished" in r.output
+    r = CliRunner().invoke(train, [str(a) for a in ["-m", mix, "-o", tmp_path / "c", "--init-from", src, "--steps", 1, "-p", "d6", *NO_PRESET]])
+    assert r.exit_code == 1 and "--preset d6 conflicts with the model of --init-from" in r.output and "n_embd 384 (source: 128)" in r.output
+    assert "Traceback" not in r.output
+    assert run(train, ["-m", mix, "-o", tmp_path / "d", "--init-from", src, "--steps", 1, "-p", "tiny", *NO_PRESET]).exit_code == 0
+
+
+def test_init_from_a_llama_folder_saved_by_transformers(mix, tmp_path):
+    pytest.importorskip("transformers", reason="the Llama import is checked against transformers' own model")
+    from test_export_hf import make_llama_folder
+    from transformers import AutoModelForCausalLM
+
+    from lmforge.train.trainer import init_source, load_training_manifest
+
+    folder = make_llama_folder(tmp_path / "llama", mix.parent / "tok")
+    manifest = load_training_manifest(str(mix))
+    cfg = TrainConfig(manifest=str(mix), out_dir=str(tmp_path / "x"), init_from=str(folder), batch_tokens=512, micro_batch=2)
+    assert cfg.context == 64  # max_position_embeddings
+    model, _ = init_source(cfg.init_from, manifest)
+    tr = Trainer(cfg, model.config, weights=model.state_dict())
+    ids = torch.randint(0, manifest.vocab_size, (2, 64))
+    with torch.no_grad():
+        ref = AutoModelForCausalLM.from_pretrained(folder).eval()(ids).logits
+        assert (tr.raw_model(ids)[0][..., : manifest.vocab_size] - ref).abs().max().item() < 1e-4
+    r = run(train, ["-m", mix, "-o", tmp_path / "run", "--init-from", folder, "--steps", 2, *NO_PRESET])
+    assert r.exit_code == 0, r.output
+    assert json.loads((latest_checkpoint(tmp_path / "run") / "state.json").read_text())["model_config"]["mlp"] == "swiglu"
+
+    other = make_llama_folder(tmp_path / "big-vocab", mix.parent / "tok", vocab_size=manifest.vocab_size + 8)
+    r = CliRunner().invoke(train, [str(a) for a in ["-m", mix, "-o", tmp_path / "r2", "--init-from", other, "--steps", 1, *NO_PRESET]])
+    assert r.exit_code == 1 and f"its vocabulary has {manifest.vocab_size + 8} ids but the manifest's tokenizer {manifest.vocab_size}" in r.output
+    assert "Traceback" not in r.output

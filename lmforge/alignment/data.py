@@ -5,8 +5,9 @@ below; `fmt="auto"` recognises the layout per record by its keys, a named `fmt` 
 Sources: a JSONL file (streamed) or a JSON array (read whole), either gzipped; a Parquet file; an
 Arrow IPC file (`.arrow`, file or stream format); or a `datasets.save_to_disk` folder
 (`data-*.arrow` beside `state.json`; a DatasetDict folder gives its `train` split, or pass the
-split's subfolder). Parquet and Arrow are read by pyarrow, ROW_BATCH rows at a time, no
-`datasets` needed; a row's null columns are dropped, so it reads as the JSON record would.
+split's subfolder). Parquet and Arrow are streamed by `lmforge.tables` (the reader the corpus
+stages share), no `datasets` needed; a row's null columns are dropped, so it reads as the JSON
+record would.
 
 As TRL reads them (https://huggingface.co/docs/trl/dataset_formats): a message's `content` may
 be a list of parts (`[{"type": "text", "text": ...}]`: the text parts are joined as written; a
@@ -66,13 +67,13 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from lmforge.alignment.chat import ChatFormatError, validate
 from lmforge.errors import UserError
+from lmforge.tables import dataset_files, is_table, table_rows
 
 log = logging.getLogger(__name__)
 
 CONVERSATION_FORMATS = ("alpaca", "messages", "prompt-completion", "self-instruct", "sharegpt")
 PREFERENCE_FORMATS = ("hh-rlhf", "sharegpt-preference", "prompt-chosen-rejected", "chosen-rejected")
 WARN_PER_FILE = 10
-ROW_BATCH = 1024  # rows of a Parquet / Arrow file converted to dicts at a time
 
 # reasons a record is skipped (the keys of stats["skipped"])
 NOT_JSON = "not JSON"
@@ -118,94 +119,22 @@ class _Skip(Exception):
 # ---- reading records ------------------------------------------------------------------------
 def _records(path: Path) -> Iterator[tuple[str, Any]]:
     """(location, parsed record or _Skip) for every record of a JSON array, JSONL, Parquet or
-    Arrow file, or a `datasets.save_to_disk` folder."""
+    Arrow file, or a `datasets.save_to_disk` folder (read by `lmforge.tables`)."""
     if path.is_dir():
-        yield from _dataset_folder(path)
+        for f in dataset_files(path, DataFormatError):
+            yield from _table_rows(f)
         return
     if not path.is_file():
         raise DataFormatError(f"{path}: no such file")
-    if path.suffix == ".parquet":
-        yield from _table_rows(path, _parquet_batches)
-        return
-    if path.suffix in (".arrow", ".feather", ".ipc"):
-        yield from _table_rows(path, _arrow_batches)
+    if is_table(path):
+        yield from _table_rows(path)
         return
     yield from _json_records(path)
 
 
-def _parquet_batches(path: Path) -> Iterator:
-    import pyarrow.parquet as pq
-
-    yield from pq.ParquetFile(path).iter_batches(batch_size=ROW_BATCH)
-
-
-def _arrow_batches(path: Path) -> Iterator:
-    """Record batches of an Arrow IPC file in the file or the stream format (`datasets` writes
-    the stream format)."""
-    import pyarrow as pa
-
-    source = pa.memory_map(str(path))
-    try:
-        reader = pa.ipc.open_file(source)
-    except pa.ArrowInvalid:
-        source.seek(0)
-        yield from pa.ipc.open_stream(source)
-        return
-    for i in range(reader.num_record_batches):
-        yield reader.get_batch(i)
-
-
-def _table_rows(path: Path, batches: Callable[[Path], Iterator]) -> Iterator[tuple[str, Any]]:
-    """Rows of a columnar file as dicts, one batch of at most ROW_BATCH rows in memory at a
-    time; null columns are dropped so that a row reads like the JSON record it came from."""
-    import pyarrow as pa
-
-    row = 0
-    try:
-        for batch in batches(path):
-            for start in range(0, batch.num_rows, ROW_BATCH):
-                for rec in batch.slice(start, ROW_BATCH).to_pylist():
-                    yield f"{path}: row {row}", {k: v for k, v in rec.items() if v is not None}
-                    row += 1
-    except (pa.ArrowException, OSError) as exc:
-        kind = "Parquet" if path.suffix == ".parquet" else "Arrow IPC"
-        raise DataFormatError(f"{path}: not a readable {kind} file (row {row}: {exc})") from None
-
-
-def _dataset_folder(path: Path) -> Iterator[tuple[str, Any]]:
-    """Rows of a `datasets.save_to_disk` folder, file after file."""
-    for f in _dataset_files(path):
-        yield from _table_rows(f, _arrow_batches)
-
-
-def _dataset_files(path: Path) -> list[Path]:
-    """The `data-*.arrow` files of a `datasets.save_to_disk` folder in order (as `state.json`
-    lists them); a DatasetDict folder (`dataset_dict.json` + one subfolder per split) gives
-    its `train` split's."""
-    if (path / "dataset_dict.json").is_file():
-        try:
-            splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataFormatError(f"{path / 'dataset_dict.json'}: unreadable ({exc})") from None
-        if "train" not in splits:
-            raise DataFormatError(f"{path}: a DatasetDict without a 'train' split (splits: {', '.join(splits)}); "
-                                  f"pass the split's folder, e.g. {path / splits[0]}" if splits else
-                                  f"{path}: a DatasetDict without splits")
-        path = path / "train"
-    files: list[Path] = []
-    if (path / "state.json").is_file():
-        try:
-            files = [path / f["filename"] for f in json.loads((path / "state.json").read_text())["_data_files"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataFormatError(f"{path / 'state.json'}: unreadable ({exc})") from None
-    files = files or sorted(path.glob("data-*.arrow"))
-    if not files:
-        raise DataFormatError(f"{path}: a folder, but not a `datasets.save_to_disk` folder (no data-*.arrow files, "
-                              "no dataset_dict.json); pass a JSON, JSONL, Parquet or Arrow file or such a folder")
-    for f in files:
-        if not f.is_file():
-            raise DataFormatError(f"{f}: listed in {path / 'state.json'} but missing")
-    return files
+def _table_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    for row, rec in table_rows(path, DataFormatError):
+        yield f"{path}: row {row}", rec
 
 
 def data_digest(path) -> str:
@@ -217,7 +146,7 @@ def data_digest(path) -> str:
     if not path.is_dir():
         return "sha256:" + sha256_file(path)
     h = hashlib.sha256()
-    for f in _dataset_files(path):
+    for f in dataset_files(path, DataFormatError):
         h.update(f"{f.relative_to(path)}:{sha256_file(f)}\n".encode())
     return "sha256:" + h.hexdigest()
 

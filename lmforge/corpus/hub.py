@@ -19,7 +19,8 @@ zstd and for column statistics to pay. The byte bound keeps a run of book-length
 making a 1 GB group. Files hold at most `file_rows` rows (500,000: ~1.5 GB of text, ~0.5 GB
 compressed, under the Hub's recommended 5 GB a file).
 
-Each file is written as `NAME.tmp` and renamed; when every part of an input file is written a
+Each file is written as `NAME.tmp` and renamed (`FineWebParquetWriter`, which `corpus process
+--format parquet` writes its documents with too); when every part of an input file is written a
 record goes to `out/.lmforge/parquet/done/`, so a rerun skips the input files already done and
 redoes only the one a killed run was inside. This module imports neither torch nor datatrove.
 
@@ -164,59 +165,100 @@ def write_parquet(corpus: str | os.PathLike, out: str | os.PathLike, config: Par
 
 def _convert_file(path: Path, index: int, data_dir: Path, config: ParquetConfig) -> dict:
     """Every document of one input file into `data_dir/{index:03d}_{part:05d}.parquet`."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    errors: dict = {}
+    writer = FineWebParquetWriter(data_dir, f"{index:03d}", config)
+    try:
+        for doc in iter_documents(path, errors=errors):
+            writer.write(doc)
+    except BaseException:
+        writer.abort()
+        raise
+    return {"input": str(path), **writer.close(), "errors": errors}
 
-    schema = arrow_schema()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    record = {"input": str(path), "rows": 0, "files": [], "row_groups": 0, "text_bytes": 0, "parquet_bytes": 0, "errors": {}}
-    writer, tmp, final, file_rows = None, None, None, 0
-    group: dict[str, list] = {name: [] for name, _ in COLUMNS}
-    group_bytes = 0
 
-    def flush_group():
-        nonlocal group, group_bytes
-        if group["text"]:
-            writer.write_table(pa.Table.from_pydict(group, schema=schema), row_group_size=len(group["text"]))
-            record["row_groups"] += 1
-        group, group_bytes = {name: [] for name, _ in COLUMNS}, 0
+class FineWebParquetWriter:
+    """Documents as FineWeb rows (`fineweb_row`) into `data_dir/{prefix}_{part:05d}.parquet`:
+    row groups bounded by `config.rows_per_group` rows and `config.group_bytes` of text, a new
+    part every `config.file_rows` rows. `corpus parquet` and `corpus process|extract --format
+    parquet` (`lmforge.corpus.steps.WriteDocuments`) both write through it.
 
-    def close_file():
-        nonlocal writer
-        flush_group()
-        writer.close()
+    Parts are written as `NAME.tmp` and renamed only by `close()`, all together, so a writer
+    killed (or `abort()`ed) midway leaves no file under a final name. `close()` returns what it
+    wrote: rows, files (names), row_groups, text_bytes, parquet_bytes.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, prefix: str, config: ParquetConfig | None = None):
+        self.data_dir, self.prefix, self.config = Path(data_dir), prefix, config or ParquetConfig()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.schema = arrow_schema()
+        self.stats = {"rows": 0, "files": [], "row_groups": 0, "text_bytes": 0, "parquet_bytes": 0}
+        self._writer = None
+        self._parts: list[Path] = []  # finished parts, still under their .tmp names
+        self._file_rows = 0
+        self._group: dict[str, list] = {name: [] for name, _ in COLUMNS}
+        self._group_bytes = 0
+
+    def _tmp(self, part: int) -> Path:
+        return self.data_dir / f"{self.prefix}_{part:05d}.parquet.tmp"
+
+    def write(self, doc) -> None:
+        """One document (anything with `id`, `text`, `metadata`: a `DocRecord`, datatrove's `Document`)."""
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp(len(self._parts)), self.schema, compression=self.config.compression)
+            self._file_rows = 0
+        row = fineweb_row(doc)
+        for name, _ in COLUMNS:
+            self._group[name].append(row[name])
+        size = len(doc.text.encode("utf-8"))
+        self._group_bytes += size
+        self.stats["rows"] += 1
+        self.stats["text_bytes"] += size
+        self._file_rows += 1
+        if self._file_rows >= self.config.file_rows:
+            self._close_part()
+        elif len(self._group["text"]) >= self.config.rows_per_group or self._group_bytes >= self.config.group_bytes:
+            self._flush_group()
+
+    def _flush_group(self) -> None:
+        import pyarrow as pa
+
+        if self._group["text"]:
+            self._writer.write_table(pa.Table.from_pydict(self._group, schema=self.schema), row_group_size=len(self._group["text"]))
+            self.stats["row_groups"] += 1
+        self._group, self._group_bytes = {name: [] for name, _ in COLUMNS}, 0
+
+    def _close_part(self) -> None:
+        self._flush_group()
+        self._writer.close()
+        self._writer = None
+        tmp = self._tmp(len(self._parts))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, final)
-        record["files"].append(final.name)
-        record["parquet_bytes"] += final.stat().st_size
-        writer = None
+        self._parts.append(tmp)
 
-    try:
-        for doc in iter_documents(path, errors=record["errors"]):
-            if writer is None:
-                final = data_dir / f"{index:03d}_{len(record['files']):05d}.parquet"
-                tmp = final.with_name(final.name + ".tmp")
-                writer, file_rows = pq.ParquetWriter(tmp, schema, compression=config.compression), 0
-            row = fineweb_row(doc)
-            for name, _ in COLUMNS:
-                group[name].append(row[name])
-            size = len(doc.text.encode("utf-8"))
-            group_bytes += size
-            record["rows"] += 1
-            record["text_bytes"] += size
-            file_rows += 1
-            if file_rows >= config.file_rows:
-                close_file()
-            elif len(group["text"]) >= config.rows_per_group or group_bytes >= config.group_bytes:
-                flush_group()
-        if writer is not None:
-            close_file()
-    finally:
-        if writer is not None:  # an error mid-file: leave no half file under the final name
-            writer.close()
-            Path(tmp).unlink(missing_ok=True)
-    return record
+    def close(self) -> dict:
+        """Finish the last part and rename every part to its final name; what was written."""
+        if self._writer is not None:
+            self._close_part()
+        for tmp in self._parts:
+            final = tmp.with_name(tmp.name.removesuffix(".tmp"))
+            os.replace(tmp, final)
+            self.stats["files"].append(final.name)
+            self.stats["parquet_bytes"] += final.stat().st_size
+        self._parts = []
+        return self.stats
+
+    def abort(self) -> None:
+        """Leave nothing behind: close and delete the parts written so far."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._parts.append(self._tmp(len(self._parts)))
+        for tmp in self._parts:
+            tmp.unlink(missing_ok=True)
+        self._parts = []
 
 
 # ---- the dataset card ----------------------------------------------------------------------
@@ -282,6 +324,8 @@ def gather_card_facts(corpus: str | os.PathLike, parquet_dir: str | os.PathLike 
         if not any(folder.glob("*.parquet")) and (folder / "data").is_dir():
             folder = folder / "data"  # the -o of `corpus parquet`, which writes into its data/
         facts.parquet_files = sorted(folder.glob("*.parquet"))
+    if not facts.parquet_files:  # `corpus process|extract --format parquet` wrote its documents as Parquet
+        facts.parquet_files = sorted((corpus / "documents").glob("*.parquet"))
     return facts
 
 
@@ -319,7 +363,7 @@ def render_card(facts: CardFacts, card_dir: str | os.PathLike, license: str = "o
               f"in {len(facts.languages)} language(s); made by {stages}.", ""]
     if facts.parquet_files:
         lines += ["## Data", "",
-                  "FineWeb-shaped Parquet (`lmforge corpus parquet`): columns `text`, `id`, `dump`, `url`, `date`, "
+                  "FineWeb-shaped Parquet (`lmforge corpus parquet` or `--format parquet`): columns `text`, `id`, `dump`, `url`, `date`, "
                   "`file_path`, `language`, `language_score`, `token_count` (null where unknown).", "",
                   "```python", "from datasets import load_dataset", f"ds = load_dataset(\"parquet\", data_files={patterns!r}, split=\"train\", streaming=True)", "```", ""]
     for stage, settings in facts.settings.items():

@@ -65,10 +65,15 @@ class CorpusConfig:
     #: run MinHash near-duplicate removal on the kept documents (process only)
     dedup: bool = False
     dedup_config: Any = None
+    #: what the kept documents are written as: "jsonl" (documents/NNNNN.jsonl.zst) or "parquet"
+    #: (FineWeb-shaped documents/NNNNN_PPPPP.parquet, the columns of `corpus parquet`)
+    format: str = "jsonl"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise CorpusRunError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.format not in ("jsonl", "parquet"):
+            raise CorpusRunError(f"--format {self.format!r}: choose jsonl or parquet")
         if not 0.0 <= self.min_language_score <= 1.0:
             raise CorpusRunError(f"--min-language-score must be within [0, 1] (got {self.min_language_score})")
         if self.extract_timeout < 0:
@@ -81,6 +86,8 @@ class CorpusConfig:
         """The settings that decide the output (not how it is executed)."""
         data = dataclasses.asdict(self)
         data.pop("output_dir", None)
+        if data["format"] == "jsonl":  # the only format before --format: an earlier run's record resumes
+            data.pop("format")
         return json.loads(json.dumps(data, default=str))
 
 
@@ -107,7 +114,7 @@ def build_pipeline(config: CorpusConfig, files: list[str], progress: bool = True
         pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep, fallback=config.extract_fallback))
         # the language filter (first of the chain) labels every document as it decides
         pipeline.extend(filters.fineweb_filters(fcfg, keep_rejected=keep))
-    pipeline.append(steps.WriteDocuments(config.output_dir, keep_rejected=keep))
+    pipeline.append(steps.WriteDocuments(config.output_dir, keep_rejected=keep, fmt=config.format))
     return pipeline
 
 

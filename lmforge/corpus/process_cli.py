@@ -26,6 +26,7 @@ def process(dedup: bool, **kwargs) -> None:
     Example:
       lmforge corpus process ../shared/data/warc/*.warc.gz -o corpus/ --workers 2 --keep-rejected
       lmforge corpus process crawl/ -o corpus-de/ --languages de --gopher-quality-min-stop-words none
+      lmforge corpus process ../shared/data/warc/*.warc.gz -o corpus/ --format parquet   # FineWeb-shaped
     """
     cfg_values = {k: v for k, v in kwargs.items() if k.startswith("cfg__")}
     run_kwargs = {k: v for k, v in kwargs.items() if not k.startswith("cfg__")}

@@ -168,6 +168,10 @@ def _raise_timeout(signum, frame):
     raise _Timeout()
 
 
+#: what `WriteDocuments` writes the kept documents as (`--format`)
+OUTPUT_FORMATS = ("jsonl", "parquet")
+
+
 #: metadata keys used inside the pipeline, not written to the output
 INTERNAL_KEYS = ("kind", "charset", REJECTED_KEY, HTML_KEY, CONTENT_LANGUAGE_KEY)
 
@@ -176,6 +180,13 @@ class WriteDocuments(PipelineStep):
     """Write kept documents to `OUT/documents/NNNNN.jsonl.zst` (one file per task) and, with
     `keep_rejected`, rejected ones to `OUT/rejected/<reason>/NNNNN.jsonl.zst`.
 
+    `fmt="parquet"` writes the kept documents as FineWeb-shaped Parquet instead,
+    `OUT/documents/NNNNN_PPPPP.parquet` (task, part; `lmforge.corpus.hub.FineWebParquetWriter`,
+    the writer of `corpus parquet`: the same columns, row groups of at most 10,000 rows / 100 MB
+    of text, 500,000 rows a file). The pipeline metadata that is no FineWeb column
+    (`language_evidence`, ...) is left out. Rejected documents stay JSONL: they keep their reason
+    and every metadata field for inspection with `zstdcat | jq`.
+
     Files appear under their final names only when the task finishes (atomic rename), so
     the output folder never holds a partial file under a real name.
     """
@@ -183,8 +194,11 @@ class WriteDocuments(PipelineStep):
     name = "💾 write documents"
     type = "💽 - WRITER"
 
-    def __init__(self, output_dir: str, keep_rejected: bool = False, passthrough: bool = False):
+    def __init__(self, output_dir: str, keep_rejected: bool = False, passthrough: bool = False, fmt: str = "jsonl"):
         super().__init__()
+        if fmt not in OUTPUT_FORMATS:
+            raise ValueError(f"--format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+        self.fmt = fmt
         self.output_dir = str(output_dir)
         self.keep_rejected = keep_rejected
         self.passthrough = passthrough
@@ -192,10 +206,17 @@ class WriteDocuments(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from pathlib import Path
 
-        from lmforge.documents import DocumentWriter
+        from lmforge.documents import DocRecord, DocumentWriter
 
         out = Path(self.output_dir)
-        kept = DocumentWriter(out / "documents" / f"{rank:05d}.jsonl.zst")
+        if self.fmt == "parquet":
+            from lmforge.corpus.hub import FineWebParquetWriter
+
+            kept = FineWebParquetWriter(out / "documents", f"{rank:05d}")
+            write_kept = lambda doc, meta: kept.write(DocRecord(doc.id, doc.text, meta))  # noqa: E731
+        else:
+            kept = DocumentWriter(out / "documents" / f"{rank:05d}.jsonl.zst")
+            write_kept = lambda doc, meta: kept.write(doc.id, doc.text, meta)  # noqa: E731
         rejected: dict[str, DocumentWriter] = {}
         ok = False
         try:
@@ -204,7 +225,7 @@ class WriteDocuments(PipelineStep):
                 meta = {k: v for k, v in doc.metadata.items() if k not in INTERNAL_KEYS}
                 if reason is None:
                     with self.track_time():
-                        kept.write(doc.id, doc.text, meta)
+                        write_kept(doc, meta)
                     self.stat_update("kept")
                     language = doc.metadata.get("language")
                     if language:

@@ -89,6 +89,7 @@ WIRED = {
 #: per stage: fields that name input files, resolved against the recipe's folder
 PATH_FIELDS = {
     "corpus": {"inputs", "lid_model"},
+    "train": {"init_from"},
     "sft": {"data", "tokenizer_dir"},
     "rm": {"data", "tokenizer_dir"},
     "dpo": {"data", "tokenizer_dir"},

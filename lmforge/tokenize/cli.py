@@ -78,7 +78,7 @@ def tokenizer() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sample seed; the same seed and inputs give the same tokenizer.")
 @click.option("--digits", type=click.IntRange(min=1), default=3, show_default=True, help="Longest run of digits in one pre-token (GPT-4: 3).")
 @click.option("--min-frequency", type=click.IntRange(min=0), default=2, show_default=True, help="A pair seen fewer times is never merged.")
-@click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet column with the text.")
+@click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet/Arrow column with the text.")
 @click.option("--overwrite", "--force", "overwrite", is_flag=True,
               help="Train again even if OUT holds a tokenizer (one made with other settings or inputs is otherwise refused).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -89,7 +89,8 @@ def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, dig
     OUT records the settings and inputs it was trained with: the same command again does
     nothing; other settings or inputs are refused by name unless --overwrite.
 
-    INPUT: document files or folders (*.jsonl.zst, *.jsonl, *.jsonl.gz, *.txt, *.parquet)
+    INPUT: document files or folders (*.jsonl.zst, *.jsonl, *.jsonl.gz, *.txt, *.parquet, *.arrow,
+    `datasets.save_to_disk` folders)
     or globs ("data/**/*.jsonl.zst").
 
     \b
@@ -223,7 +224,7 @@ def show(text, tokenizer_dir, html_file, specials, no_ids) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=LocalPath())
 @click.option("-t", "--tokenizer", "tokenizer_dir", required=True, type=LocalPath(), help="Tokenizer folder (from `lmforge tokenizer train`).")
 @click.option("--max-documents", type=click.IntRange(min=1), default=None, help="Stop after this many documents.")
-@click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet column with the text.")
+@click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet/Arrow column with the text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON object instead of a table.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def stats(inputs, tokenizer_dir, max_documents, text_key, as_json, no_progress) -> None:

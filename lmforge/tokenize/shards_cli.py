@@ -61,7 +61,7 @@ def shards():
 @click.option("--shard-tokens", default="100M", show_default=True, help="Most tokens per shard (a longer single document gets its own shard).")
 @click.option("--frame-tokens", default=65536, show_default=True, type=click.IntRange(min=1), help="Tokens per zstd frame (the unit of random access).")
 @click.option("--level", default=9, show_default=True, type=click.IntRange(1, 22), help="zstd level (1..22).")
-@click.option("--text-key", default="text", show_default=True, help="JSON/Parquet field holding the text.")
+@click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet/Arrow column holding the text.")
 @click.option("--strict", is_flag=True, help="A malformed JSONL line is an error naming file and line (default: counted and skipped).")
 @click.option("--overwrite", "--force", "force", is_flag=True,
               help="Rebuild OUT from scratch even if it holds a build with other settings (otherwise refused by name).")

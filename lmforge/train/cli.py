@@ -20,7 +20,11 @@ def _console():
 
 @click.command("train")
 @click.option("--manifest", "-m", required=True, type=LocalPath(), help="Mixture manifest (mix.json) from `lmforge mix build`.")
-@click.option("--preset", "-p", default="tiny", show_default=True, type=click.Choice(list(PRESETS)), help="Model shape.")
+@click.option("--preset", "-p", default=None, type=click.Choice(list(PRESETS)),
+              help="Model shape [tiny; with --init-from: the source's shape, and a preset naming another is refused].")
+@click.option("--init-from", "init_from", default=None, type=LocalPath(exists=True), metavar="RUN_OR_HF_DIR",
+              help="Start from these weights: an lmforge run (its newest checkpoint) or checkpoint folder, or a Hugging Face "
+                   "Llama-family folder; the model config comes from it, the optimizer and schedule start at step 0.")
 @click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Optimizer steps in total (a resumed run counts from 0).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for weights and data order.")
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl, loss.png.")
@@ -53,7 +57,7 @@ def _console():
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
 @tracker_option
 @locks_output("out_dir")
-def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
+def train(manifest, preset, init_from, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
           optimizer, muon_lr, precision, checkpoint_every, eval_every, eval_tokens, resume, overwrite, threads, fsdp, log_every, progress,
           trackers):
     """Pretrain a GPT on a mixture manifest; resumable, and data parallel under torchrun.
@@ -77,6 +81,8 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
           --device cuda --steps 5000 -o runs/d12
       torchrun --nproc_per_node 8 --no-python lmforge train -m mix/mix.json -p d24 \\
           --device cuda --fsdp --steps 5000 -o runs/d24
+      lmforge train -m mix2/mix.json --init-from runs/tiny --steps 300 -o runs/tiny-more   # continued pretraining
+      lmforge train -m mix/mix.json --init-from hf/my-llama --steps 300 -o runs/llama
     """
     from lmforge.train.data import DataError
     from lmforge.train.trainer import TrainConfig, TrainingError, train as run_training
@@ -84,7 +90,7 @@ def train(manifest, preset, steps, seed, out_dir, batch_tokens, micro_batch, lr,
     rank0 = int(os.environ.get("RANK", "0")) == 0
     try:
         cfg = TrainConfig(
-            manifest=manifest, out_dir=out_dir, preset=preset, steps=steps, seed=seed, batch_tokens=batch_tokens,
+            manifest=manifest, out_dir=out_dir, preset=preset, init_from=init_from, steps=steps, seed=seed, batch_tokens=batch_tokens,
             micro_batch=micro_batch, lr=lr, warmup=warmup, schedule=schedule, device=device, compile=compile_,
             optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, overwrite=overwrite, threads=threads,
             log_every=log_every, fsdp=fsdp, trackers=trackers,
@@ -137,6 +143,8 @@ def _print_summary(s) -> None:
     table.add_row("steps", f"{s.steps}" + (f" (resumed at {s.resumed_from})" if s.resumed_from is not None else ""))
     table.add_row("tokens", f"{s.tokens:,}")
     table.add_row("parameters", f"{s.params:,}")
+    if s.init_from:
+        table.add_row("started from", str(s.init_from))
     table.add_row("processes", str(s.world_size))
     table.add_row("precision", "bf16 autocast" if s.precision == "bf16" else "float32")
     if s.first_loss is not None:

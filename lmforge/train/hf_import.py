@@ -1,5 +1,5 @@
 """A Llama-family Hugging Face model folder as an lmforge model: what `load_model` reads when
-`--base` (align sft, rm, dpo, rl), `sample` or `chat` is given such a folder.
+`--base` (align sft, rm, dpo, rl), `train --init-from`, `sample` or `chat` is given such a folder.
 
 The folder is what `save_pretrained` writes: `config.json` and `model.safetensors` (or shards
 with `model.safetensors.index.json`). `LlamaForCausalLM` and `ArceeForCausalLM` (what

@@ -31,6 +31,14 @@ losses and final weights are bit for bit those of the uninterrupted run
 settings that decide what the run computes (`RUN_SETTINGS`); a rerun with other ones is refused
 by name (`lmforge.settings`), and a rerun of a finished run does nothing and says so.
 
+Starting from other weights (`init_from`): an lmforge run (its newest checkpoint), one
+checkpoint folder, or a Llama-family Hugging Face folder (`lmforge.train.hf_import`, the import
+of `align --base`) gives the model config and the initial weights; the optimizer, the schedule
+and the data position start fresh at step 0. The source's vocabulary size and tokenizer
+fingerprint must be the manifest's (`init_source`); a `preset` that names another shape is
+refused, and without one the batch and learning-rate defaults are those of the widest preset no
+wider than the source.
+
 Data parallel (`torchrun`): `--batch-tokens` is the *global* batch. Each rank reads its slice
 of every global batch (see `data.MixtureLoader`) and accumulates `batch / (ranks · micro)`
 micro-batches, so the same command on 1 or N processes averages gradients over the same
@@ -89,7 +97,7 @@ class TrainingError(UserError):
 #: rounding at most), or when weights are saved, never which: micro_batch, device, compile,
 #: threads (and the number of torchrun processes: --batch-tokens is global), checkpoint_every,
 #: keep_checkpoints. eval_every and eval_tokens count: they decide the metrics rows.
-RUN_SETTINGS = ("preset", "steps", "seed", "batch_tokens", "lr", "min_lr_ratio", "warmup", "schedule", "decay_fraction",
+RUN_SETTINGS = ("preset", "init_from", "steps", "seed", "batch_tokens", "lr", "min_lr_ratio", "warmup", "schedule", "decay_fraction",
                 "weight_decay", "optimizer", "muon_lr", "beta1", "beta2", "grad_clip", "eval_every", "eval_tokens")
 
 
@@ -108,7 +116,8 @@ class TrainConfig:
 
     manifest: str
     out_dir: str
-    preset: str = "tiny"
+    preset: str | None = None  # model shape (None: "tiny", or with init_from the source's shape)
+    init_from: str | None = None  # start from these weights: an lmforge run or checkpoint, or a HF Llama-family folder
     steps: int = 200
     seed: int = 0
     batch_tokens: int | None = None  # global batch in tokens (all ranks, all micro-batches)
@@ -139,9 +148,19 @@ class TrainConfig:
     trackers: tuple = ()  # mirrors of metrics.jsonl: "tensorboard", "wandb" (lmforge.train.metrics)
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
+        if self.preset is not None and self.preset not in PRESETS:
             raise TrainingError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
-        batch, micro, lr = PRESET_DEFAULTS[self.preset]
+        self._init_config = None
+        defaults = self.preset or "tiny"
+        if self.init_from is not None:
+            self.init_from = os.path.abspath(self.init_from)
+            self._init_config = source_model_config(self.init_from)
+            defaults = self.preset or _preset_below(self._init_config)
+            if self.preset is not None:
+                _check_preset_shape(self.preset, self._init_config, self.init_from)
+        elif self.preset is None:
+            self.preset = "tiny"
+        batch, micro, lr = PRESET_DEFAULTS[defaults]
         self.batch_tokens = batch if self.batch_tokens is None else self.batch_tokens
         self._micro_from_preset = self.micro_batch is None  # validate() may then make it smaller
         self.micro_batch = micro if self.micro_batch is None else self.micro_batch
@@ -173,6 +192,8 @@ class TrainConfig:
 
     @property
     def context(self) -> int:
+        if getattr(self, "_init_config", None) is not None:
+            return self._init_config.block_size
         return PRESETS[self.preset]["block_size"]
 
     def validate(self, world_size: int) -> None:
@@ -205,6 +226,25 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size")  # what a --preset decides of a model
+
+
+def _check_preset_shape(preset: str, source: GPTConfig, where: str) -> None:
+    """A `--preset` beside `--init-from` must name the source's shape (it then only gives the
+    batch and learning-rate defaults)."""
+    differ = [f"{k} {PRESETS[preset][k]} (source: {getattr(source, k)})" for k in SHAPE_FIELDS if PRESETS[preset][k] != getattr(source, k)]
+    if differ:
+        raise TrainingError(f"--preset {preset} conflicts with the model of --init-from {where}: {', '.join(differ)}; "
+                            "the shape comes from the source: drop --preset")
+
+
+def _preset_below(source: GPTConfig) -> str:
+    """The preset whose defaults (batch, micro-batch, lr) an init_from run takes: the widest one
+    no wider than the source (tiny when all are wider)."""
+    fitting = [name for name, shape in PRESETS.items() if shape["n_embd"] <= source.n_embd]
+    return max(fitting, key=lambda n: (PRESETS[n]["n_embd"], PRESETS[n]["n_layer"]), default="tiny")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -339,7 +379,7 @@ def autocast_context(precision: str, device: torch.device):
 class Trainer:
     """Model, optimizer and step function for one rank. `train()` drives it; so can a test."""
 
-    def __init__(self, cfg: TrainConfig, model_config: GPTConfig, dist: Dist | None = None):
+    def __init__(self, cfg: TrainConfig, model_config: GPTConfig, dist: Dist | None = None, weights: dict | None = None):
         self.cfg = cfg
         self.dist = dist or Dist()
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if cfg.device == "cuda" else "cpu")
@@ -349,6 +389,8 @@ class Trainer:
         self.accum = cfg.accumulation(self.dist.world_size)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.model = GPT(model_config).to(self.device)
+        if weights is not None:  # init_from: the source's weights, before any sharding or compiling
+            self.model.load_state_dict(weights)
         self.raw_model = self.model
         self.fsdp = cfg.fsdp
         if cfg.fsdp:  # each block's weights, gradients and AdamW moments sharded over the ranks, gathered per block
@@ -718,6 +760,62 @@ def load_model(ckpt: str | os.PathLike, device: str | torch.device = "cpu", purp
     return model, state
 
 
+def _source_checkpoint(source: Path) -> Path:
+    """The checkpoint folder of an `init_from` that is an lmforge run or checkpoint."""
+    if not source.exists():
+        raise TrainingError(f"--init-from {source}: no such run or folder; give an lmforge run (or one of its checkpoints) "
+                            "or a Hugging Face model folder (config.json + *.safetensors)")
+    if (source / STATE_FILE).is_file():
+        return source
+    ckpt = latest_checkpoint(source)
+    if ckpt is None:
+        raise TrainingError(f"--init-from {source}: neither an lmforge run (no {CHECKPOINTS}/step_*/) nor a Hugging Face "
+                            "model folder (no config.json); give one of those")
+    return ckpt
+
+
+def source_model_config(source) -> GPTConfig:
+    """The model config of an `init_from` source, read without its weights (config.json of a HF
+    folder, state.json of a checkpoint)."""
+    from lmforge.train.hf_import import CONFIG_FILE, gpt_config, is_hf_folder
+
+    source = Path(source)
+    if is_hf_folder(source):
+        try:
+            return gpt_config(json.loads((source / CONFIG_FILE).read_text()), source)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TrainingError(f"{source / CONFIG_FILE}: not readable as JSON ({exc})") from None
+        except KeyError as exc:
+            raise TrainingError(f"{source / CONFIG_FILE}: no {exc.args[0]!r}; not a Llama-family config.json") from None
+    state = read_state(_source_checkpoint(source))
+    if state.get("kind") == REWARD_MODEL_KIND:
+        raise TrainingError(f"--init-from {source}: a reward model run (`lmforge align rm`); pretraining starts from a language model")
+    return GPTConfig.from_dict(state["model_config"])
+
+
+def init_source(source, manifest) -> tuple[GPT, dict]:
+    """(model, state) to start a run from (`load_model`: the checkpoint verified, or the HF
+    folder imported), after checking that it speaks the manifest's tokenizer: the same vocabulary
+    size, and the same tokenizer fingerprint when both record one. A HF folder without an lmforge
+    tokenizer can only be checked by size (a warning says so)."""
+    from lmforge.train.hf_import import is_hf_folder
+
+    source = Path(source)
+    model, state = load_model(source if is_hf_folder(source) else _source_checkpoint(source), "cpu", purpose="--init-from")
+    vocab, want = model.config.vocab_size, int(manifest.vocab_size)
+    if vocab != want:
+        raise TrainingError(f"--init-from {source}: its vocabulary has {vocab} ids but the manifest's tokenizer {want}; "
+                            "start from a model trained with the manifest's tokenizer, or rebuild the shards with the model's")
+    theirs, ours = state.get("tokenizer_fingerprint"), getattr(manifest, "fingerprint", None)
+    if theirs and ours and theirs != ours:
+        raise TrainingError(f"--init-from {source}: trained with tokenizer {theirs}, but the manifest's shards are tokenised "
+                            f"with {ours}; the same ids would mean other tokens: rebuild the shards with the model's tokenizer")
+    if not theirs:
+        log.warning("--init-from %s names no lmforge tokenizer: only its vocabulary size (%d) was checked against the manifest",
+                    source, vocab)
+    return model, state
+
+
 def _passes(ckpt: Path) -> bool:
     try:
         verify_checkpoint(ckpt, files=(MODEL_FILE,))
@@ -855,6 +953,7 @@ class RunSummary:
     params: int = 0
     precision: str = "fp32"
     finished_earlier: bool = False  # a rerun of a finished run: nothing was trained
+    init_from: str | None = None  # the weights the run started from (--init-from)
 
 
 def _token_bytes(manifest, padded_vocab: int) -> tuple[torch.Tensor | None, str | None]:
@@ -911,7 +1010,7 @@ def _start_run(cfg: TrainConfig, run_dir: Path, manifest, d: Dist) -> TrainConfi
     legacy = None
     if recorded is None and ckpt is not None and not cfg.overwrite:  # a run from before settings.json
         state = read_state(ckpt)
-        legacy = run_settings(state.get("train_config", {}), state.get("manifest_sha256"), state.get("precision"))
+        legacy = run_settings({"init_from": None, **state.get("train_config", {})}, state.get("manifest_sha256"), state.get("precision"))
         legacy = {k: v for k, v in legacy.items() if v is not None}
     before = (recorded or legacy or {}).get("--precision")
     if not cfg.overwrite and (before is not None or ckpt is not None):
@@ -970,10 +1069,18 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
     ckpt = newest_good_checkpoint(run_dir)  # a damaged newest one: the one before, said on stderr
     if ckpt is not None and int(read_state(ckpt).get("step", 0)) >= cfg.steps:
         return _finished(cfg, run_dir, ckpt, manifest, d)
-    model_config = preset_config(cfg.preset, int(manifest.vocab_size))
+    init_weights = None
+    if cfg.init_from is None:
+        model_config = preset_config(cfg.preset, int(manifest.vocab_size))
+    elif ckpt is not None:  # resuming: the weights and config come from the run's own checkpoint
+        model_config = GPTConfig.from_dict(read_state(ckpt)["model_config"])
+    else:
+        source, _ = init_source(cfg.init_from, manifest)
+        model_config, init_weights = source.config, source.state_dict()
+        del source
     token_bytes, tok_fingerprint = _token_bytes(manifest, model_config.padded_vocab_size)
 
-    trainer = Trainer(cfg, model_config, d)
+    trainer = Trainer(cfg, model_config, d, weights=init_weights)
     if token_bytes is not None:
         token_bytes = token_bytes.to(trainer.device)
     loader = MixtureLoader(
@@ -1092,4 +1199,5 @@ def train(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None, manif
         seconds=seconds, checkpoint=saved, plot=plot, resumed_from=resumed_from, world_size=d.world_size,
         params=trainer.raw_model.num_params(), precision=trainer.precision,
         mfu_peak=f"{peak / d.world_size / 1e12:,.0f} TFLOP/s per GPU ({peak_source})" if peak else None,
+        init_from=cfg.init_from,
     )
