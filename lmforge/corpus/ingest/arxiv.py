@@ -1,0 +1,356 @@
+"""`corpus ingest arxiv`: LaTeX sources -> paper text, as RedPajama cleaned arXiv for LLaMA.
+
+Inputs: arXiv's bulk source tars (`arXiv_src_YYMM_NNN.tar`: members `YYMM/ID.gz`, each one
+paper), one paper's source as arXiv serves it (`ID.gz` / `ID.tar.gz`: a gzip'd tar, or a gzip'd
+single `.tex`), any tarball/zip of a LaTeX project, a folder holding `.tex` files (one project),
+a folder of any of those, or a single `.tex`.
+
+Per paper (RedPajama's `data_prep/arxiv/arxiv_cleaner.py`, with the differences named):
+
+1. the main file: the `.tex` with an uncommented `\\documentclass` (several: the one with
+   `\\begin{document}`, then main/ms/paper.tex, then the largest); its `\\input{}` and
+   `\\include{}` are inlined (recursively, a missing file is left out). RedPajama concatenated
+   every `.tex` of a project in archive order instead. No `\\documentclass` anywhere: every
+   `.tex`, concatenated by name.
+2. comments removed: whole-line `%` comments, the rest of a line after an unescaped `%`, and
+   `comment` environments (RedPajama removed the two kinds of `%` comments, and did it after
+   step 3, so a commented-out `\\section` could start the text).
+3. everything before the first `\\part`, `\\chapter`, `\\section`, ... `\\subparagraph` removed
+   (no such header: dropped, `no_section`, as RedPajama's empty text).
+4. everything from `\\appendix`, `\\begin{thebibliography}`, `\\begin{references}`, `\\bibliography{}`
+   or `\\printbibliography` on removed (RedPajama's cut); `--keep-appendix` removes only the
+   bibliography and keeps appendices.
+5. user macros without arguments (`\\newcommand{\\x}{...}`, `\\newcommand*\\x{...}`,
+   `\\renewcommand`, `\\def\\x{...}`; values with nested braces) expanded in one pass of one regex,
+   repeated while a value uses another macro (at most 5 passes). RedPajama ran one regex per
+   macro, once, and its value pattern ran to the last `}` of the line.
+
+Metadata: arxiv_id (from the file name when it is one: `2101.00001v2`, `hep-th9901001`), url
+(its abs page), name (the archive, file or folder), file (the main `.tex`), yymm (bulk tars).
+RedPajama also labelled each paper's language with fastText; run `corpus process`-style
+language filtering on the output if you need it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from typing import Iterator
+
+import click
+from datatrove.data import Document
+
+from lmforge.corpus.ingest.base import BadRecord, Dropped, IngestInputError, SourceReader
+from lmforge.corpus.ingest.cli import ingest_options, run_source
+from lmforge.corpus.options import dataclass_options
+
+# drop reasons
+NO_TEX = "no_tex"
+NO_SECTION = "no_section"
+
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+PAPER_SUFFIXES = TAR_SUFFIXES + (".zip", ".gz", ".tex")
+#: `2101.00001`, `2101.00001v2`, old style `hep-th9901001` / `hep-th/9901001`, `math.AG0101001`
+_ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}(?:v\d+)?|[a-z-]+(?:\.[A-Z]{2})?/?\d{7}(?:v\d+)?)$")
+_DOCUMENTCLASS = re.compile(r"^[^%\n]*\\documentclass", re.MULTILINE)
+_INPUT = re.compile(r"\\(?:input|include|subfile)\s*\{([^}]+)\}|\\input\s+([^\s{}\\%]+)")
+_SECTION = re.compile(r"\\(?:part|chapter|section|subsection|subsubsection|paragraph|subparagraph)\b\*?\s*(?:\[[^\]]*\])?\s*\{")
+_BIBLIOGRAPHY = re.compile(r"\\begin\{thebibliography\}|\\begin\{references\}|\\begin\{REFERENCES\}|\\bibliography\{[^}]*\}|\\printbibliography\b")
+_APPENDIX = re.compile(r"\\appendix\b|\\begin\{appendices\}")
+_END_DOCUMENT = re.compile(r"\\end\{document\}")
+_COMMENT_LINE = re.compile(r"(?m)^[ \t]*%.*\n?")
+_COMMENT_INLINE = re.compile(r"(?m)(?<!\\)%.*$")
+_COMMENT_ENV = re.compile(r"\\begin\{comment\}.*?\\end\{comment\}", re.DOTALL)
+_MACRO_DEF = re.compile(r"\\(?:re)?newcommand\*?\s*(?:\{\s*(\\[a-zA-Z@]+)\s*\}|(\\[a-zA-Z@]+))\s*\{|\\def\s*(\\[a-zA-Z@]+)\s*\{")
+_MACRO_PASSES = 5
+
+
+@dataclass
+class Config:
+    """Settings of `corpus ingest arxiv`."""
+
+    #: keep appendices (RedPajama cut the text at \appendix as at the bibliography)
+    keep_appendix: bool = False
+    #: expand user macros without arguments (\newcommand, \def)
+    expand_macros: bool = True
+    #: drop a paper whose cleaned text is shorter than this many characters
+    min_chars: int = 1
+
+    def __post_init__(self):
+        if self.min_chars < 0:
+            raise ValueError(f"--min-chars must be >= 0, not {self.min_chars}")
+
+
+# ---- cleaning ---------------------------------------------------------------------------------
+
+def _braced(text: str, start: int) -> int | None:
+    """Index just past the `}` closing the group whose `{` is at `text[start - 1]`, or None."""
+    depth, i = 1, start
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
+
+
+def macros_without_arguments(text: str) -> dict[str, str]:
+    """`\\newcommand{\\name}{value}` and `\\def\\name{value}` (no `[n]` arguments, no `#1`) ->
+    {"name": "value"}. `macros_without_arguments(r"\\newcommand{\\etal}{et\\,al.}") ->
+    {"etal": r"et\\,al."}`."""
+    found: dict[str, str] = {}
+    for m in _MACRO_DEF.finditer(text):
+        name = m.group(1) or m.group(2) or m.group(3)
+        end = _braced(text, m.end())
+        if end is None:
+            continue
+        value = text[m.end(): end - 1]
+        if "#" in value or "\n\n" in value:  # an argument after all, or a runaway group
+            continue
+        found[name[1:]] = value.strip()
+    return found
+
+
+def expand_macros(text: str, macros: dict[str, str]) -> str:
+    """Replace every `\\name` of `macros` not followed by a letter with its value, repeating
+    while values use other macros (at most 5 passes)."""
+    if not macros:
+        return text
+    pattern = re.compile(r"\\(" + "|".join(sorted(map(re.escape, macros), key=len, reverse=True)) + r")(?![a-zA-Z@])")
+    for _ in range(_MACRO_PASSES):
+        expanded = pattern.sub(lambda m: macros[m.group(1)], text)
+        if expanded == text:
+            break
+        text = expanded
+    return text
+
+
+def remove_comments(text: str) -> str:
+    """Whole-line `%` comments, the rest of a line after an unescaped `%`, `comment` environments."""
+    text = _COMMENT_ENV.sub("", text)
+    text = _COMMENT_LINE.sub("", text)
+    return _COMMENT_INLINE.sub("", text)
+
+
+def clean_latex(text: str, keep_appendix: bool = False, expand: bool = True) -> str:
+    """One paper's (inlined) LaTeX -> the text RedPajama keeps: comments removed, from the first
+    section header on, up to the bibliography (and appendix), macros expanded. '' when there is
+    no section header."""
+    macros = macros_without_arguments(text) if expand else {}
+    text = remove_comments(text)
+    start = _SECTION.search(text)
+    if start is None:
+        return ""
+    text = text[start.start():]
+    end = _END_DOCUMENT.search(text)
+    if end:
+        text = text[: end.start()]
+    if keep_appendix:
+        text = re.sub(r"\\begin\{thebibliography\}.*?\\end\{thebibliography\}", "", text, flags=re.DOTALL)
+        text = re.sub(r"\\bibliography(?:style)?\{[^}]*\}|\\printbibliography\b", "", text)
+    else:
+        cut = [m.start() for m in (_BIBLIOGRAPHY.search(text), _APPENDIX.search(text)) if m]
+        if cut:
+            text = text[: min(cut)]
+    if macros:
+        text = expand_macros(text, macros)
+    return text.strip() + "\n" if text.strip() else ""
+
+
+def find_main(files: dict[str, str]) -> str | None:
+    """The main `.tex` of a project: the one with an uncommented `\\documentclass` (ties: with
+    `\\begin{document}`, then named main/ms/paper, then the largest); None when there is none."""
+    candidates = [name for name, text in files.items() if _DOCUMENTCLASS.search(text)]
+    if not candidates:
+        return None
+    preferred = ("main.tex", "ms.tex", "paper.tex")
+
+    def rank(name: str):
+        base = name.rsplit("/", 1)[-1].lower()
+        return ("\\begin{document}" in files[name], base in preferred, len(files[name]), name)
+
+    return max(candidates, key=rank)
+
+
+def inline_inputs(files: dict[str, str], main: str, depth: int = 0, seen: frozenset = frozenset()) -> str:
+    """`files[main]` with `\\input{x}` / `\\include{x}` replaced by the text of `x` (or `x.tex`),
+    looked up beside the main file and at the project root; missing ones are left out."""
+    folder = main.rsplit("/", 1)[0] + "/" if "/" in main else ""
+    text = _COMMENT_LINE.sub("", files[main])
+
+    def replace(m: re.Match) -> str:
+        target = (m.group(1) or m.group(2) or "").strip()
+        for candidate in (folder + target, folder + target + ".tex", target, target + ".tex"):
+            candidate = os.path.normpath(candidate).replace(os.sep, "/")
+            if candidate in files and candidate not in seen and depth < 10:
+                return inline_inputs(files, candidate, depth + 1, seen | {main})
+        return ""
+
+    return _INPUT.sub(replace, text)
+
+
+# ---- reading papers ---------------------------------------------------------------------------
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # older submissions (inputenc latin1); every byte decodes
+
+
+def tex_files_of(data: bytes, name: str) -> dict[str, str]:
+    """The `.tex` files of one paper given as bytes: a tar (any compression), a zip, a gzip'd
+    single `.tex`, or a `.tex`. Raises tarfile/zip/gzip errors for a broken archive."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    if data[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return {i.filename: _decode(archive.read(i)) for i in archive.infolist() if i.filename.lower().endswith(".tex")}
+    if len(data) > 262 and data[257:262] == b"ustar" or name.lower().endswith(TAR_SUFFIXES):
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            return {m.name.removeprefix("./"): _decode(tar.extractfile(m).read())
+                    for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(".tex")}
+    return {_strip_suffix(os.path.basename(name)) + ".tex": _decode(data)}
+
+
+def _strip_suffix(name: str) -> str:
+    for suffix in sorted(PAPER_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def arxiv_id(name: str) -> str | None:
+    """`2101.00001v2.tar.gz` -> `2101.00001v2`; `hep-th9901001.gz` -> `hep-th/9901001`; else None."""
+    stem = _strip_suffix(os.path.basename(name))
+    if not _ARXIV_ID.match(stem):
+        return None
+    m = re.match(r"^([a-z-]+(?:\.[A-Z]{2})?)/?(\d{7}(?:v\d+)?)$", stem)
+    return f"{m.group(1)}/{m.group(2)}" if m else stem
+
+
+def _is_bulk(members: list[str]) -> bool:
+    """arXiv's bulk tars hold one `.gz` (or `.pdf`) per paper, under a `YYMM/` folder."""
+    return bool(members) and all(n.lower().endswith((".gz", ".pdf")) for n in members) and any(n.endswith(".gz") for n in members)
+
+
+class Reader(SourceReader):
+    """LaTeX sources -> one document per paper (metadata arxiv_id, url, name, file, yymm)."""
+
+    source_name = "arxiv"
+    config_class = Config
+    suffixes = PAPER_SUFFIXES
+    input_hint = "LaTeX sources: arXiv bulk tars, ID.gz / .tar.gz papers, .tex files, or folders of them"
+    config: Config
+
+    @classmethod
+    def input_units(cls, path: str) -> list[str]:
+        """A folder with `.tex` files at its top level is one paper; any other folder stands for
+        the papers below it; a file is one paper (or a bulk tar of many)."""
+        if os.path.isdir(path):
+            names = sorted(os.listdir(path))
+            if any(n.lower().endswith(".tex") for n in names):
+                return [os.path.normpath(path)]
+            units: list[str] = []
+            for n in names:
+                if not n.startswith("."):
+                    child = os.path.join(path, n)
+                    if os.path.isdir(child) or n.lower().endswith(PAPER_SUFFIXES):
+                        units.extend(cls.input_units(child))
+            return units
+        if not path.lower().endswith(PAPER_SUFFIXES) and _ARXIV_ID.match(os.path.basename(path)) is None:
+            raise IngestInputError(f"{path}: not a LaTeX source ({', '.join(PAPER_SUFFIXES)}, or an arXiv id without "
+                                   "suffix as arXiv serves it); pass the file, or the folder it is in")
+        return [os.path.normpath(path)]
+
+    def read(self, path: str) -> Iterator[Document | Dropped | BadRecord]:
+        name = os.path.basename(os.path.normpath(path))
+        if os.path.isdir(path):
+            files = {}
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for n in names:
+                    if n.lower().endswith(".tex"):
+                        full = os.path.join(root, n)
+                        with open(full, "rb") as f:
+                            files[os.path.relpath(full, path).replace(os.sep, "/")] = _decode(f.read())
+            yield self._paper(files, path, name)
+            return
+        if path.lower().endswith(TAR_SUFFIXES):
+            # a bulk tar (one .gz per paper) is read as a stream; a single project's tar is one paper
+            with tarfile.open(path, mode="r|*") as tar:
+                members = []
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    if not member.name.lower().endswith((".gz", ".pdf")):
+                        members = None
+                        break
+                    members.append(member.name)
+                    if member.name.endswith(".gz"):
+                        data = tar.extractfile(member).read()
+                        yield self._paper_bytes(data, f"{path}!{member.name}", member.name,
+                                                yymm=member.name.split("/")[-2] if "/" in member.name else None)
+            if members is not None and _is_bulk(members):
+                return
+        with open(path, "rb") as f:
+            data = f.read()
+        yield self._paper_bytes(data, path, name)
+
+    def _paper_bytes(self, data: bytes, where: str, name: str, yymm: str | None = None) -> Document | Dropped | BadRecord:
+        try:
+            files = tex_files_of(data, name)
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            return BadRecord(where, f"not a readable LaTeX source ({type(exc).__name__}: {exc})")
+        return self._paper(files, where, name, yymm)
+
+    def _paper(self, files: dict[str, str], where: str, name: str, yymm: str | None = None) -> Document | Dropped:
+        if not files:
+            return Dropped(NO_TEX, where)
+        main = find_main(files)
+        if main is not None:
+            source = inline_inputs(files, main)
+        else:
+            source = "\n".join(files[n] for n in sorted(files))
+        text = clean_latex(source, keep_appendix=self.config.keep_appendix, expand=self.config.expand_macros)
+        paper_id = arxiv_id(name)
+        meta = {"arxiv_id": paper_id, "url": f"https://arxiv.org/abs/{paper_id}" if paper_id else None,
+                "name": _strip_suffix(os.path.basename(name)), "file": main or sorted(files)[0]}
+        if yymm:
+            meta["yymm"] = yymm
+        doc = Document(text=text, id=f"arxiv/{paper_id or meta['name']}", metadata=meta)
+        if len(text) < max(self.config.min_chars, 1):
+            return Dropped(NO_SECTION if not text else "too_short", where, doc)
+        return doc
+
+
+@click.command(name="arxiv")
+@ingest_options
+@dataclass_options(Config)
+def command(**kwargs) -> None:
+    """LaTeX sources (arXiv tars, ID.gz, .tex folders) -> paper text, as RedPajama cleaned arXiv.
+
+    \b
+    Main file found (\\documentclass) and its \\input/\\include inlined; comments removed; text
+    kept from the first \\section up to the bibliography (and \\appendix, unless
+    --keep-appendix); \\newcommand/\\def macros without arguments expanded. Metadata: arxiv_id,
+    url, name, file.
+
+    \b
+    Example:
+      lmforge corpus ingest arxiv arXiv_src_2101_001.tar -o arxiv/
+      lmforge corpus ingest arxiv papers/ 2101.00001.gz -o arxiv/ --keep-appendix
+    """
+    run_source("arxiv", kwargs)
