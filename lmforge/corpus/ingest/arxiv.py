@@ -241,6 +241,11 @@ def arxiv_id(name: str) -> str | None:
     return f"{m.group(1)}/{m.group(2)}" if m else stem
 
 
+def _has_documentclass(path: str) -> bool:
+    with open(path, "rb") as f:
+        return _DOCUMENTCLASS.search(f.read(1 << 16).decode("utf-8", "replace")) is not None
+
+
 def _is_bulk(members: list[str]) -> bool:
     """arXiv's bulk tars hold one `.gz` (or `.pdf`) per paper, under a `YYMM/` folder."""
     return bool(members) and all(n.lower().endswith((".gz", ".pdf")) for n in members) and any(n.endswith(".gz") for n in members)
@@ -257,23 +262,27 @@ class Reader(SourceReader):
 
     @classmethod
     def input_units(cls, path: str) -> list[str]:
-        """A folder with `.tex` files at its top level is one paper; any other folder stands for
-        the papers below it; a file is one paper (or a bulk tar of many)."""
-        if os.path.isdir(path):
-            names = sorted(os.listdir(path))
-            if any(n.lower().endswith(".tex") for n in names):
-                return [os.path.normpath(path)]
-            units: list[str] = []
-            for n in names:
-                if not n.startswith("."):
-                    child = os.path.join(path, n)
-                    if os.path.isdir(child) or n.lower().endswith(PAPER_SUFFIXES):
-                        units.extend(cls.input_units(child))
-            return units
-        if not path.lower().endswith(PAPER_SUFFIXES) and _ARXIV_ID.match(os.path.basename(path)) is None:
-            raise IngestInputError(f"{path}: not a LaTeX source ({', '.join(PAPER_SUFFIXES)}, or an arXiv id without "
-                                   "suffix as arXiv serves it); pass the file, or the folder it is in")
-        return [os.path.normpath(path)]
+        """A file is one paper (or a bulk tar of many). A folder holding archives (`.gz`,
+        `.tar.gz`, ...) stands for them, each `.tex` beside them, and its subfolders' papers;
+        a folder of only `.tex` files is one project when at most one of its top-level `.tex`
+        files has a `\\documentclass` (its subfolders' `.tex` are its sections), else each
+        top-level `.tex` is a paper of its own."""
+        if not os.path.isdir(path):
+            if not path.lower().endswith(PAPER_SUFFIXES) and _ARXIV_ID.match(os.path.basename(path)) is None:
+                raise IngestInputError(f"{path}: not a LaTeX source ({', '.join(PAPER_SUFFIXES)}, or an arXiv id without "
+                                       "suffix as arXiv serves it); pass the file, or the folder it is in")
+            return [os.path.normpath(path)]
+        names = [n for n in sorted(os.listdir(path)) if not n.startswith(".")]
+        children = [os.path.join(path, n) for n in names]
+        archives = [c for c in children if os.path.isfile(c) and c.lower().endswith(PAPER_SUFFIXES) and not c.lower().endswith(".tex")]
+        texs = [c for c in children if os.path.isfile(c) and c.lower().endswith(".tex")]
+        if texs and not archives and sum(map(_has_documentclass, texs)) <= 1:
+            return [os.path.normpath(path)]
+        units = archives + texs
+        for child in children:
+            if os.path.isdir(child):
+                units.extend(cls.input_units(child))
+        return sorted(units)
 
     def read(self, path: str) -> Iterator[Document | Dropped | BadRecord]:
         name = os.path.basename(os.path.normpath(path))
