@@ -218,6 +218,8 @@ def test_licenses_flag_keeps_gpl_and_rerun_resumes(tmp_path, monkeypatch):
     again = run(*args)  # finished tasks are skipped
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "documents").iterdir()} == written
+    status = CliRunner().invoke(main, ["corpus", "status", "out"])
+    assert status.exit_code == 0 and "corpus ingest code" in status.output
     refused = run("html2text-2020.1.16-cut.tar.gz", "-o", "out")  # other settings: refused, not mixed
     assert refused.exit_code == 1 and "licenses" in refused.output and "Traceback" not in refused.output
 
