@@ -71,6 +71,30 @@ def test_licence_from_package_metadata_when_no_licence_file(tmp_path):
     assert (found.expression, found.source) == ("Apache-2.0", "PKG-INFO")
 
 
+def test_dual_licence_pointer_file_reads_as_or(tmp_path):
+    # packaging-23.2's layout: LICENSE points at LICENSE.APACHE and LICENSE.BSD ("either")
+    repo = tmp_path / "dual"
+    repo.mkdir()
+    (repo / "LICENSE").write_text("This software is made available under the terms of *either* of the licenses\n"
+                                  "found in LICENSE.APACHE or LICENSE.BSD. Contributions to this software is made\n"
+                                  "under the terms of *both* these licenses.\n")
+    (repo / "LICENSE.APACHE").write_text(tar_member(DATA / "sortedcontainers-2.4.0.tar.gz", "sortedcontainers-2.4.0/LICENSE"))
+    (repo / "LICENSE.BSD").write_text(tar_member(DATA / "itsdangerous-2.1.2.tar.gz", "itsdangerous-2.1.2/LICENSE.rst"))
+    assert code.scan_license(code.open_tree(str(repo))).expression == "Apache-2.0 OR BSD-3-Clause"
+    (repo / "LICENSE").write_text("Some terms of our own, written by us.\n")  # an unreadable licence: unknown
+    assert code.scan_license(code.open_tree(str(repo))).expression is None
+
+
+def test_isc_is_not_read_as_0bsd():
+    # pexpect-4.8.0's LICENSE grant (ISC); 0BSD is the same grant without the notice clause
+    isc = ("Permission to use, copy, modify, and/or distribute this software for any\n    purpose with or without fee is hereby "
+           "granted, provided that the above\n    copyright notice and this permission notice appear in all copies.\n\n"
+           '    THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES\n')
+    assert licenses.match_license_text(isc) == "ISC"
+    assert licenses.match_license_text(isc.replace(", provided that the above\n    copyright notice and this permission notice "
+                                                   "appear in all copies", "")) == "0BSD"
+
+
 @pytest.mark.parametrize("text, expected", [
     ("Apache 2.0", "Apache-2.0"), ("GNU GPL 3", "GPL-3.0"), ("GPL-2.0-or-later", "GPL-2.0"),
     ("GNU Lesser General Public License v2 or later (LGPLv2+)", "LGPL-2.1"), ("BSD License", "BSD"),

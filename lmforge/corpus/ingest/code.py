@@ -343,6 +343,11 @@ def _decode(data: bytes) -> str | None:
         return None
 
 
+def _is_pointer(text: str) -> bool:
+    """A short licence file that only points at the others ("see LICENSE.APACHE and LICENSE.BSD")."""
+    return len(text) < 1500 and re.search(r"licen[cs]e[-_.]\w+", text, re.IGNORECASE) is not None
+
+
 def scan_license(tree: _Tree) -> RepoLicense:
     """One pass over a repository: its top folder and its licence (root licence files, else
     package metadata)."""
@@ -360,10 +365,15 @@ def scan_license(tree: _Tree) -> RepoLicense:
     root = {n[len(prefix):]: text for n, text in found.items() if n.startswith(prefix) and "/" not in n[len(prefix):]}
     matched = sorted((name, licenses.match_license_text(text)) for name, text in root.items() if licenses.is_license_file(name))
     if matched:
-        ids = [spdx for _, spdx in matched if spdx]
-        if len(ids) < len(matched):  # a licence file we cannot read: the repository's terms are unknown
-            return RepoLicense(None, None, prefix)
-        return RepoLicense(" AND ".join(dict.fromkeys(ids)) if len(set(ids)) > 1 else ids[0], matched[0][0], prefix)
+        ids = list(dict.fromkeys(spdx for _, spdx in matched if spdx))
+        pointers = [root[name] for name, spdx in matched if spdx is None]
+        if not ids or any(not _is_pointer(text) for text in pointers):
+            return RepoLicense(None, None, prefix)  # a licence text we cannot read: the terms are unknown
+        # several licence files bind together, unless a pointer file says *either* applies
+        # (packaging's LICENSE: "either of the licenses found in LICENSE.APACHE or LICENSE.BSD")
+        either = any(re.search(r"\beither\b", text, re.IGNORECASE) for text in pointers)
+        source = next(name for name, spdx in matched if spdx)
+        return RepoLicense(f" {'OR' if either else 'AND'} ".join(ids), source, prefix)
     for meta in licenses.METADATA_FILES:
         if meta in root:
             expression = licenses.canonical(licenses.from_metadata(meta, root[meta]))
