@@ -59,8 +59,9 @@ def test_real_paper_is_cleaned_as_redpajama_does():
 
 
 def test_comments_are_removed_but_escaped_percent_stays():
-    tex = "\\section{A}\n% a whole-line comment\n50\\% of x % the rest of the line\n\\begin{comment}\nhidden\n\\end{comment}\ny\n"
-    assert arxiv.clean_latex(tex) == "\\section{A}\n50\\% of x \n\ny\n"
+    tex = ("\\section{A}\n% a whole-line comment\n50\\% of x % the rest of the line\n\\begin{comment}\nhidden\n\\end{comment}\n"
+           "y \\\\% after a line break\n")
+    assert arxiv.clean_latex(tex) == "\\section{A}\n50\\% of x \n\ny \\\\\n"
 
 
 def test_a_commented_out_section_does_not_start_the_text():

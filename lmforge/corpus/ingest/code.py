@@ -235,14 +235,26 @@ def strip_license_header(text: str, language: str) -> str:
     return "\n".join(keep_head + [body]) if keep_head else body
 
 
+_ALNUM_ASCII = bytes(c for c in range(128) if chr(c).isalnum())
+_ALNUM_RUN = re.compile(r"[^\W_]+")  # \w is str.isalnum() plus "_": this is exactly isalnum
+
+
+def alnum_count(text: str) -> int:
+    """`sum(c.isalnum() for c in text)` at C speed (~50x): bytes.translate for ASCII text, one
+    regex substitution otherwise."""
+    if text.isascii():
+        data = text.encode("ascii")
+        return len(data) - len(data.translate(None, _ALNUM_ASCII))
+    return len(text) - len(_ALNUM_RUN.sub("", text))
+
+
 def line_stats(text: str) -> tuple[int, float, float]:
     """(max line length, mean line length, alphanumeric fraction) as RedPajama computes them:
     lines by `splitlines()`, mean = len(text) / number of lines."""
-    lengths = [len(line) for line in text.splitlines()]
-    if not lengths:
+    lines = text.splitlines()
+    if not lines:
         return 0, 0.0, 0.0
-    alnum = sum(1 for c in text if c.isalnum())
-    return max(lengths), len(text) / len(lengths), alnum / len(text)
+    return max(map(len, lines)), len(text) / len(lines), alnum_count(text) / len(text)
 
 
 # ---- input units: one repository each --------------------------------------------------------
@@ -278,6 +290,39 @@ class _TarTree(_Tree):
                 if not member.isfile():
                     continue
                 yield member.name.removeprefix("./"), member.size, (lambda m=member: tar.extractfile(m).read())
+
+
+class _BufferedTree(_Tree):
+    """A tar stream read once into memory: (name, size, bytes or None when not needed)."""
+
+    def __init__(self, path: str, entries: list[tuple[str, int, bytes | None]]):
+        super().__init__(path)
+        self.entries = entries
+
+    def members(self):
+        for name, size, data in self.entries:
+            yield name, size, (lambda d=data: d if d is not None else b"")
+
+
+#: a tar stream whose needed members fit in this many bytes is read once (licence and files from
+#: memory); a larger one is streamed twice (once for its licence), as decompressing it again is
+#: cheaper than holding it
+BUFFER_BYTES = 256 << 20
+
+
+def _buffer_tar(tree: "_TarTree", max_file_bytes: int | None) -> _Tree:
+    entries: list[tuple[str, int, bytes | None]] = []
+    total = 0
+    for name, size, read in tree.members():
+        base = name.rsplit("/", 1)[-1]
+        wanted = (name.count("/") <= 1 and (licenses.is_license_file(base) or base in licenses.METADATA_FILES)) or (
+            classify_name(name)[1] is None and (max_file_bytes is None or size <= max_file_bytes))
+        data = read() if wanted else None
+        total += len(data) if data else 0
+        if total > BUFFER_BYTES:
+            return tree
+        entries.append((name, size, data))
+    return _BufferedTree(tree.path, entries)
 
 
 class _ZipTree(_Tree):
@@ -411,6 +456,8 @@ class Reader(SourceReader):
 
     def read(self, path: str) -> Iterator[Document | Dropped | BadRecord]:
         tree = open_tree(path)
+        if isinstance(tree, _TarTree):
+            tree = _buffer_tar(tree, self.config.max_file_bytes)
         repo = repo_name(path)
         lic = scan_license(tree)
         repo_kept = self.config.keeps(lic.expression)
@@ -431,7 +478,7 @@ class Reader(SourceReader):
             try:
                 data = read()
             except (OSError, zipfile.BadZipFile, zlib.error) as exc:
-                if isinstance(tree, _TarTree):
+                if isinstance(tree, (_TarTree, _BufferedTree)):
                     raise  # a broken stream: the rest of the archive is unreadable
                 yield BadRecord(where, f"{type(exc).__name__}: {exc}")
                 continue
