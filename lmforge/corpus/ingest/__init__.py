@@ -13,6 +13,7 @@ import importlib
 #: source name -> (module defining Reader, Config and command; the line `ingest --help` shows)
 SOURCES: dict[str, tuple[str, str]] = {
     "code": ("lmforge.corpus.ingest.code", "Git repositories, source tarballs/zips, folders -> licensed, filtered code files."),
+    "wikipedia": ("lmforge.corpus.ingest.wikipedia", "MediaWiki XML dumps (pages-articles*.xml.bz2, any language) -> plain-text articles."),
     "arxiv": ("lmforge.corpus.ingest.arxiv", "LaTeX sources (arXiv tarballs, .tex) -> cleaned paper text."),
 }
 
