@@ -11,9 +11,11 @@ A document is a question with its answers, as RedPajama built LLaMA's StackExcha
 answer, highest score first (ties: the accepted answer, then the older one). Bodies are HTML;
 they become text here with code kept: `<pre>` blocks verbatim (indentation and line breaks as
 written), inline `<code>` as its text, list items as `- ` lines, block elements as paragraphs,
-links as their text. (lmforge.corpus.extract's renderer is not used: it is made for whole web
-pages: it collapses whitespace inside <pre> and drops short repeated and link-heavy lines, which
-in a post are code and references.)
+links as their text, entities decoded. Post bodies are the sites' Markdown renderer's sanitised
+output (a short whitelist of tags, always closed), so one tag-level regex pass is exact here;
+it is ~4x faster than walking a DOM in Python (selectolax: 0.29 ms a body vs 0.07 here) and
+lmforge.corpus.extract's renderer is made for whole web pages: it collapses whitespace inside
+<pre> and drops short repeated and link-heavy lines, which in a post are code and references.
 
 Dropped, per question (stats.json `dropped_<reason>`):
 
@@ -47,6 +49,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from html import unescape
+
 import click
 from datatrove.data import Document
 
@@ -63,11 +67,12 @@ NOT_QUESTION = "not_question"
 QUESTION, ANSWER = 1, 2
 #: Posts.xml above this size is joined in a temporary SQLite file instead of memory
 IN_MEMORY_BYTES = 512 << 20
-_BLOCK = frozenset({"p", "div", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "table", "tr",
+_BLOCK = frozenset({"p", "div", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table", "tr",
                     "hr", "dl", "dt", "dd", "section", "article", "figure", "details", "summary"})
-_SKIP = frozenset({"script", "style", "img", "svg", "iframe", "input", "button"})
-_SPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
-_BLANKS = re.compile(r"\n[ \t]*\n(\s*\n)+")
+_SKIP = frozenset({"img", "td", "th", "input"})
+_PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre\s*>", re.DOTALL | re.IGNORECASE)
+_ANY_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^>]*>")
+_PARA, _LINE = "\x02", "\x01"  # paragraph and line breaks while a body is flattened
 _TAGS = re.compile(r"<([^<>]+)>|\|([^|]+)")
 
 
@@ -100,53 +105,36 @@ def html_to_text(html: str) -> str:
     >>> html_to_text("<p>Use <code>x</code>:</p><pre><code>if a:\\n    b()\\n</code></pre><ul><li>one</li></ul>")
     'Use x:\\n\\nif a:\\n    b()\\n\\n- one'
     """
-    from selectolax.lexbor import LexborHTMLParser
-
-    if "<" not in html and "&" not in html:
-        return html.strip()
-    body = LexborHTMLParser(html).body
-    if body is None:
-        return ""
-    blocks: list[str] = []
-    parts: list[str] = []
-
-    def flush() -> None:
-        text = _SPACE.sub(" ", "".join(parts)).strip()
-        text = "\n".join(line.strip() for line in text.split("\n"))
-        if text:
-            # list items follow one another line by line; other blocks are paragraphs
-            blocks.append(("\n" if text.startswith("- ") and blocks and blocks[-1].lstrip("\n").startswith("- ") else "\n\n") + text)
-        parts.clear()
-
-    stack = [(body.iter(include_text=True), None)]
-    while stack:
-        children, closing = stack[-1]
-        child = next(children, None)
-        if child is None:
-            stack.pop()
-            if closing in _BLOCK:
-                flush()
-            continue
-        tag = child.tag
-        if tag == "-text":
-            parts.append(child.text_content or "")
-        elif tag in _SKIP:
-            continue
-        elif tag == "pre":
-            flush()
-            code = child.text(deep=True, separator="").strip("\n")
+    if "<" not in html:
+        return " ".join(unescape(html).split()) if "&" in html else " ".join(html.split())
+    paragraphs: list[str] = []
+    pieces = _PRE.split(html)  # text, pre, text, pre, ...: <pre> bodies at the odd places
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            code = unescape(_ANY_TAG.sub("", piece)).strip("\n").rstrip()
             if code.strip():
-                blocks.append("\n\n" + code.rstrip())
-        elif tag == "br":
-            parts.append("\n")
-        else:
-            if tag in _BLOCK:
-                flush()
-                if tag == "li":
-                    parts.append("- ")
-            stack.append((child.iter(include_text=True), tag))
-    flush()
-    return _BLANKS.sub("\n\n", "".join(blocks)).strip()
+                paragraphs.append(code)
+            continue
+        text = unescape(_ANY_TAG.sub(_tag_mark, piece))
+        for paragraph in text.split(_PARA):
+            lines = [" ".join(line.split()) for line in paragraph.split(_LINE)]
+            paragraph = "\n".join(line for line in lines if line)
+            if paragraph:
+                paragraphs.append(paragraph)
+    return "\n\n".join(paragraphs)
+
+
+def _tag_mark(m: re.Match) -> str:
+    name = m.group(2).lower()
+    if name == "li":
+        return _LINE + "- " if not m.group(1) else _LINE
+    if name in _BLOCK:
+        return _PARA
+    if name == "br":
+        return _LINE
+    if name in _SKIP:
+        return " "
+    return ""
 
 
 def tags_of(value: str | None) -> list[str]:
