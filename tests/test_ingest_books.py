@@ -34,7 +34,7 @@ def test_modern_header_and_footer_are_removed():
     assert doc.text.startswith("ALICE'S ADVENTURES IN WONDERLAND\n\nLewis Carroll")
     assert doc.text.endswith("the happy summer days.\n\n              THE END")
     assert "Gutenberg" not in doc.text and "\ufeff" not in doc.text
-    assert doc.metadata == {"title": "Alice's Adventures in Wonderland", "author": "Lewis Carroll", "language": "English",
+    assert doc.metadata == {"title": "Alice's Adventures in Wonderland", "author": "Lewis Carroll", "language": "en",
                             "ebook": 11, "file": str(ALICE_PG), "encoding": "utf-8", "header": True, "footer": True}
     assert doc.id == "alice-pg11"
 

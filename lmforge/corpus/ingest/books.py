@@ -30,8 +30,8 @@ ships it: other line breaks, quotes and chapter titles) have an exact 5-gram Jac
 (estimated 1.0); the other sample books are at 0.00 from each other. Across tasks (--tasks > 1), run `corpus dedup` after.
 
 Dropped: `empty` (no text after the header and footer go), `too_short` (fewer than
-`--min-words` words), `near_duplicate`. Metadata: title, author, language, ebook (the
-Gutenberg number), from the header when it has them; file (the input path); encoding;
+`--min-words` words), `near_duplicate`. Metadata: title, author, language (ISO code: "English"
+-> en), ebook (the Gutenberg number), from the header when it has them; file (the input path); encoding;
 header/footer (whether one was found and removed).
 """
 
@@ -72,6 +72,13 @@ _EBOOK = re.compile(r"\[\s*e-?(?:book|text)\s*#\s*(\d+)\s*\]", re.IGNORECASE)
 _OF_BY = re.compile(r"(?:project gutenberg(?:'s)?(?: e-?book| etext)?(?: of)?|release of:?)\s*(.+?)(?:,? by (.+?))?\s*$",
                     re.IGNORECASE)
 _WORD = re.compile(r"\w+")
+#: header `Language:` names -> the ISO 639-1 codes the rest of lmforge uses (the 25 most common on Gutenberg)
+LANGUAGE_CODES = {
+    "english": "en", "french": "fr", "german": "de", "finnish": "fi", "dutch": "nl", "italian": "it", "spanish": "es",
+    "portuguese": "pt", "chinese": "zh", "latin": "la", "swedish": "sv", "danish": "da", "esperanto": "eo",
+    "greek": "el", "hungarian": "hu", "tagalog": "tl", "norwegian": "no", "polish": "pl", "russian": "ru",
+    "japanese": "ja", "catalan": "ca", "welsh": "cy", "czech": "cs", "icelandic": "is", "irish": "ga",
+}
 
 
 @dataclass
@@ -232,8 +239,9 @@ class Reader(SourceReader):
             stripped = strip_gutenberg(text)
         else:
             stripped = Stripped(text.strip("\n"), False, False, {})
+        language = stripped.meta.get("language")
         meta = {"title": stripped.meta.get("title"), "author": stripped.meta.get("author"),
-                "language": stripped.meta.get("language"), "ebook": stripped.meta.get("ebook"), "file": path,
+                "language": LANGUAGE_CODES.get(language.lower(), language) if language else None, "ebook": stripped.meta.get("ebook"), "file": path,
                 "encoding": encoding, "header": stripped.header, "footer": stripped.footer}
         doc = Document(text=stripped.text, id=book_name(path), metadata=meta)
         if not stripped.text.strip():
