@@ -18,7 +18,7 @@ from pathlib import Path
 from lmforge.corpus.pipeline import STATE_DIR, collect_stats, write_json_atomic
 from lmforge.errors import UserError
 
-MODES = ("process", "extract")
+MODES = ("process", "extract", "ingest")
 
 
 class StatusError(UserError):
@@ -33,6 +33,7 @@ class RunStatus:
     done: list[int] = field(default_factory=list)
     started: dict[int, str] = field(default_factory=dict)  # task -> last line of its log (running or failed)
     stats: dict | None = None  # merged counts, once every task is done
+    source: str | None = None  # `corpus ingest SOURCE`'s source
 
     @property
     def finished(self) -> bool:
@@ -46,8 +47,8 @@ def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
     found = [m for m in MODES if (out / STATE_DIR / m / "executor.json").is_file()]
     if not found:
         raise StatusError(
-            f"{out}: no corpus run here (no {STATE_DIR}/process or {STATE_DIR}/extract with executor.json); "
-            "give the -o folder of `lmforge corpus process` or `extract`")
+            f"{out}: no corpus run here (no {STATE_DIR}/process, extract or ingest with executor.json); "
+            "give the -o folder of `lmforge corpus process`, `extract` or `ingest SOURCE`")
     mode = found[0]
     logging_dir = out / STATE_DIR / mode
     try:
@@ -55,6 +56,11 @@ def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StatusError(f"{logging_dir / 'executor.json'}: unreadable ({exc}); rerun the command to rewrite it") from None
     status = RunStatus(out, mode, tasks)
+    if mode == "ingest":
+        try:
+            status.source = json.loads((out / STATE_DIR / "config.json").read_text()).get("source")
+        except (OSError, ValueError, AttributeError):
+            status.source = "?"
     for rank in range(tasks):
         if (logging_dir / "completions" / f"{rank:05d}").exists():
             status.done.append(rank)

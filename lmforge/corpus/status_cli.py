@@ -25,8 +25,9 @@ def status(out: str) -> None:
 
     s = corpus_status(out)
     if s.finished:
-        print_summary(s.stats, out)
-        click.echo(f"all {s.tasks} tasks of `corpus {s.mode}` done")
+        print_summary(s.stats, out, source=s.source)
+        command = f"ingest {s.source}" if s.source else s.mode
+        click.echo(f"all {s.tasks} tasks of `corpus {command}` done")
         return
     click.echo(f"corpus {s.mode} in {out}: {len(s.done)}/{s.tasks} tasks done, {len(s.started)} started and not finished, "
                f"{s.tasks - len(s.done) - len(s.started)} not started")

@@ -214,11 +214,6 @@ class SourceReader(PipelineStep):
                                path, "unreadable" if not seen else "cut short", seen, type(exc).__name__, exc)
 
 
-def content_hash(text: str) -> str:
-    """The exact-dedup key of a text: BLAKE2b-128 of its UTF-8 bytes, hex."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
 class ExactDedup(DocFilter):
     """Drop a document whose text is byte-identical to one this task has already kept.
 

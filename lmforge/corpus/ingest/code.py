@@ -235,14 +235,26 @@ def strip_license_header(text: str, language: str) -> str:
     return "\n".join(keep_head + [body]) if keep_head else body
 
 
+_ALNUM_ASCII = bytes(c for c in range(128) if chr(c).isalnum())
+_ALNUM_RUN = re.compile(r"[^\W_]+")  # \w is str.isalnum() plus "_": this is exactly isalnum
+
+
+def alnum_count(text: str) -> int:
+    """`sum(c.isalnum() for c in text)` at C speed (~50x): bytes.translate for ASCII text, one
+    regex substitution otherwise."""
+    if text.isascii():
+        data = text.encode("ascii")
+        return len(data) - len(data.translate(None, _ALNUM_ASCII))
+    return len(text) - len(_ALNUM_RUN.sub("", text))
+
+
 def line_stats(text: str) -> tuple[int, float, float]:
     """(max line length, mean line length, alphanumeric fraction) as RedPajama computes them:
     lines by `splitlines()`, mean = len(text) / number of lines."""
-    lengths = [len(line) for line in text.splitlines()]
-    if not lengths:
+    lines = text.splitlines()
+    if not lines:
         return 0, 0.0, 0.0
-    alnum = sum(1 for c in text if c.isalnum())
-    return max(lengths), len(text) / len(lengths), alnum / len(text)
+    return max(map(len, lines)), len(text) / len(lines), alnum_count(text) / len(text)
 
 
 # ---- input units: one repository each --------------------------------------------------------
@@ -278,6 +290,39 @@ class _TarTree(_Tree):
                 if not member.isfile():
                     continue
                 yield member.name.removeprefix("./"), member.size, (lambda m=member: tar.extractfile(m).read())
+
+
+class _BufferedTree(_Tree):
+    """A tar stream read once into memory: (name, size, bytes or None when not needed)."""
+
+    def __init__(self, path: str, entries: list[tuple[str, int, bytes | None]]):
+        super().__init__(path)
+        self.entries = entries
+
+    def members(self):
+        for name, size, data in self.entries:
+            yield name, size, (lambda d=data: d if d is not None else b"")
+
+
+#: a tar stream whose needed members fit in this many bytes is read once (licence and files from
+#: memory); a larger one is streamed twice (once for its licence), as decompressing it again is
+#: cheaper than holding it
+BUFFER_BYTES = 256 << 20
+
+
+def _buffer_tar(tree: "_TarTree", max_file_bytes: int | None) -> _Tree:
+    entries: list[tuple[str, int, bytes | None]] = []
+    total = 0
+    for name, size, read in tree.members():
+        base = name.rsplit("/", 1)[-1]
+        wanted = (name.count("/") <= 1 and (licenses.is_license_file(base) or base in licenses.METADATA_FILES)) or (
+            classify_name(name)[1] is None and (max_file_bytes is None or size <= max_file_bytes))
+        data = read() if wanted else None
+        total += len(data) if data else 0
+        if total > BUFFER_BYTES:
+            return tree
+        entries.append((name, size, data))
+    return _BufferedTree(tree.path, entries)
 
 
 class _ZipTree(_Tree):
@@ -343,6 +388,11 @@ def _decode(data: bytes) -> str | None:
         return None
 
 
+def _is_pointer(text: str) -> bool:
+    """A short licence file that only points at the others ("see LICENSE.APACHE and LICENSE.BSD")."""
+    return len(text) < 1500 and re.search(r"licen[cs]e[-_.]\w+", text, re.IGNORECASE) is not None
+
+
 def scan_license(tree: _Tree) -> RepoLicense:
     """One pass over a repository: its top folder and its licence (root licence files, else
     package metadata)."""
@@ -360,10 +410,15 @@ def scan_license(tree: _Tree) -> RepoLicense:
     root = {n[len(prefix):]: text for n, text in found.items() if n.startswith(prefix) and "/" not in n[len(prefix):]}
     matched = sorted((name, licenses.match_license_text(text)) for name, text in root.items() if licenses.is_license_file(name))
     if matched:
-        ids = [spdx for _, spdx in matched if spdx]
-        if len(ids) < len(matched):  # a licence file we cannot read: the repository's terms are unknown
-            return RepoLicense(None, None, prefix)
-        return RepoLicense(" AND ".join(dict.fromkeys(ids)) if len(set(ids)) > 1 else ids[0], matched[0][0], prefix)
+        ids = list(dict.fromkeys(spdx for _, spdx in matched if spdx))
+        pointers = [root[name] for name, spdx in matched if spdx is None]
+        if not ids or any(not _is_pointer(text) for text in pointers):
+            return RepoLicense(None, None, prefix)  # a licence text we cannot read: the terms are unknown
+        # several licence files bind together, unless a pointer file says *either* applies
+        # (packaging's LICENSE: "either of the licenses found in LICENSE.APACHE or LICENSE.BSD")
+        either = any(re.search(r"\beither\b", text, re.IGNORECASE) for text in pointers)
+        source = next(name for name, spdx in matched if spdx)
+        return RepoLicense(f" {'OR' if either else 'AND'} ".join(ids), source, prefix)
     for meta in licenses.METADATA_FILES:
         if meta in root:
             expression = licenses.canonical(licenses.from_metadata(meta, root[meta]))
@@ -401,6 +456,8 @@ class Reader(SourceReader):
 
     def read(self, path: str) -> Iterator[Document | Dropped | BadRecord]:
         tree = open_tree(path)
+        if isinstance(tree, _TarTree):
+            tree = _buffer_tar(tree, self.config.max_file_bytes)
         repo = repo_name(path)
         lic = scan_license(tree)
         repo_kept = self.config.keeps(lic.expression)
@@ -421,7 +478,7 @@ class Reader(SourceReader):
             try:
                 data = read()
             except (OSError, zipfile.BadZipFile, zlib.error) as exc:
-                if isinstance(tree, _TarTree):
+                if isinstance(tree, (_TarTree, _BufferedTree)):
                     raise  # a broken stream: the rest of the archive is unreadable
                 yield BadRecord(where, f"{type(exc).__name__}: {exc}")
                 continue

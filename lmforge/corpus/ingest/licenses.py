@@ -34,7 +34,7 @@ PERMISSIVE = ("MIT", "MIT-0", "BSD", "BSD-2-Clause", "BSD-3-Clause", "Apache-2.0
               "Unlicense", "CC0-1.0", "Zlib", "BSL-1.0")
 
 #: (SPDX id, phrases that must all appear), first match wins: LGPL and AGPL before GPL (their
-#: texts name the GPL), ISC/0BSD and BSD-3 before BSD-2. Phrases are matched lower-cased with
+#: texts name the GPL), ISC before 0BSD (0BSD is ISC without the notice clause), BSD-3 before BSD-2. Phrases are matched lower-cased with
 #: whitespace collapsed.
 _TEXT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("AGPL-3.0", ("gnu affero general public license",)),
@@ -53,11 +53,11 @@ _TEXT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("CC0-1.0", ("cc0 1.0 universal",)),
     ("MIT-0", ("permission is hereby granted, free of charge", "without restriction", "without requiring attribution")),
     ("MIT", ("permission is hereby granted, free of charge, to any person obtaining a copy",)),
-    ("0BSD", ("permission to use, copy, modify, and/or distribute this software for any purpose with or without fee is hereby granted",
-              "the software is provided \"as is\" and the author disclaims all warranties")),
     ("ISC", ("permission to use, copy, modify, and",
              "distribute this software for any purpose with or without fee is hereby granted",
              "provided that the above copyright notice and this permission notice appear in all copies")),
+    ("0BSD", ("permission to use, copy, modify, and/or distribute this software for any purpose with or without fee is hereby granted",
+              "the software is provided \"as is\" and the author disclaims all warranties")),
     ("BSD-3-Clause", ("redistribution and use in source and binary forms", "neither the name")),
     ("BSD-3-Clause", ("redistribution and use in source and binary forms", "may not be used to endorse or promote")),
     ("BSD-2-Clause", ("redistribution and use in source and binary forms",)),
