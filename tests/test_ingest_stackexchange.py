@@ -117,3 +117,12 @@ def test_cli_end_to_end_with_relative_paths(tmp_path, monkeypatch):
     assert "dropped: no_answers" in result.output
     result = CliRunner().invoke(main, ["corpus", "ingest", "stackexchange", "dump/notes.txt", "-o", "out2"])
     assert result.exit_code != 0 and "notes.txt" in result.output and "Traceback" not in result.output
+
+
+def test_the_sqlite_join_of_big_sites_gives_the_same_documents(monkeypatch):
+    from lmforge.corpus.ingest import stackexchange
+
+    small = read_all(CSTHEORY)[0]
+    monkeypatch.setattr(stackexchange, "IN_MEMORY_BYTES", 0)
+    big = read_all(CSTHEORY)[0]
+    assert [(d.id, d.text, d.metadata) for d in big] == [(d.id, d.text, d.metadata) for d in small]
