@@ -167,3 +167,8 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch):
     assert result.exit_code != 0 and "missing.xml.bz2" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["corpus", "ingest", "wikipedia", str(TABLES), "-o", "out", "--namespaces", "main"])
     assert result.exit_code != 0 and "--namespaces" in result.output
+
+
+def test_template_leftovers_in_lead_sentences():
+    text = wikitext_to_text("__NOTOC__'''Anarchism''' ({{IPA|x}}; from {{lang-grc|y}}, ''anarchia'') and Paris ({{IPA|p}}) x&nbsp;y")
+    assert text == "Anarchism (from, anarchia) and Paris x y"

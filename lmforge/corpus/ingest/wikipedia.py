@@ -30,7 +30,9 @@ links become their label (or title); File/Image/Media/Category links and interla
 (`{| ... |}` and `<table>`) removed: their cells are numbers, flags and fragments that read
 as noise in running text (WikiExtractor drops them too); bold/italic markup stripped, the
 words kept; headings kept as their own text line; list markers removed, items kept as lines;
-`<br>` a line break; HTML entities decoded. The result holds no wikitext markup (the tests
+`<br>` a line break; HTML entities decoded; magic words (`__TOC__`) and the empty or
+punctuation-led parentheses that removed pronunciation/language templates leave in lead
+sentences ("Anarchism ( ; from Greek" -> "Anarchism (from Greek") cleaned as WikiExtractor does. The result holds no wikitext markup (the tests
 check `[[`, `{{`, `'''`, `<ref` on every article of the real samples).
 
 Metadata: title, page_id, revision_id, timestamp (the revision's), language, url, wiki (dbname).
@@ -46,6 +48,7 @@ import gzip
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from html import unescape
 from typing import Iterator
 from urllib.parse import quote, urlsplit
 
@@ -104,6 +107,10 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 #: marks a heading line while the text is assembled
 _HEADING = "\x00"
 _QUOTES = re.compile(r"'{2,}")
+_MAGIC_WORD = re.compile(r"__[A-Z]+__")
+_PAREN_PUNCT = re.compile(r"\(\s*(?:[,;:]\s*)+")
+_EMPTY_PARENS = re.compile(r"[ \t]*\(\s*\)")
+_SPACE_PUNCT = re.compile(r"[ \t]+([,;])")
 _COMMENT = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
 _REF = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
 _TABLE = re.compile(r"^\s*\{\|.*?^\s*\|\}", re.DOTALL | re.MULTILINE)
@@ -270,6 +277,10 @@ def wikitext_to_text(wikitext: str, prefixes: frozenset[str] | None = None, code
     out: list[str] = []
     render(code, prefixes, out)
     text = _leftovers(_QUOTES.sub("", "".join(out)), prefixes)
+    # what removed templates leave in lead sentences: "Anarchism ( ; from Greek" / "Paris ()"
+    text = _SPACE_PUNCT.sub(r"\1", _EMPTY_PARENS.sub("", _PAREN_PUNCT.sub("(", _MAGIC_WORD.sub("", text))))
+    if "&" in text:
+        text = unescape(text)  # entities inside spans the parser left as text
     lines = []
     for line in text.split("\n"):
         line = _SPACES.sub(" ", line).strip()
