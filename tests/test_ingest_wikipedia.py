@@ -4,6 +4,7 @@ test data: see the README there) and on small cases for what the samples lack.""
 from __future__ import annotations
 
 import bz2
+import functools
 import json
 from collections import Counter
 from pathlib import Path
@@ -24,6 +25,12 @@ TABLES = DATA / "enwiki-table-markup.xml.bz2"
 MARKUP = ("[[", "]]", "{{", "}}", "'''", "''", "<ref", "</ref", "{|", "|}", "<!--", "thumb|")
 
 
+@functools.lru_cache(maxsize=None)
+def read_default(path):
+    """read_all with the default settings, once per sample per test run."""
+    return read_all(path)
+
+
 def read_all(path, config=None):
     items = list(Reader([str(path)], config or Config()).read(str(path)))
     docs = [i for i in items if isinstance(i, Document)]
@@ -34,7 +41,7 @@ def read_all(path, config=None):
 
 @pytest.fixture(scope="module")
 def enwiki():
-    return read_all(ENWIKI)
+    return read_default(ENWIKI)
 
 
 def test_enwiki_sample_counts_and_drop_reasons(enwiki):
@@ -48,7 +55,7 @@ def test_enwiki_sample_counts_and_drop_reasons(enwiki):
 
 
 def test_no_wikitext_markup_reaches_the_text(enwiki):
-    docs = enwiki[0] + read_all(BGWIKI)[0] + read_all(TABLES)[0]
+    docs = enwiki[0] + read_default(BGWIKI)[0] + read_default(TABLES)[0]
     for doc in docs:
         for mark in MARKUP:
             assert mark not in doc.text, (doc.metadata["title"], mark)
@@ -67,7 +74,7 @@ def test_metadata(enwiki):
 
 
 def test_other_language_utf16_dump_with_localised_namespaces():
-    docs, reasons, _ = read_all(BGWIKI)
+    docs, reasons, _ = read_default(BGWIKI)
     assert len(docs) == 1 and reasons == {NAMESPACE: 2}  # two Уикипедия: (ns 4) pages
     doc = docs[0]
     assert doc.metadata["language"] == "bg" and doc.metadata["title"] == "Григориански календар"
@@ -77,7 +84,7 @@ def test_other_language_utf16_dump_with_localised_namespaces():
 
 
 def test_tables_are_dropped_and_a_dump_without_siteinfo_takes_xml_lang():
-    docs, _, _ = read_all(TABLES)
+    docs, _, _ = read_default(TABLES)
     assert len(docs) == 5
     assert all(d.metadata["language"] == "en" and d.metadata["url"] is None for d in docs)
     for doc in docs:
