@@ -218,7 +218,7 @@ def run_redpajama_arxiv(paths: list[str]) -> tuple[int, int]:
 
 # ---- wikipedia: mwparserfromhell + strip_code() in a plain loop --------------------------------
 
-def run_strip_code_wikipedia(paths: list[str]) -> tuple[int, int]:
+def run_strip_code_wikipedia(paths: list[str], texts: list | None = None) -> tuple[int, int]:
     """The obvious loop: every <page> of namespace 0 that is not a redirect, parsed with
     mwparserfromhell and flattened with `strip_code()` (no disambiguation rule: it has none)."""
     import bz2
@@ -239,6 +239,8 @@ def run_strip_code_wikipedia(paths: list[str]) -> tuple[int, int]:
                     if text:
                         kept += 1
                         chars += len(text)
+                        if texts is not None:
+                            texts.append(text)
                 elem.clear()
     return kept, chars
 
@@ -414,10 +416,12 @@ def main(argv: list[str] | None = None) -> int:
                                lambda: run_redpajama_arxiv(bulk), args.repeats))
     wiki = args.wikipedia or sorted(str(p) for p in (DATA / "wikipedia").glob("*.bz2"))
     texts: list[str] = []
+    theirs: list[str] = []
     results.append(measure("wikipedia", wiki, lambda: run_lmforge(wikipedia.Reader(wiki, wikipedia.Config(), progress=False), texts),
-                           lambda: run_strip_code_wikipedia(wiki), args.repeats, xml_stats(wiki),
+                           lambda: run_strip_code_wikipedia(wiki, theirs), args.repeats, xml_stats(wiki),
                            "mwparserfromhell strip_code() loop"))
     results[-1]["markup_docs_lmforge"] = markup_left(texts[: results[-1]["kept_lmforge"]])
+    results[-1]["markup_docs_baseline"] = markup_left(theirs[: results[-1]["kept_redpajama"]])
     with tempfile.TemporaryDirectory() as tmp:
         posts = stackexchange_copies(Path(tmp), args.se_copies)
         results.append(measure("stackexchange", posts,
