@@ -75,6 +75,8 @@ def test_html_to_text_keeps_indentation_inside_pre():
 def test_sites_flag_and_site_names(tmp_path):
     docs, _, _ = read_all(SO, Config(sites=["cstheory.meta.stackexchange.com"]))
     assert docs == []
+    assert Config(sites=["stackoverflow"]).keeps("stackoverflow.com") and Config(sites=["Cooking"]).keeps("cooking.stackexchange.com")
+    assert not Config(sites=["cstheory"]).keeps("cstheory.meta.stackexchange.com")
     assert site_of("dump/cooking.stackexchange.com/Posts.xml") == "cooking.stackexchange.com"
     assert site_of("stackoverflow.com-Posts.7z") == "stackoverflow.com" and site_of("x/ai.stackexchange.com.7z") == "ai.stackexchange.com"
     assert tags_of("&lt;c#&gt;".replace("&lt;", "<").replace("&gt;", ">")) == ["c#"] and tags_of("|a|b-c|") == ["a", "b-c"]
@@ -126,3 +128,19 @@ def test_the_sqlite_join_of_big_sites_gives_the_same_documents(monkeypatch):
     monkeypatch.setattr(stackexchange, "IN_MEMORY_BYTES", 0)
     big = read_all(CSTHEORY)[0]
     assert [(d.id, d.text, d.metadata) for d in big] == [(d.id, d.text, d.metadata) for d in small]
+
+
+def test_7z_without_py7zr_is_a_one_line_error_before_any_work(tmp_path, monkeypatch):
+    import importlib.util
+
+    from lmforge.corpus.ingest import stackexchange
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(stackexchange.importlib.util, "find_spec", lambda name, *a: None if name == "py7zr" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dump").mkdir()
+    (tmp_path / "dump" / "ai.stackexchange.com.7z").write_bytes(b"7z\xbc\xaf\x27\x1c")
+    result = CliRunner().invoke(main, ["corpus", "ingest", "stackexchange", "dump", "-o", "out"])
+    assert result.exit_code == 1 and "pip install 'lmforge[stackexchange]'" in result.output
+    assert "ai.stackexchange.com.7z" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out" / "documents").exists()

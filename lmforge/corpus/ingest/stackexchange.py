@@ -41,6 +41,7 @@ Metadata: site, question_id, title, score, answer_count (answers in the document
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -87,7 +88,7 @@ _TAGS = re.compile(r"<([^<>]+)>|\|([^|]+)")
 class Config:
     """Settings of `corpus ingest stackexchange` (each is a flag: `--min-score 1`)."""
 
-    #: keep only these sites (names as in the dump: cooking.stackexchange.com,stackoverflow.com); empty keeps all
+    #: keep only these sites (as in the dump: cooking.stackexchange.com,stackoverflow.com, or cooking,stackoverflow); empty: all
     sites: list[str] = field(default_factory=list)
     #: drop questions scored lower, and leave out answers scored lower
     min_score: int = 0
@@ -102,6 +103,11 @@ class Config:
             raise ValueError(f"--min-answers must be >= 0, not {self.min_answers}")
         if self.max_answers < 0:
             raise ValueError(f"--max-answers must be >= 0 (0: all), not {self.max_answers}")
+
+    def keeps(self, site: str) -> bool:
+        """Whether `--sites` names this site: in full, or as `cooking` for cooking.stackexchange.com
+        and `stackoverflow` for stackoverflow.com."""
+        return any(site in (name, f"{name}.stackexchange.com", f"{name}.com") for name in self.sites)
 
 
 # ---- HTML -> text ------------------------------------------------------------------------------
@@ -231,15 +237,21 @@ class Reader(SourceReader):
     @classmethod
     def input_units(cls, path: str) -> list[str]:
         if os.path.isdir(path):
-            return super().input_units(path)
-        if os.path.basename(path).lower() != "posts.xml" and not path.lower().endswith(".7z"):
+            units = super().input_units(path)
+        elif os.path.basename(path).lower() != "posts.xml" and not path.lower().endswith(".7z"):
             raise IngestInputError(f"{path}: not a Stack Exchange dump file; pass SITE/Posts.xml, SITE.7z, or the folder "
                                    "that holds them (the site name is taken from the folder or archive name)")
-        return [os.path.normpath(path)]
+        else:
+            units = [os.path.normpath(path)]
+        archive = next((u for u in units if u.lower().endswith(".7z")), None)
+        if archive and importlib.util.find_spec("py7zr") is None:  # said before any work starts
+            raise IngestInputError(f"{archive}: reading .7z needs py7zr: pip install 'lmforge[stackexchange]' "
+                                   "(or unpack it: 7z x SITE.7z -oSITE/ and pass the folder)")
+        return units
 
     def read(self, path: str) -> Iterator[Document | Dropped | BadRecord]:
         site = site_of(path)
-        if self.config.sites and site not in self.config.sites:
+        if self.config.sites and not self.config.keeps(site):
             self.stat_update("sites_skipped")
             return
         if path.lower().endswith(".7z"):
