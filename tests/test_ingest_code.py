@@ -270,3 +270,14 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     assert bad_licence.exit_code == 2 and "--licenses Foo" in bad_licence.output
     help_text = CliRunner().invoke(main, ["corpus", "ingest", "code", "--help"]).output
     assert "Example:" in help_text and "--max-line-length" in help_text and "--licenses" in help_text
+
+
+def _read_all(paths: list[str]) -> list[tuple[str, str]]:
+    reader = code.Reader(paths, code.Config(), progress=False)
+    return [(d.id, d.text) for d in reader.run(None, 0, 1)]
+
+
+def test_a_tar_too_big_to_buffer_is_streamed_twice_with_the_same_result(monkeypatch):
+    buffered = _read_all([str(SIX), str(DATA / "mustache-4.2.0.tgz")])
+    monkeypatch.setattr(code, "BUFFER_BYTES", 1)
+    assert _read_all([str(SIX), str(DATA / "mustache-4.2.0.tgz")]) == buffered and buffered

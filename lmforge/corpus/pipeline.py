@@ -91,6 +91,9 @@ class CorpusConfig:
         """The settings that decide the output (not how it is executed)."""
         data = dataclasses.asdict(self)
         data.pop("output_dir", None)
+        if self.mode != "ingest":  # runs of extract/process recorded before ingest existed still resume
+            data.pop("source", None)
+            data.pop("source_config", None)
         return json.loads(json.dumps(data, default=str))
 
 
