@@ -179,3 +179,12 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch):
 def test_template_leftovers_in_lead_sentences():
     text = wikitext_to_text("__NOTOC__'''Anarchism''' ({{IPA|x}}; from {{lang-grc|y}}, ''anarchia'') and Paris ({{IPA|p}}) x&nbsp;y")
     assert text == "Anarchism (from, anarchia) and Paris x y"
+
+
+def test_keep_disambiguation_flag(tmp_path):
+    path = tmp_path / "d.xml"
+    path.write_text("<mediawiki xml:lang='en'>" + _page("Mercury", 0, "'''Mercury''' may be:\n* [[Mercury (planet)]]\n{{dab}}", 1)
+                    + "</mediawiki>")
+    assert read_all(path)[1] == {DISAMBIGUATION: 1}
+    docs = read_all(path, Config(keep_disambiguation=True))[0]
+    assert [d.text for d in docs] == ["Mercury may be:\nMercury (planet)"]
