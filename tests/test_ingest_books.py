@@ -117,3 +117,12 @@ def test_cli_end_to_end_with_relative_paths(tmp_path, monkeypatch):
     assert list((tmp_path / "out" / "rejected" / NEAR_DUPLICATE).rglob("*.jsonl.zst"))
     result = CliRunner().invoke(main, ["corpus", "ingest", "books", "books", "-o", "out2", "--near-duplicate", "2"])
     assert result.exit_code != 0 and "--near-duplicate" in result.output and "Traceback" not in result.output
+
+
+def test_a_file_of_licence_only_is_dropped_as_empty(tmp_path):
+    from lmforge.corpus.ingest.books import EMPTY
+
+    path = tmp_path / "licence.txt"
+    path.write_text("*** START OF THE PROJECT GUTENBERG EBOOK X ***\n\n\n")
+    item = read_one(path)
+    assert isinstance(item, Dropped) and item.reason == EMPTY

@@ -144,3 +144,13 @@ def test_7z_without_py7zr_is_a_one_line_error_before_any_work(tmp_path, monkeypa
     assert result.exit_code == 1 and "pip install 'lmforge[stackexchange]'" in result.output
     assert "ai.stackexchange.com.7z" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out" / "documents").exists()
+
+
+def test_a_question_without_text_is_dropped_as_empty(tmp_path):
+    from lmforge.corpus.ingest.stackexchange import EMPTY
+
+    site = tmp_path / "x.stackexchange.com"
+    site.mkdir()
+    (site / "Posts.xml").write_text('<posts><row Id="1" PostTypeId="1" Score="3" Title="T" Body="&lt;p&gt; &lt;/p&gt;" />'
+                                    '<row Id="2" PostTypeId="2" ParentId="1" Score="1" Body="&lt;p&gt;a&lt;/p&gt;" /></posts>')
+    assert read_all(site / "Posts.xml")[1] == {EMPTY: 1}
