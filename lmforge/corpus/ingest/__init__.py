@@ -13,6 +13,9 @@ import importlib
 #: source name -> (module defining Reader, Config and command; the line `ingest --help` shows)
 SOURCES: dict[str, tuple[str, str]] = {
     "code": ("lmforge.corpus.ingest.code", "Git repositories, source tarballs/zips, folders -> licensed, filtered code files."),
+    "wikipedia": ("lmforge.corpus.ingest.wikipedia", "MediaWiki XML dumps (pages-articles*.xml.bz2, any language) -> plain-text articles."),
+    "stackexchange": ("lmforge.corpus.ingest.stackexchange", "Stack Exchange dump (Posts.xml per site, or SITE.7z) -> a document per question with its answers."),
+    "books": ("lmforge.corpus.ingest.books", "Plain-text books (Project Gutenberg .txt) -> licence header/footer removed, near-duplicate books dropped."),
     "arxiv": ("lmforge.corpus.ingest.arxiv", "LaTeX sources (arXiv tarballs, .tex) -> cleaned paper text."),
 }
 
