@@ -4,7 +4,7 @@ A recipe is a typed configuration: each TOML table is the configuration dataclas
 stage (the same one its command builds from flags), minus the paths the pipeline wires
 between stages. A stage runs when its table is present; the tables run in this order:
 
-    corpus -> dedup -> tokenizer -> shards -> mix -> train -> sft -> rm -> dpo -> rl
+    corpus -> dedup -> ingest -> tokenizer -> shards -> mix -> train -> sft -> rm -> dpo -> rl
 
 ```toml
 [pipeline]
@@ -20,6 +20,15 @@ min_sentences = 3
 [dedup]                           # lmforge.corpus.dedup.DedupConfig (MinHash LSH)
 threshold = 0.8
 verify = "exact"                  # check LSH candidate pairs: exact Jaccard >= threshold ("estimate": from signatures, "none": LSH alone)
+
+[[ingest]]                        # another source from its native dump (`lmforge corpus ingest`):
+name = "github"                   # its name in the mixture
+source = "code"                   # code | arxiv | wikipedia | stackexchange | books
+inputs = ["repos/*", "sdists/*.tar.gz"]
+weight = 0.045                    # (or epochs), as a [[mix.source]]
+dedup = true                      # near-duplicates removed with [dedup]'s settings (its defaults without one)
+[ingest.options]                  # the source's settings: its flags (`corpus ingest code --help`)
+licenses = ["MIT", "BSD-3-Clause", "Apache-2.0"]
 
 [tokenizer]                       # lmforge.tokenize.train.TrainConfig; trained on every mix source
 vocab_size = 8192
@@ -71,7 +80,7 @@ from typing import Any
 from lmforge.errors import UserError
 
 #: stage tables in the order they run
-STAGES = ("corpus", "dedup", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl")
+STAGES = ("corpus", "dedup", "ingest", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl")
 
 #: per stage: fields the pipeline sets itself (paths between stages, resumption)
 WIRED = {
@@ -111,6 +120,27 @@ class MixSource:
     shards: str | None = None
     weight: float | None = None
     epochs: float | None = None
+
+
+@dataclass
+class IngestSource:
+    """One `[[ingest]]` table: a source read from its native dump by `corpus ingest SOURCE`
+    (deduplicated unless `dedup = false`), sharded with the pipeline's tokenizer and mixed
+    under `name` with its `weight` or `epochs`."""
+
+    name: str
+    source: str
+    inputs: list[str]
+    weight: float | None = None
+    epochs: float | None = None
+    dedup: bool = True
+    #: the source's settings (its `Config` dataclass, as built from the recipe's options table)
+    options: Any = None
+
+
+@dataclass
+class IngestSection:
+    sources: list[IngestSource] = field(default_factory=list)
 
 
 @dataclass
@@ -358,10 +388,13 @@ def parse_recipe(data: dict, *, path: Path | None = None, base: Path | None = No
     for stage in STAGES:
         if stage not in data:
             continue
-        table = dict(data[stage])
         where = f"{name}: [{stage}]"
+        if stage == "ingest":
+            stages[stage] = _ingest_section(data[stage], f"{name}: [[ingest]]", base)
+            continue
         if not isinstance(data[stage], dict):
             raise RecipeError(f"{where} must be a table")
+        table = dict(data[stage])
         if stage == "mix":
             stages[stage] = _mix_section(table, where, base, parse_tokens)
             continue
@@ -391,7 +424,13 @@ def parse_recipe(data: dict, *, path: Path | None = None, base: Path | None = No
             fill["filters"] = _build(FilterConfig, filters, f"{where}.filters")
         stages[stage] = _build(classes[stage], table, where, skip=skip, fill=fill)
     mix = stages.get("mix")
-    if mix is not None and ("corpus" in stages or any(src.documents for src in mix.sources)):
+    if "ingest" in stages:
+        if mix is None:
+            raise RecipeError(f"{name}: [[ingest]] sources are mixed: add a [mix] table (budget = \"20M\")")
+        clash = sorted({s.name for s in stages["ingest"].sources} & ({s.name for s in mix.sources} | {"web"}))
+        if clash:
+            raise RecipeError(f"{name}: [[ingest]] name {', '.join(clash)} is also a [[mix.source]] (or the crawl's \"web\"); choose another")
+    if mix is not None and ("corpus" in stages or "ingest" in stages or any(src.documents for src in mix.sources)):
         if "tokenizer" not in stages:
             raise RecipeError(f"{name}: [mix] has documents to shard: add a [tokenizer] table (e.g. vocab_size = 8192)")
         if "shards" not in stages:
@@ -449,11 +488,48 @@ def _mix_section(table: dict, where: str, base: Path, parse_tokens) -> MixSectio
     return MixSection(budget=budget, val_tokens=val_tokens, web_weight=web_weight, web_epochs=web_epochs, sources=sources)
 
 
+def _ingest_section(tables, where: str, base: Path) -> IngestSection:
+    """The `[[ingest]]` tables: each checked as its `corpus ingest SOURCE` command checks its
+    flags (the source's `Config` built from `options`), inputs resolved against `base`."""
+    from lmforge.corpus.ingest import SOURCES, source_module
+    from lmforge.tokenize.mix import SourceSpec
+
+    if isinstance(tables, dict):
+        tables = [tables]
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise RecipeError(f"{where}: expected tables ([[ingest]] with name, source, inputs, weight)")
+    sources = []
+    for i, table in enumerate(tables):
+        w = f"{where} #{i + 1}"
+        table = dict(table)
+        options = table.pop("options", {})
+        if not isinstance(options, dict):
+            raise RecipeError(f"{w}.options: expected a table ([ingest.options] with the source's settings)")
+        src = _build(IngestSource, table, w)
+        if src.source not in SOURCES:
+            raise RecipeError(f"{w}.source: {src.source!r} is not a source; choose one of {', '.join(SOURCES)}")
+        if not src.inputs:
+            raise RecipeError(f"{w}.inputs: give the dumps to read (files, folders or globs)")
+        if (src.weight is None) == (src.epochs is None):
+            raise RecipeError(f"{w}: give `weight` or `epochs`")
+        try:
+            SourceSpec(src.name, "", weight=src.weight, epochs=src.epochs).check(w)
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
+        src.options = _build(source_module(src.source).Config, options, f"{w}.options")
+        src.inputs = [_resolve(str(x), base) for x in src.inputs]
+        sources.append(src)
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise RecipeError(f"{where}: names repeat: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    return IngestSection(sources)
+
+
 def _check_order(stages: dict, name: str) -> None:
     """Each stage needs the one it reads from."""
     needs = {
         "dedup": ["corpus"],
-        "tokenizer": ["corpus", "mix"],  # trained on the mixture's documents
+        "tokenizer": ["corpus", "mix", "ingest"],  # trained on the mixture's documents
         "shards": ["tokenizer"],
         "train": ["mix"],
         "sft": ["train"],
@@ -468,8 +544,8 @@ def _check_order(stages: dict, name: str) -> None:
         raise RecipeError(f"{name}: [shards] without [mix]: add a [mix] table (budget, sources) so the shards are used")
     if "tokenizer" in stages and "mix" not in stages:
         raise RecipeError(f"{name}: [tokenizer] is trained on the mixture's documents: add a [mix] table")
-    if "mix" in stages and "corpus" not in stages and not stages["mix"].sources:
-        raise RecipeError(f"{name}: [mix] has no sources: add [corpus] or [[mix.source]] tables")
+    if "mix" in stages and "corpus" not in stages and "ingest" not in stages and not stages["mix"].sources:
+        raise RecipeError(f"{name}: [mix] has no sources: add [corpus], [[ingest]] or [[mix.source]] tables")
     rl = stages.get("rl")
     if rl is not None and rl.method == "ppo" and "rm" not in stages:
         raise RecipeError(f"{name}: [rl] method = \"ppo\" scores with the reward model: add an [rm] table")
@@ -501,6 +577,10 @@ def missing_inputs(recipe: Recipe) -> list[tuple[str, str]]:
     mix = recipe.stages.get("mix")
     for src in mix.sources if mix is not None else []:
         check("mix" if src.shards else "tokenizer", f"[[mix.source]] {src.name}", src.documents or src.shards)
+    ingest = recipe.stages.get("ingest")
+    for src in ingest.sources if ingest is not None else []:
+        for path in src.inputs:
+            check("ingest", f"[[ingest]] {src.name} inputs", path)
     return missing
 
 

@@ -2,6 +2,7 @@
 
     OUT/corpus/      documents, rejected/, stats.json       (lmforge corpus process)
     OUT/dedup/       documents, clusters/, stats.json       (lmforge corpus dedup)
+    OUT/ingest/NAME/ raw/ (lmforge corpus ingest SOURCE), dedup/ (lmforge corpus dedup): one per [[ingest]]
     OUT/tokenizer/   tokenizer.json, lmforge-tokenizer.json (lmforge tokenizer train)
     OUT/shards/NAME/ token shards, source.json              (lmforge shards build)
     OUT/mix.json     the mixture manifest                   (lmforge mix build)
@@ -37,6 +38,7 @@ class PipelineError(UserError, RuntimeError):
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exception types the stages raise for bad input or settings (not bugs)."""
     from lmforge.corpus.dedup import DedupError
+    from lmforge.corpus.ingest.base import IngestInputError
     from lmforge.corpus.pipeline import CorpusRunError
     from lmforge.documents import DocumentFileError
     from lmforge.tokenize.build import BuildError
@@ -45,7 +47,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     from lmforge.locks import OutputLocked
 
-    errors: list[type[BaseException]] = [RecipeError, CorpusRunError, DedupError, DocumentFileError, BuildError, MixError,
+    errors: list[type[BaseException]] = [RecipeError, CorpusRunError, IngestInputError, DedupError, DocumentFileError, BuildError, MixError,
                                          TokenizerError, FileNotFoundError, ValueError, OutputLocked]
     try:
         from lmforge.alignment.reward import AlignmentError
@@ -220,11 +222,44 @@ class PipelineRunner:
         return {"outputs": {"documents": str(self.out / "dedup" / "documents"), "stats": str(self.out / "dedup" / "stats.json")},
                 "figures": {k: stats[k] for k in keys if k in stats}, "upstream": upstream}
 
+    def _ingest_documents(self, src) -> Path:
+        return self.out / "ingest" / src.name / ("dedup" if src.dedup else "raw") / "documents"
+
+    def _ingest(self) -> dict:
+        """Each [[ingest]] source: `corpus ingest SOURCE` into OUT/ingest/NAME/raw, then (unless
+        `dedup = false`) `corpus dedup` into OUT/ingest/NAME/dedup, with [dedup]'s settings."""
+        from lmforge.corpus.dedup import DedupConfig, run_dedup
+        from lmforge.corpus.pipeline import CorpusConfig, run_corpus
+
+        outputs, figures = {}, {}
+        dedup_cfg = self.recipe.stages.get("dedup") or DedupConfig()
+        for src in self.recipe.stages["ingest"].sources:
+            folder = self.out / "ingest" / src.name
+            cfg = CorpusConfig(inputs=list(src.inputs), output_dir=str(folder / "raw"), mode="ingest",
+                               source=src.source, source_config=src.options)
+            stats = run_corpus(cfg, self._executor(), progress=self.progress)
+            s = stats.get("summary", {})
+            if not s.get("kept"):
+                dropped = ", ".join(f"{k} {v}" for k, v in sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1])[:4])
+                raise RecipeError(f"[[ingest]] {src.name}: kept no documents of {s.get('records', 0)} records "
+                                  f"(dropped: {dropped or 'none'}); see {folder / 'raw' / 'stats.json'}")
+            line = f"{s.get('records', 0)} records, {s['kept']} kept"
+            if src.dedup:
+                d = run_dedup([str(folder / "raw" / "documents")], str(folder / "dedup"),
+                              dataclasses.replace(dedup_cfg, progress=self.progress), self._executor())
+                line += f", {d.get('kept', s['kept'])} after dedup"
+            outputs[src.name] = str(self._ingest_documents(src))
+            figures[src.name] = line
+        return {"outputs": outputs, "figures": figures}
+
     def _document_sources(self) -> list[tuple[str, str]]:
         """(name, documents path) of every mix source this pipeline shards itself."""
         sources = []
         if self.recipe.stages.get("corpus") is not None:
             sources.append(("web", str(self.crawl_documents)))
+        ingest = self.recipe.stages.get("ingest")
+        for src in (ingest.sources if ingest is not None else []):
+            sources.append((src.name, str(self._ingest_documents(src))))
         mix = self.recipe.stages.get("mix")
         for src in (mix.sources if mix is not None else []):
             if src.documents:
@@ -277,6 +312,9 @@ class PipelineRunner:
         if self.recipe.stages.get("corpus") is not None:
             weight = mix.web_weight if mix.web_weight is not None or mix.web_epochs is not None else 1.0
             specs.append(SourceSpec("web", str(self.out / "shards" / "web"), weight=weight, epochs=mix.web_epochs))
+        ingest = self.recipe.stages.get("ingest")
+        for src in (ingest.sources if ingest is not None else []):
+            specs.append(SourceSpec(src.name, str(self.out / "shards" / src.name), weight=src.weight, epochs=src.epochs))
         for src in mix.sources:
             path = str(self.out / "shards" / src.name) if src.documents else src.shards
             specs.append(SourceSpec(src.name, path, weight=src.weight, epochs=src.epochs))
