@@ -78,3 +78,13 @@ def test_missing_ingest_inputs_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(RecipeError, match=r"\[\[ingest\]\] github inputs: .*nowhere"):
         run_pipeline(parse_recipe(tables, base=tmp_path), progress=False, log=lambda m: None)
     assert not (tmp_path / "out" / "ingest").exists()
+
+
+def test_the_llama_mini_recipe_names_all_seven_kinds_and_its_ingest_samples_exist():
+    recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "llama-mini.toml")
+    kinds = {s.source for s in recipe.stages["ingest"].sources}
+    assert kinds == {"code", "wikipedia", "books", "arxiv", "stackexchange"}
+    assert recipe.stages["corpus"] is not None and [s.name for s in recipe.stages["mix"].sources] == ["c4"]
+    from lmforge.pipelines.recipe import missing_inputs
+
+    assert [m for stage, m in missing_inputs(recipe) if stage == "ingest"] == []
