@@ -755,14 +755,16 @@ _ROW_CHARS = 300
 
 
 def _row_text(cells: list[list]) -> str:
-    """The line of a short data row from its cells ([text parts, link chars] each): the cells
-    that pass the per-block tests, joined by tabs ("" when none does)."""
-    kept = []
-    for parts, links in cells:
-        text = _SPACE.sub(" ", "".join(parts)).strip()
-        if text and not _BOILER_LINE.match(text) and links <= 0.5 * len(text):
-            kept.append(text)
-    return "\t".join(kept)
+    """The line of a short row from its cells ([text parts, link chars] each), joined by tabs
+    ("" when no cell is kept). A row with a cell of its own words (no link in it, 3 or more
+    letters or digits) is data, and every cell stays: a package table's name and popcon cells
+    link, its description does not. In any other row only the cells that pass the per-block
+    link test stay: texinfo's `[<< Tweaking output] [Up: Appearance of objects]` rows go, in
+    every language (their link share is no guide: CJK labels are short beside the brackets)."""
+    texts = [(_SPACE.sub(" ", "".join(parts)).strip(), links) for parts, links in cells]
+    data = any(links == 0 and sum(ch.isalnum() for ch in text) >= 3 for text, links in texts)
+    return "\t".join(text for text, links in texts
+                     if text and not _BOILER_LINE.match(text) and (data or links <= 0.5 * len(text)))
 
 
 def _render(node, blocks: list[tuple[str, int]], pre: list[int]) -> None:
