@@ -34,8 +34,8 @@ def corpus() -> None:
 
 
 def slurm_options(f):
-    """The `--slurm-*` flags of every corpus command that can run on Slurm (their values go to
-    `ExecutorConfig` through `slurm_settings`)."""
+    """The `--slurm-*` and `--ray-*` flags of every corpus command that can run on a cluster
+    (their values go to `ExecutorConfig` through `slurm_settings`)."""
     options = [
         click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm)."),
         click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit per task."),
@@ -46,6 +46,11 @@ def slurm_options(f):
         click.option("--slurm-venv", default=None, metavar="DIR",
                      help="Python environment each task activates (its folder or bin/activate) [the one sbatch passes on: activate it before submitting]."),
         click.option("--slurm-sbatch", multiple=True, metavar="NAME=VALUE", help="Extra #SBATCH line, e.g. --slurm-sbatch constraint=cpu (repeatable)."),
+        click.option("--ray-address", default=None, metavar="HOST:PORT",
+                     help="Ray cluster to run on (with --executor ray) [RAY_ADDRESS, else a local cluster started for the run]."),
+        click.option("--ray-env", multiple=True, metavar="VAR",
+                     help="Environment variable sent to the Ray workers (repeatable); PYTHONPATH and every AWS_*, S3_* "
+                          "and FSSPEC_* variable set here are always sent."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -65,6 +70,7 @@ def slurm_settings(kwargs: dict) -> dict:
         "slurm_account": kwargs.pop("slurm_account", None), "slurm_qos": kwargs.pop("slurm_qos", None),
         "slurm_cpus_per_task": kwargs.pop("slurm_cpus_per_task", 1), "slurm_mem_per_cpu_gb": kwargs.pop("slurm_mem_per_cpu", 2),
         "slurm_venv": kwargs.pop("slurm_venv", None), "slurm_sbatch": extra,
+        "ray_address": kwargs.pop("ray_address", None), "ray_env": tuple(kwargs.pop("ray_env", ()) or ()),
     }
 
 
@@ -131,7 +137,13 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
         return
     print_summary(stats, kwargs["output_dir"])
     if stats["tasks_done"] < stats["tasks"]:
-        raise click.ClickException(f"only {stats['tasks_done']}/{stats['tasks']} tasks finished; run the same command again to resume")
+        from pathlib import Path
+
+        from lmforge.corpus.pipeline import STATE_DIR, failed_tasks_message
+
+        logging_dir = Path(kwargs["output_dir"]) / STATE_DIR / mode
+        raise click.ClickException(f"{failed_tasks_message(logging_dir, stats['tasks'])}; "
+                                   "run the same command again to resume (finished tasks are skipped)")
 
 
 def print_summary(stats: dict, output_dir: str) -> None:

@@ -1,7 +1,10 @@
 """Running a list of corpus steps with one of datatrove's executors.
 
 `local` (default) runs tasks in a process pool on this machine; `slurm` and `ray` hand the
-same pipeline to datatrove's Slurm or Ray executors. Completed tasks are recorded in
+same pipeline to datatrove's Slurm or Ray executors. Ray: the driver connects to `--ray-address`
+(else `RAY_ADDRESS`, else it starts a local Ray cluster) and ships a chosen part of its
+environment to the workers (`ray_env_vars`: PYTHONPATH, AWS_*/S3 credentials, `--ray-env VAR`),
+which a `ray start` in another shell would not have. Completed tasks are recorded in
 `LOGGING_DIR/completions/` by datatrove, so a rerun skips them; each task writes its output
 atomically, so a task killed half way is simply run again.
 """
@@ -37,6 +40,10 @@ class ExecutorConfig:
     slurm_qos: str | None = None
     slurm_venv: str | None = None
     slurm_sbatch: dict = field(default_factory=dict)
+    #: Ray only: the cluster to join (None: RAY_ADDRESS, else a local cluster started here) and
+    #: names of environment variables sent to its workers on top of `RAY_ENV_ALWAYS`
+    ray_address: str | None = None
+    ray_env: tuple = ()
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -50,6 +57,8 @@ class ExecutorConfig:
             raise ValueError(f"workers must be >= 1 (got {self.workers})")
         if self.executor == "slurm" and not self.slurm_partition:
             raise ValueError("the slurm executor needs a partition: pass --slurm-partition NAME")
+        if self.executor == "ray":
+            ray_env_vars(self.ray_env)  # a --ray-env name not set here is refused before any work
 
 
 def check_engine(config: ExecutorConfig) -> None:
@@ -102,9 +111,61 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
         raise RuntimeError("the ray executor needs ray on this machine and a running cluster: pip install 'ray[default]'")
     from datatrove.executor import RayPipelineExecutor
 
+    connect_ray(config, verbose=verbose)
     return RayPipelineExecutor(
-        pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logging_dir, skip_completed=True
+        pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logging_dir, skip_completed=True,
+        **config.extra,
     )
+
+
+#: environment variables a Ray worker gets from the driver whenever they are set there: the
+#: module path, and the credentials and endpoints of object stores (fsspec/s3fs read them)
+RAY_ENV_ALWAYS = ("PYTHONPATH",)
+RAY_ENV_PREFIXES = ("AWS_", "S3_", "FSSPEC_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_")
+
+#: (address, env_vars) of the Ray connection this process made, to reuse or replace it
+_RAY_CONNECTED: tuple | None = None
+
+
+def ray_env_vars(names=(), environ=None) -> dict[str, str]:
+    """The variables of the driver's environment sent to every Ray worker: PYTHONPATH, every
+    AWS_* / S3_* / FSSPEC_* (and GCS/Azure credentials) variable, and `names` (--ray-env).
+
+    Workers are started by the raylet of their node, with the environment of whoever ran
+    `ray start` there: credentials exported in the submitting shell never reached them."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    chosen = {name: environ[name] for name in RAY_ENV_ALWAYS if name in environ}
+    chosen.update({name: value for name, value in environ.items() if name.startswith(RAY_ENV_PREFIXES)})
+    missing = [name for name in names if name not in environ]
+    if missing:
+        raise ValueError(f"--ray-env {' '.join(missing)}: not set in this shell; export it first or drop the flag")
+    chosen.update({name: environ[name] for name in names})
+    return chosen
+
+
+def connect_ray(config: ExecutorConfig, verbose: bool = False) -> None:
+    """Join the Ray cluster at `config.ray_address` (else RAY_ADDRESS, else start a local one)
+    with `ray_env_vars` as the workers' runtime environment. A connection this process already
+    made with the same address and environment is reused, and so is one a program that calls
+    lmforge as a library made itself (`ray.init(...)` before `run_corpus`)."""
+    global _RAY_CONNECTED
+    import ray
+
+    env = ray_env_vars(config.ray_env)
+    key = (config.ray_address, tuple(sorted(env.items())))
+    if ray.is_initialized():
+        if _RAY_CONNECTED in (key, None):  # ours with these settings, or the embedding program's own
+            return
+        ray.shutdown()
+    try:
+        ray.init(address=config.ray_address, runtime_env={"env_vars": env}, log_to_driver=verbose,
+                 include_dashboard=False if config.ray_address is None else None)
+    except ConnectionError as exc:
+        raise RuntimeError(f"--ray-address {config.ray_address or '(RAY_ADDRESS)'}: cannot reach a Ray cluster ({exc}); "
+                           "start one with `ray start --head` or leave --ray-address out to start a local one") from None
+    _RAY_CONNECTED = key
 
 
 class QuietLocalExecutor(LocalPipelineExecutor):

@@ -184,6 +184,9 @@ def run_corpus(
     from lmforge.corpus.warc import WarcInputError, check_local_input, expand_inputs
 
     executor = executor or ExecutorConfig()
+    # workers resolve relative paths in their own working folder (Ray: where `ray start` ran)
+    config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir),
+                                 inputs=[p if "://" in str(p) else os.path.abspath(p) for p in config.inputs])
     if config.dedup and executor.executor != "local":
         raise CorpusRunError(
             f"--dedup runs after processing finishes, which a {executor.executor} submission cannot wait for here; "
@@ -265,6 +268,34 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def unfinished_tasks(logging_dir: str | Path, tasks: int) -> dict[int, str]:
+    """Tasks without datatrove's completion marker -> the last line of their log (the error of
+    a failed task, the latest step of a running one; "(no log)" for a task never started)."""
+    logging_dir = Path(logging_dir)
+    left: dict[int, str] = {}
+    for rank in range(tasks):
+        if (logging_dir / "completions" / f"{rank:05d}").exists():
+            continue
+        log = logging_dir / "logs" / f"task_{rank:05d}.log"
+        try:
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            left[rank] = "(no log)"
+            continue
+        left[rank] = lines[-1][-200:] if lines else "(empty log)"
+    return left
+
+
+def failed_tasks_message(logging_dir: str | Path, tasks: int, limit: int = 3) -> str:
+    """`task 1 failed: IsADirectoryError: ... (log: OUT/.lmforge/process/logs/task_00001.log)`
+    for the first few unfinished tasks of a run that waited for all of them."""
+    left = unfinished_tasks(logging_dir, tasks)
+    parts = [f"task {rank} failed: {line} (log: {Path(logging_dir) / 'logs' / f'task_{rank:05d}.log'})"
+             for rank, line in list(left.items())[:limit]]
+    more = f"; and {len(left) - limit} more" if len(left) > limit else ""
+    return f"{len(left)} of {tasks} tasks failed: " + "; ".join(parts) + more
+
+
 def collect_stats(logging_dir: Path, tasks: int) -> dict:
     """Merge datatrove's per-task stats files into one dict of counts per step.
 
@@ -276,7 +307,7 @@ def collect_stats(logging_dir: Path, tasks: int) -> dict:
     done = 0
     for rank in range(tasks):
         path = Path(logging_dir) / "stats" / f"{rank:05d}.json"
-        if not path.exists():
+        if not (Path(logging_dir) / "completions" / f"{rank:05d}").exists():  # datatrove's marker comes last
             continue
         done += 1
         for i, step in enumerate(json.loads(path.read_text())):

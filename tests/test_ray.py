@@ -1,0 +1,127 @@
+"""`--executor ray` on a real local Ray cluster (one per test session, started here): the same
+documents as a local run for process and dedup, a failed task is a non-zero exit naming it,
+relative paths, stats.json and the summary after the run. Skipped where ray is not installed
+(`pip install 'ray[default]'`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from lmforge.cli import main
+
+ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'ray[default]' to run the Ray tests")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs for this module (~5 s to start); lmforge's commands reuse
+    the connection this process holds."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def warcs(tmp_path_factory) -> list[Path]:
+    """Two WARCs (the built-in sample twice: two tasks, and duplicates for dedup to find)."""
+    from lmforge.pipelines.sample import write_sample_warc
+
+    folder = tmp_path_factory.mktemp("warcs")
+    paths = [folder / "a.warc.gz", folder / "b.warc.gz"]
+    for path in paths:
+        write_sample_warc(path)
+    return paths
+
+
+def documents(out: Path) -> list[tuple[str, str]]:
+    """Sorted (id, text) of every document under OUT/documents/."""
+    docs = []
+    for path in sorted((out / "documents").rglob("*.jsonl.zst")):
+        data = zstandard.ZstdDecompressor().stream_reader(open(path, "rb")).read()
+        docs += [(d["id"], d["text"]) for d in map(orjson.loads, data.splitlines())]
+    return sorted(docs)
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def local_runs(warcs, tmp_path_factory) -> Path:
+    """process and dedup of `warcs` on the local executor: the reference."""
+    base = tmp_path_factory.mktemp("local")
+    result = run("corpus", "process", *map(str, warcs), "-o", str(base / "corpus"), "--tasks", "2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    result = run("corpus", "dedup", str(base / "corpus"), "-o", str(base / "dedup"), "--tasks", "2")
+    assert result.exit_code == 0, result.output
+    return base
+
+
+def test_process_and_dedup_on_ray_write_what_a_local_run_writes(ray_cluster, warcs, local_runs, tmp_path, monkeypatch):
+    """Relative paths too: the command runs in tmp_path, the Ray workers in the folder Ray
+    was started from, so a path left relative would land there."""
+    monkeypatch.chdir(tmp_path)
+    rel = [os.path.relpath(p, tmp_path) for p in warcs]
+    result = run("corpus", "process", *rel, "-o", "corpus", "--tasks", "2", "--executor", "ray", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert documents(tmp_path / "corpus") == documents(local_runs / "corpus") != []
+    stats = json.loads((tmp_path / "corpus" / "stats.json").read_text())
+    local = json.loads((local_runs / "corpus" / "stats.json").read_text())
+    assert stats["tasks_done"] == stats["tasks"] == 2 and stats["summary"] == local["summary"]
+    assert "kept" in result.output and "stats.json" in result.output  # the summary table
+
+    result = run("corpus", "dedup", "corpus", "-o", "dedup", "--tasks", "2", "--executor", "ray")
+    assert result.exit_code == 0, result.output
+    assert documents(tmp_path / "dedup") == documents(local_runs / "dedup") != []
+    assert len(documents(tmp_path / "dedup")) < len(documents(tmp_path / "corpus"))  # the copies went
+    stats = json.loads((tmp_path / "dedup" / "stats.json").read_text())
+    assert stats["kept"] == json.loads((local_runs / "dedup" / "stats.json").read_text())["kept"]
+
+
+def test_a_failed_ray_task_is_a_nonzero_exit_naming_it(ray_cluster, warcs, tmp_path):
+    """Task 1 cannot write its stats (a folder is in the way): Ray's executor only logs
+    "Only 1/2 tasks completed"; the command exits 1 naming task 1, its error and its log, and
+    the same command resumes once the cause is gone."""
+    out = tmp_path / "corpus"
+    blocker = out / ".lmforge" / "process" / "stats" / "00001.json"
+    blocker.mkdir(parents=True)
+    args = ["corpus", "process", *map(str, warcs), "-o", str(out), "--tasks", "2", "--executor", "ray", "--no-progress"]
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "1 of 2 tasks failed: task 1 failed" in result.output
+    assert "IsADirectoryError" in result.output and "task_00001.log" in result.output
+    assert "Traceback" not in result.output
+    blocker.rmdir()
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "stats.json").read_text())["tasks_done"] == 2
+
+
+def test_a_failed_dedup_stage_on_ray_stops_the_chain(ray_cluster, local_runs, tmp_path):
+    out = tmp_path / "dedup"
+    blocker = out / ".lmforge" / "dedup-signatures" / "stats" / "00000.json"
+    blocker.mkdir(parents=True)
+    result = run("corpus", "dedup", str(local_runs / "corpus"), "-o", str(out), "--tasks", "2", "--executor", "ray")
+    assert result.exit_code == 1, result.output
+    assert "signatures stage" in result.output and "task 0 failed" in result.output
+    assert not (out / ".lmforge" / "dedup-buckets").exists()  # the next stage never started
+    assert not (out / "stats.json").exists()
+
+
+def test_ray_workers_get_the_chosen_environment(monkeypatch):
+    from lmforge.corpus.execution import ExecutorConfig, ray_env_vars
+
+    env = {"PYTHONPATH": "/src", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": "http://x", "HOME": "/root", "MY_TOKEN": "t"}
+    assert ray_env_vars(environ=env) == {"PYTHONPATH": "/src", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": "http://x"}
+    assert ray_env_vars(["MY_TOKEN"], environ=env)["MY_TOKEN"] == "t"
+    monkeypatch.delenv("LMFORGE_NOT_SET", raising=False)
+    with pytest.raises(ValueError, match="--ray-env LMFORGE_NOT_SET: not set"):
+        ExecutorConfig(executor="ray", ray_env=("LMFORGE_NOT_SET",))
