@@ -36,11 +36,17 @@ def find_document_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand folders, globs and files into a sorted list of document files.
 
     A folder means every document file below it (preferring its `documents/` subfolder
-    when it is an lmforge output folder). Raises FileNotFoundError naming what is missing.
+    when it is an lmforge output folder). URLs (`s3://bucket/corpus`, globs too) are fetched
+    into the local staging folder first (`lmforge.remote.fetch`) and listed from there.
+    Raises FileNotFoundError naming what is missing.
     """
     found: list[Path] = []
     for item in inputs:
         item = str(item)
+        if "://" in item:
+            from lmforge.remote import fetch
+
+            item = fetch(item)
         if any(ch in item for ch in "*?["):
             matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
             if not matches:

@@ -6,6 +6,7 @@ the library.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 
@@ -78,7 +79,8 @@ def run_options(func):
     """Options shared by `extract` and `process`."""
 
     @click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
-    @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Output folder.")
+    @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False, urls="write"),
+                  help="Output folder, or an object-store URL (s3://bucket/corpus: written in a local staging folder, then uploaded).")
     @click.option("--languages", default=None, metavar="en,de,...", help="Keep only these languages (LID-176 codes).")
     @click.option("--min-language-score", type=Finite(0, 1), default=None, help="Minimum fastText language score.")
     @click.option("--lid-model", type=LocalPath(exists=True, dir_okay=False), default=None,
@@ -129,21 +131,39 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
         executor = ExecutorConfig(
             executor=kwargs["executor"], tasks=kwargs["tasks"], workers=kwargs["workers"], **slurm_settings(kwargs)
         )
-        stats = run_corpus(config, executor, overwrite=kwargs["overwrite"], progress=not kwargs["no_progress"], verbose=verbose)
+        with staged(kwargs["output_dir"], executor.executor) as local:
+            config.output_dir = local
+            stats = run_corpus(config, executor, overwrite=kwargs["overwrite"], progress=not kwargs["no_progress"], verbose=verbose)
+            if stats.get("submitted"):
+                click.echo(f"submitted to {stats['executor']}; logs and progress in {stats['logging_dir']}")
+                return
+            print_summary(stats, kwargs["output_dir"])
+            if stats["tasks_done"] < stats["tasks"]:  # raised inside: a URL output is not uploaded
+                from pathlib import Path
+
+                from lmforge.corpus.pipeline import STATE_DIR, failed_tasks_message
+
+                logging_dir = Path(local) / STATE_DIR / mode
+                raise click.ClickException(f"{failed_tasks_message(logging_dir, stats['tasks'])}; "
+                                           "run the same command again to resume (finished tasks are skipped)")
     except (CorpusRunError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
-    if stats.get("submitted"):
-        click.echo(f"submitted to {stats['executor']}; logs and progress in {stats['logging_dir']}")
+
+
+@contextlib.contextmanager
+def staged(output: str, executor: str):
+    """The folder a command writes: `output` itself, or for a URL its local staging folder,
+    uploaded when the block succeeds (`lmforge.remote.staged_output`)."""
+    if "://" not in output:
+        yield output
         return
-    print_summary(stats, kwargs["output_dir"])
-    if stats["tasks_done"] < stats["tasks"]:
-        from pathlib import Path
+    if executor == "slurm":
+        raise click.UsageError(f"-o {output}: a Slurm submission returns before anything is written, so nothing would "
+                               "upload it; write to the shared filesystem and copy (aws s3 sync), or use --executor local/ray")
+    from lmforge.remote import staged_output
 
-        from lmforge.corpus.pipeline import STATE_DIR, failed_tasks_message
-
-        logging_dir = Path(kwargs["output_dir"]) / STATE_DIR / mode
-        raise click.ClickException(f"{failed_tasks_message(logging_dir, stats['tasks'])}; "
-                                   "run the same command again to resume (finished tasks are skipped)")
+    with staged_output(output) as local:
+        yield str(local)
 
 
 def print_summary(stats: dict, output_dir: str) -> None:

@@ -220,7 +220,8 @@ def run_corpus(
 
         dedup_out = out / "dedup"
         stats["dedup"] = dedup.run_dedup([str(out / "documents")], str(dedup_out), config.dedup_config or dedup.DedupConfig(), executor)
-    write_json_atomic(out / "stats.json", stats)
+    if stats["tasks_done"] == stats["tasks"]:  # a partial run's counts would read as the corpus's
+        write_json_atomic(out / "stats.json", stats)
     return stats
 
 
