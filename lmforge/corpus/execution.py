@@ -151,6 +151,8 @@ def connect_ray(config: ExecutorConfig, verbose: bool = False) -> None:
     made with the same address and environment is reused, and so is one a program that calls
     lmforge as a library made itself (`ray.init(...)` before `run_corpus`)."""
     global _RAY_CONNECTED
+    import os
+
     import ray
 
     env = ray_env_vars(config.ray_env)
@@ -160,8 +162,9 @@ def connect_ray(config: ExecutorConfig, verbose: bool = False) -> None:
             return
         ray.shutdown()
     try:
+        joining = config.ray_address or os.environ.get("RAY_ADDRESS")
         ray.init(address=config.ray_address, runtime_env={"env_vars": env}, log_to_driver=verbose,
-                 include_dashboard=False if config.ray_address is None else None)
+                 **({} if joining else {"include_dashboard": False}))  # a cluster started here: no dashboard
     except ConnectionError as exc:
         raise RuntimeError(f"--ray-address {config.ray_address or '(RAY_ADDRESS)'}: cannot reach a Ray cluster ({exc}); "
                            "start one with `ray start --head` or leave --ray-address out to start a local one") from None

@@ -187,7 +187,7 @@ def run_corpus(
     # workers resolve relative paths in their own working folder (Ray: where `ray start` ran)
     config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir),
                                  inputs=[p if "://" in str(p) else os.path.abspath(p) for p in config.inputs])
-    if config.dedup and executor.executor != "local":
+    if config.dedup and executor.executor == "slurm":  # Ray's run waits for its tasks: dedup can follow
         raise CorpusRunError(
             f"--dedup runs after processing finishes, which a {executor.executor} submission cannot wait for here; "
             f"run `lmforge corpus dedup OUT/documents -o DEDUP --executor {executor.executor}` once processing is done")
@@ -215,7 +215,7 @@ def run_corpus(
     stats["files"] = len(files)
     stats["seconds"] = round(_total_seconds(out), 3)
     stats["docs_per_s"] = round(stats["summary"]["pages"] / stats["seconds"], 2) if stats["seconds"] else None
-    if config.dedup and config.mode == "process":
+    if config.dedup and config.mode == "process" and stats["tasks_done"] == stats["tasks"]:
         from lmforge.corpus import dedup
 
         dedup_out = out / "dedup"
