@@ -109,13 +109,126 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
 
     if importlib.util.find_spec("ray") is None:
         raise RuntimeError("the ray executor needs ray on this machine and a running cluster: pip install 'ray[default]'")
-    from datatrove.executor import RayPipelineExecutor
-
     connect_ray(config, verbose=verbose)
-    return RayPipelineExecutor(
+    return PooledRayExecutor(
         pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logging_dir, skip_completed=True,
         **config.extra,
     )
+
+
+def _pooled_ray_executor_class():
+    """`PooledRayExecutor`, defined on first use so that importing this module never imports ray."""
+    from datatrove.executor import RayPipelineExecutor
+
+    class PooledRayExecutor(RayPipelineExecutor):
+        """datatrove's Ray executor with one long-lived actor per CPU slot that runs task after task.
+
+        datatrove's own `run()` makes every task a new placement group and a new actor (a fresh
+        worker process that imports ray, datatrove, lmforge's steps and their models), then a
+        process pool inside it: ~9 s a task here on a loaded 2-core machine, so 8 tasks cost
+        ~60 s more than 2 (benchmarks/engines.py). Here `min(workers, tasks, CPUs of the
+        cluster / cpus_per_task)` actors start once and are handed the next unfinished rank as
+        each one finishes, so a task costs what it costs locally. A task that raises is failed
+        (its log says why; the caller names it); an actor that dies (node lost) is replaced and
+        its rank retried, at most `max_retries` times. datatrove's completion markers, stats
+        and logs are written exactly as before (`_run_for_rank` is datatrove's).
+        """
+
+        max_retries = 2
+
+        def run(self):
+            import collections
+
+            import ray
+            from ray.exceptions import RayActorError
+
+            self._launched = True
+            ranks = collections.deque(self.get_incomplete_ranks(range(self.world_size)))
+            if not ranks:
+                return
+            self.save_executor_as_json()
+            executor_ref = [ray.put(self)]  # in a list: Ray hands the actor the ref, which it resolves once
+            actors = _ray_actors(self.cpus_per_task, self.mem_per_cpu_gb, min(self.workers, len(ranks)))
+            pending: dict = {}
+            retries: collections.Counter = collections.Counter()
+            for actor in actors:
+                if ranks:
+                    rank = ranks.popleft()
+                    pending[actor.run.remote(executor_ref, rank)] = (actor, rank)
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    actor, rank = pending.pop(ref)
+                    try:
+                        ray.get(ref)
+                    except RayActorError:  # the process or its node died: a new actor, the rank again
+                        actor = _replace_ray_actor(actor)
+                        if retries[rank] < self.max_retries:
+                            retries[rank] += 1
+                            ranks.appendleft(rank)
+                    except Exception:  # noqa: BLE001 - the task failed: its log and missing marker say so
+                        pass
+                    if ranks:
+                        rank = ranks.popleft()
+                        pending[actor.run.remote(executor_ref, rank)] = (actor, rank)
+
+    return PooledRayExecutor
+
+
+#: (Ray job, cpus, memory) -> [actor class, actors] this process started on the Ray cluster,
+#: reused by every stage of the command (dedup's four stages start them once); they end with
+#: the driver's connection
+_ACTORS: dict = {}
+
+
+def _ray_actors(cpus: int, mem_per_cpu_gb: float, wanted: int) -> list:
+    """Up to `wanted` runner actors of `cpus` CPUs each, no more than the cluster's CPUs hold
+    at once (an actor that cannot be placed would hold its ranks forever)."""
+    import ray
+
+    key = (ray.get_runtime_context().get_job_id(), cpus, mem_per_cpu_gb)
+    if key not in _ACTORS:
+        _ACTORS[key] = [ray.remote(num_cpus=cpus, memory=int(mem_per_cpu_gb * cpus * 1024 ** 3))(_RankRunner), []]
+    runner, pool = _ACTORS[key]
+    slots = int(ray.cluster_resources().get("CPU", 1) // max(cpus, 1)) or 1
+    while len(pool) < min(wanted, slots):
+        pool.append(runner.remote())
+    return pool[:wanted]
+
+
+def _replace_ray_actor(actor):
+    """A new actor in the place of `actor`, which died."""
+    for runner, pool in _ACTORS.values():
+        if actor in pool:
+            new = runner.remote()
+            pool[pool.index(actor)] = new
+            return new
+    raise LookupError("not one of this process's Ray actors")
+
+
+class _RankRunner:
+    """A Ray actor that runs ranks of any executor handed to it, each with a fresh copy of the
+    pipeline; it keeps the executors it has unpickled (one per stage)."""
+
+    def __init__(self):
+        self.executors: dict = {}
+
+    def run(self, executor_ref: list, rank: int) -> None:
+        import copy
+
+        import ray
+
+        key = executor_ref[0].hex()
+        if key not in self.executors:
+            executor = ray.get(executor_ref[0])
+            self.executors = {key: (executor, executor.pipeline)}  # the stage before is done
+        executor, pipeline = self.executors[key]
+        executor.pipeline = copy.deepcopy(pipeline)  # steps count per task, as locally
+        executor._run_for_rank(rank)
+
+
+def PooledRayExecutor(*args, **kwargs):  # noqa: N802 - a class made on first use
+    return _pooled_ray_executor_class()(*args, **kwargs)
 
 
 #: environment variables a Ray worker gets from the driver whenever they are set there: the
@@ -161,6 +274,7 @@ def connect_ray(config: ExecutorConfig, verbose: bool = False) -> None:
         if _RAY_CONNECTED in (key, None):  # ours with these settings, or the embedding program's own
             return
         ray.shutdown()
+        _ACTORS.clear()
     try:
         joining = config.ray_address or os.environ.get("RAY_ADDRESS")
         ray.init(address=config.ray_address, runtime_env={"env_vars": env}, log_to_driver=verbose,
