@@ -20,13 +20,52 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'ray[
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray cluster of 2 CPUs for this module (~5 s to start); lmforge's commands reuse
-    the connection this process holds."""
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
+def ray_cluster(tmp_path_factory):
+    """`ray start --head --block` on a free port of 127.0.0.1 (2 CPUs), as a user starts a
+    cluster: in its own folder (where workers resolve relative paths) and without this
+    process's PYTHONPATH (lmforge's import path reaches the workers only because --executor ray
+    sends it). Yields its address; stopped by its process id at the end."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path_factory.mktemp("ray-start")
+    # Ray >= 2.5x turns on token authentication for `ray start`; a throwaway cluster on
+    # 127.0.0.1 does without (for the workers, and for this process's driver below)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
+    log = open(folder / "ray.log", "w")
+    ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    proc = subprocess.Popen([*ray_cli, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while "Ray runtime started" not in (folder / "ray.log").read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"ray start did not start: {(folder / 'ray.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        from lmforge.corpus import execution
+
+        ray.shutdown()
+        execution._ACTORS.clear()
+        execution._RAY_CONNECTED = None
+        proc.send_signal(signal.SIGTERM)  # --block: ray stops what it started
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +105,12 @@ def local_runs(warcs, tmp_path_factory) -> Path:
 
 
 def test_process_and_dedup_on_ray_write_what_a_local_run_writes(ray_cluster, warcs, local_runs, tmp_path, monkeypatch):
-    """Relative paths too: the command runs in tmp_path, the Ray workers in the folder Ray
-    was started from, so a path left relative would land there."""
+    """Relative paths too: the command runs in tmp_path, the Ray workers in the folder `ray
+    start` ran in, so a path left relative would land there."""
     monkeypatch.chdir(tmp_path)
     rel = [os.path.relpath(p, tmp_path) for p in warcs]
-    result = run("corpus", "process", *rel, "-o", "corpus", "--tasks", "2", "--executor", "ray", "--no-progress")
+    result = run("corpus", "process", *rel, "-o", "corpus", "--tasks", "2", "--executor", "ray", "--ray-address", ray_cluster,
+                 "--no-progress")
     assert result.exit_code == 0, result.output
     assert documents(tmp_path / "corpus") == documents(local_runs / "corpus") != []
     stats = json.loads((tmp_path / "corpus" / "stats.json").read_text())
@@ -78,7 +118,7 @@ def test_process_and_dedup_on_ray_write_what_a_local_run_writes(ray_cluster, war
     assert stats["tasks_done"] == stats["tasks"] == 2 and stats["summary"]["kept"] == local["summary"]["kept"]
     assert "kept" in result.output and "stats.json" in result.output  # the summary table
 
-    result = run("corpus", "dedup", "corpus", "-o", "dedup", "--tasks", "2", "--executor", "ray")
+    result = run("corpus", "dedup", "corpus", "-o", "dedup", "--tasks", "2", "--executor", "ray", "--ray-address", ray_cluster)
     assert result.exit_code == 0, result.output
     assert documents(tmp_path / "dedup") == documents(local_runs / "dedup") != []
     assert len(documents(tmp_path / "dedup")) < len(documents(tmp_path / "corpus"))  # the copies went
@@ -93,7 +133,8 @@ def test_a_failed_ray_task_is_a_nonzero_exit_naming_it(ray_cluster, warcs, tmp_p
     out = tmp_path / "corpus"
     blocker = out / ".lmforge" / "process" / "stats" / "00001.json"
     blocker.mkdir(parents=True)
-    args = ["corpus", "process", *map(str, warcs), "-o", str(out), "--tasks", "2", "--executor", "ray", "--no-progress"]
+    args = ["corpus", "process", *map(str, warcs), "-o", str(out), "--tasks", "2", "--executor", "ray",
+            "--ray-address", ray_cluster, "--no-progress"]
     result = run(*args)
     assert result.exit_code == 1, result.output
     assert "1 of 2 tasks failed: task 1 failed" in result.output
@@ -106,14 +147,33 @@ def test_a_failed_dedup_stage_on_ray_stops_the_chain(ray_cluster, local_runs, tm
     out = tmp_path / "dedup"
     blocker = out / ".lmforge" / "dedup-signatures" / "stats" / "00000.json"
     blocker.mkdir(parents=True)
-    result = run("corpus", "dedup", str(local_runs / "corpus"), "-o", str(out), "--tasks", "2", "--executor", "ray")
+    result = run("corpus", "dedup", str(local_runs / "corpus"), "-o", str(out), "--tasks", "2", "--executor", "ray",
+                 "--ray-address", ray_cluster)
     assert result.exit_code == 1, result.output
     assert "signatures stage" in result.output and "task 0 failed" in result.output
     assert not (out / ".lmforge" / "dedup-buckets").exists()  # the next stage never started
     assert not (out / "stats.json").exists()
 
 
-def test_ray_workers_get_the_chosen_environment(monkeypatch):
+def test_ray_workers_get_the_forwarded_environment(ray_cluster, monkeypatch):
+    """Workers run with the environment of whoever ran `ray start`; `--ray-env VAR` (and
+    PYTHONPATH, AWS_*) reach them through the job's runtime environment."""
+    from lmforge.corpus.execution import ExecutorConfig, connect_ray
+
+    monkeypatch.setenv("LMFORGE_RAY_PROBE", "sent")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    connect_ray(ExecutorConfig(executor="ray", ray_address=ray_cluster, ray_env=("LMFORGE_RAY_PROBE",)))
+
+    @ray.remote
+    def probe():
+        return os.environ.get("LMFORGE_RAY_PROBE"), os.environ.get("AWS_ENDPOINT_URL"), os.getcwd()
+
+    value, endpoint, cwd = ray.get(probe.remote())
+    assert (value, endpoint) == ("sent", "http://127.0.0.1:9")
+    assert "ray-start" in cwd or "session_" in cwd  # not this process's folder
+
+
+def test_ray_env_vars_chooses_credentials_and_named_variables(monkeypatch):
     from lmforge.corpus.execution import ExecutorConfig, ray_env_vars
 
     env = {"PYTHONPATH": "/src", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": "http://x", "HOME": "/root", "MY_TOKEN": "t"}

@@ -109,11 +109,12 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
 
     if importlib.util.find_spec("ray") is None:
         raise RuntimeError("the ray executor needs ray on this machine and a running cluster: pip install 'ray[default]'")
-    connect_ray(config, verbose=verbose)
-    return PooledRayExecutor(
+    executor = PooledRayExecutor(
         pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logging_dir, skip_completed=True,
         **config.extra,
     )
+    executor.connect = (config, verbose)  # run() joins the cluster (connect_ray) before its first task
+    return executor
 
 
 def _pooled_ray_executor_class():
@@ -131,7 +132,8 @@ def _pooled_ray_executor_class():
         each one finishes, so a task costs what it costs locally. A task that raises is failed
         (its log says why; the caller names it); an actor that dies (node lost) is replaced and
         its rank retried, at most `max_retries` times. datatrove's completion markers, stats
-        and logs are written exactly as before (`_run_for_rank` is datatrove's).
+        and logs are written exactly as before (`_run_for_rank` is datatrove's). datatrove's
+        `nodes_per_task`, `tasks_per_job` and `time` are not used.
         """
 
         max_retries = 2
@@ -146,6 +148,7 @@ def _pooled_ray_executor_class():
             ranks = collections.deque(self.get_incomplete_ranks(range(self.world_size)))
             if not ranks:
                 return
+            connect_ray(*getattr(self, "connect", (ExecutorConfig(executor="ray"), False)))
             self.save_executor_as_json()
             executor_ref = [ray.put(self)]  # in a list: Ray hands the actor the ref, which it resolves once
             actors = _ray_actors(self.cpus_per_task, self.mem_per_cpu_gb, min(self.workers, len(ranks)))
@@ -259,8 +262,9 @@ def ray_env_vars(names=(), environ=None) -> dict[str, str]:
 
 
 def connect_ray(config: ExecutorConfig, verbose: bool = False) -> None:
-    """Join the Ray cluster at `config.ray_address` (else RAY_ADDRESS, else start a local one)
-    with `ray_env_vars` as the workers' runtime environment. A connection this process already
+    """Join the Ray cluster at `config.ray_address` (else RAY_ADDRESS) with `ray_env_vars` as
+    the workers' runtime environment, else start a local cluster (whose workers inherit this
+    process's environment). A connection this process already
     made with the same address and environment is reused, and so is one a program that calls
     lmforge as a library made itself (`ray.init(...)` before `run_corpus`)."""
     global _RAY_CONNECTED
@@ -268,7 +272,10 @@ def connect_ray(config: ExecutorConfig, verbose: bool = False) -> None:
 
     import ray
 
-    env = ray_env_vars(config.ray_env)
+    joining = config.ray_address or os.environ.get("RAY_ADDRESS")
+    # a local cluster started here has this process's environment already; sending it anyway
+    # costs every worker a runtime-env set-up (~6 s more to start 2 actors here)
+    env = ray_env_vars(config.ray_env) if joining else {}
     key = (config.ray_address, tuple(sorted(env.items())))
     if ray.is_initialized():
         if _RAY_CONNECTED in (key, None):  # ours with these settings, or the embedding program's own
@@ -276,8 +283,9 @@ def connect_ray(config: ExecutorConfig, verbose: bool = False) -> None:
         ray.shutdown()
         _ACTORS.clear()
     try:
-        joining = config.ray_address or os.environ.get("RAY_ADDRESS")
-        ray.init(address=config.ray_address, runtime_env={"env_vars": env}, log_to_driver=verbose,
+        # "local": a new cluster, not one a `ray start` on this machine left running (Ray's default)
+        ray.init(address=config.ray_address or ("auto" if joining else "local"),
+                 runtime_env={"env_vars": env} if env else None, log_to_driver=verbose,
                  **({} if joining else {"include_dashboard": False}))  # a cluster started here: no dashboard
     except ConnectionError as exc:
         raise RuntimeError(f"--ray-address {config.ray_address or '(RAY_ADDRESS)'}: cannot reach a Ray cluster ({exc}); "
