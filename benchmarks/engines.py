@@ -7,20 +7,32 @@ process … --executor local|ray`), so Ray's numbers include starting its local 
 user's first command would; the local executor runs `--workers 2` (this machine's cores) and
 Ray gets the same 2 CPUs. Per-task overhead is the slope between `--tasks 2` and `--tasks N`:
 (ray(N) - ray(2) - (local(N) - local(2))) / (N - 2). Start-up is timed on its own
-(`ray.init(num_cpus=2)` then `ray.shutdown()` in a fresh process).
+(`ray.init(address='local', num_cpus=2)` then `ray.shutdown()` in a fresh process).
 
-Measured: (being measured)
+Measured on this 2-core machine while other jobs ran on it (load average 4-7, so single runs
+move by 2x: read the columns against each other, not across rows), --copies 2 (12 files):
 
-Where Ray's time goes: a fixed ~7-8 s to start the local cluster (GCS, raylet, dashboard
-agent, object store) on every command that does not join a running one with --ray-address;
-then each datatrove task is a new Ray actor in its own placement group: a fresh worker process
-that imports Python, ray and the pickled pipeline (datatrove, lmforge's steps, the LID model)
-before its first page, ~1 s of CPU per task on a machine with 2 cores. Dedup pays that
-per task of each of its four stages, one stage after the other, so its overhead is about
-start-up + 4 x stage tasks x per-task cost. What to do about it: join a long-running cluster
-(`ray start --head` once, then `--ray-address`) to drop the start-up, and give tasks enough
-input (tens of files, minutes of work each) that a second of start per task is noise; Ray pays
-off across machines, not on one with 2 cores.
+                                  datatrove's Ray run()   one actor per CPU   + no runtime_env
+                                  (before)                 (PooledRay...)      for a local cluster
+    ray start-up alone            24.7 s                  20.5 s              24.6 s
+    process --tasks 2  local/ray  25.1 / 70.1 s           16.5 / 54.1 s       42.1 / 52.1 s
+    process --tasks 8  local/ray  30.5 / 130.6 s          23.0 / 62.5 s       45.7 / 54.0 s
+    dedup   --tasks 2  local/ray  16.0 / 59.0 s           13.1 / 44.9 s       16.8 / 41.4 s
+    Ray cost per task over local  9.2 s                   0.3 s               -0.3 s (none)
+
+Where Ray's time goes: a fixed ~20-25 s (here, loaded) to start a local cluster - GCS,
+raylet, the dashboard and runtime-env agents, the object store - on every command that does
+not join a running one (`--ray-address`), plus ~2-3 s for the first actors to import ray,
+datatrove and lmforge. datatrove's own Ray `run()` added a new placement group and a new
+worker process per task (and a process pool inside it): 9 s a task here, so 8 tasks cost a
+minute more than 2, and dedup paid it for every task of each of its four stages. lmforge's
+`PooledRayExecutor` starts one actor per CPU slot once per command and hands each the next
+task as it finishes, so a task costs what it costs locally, and what remains over the local
+executor is the start-up: process +10 s, dedup +25 s against 25 s of start-up alone. Sending
+the environment as a runtime_env cost ~6 s more to start the first 2 actors; a local cluster inherits it,
+so it is sent only when joining a cluster. Join a long-running cluster (`ray start --head`
+once, then `--ray-address`) to drop the start-up too; Ray pays off across machines, not on
+one with 2 cores.
 
 Prints one JSON line last; `--json` prints only that.
 """
@@ -71,7 +83,7 @@ def timed(args: list[str]) -> float:
 
 
 def ray_startup() -> float:
-    return timed([sys.executable, "-c", "import ray; ray.init(num_cpus=2, include_dashboard=False); ray.shutdown()"])
+    return timed([sys.executable, "-c", "import ray; ray.init(address='local', num_cpus=2, include_dashboard=False); ray.shutdown()"])
 
 
 def main() -> None:

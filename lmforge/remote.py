@@ -127,10 +127,19 @@ def upload(local: str | os.PathLike, url: str) -> int:
                     fs.rm(stale)
         for path in files:
             fs.put_file(str(path), f"{root}/{path.relative_to(local).as_posix()}")
-    except (OSError, PermissionError) as exc:
-        raise RemoteError(f"{url}: upload failed ({exc}); the output is complete in {local}: run the same command "
-                          "again to retry the upload") from None
+    except Exception as exc:  # noqa: BLE001 - the store's own errors are not all OSErrors
+        if not _store_error(exc):
+            raise
+        raise RemoteError(f"{url}: upload failed ({type(exc).__name__}: {exc}); the output is complete in {local}: "
+                          "run the same command again to retry the upload") from None
+    fs.invalidate_cache(root)
     return len(files)
+
+
+def _store_error(exc: BaseException) -> bool:
+    """An error of the store or its client (no such bucket, no credentials, no network)."""
+    module = type(exc).__module__ or ""
+    return isinstance(exc, OSError) or module.startswith(("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "aiohttp"))
 
 
 def _private(rel: Path) -> bool:
@@ -142,6 +151,7 @@ def fetch(url: str) -> str:
     match); returns the local path that stands for it (a folder, file or glob pattern)."""
     fs, path = _fs(url)
     path = path.rstrip("/")
+    fs.invalidate_cache()  # a listing cached before another command (or this one) wrote there
     globbed = any(ch in path for ch in "*?[")
     try:
         if globbed:
@@ -168,8 +178,11 @@ def fetch(url: str) -> str:
             os.replace(tmp, target)
     except RemoteError:
         raise
-    except (OSError, PermissionError) as exc:
-        raise RemoteError(f"{url}: cannot read it ({exc}); check the URL and the credentials in the environment") from None
+    except Exception as exc:  # noqa: BLE001
+        if not _store_error(exc):
+            raise
+        raise RemoteError(f"{url}: cannot read it ({type(exc).__name__}: {exc}); check the URL and the credentials "
+                          "in the environment") from None
     if globbed:
         return str(local / path[len(base) + 1:])
     return str(local if not fs.isfile(path) else local / path.rsplit("/", 1)[1])

@@ -51,7 +51,7 @@ def slurm_options(f):
                      help="Ray cluster to run on (with --executor ray) [RAY_ADDRESS, else a local cluster started for the run]."),
         click.option("--ray-env", multiple=True, metavar="VAR",
                      help="Environment variable sent to the Ray workers (repeatable); PYTHONPATH and every AWS_*, S3_* "
-                          "and FSSPEC_* variable set here are always sent."),
+                          "and FSSPEC_* variable set here always reach them."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -126,8 +126,9 @@ def _pooled_ray_executor_class():
 
         datatrove's own `run()` makes every task a new placement group and a new actor (a fresh
         worker process that imports ray, datatrove, lmforge's steps and their models), then a
-        process pool inside it: ~9 s a task here on a loaded 2-core machine, so 8 tasks cost
-        ~60 s more than 2 (benchmarks/engines.py). Here `min(workers, tasks, CPUs of the
+        process pool inside it: 9.2 s a task here on a loaded 2-core machine, so 8 tasks of
+        `corpus process` took 131 s against 70 s for 2 (benchmarks/engines.py; now 54 s and
+        52 s, about 0 s a task over the local executor). Here `min(workers, tasks, CPUs of the
         cluster / cpus_per_task)` actors start once and are handed the next unfinished rank as
         each one finishes, so a task costs what it costs locally. A task that raises is failed
         (its log says why; the caller names it); an actor that dies (node lost) is replaced and
