@@ -40,6 +40,7 @@ def ray_cluster(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("RAY_AUTH_MODE", "disabled")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
+    mp.setenv("LMFORGE_RAY_PROBE", "sent")  # here, not in `ray start`'s environment: --ray-env sends it
     log = open(folder / "ray.log", "w")
     ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
     proc = subprocess.Popen([*ray_cli, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
@@ -69,15 +70,14 @@ def ray_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def warcs(tmp_path_factory) -> list[Path]:
-    """Two WARCs (the built-in sample twice: two tasks, and duplicates for dedup to find)."""
-    from lmforge.pipelines.sample import write_sample_warc
+def warcs(engine_reference) -> list[Path]:
+    return engine_reference[0]
 
-    folder = tmp_path_factory.mktemp("warcs")
-    paths = [folder / "a.warc.gz", folder / "b.warc.gz"]
-    for path in paths:
-        write_sample_warc(path)
-    return paths
+
+@pytest.fixture(scope="module")
+def local_runs(engine_reference) -> Path:
+    """process and dedup of `warcs` on the local executor: the reference."""
+    return engine_reference[1]
 
 
 def documents(out: Path) -> list[tuple[str, str]]:
@@ -89,28 +89,35 @@ def documents(out: Path) -> list[tuple[str, str]]:
     return sorted(docs)
 
 
+def on_ray(address: str) -> list[str]:
+    """The flags of every Ray run here: the same connection (address and environment) for all."""
+    return ["--executor", "ray", "--ray-address", address, "--ray-env", "LMFORGE_RAY_PROBE"]
+
+
 def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=True)
 
 
-@pytest.fixture(scope="module")
-def local_runs(warcs, tmp_path_factory) -> Path:
-    """process and dedup of `warcs` on the local executor: the reference."""
-    base = tmp_path_factory.mktemp("local")
-    result = run("corpus", "process", *map(str, warcs), "-o", str(base / "corpus"), "--tasks", "2", "--no-progress")
-    assert result.exit_code == 0, result.output
-    result = run("corpus", "dedup", str(base / "corpus"), "-o", str(base / "dedup"), "--tasks", "2")
-    assert result.exit_code == 0, result.output
-    return base
-
-
-def test_process_and_dedup_on_ray_write_what_a_local_run_writes(ray_cluster, warcs, local_runs, tmp_path, monkeypatch):
-    """Relative paths too: the command runs in tmp_path, the Ray workers in the folder `ray
-    start` ran in, so a path left relative would land there."""
+def test_process_on_ray_names_a_failed_task_then_resumes_to_what_a_local_run_writes(ray_cluster, warcs, local_runs,
+                                                                                      tmp_path, monkeypatch):
+    """Task 1 cannot write its stats (a folder is in the way): datatrove's Ray executor only
+    logged "Only 1/2 tasks completed" and exited 0; now exit 1 names task 1, its error and its
+    log, and writes no stats.json. The same command then resumes (task 0 is skipped) to the
+    documents and counts of a local run. Relative paths throughout: the command runs in
+    tmp_path, the Ray workers in the folder `ray start` ran in, where a relative path would land."""
     monkeypatch.chdir(tmp_path)
-    rel = [os.path.relpath(p, tmp_path) for p in warcs]
-    result = run("corpus", "process", *rel, "-o", "corpus", "--tasks", "2", "--executor", "ray", "--ray-address", ray_cluster,
-                 "--no-progress")
+    blocker = tmp_path / "corpus" / ".lmforge" / "process" / "stats" / "00001.json"
+    blocker.mkdir(parents=True)
+    args = ["corpus", "process", *[os.path.relpath(p, tmp_path) for p in warcs], "-o", "corpus", "--tasks", "2",
+            *on_ray(ray_cluster), "--no-progress"]
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "1 of 2 tasks failed: task 1 failed" in result.output
+    assert "IsADirectoryError" in result.output and "task_00001.log" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "corpus" / "stats.json").exists()
+
+    blocker.rmdir()
+    result = run(*args)
     assert result.exit_code == 0, result.output
     assert documents(tmp_path / "corpus") == documents(local_runs / "corpus") != []
     stats = json.loads((tmp_path / "corpus" / "stats.json").read_text())
@@ -118,59 +125,43 @@ def test_process_and_dedup_on_ray_write_what_a_local_run_writes(ray_cluster, war
     assert stats["tasks_done"] == stats["tasks"] == 2 and stats["summary"]["kept"] == local["summary"]["kept"]
     assert "kept" in result.output and "stats.json" in result.output  # the summary table
 
-    result = run("corpus", "dedup", "corpus", "-o", "dedup", "--tasks", "2", "--executor", "ray", "--ray-address", ray_cluster)
+
+def test_dedup_on_ray_stops_at_a_failed_stage_then_resumes_to_what_a_local_run_writes(ray_cluster, local_runs, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "dedup" / ".lmforge" / "dedup-signatures" / "stats" / "00000.json"
+    blocker.mkdir(parents=True)
+    args = ["corpus", "dedup", os.path.relpath(local_runs / "corpus", tmp_path), "-o", "dedup", "--tasks", "2",
+            *on_ray(ray_cluster)]
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "signatures stage" in result.output and "task 0 failed" in result.output
+    assert not (tmp_path / "dedup" / ".lmforge" / "dedup-buckets").exists()  # the next stage never started
+
+    blocker.rmdir()
+    result = run(*args)
     assert result.exit_code == 0, result.output
     assert documents(tmp_path / "dedup") == documents(local_runs / "dedup") != []
-    assert len(documents(tmp_path / "dedup")) < len(documents(tmp_path / "corpus"))  # the copies went
+    assert len(documents(tmp_path / "dedup")) < len(documents(local_runs / "corpus"))  # the copies went
     stats = json.loads((tmp_path / "dedup" / "stats.json").read_text())
     assert stats["kept"] == json.loads((local_runs / "dedup" / "stats.json").read_text())["kept"]
 
 
-def test_a_failed_ray_task_is_a_nonzero_exit_naming_it(ray_cluster, warcs, tmp_path):
-    """Task 1 cannot write its stats (a folder is in the way): Ray's executor only logs
-    "Only 1/2 tasks completed"; the command exits 1 naming task 1, its error and its log.
-    (Resuming is the local executor's and datatrove's: tests/test_corpus_cli.py.)"""
-    out = tmp_path / "corpus"
-    blocker = out / ".lmforge" / "process" / "stats" / "00001.json"
-    blocker.mkdir(parents=True)
-    args = ["corpus", "process", *map(str, warcs), "-o", str(out), "--tasks", "2", "--executor", "ray",
-            "--ray-address", ray_cluster, "--no-progress"]
-    result = run(*args)
-    assert result.exit_code == 1, result.output
-    assert "1 of 2 tasks failed: task 1 failed" in result.output
-    assert "IsADirectoryError" in result.output and "task_00001.log" in result.output
-    assert "Traceback" not in result.output
-    assert not (out / "stats.json").exists()
-
-
-def test_a_failed_dedup_stage_on_ray_stops_the_chain(ray_cluster, local_runs, tmp_path):
-    out = tmp_path / "dedup"
-    blocker = out / ".lmforge" / "dedup-signatures" / "stats" / "00000.json"
-    blocker.mkdir(parents=True)
-    result = run("corpus", "dedup", str(local_runs / "corpus"), "-o", str(out), "--tasks", "2", "--executor", "ray",
-                 "--ray-address", ray_cluster)
-    assert result.exit_code == 1, result.output
-    assert "signatures stage" in result.output and "task 0 failed" in result.output
-    assert not (out / ".lmforge" / "dedup-buckets").exists()  # the next stage never started
-    assert not (out / "stats.json").exists()
-
-
-def test_ray_workers_get_the_forwarded_environment(ray_cluster, monkeypatch):
+def test_ray_workers_get_the_forwarded_environment(ray_cluster):
     """Workers run with the environment of whoever ran `ray start`; `--ray-env VAR` (and
-    PYTHONPATH, AWS_*) reach them through the job's runtime environment."""
+    PYTHONPATH, AWS_*) reach them through the job's runtime environment. (lmforge itself was
+    importable in the workers above only through the PYTHONPATH sent.)"""
     from lmforge.corpus.execution import ExecutorConfig, connect_ray
 
-    monkeypatch.setenv("LMFORGE_RAY_PROBE", "sent")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    connect_ray(ExecutorConfig(executor="ray", ray_address=ray_cluster, ray_env=("LMFORGE_RAY_PROBE",)))
+    connect_ray(ExecutorConfig(executor="ray", ray_address=ray_cluster, ray_env=("LMFORGE_RAY_PROBE",)))  # the runs' connection
 
     @ray.remote
     def probe():
-        return os.environ.get("LMFORGE_RAY_PROBE"), os.environ.get("AWS_ENDPOINT_URL"), os.getcwd()
+        return os.environ.get("LMFORGE_RAY_PROBE"), os.environ.get("PYTHONPATH"), os.getcwd()
 
-    value, endpoint, cwd = ray.get(probe.remote())
-    assert (value, endpoint) == ("sent", "http://127.0.0.1:9")
-    assert "ray-start" in cwd or "session_" in cwd  # not this process's folder
+    value, pythonpath, cwd = ray.get(probe.remote())
+    assert value == "sent" and pythonpath == os.environ.get("PYTHONPATH")
+    assert cwd != os.getcwd()
 
 
 def test_ray_env_vars_chooses_credentials_and_named_variables(monkeypatch):

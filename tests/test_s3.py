@@ -44,17 +44,6 @@ def s3(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def warcs(tmp_path_factory):
-    from lmforge.pipelines.sample import write_sample_warc
-
-    folder = tmp_path_factory.mktemp("warcs")
-    paths = [folder / "a.warc.gz", folder / "b.warc.gz"]
-    for path in paths:
-        write_sample_warc(path)
-    return paths
-
-
 def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=True)
 
@@ -75,22 +64,19 @@ def s3_documents(fs, url: str) -> list[tuple[str, str]]:
     return sorted(docs)
 
 
-def test_process_and_dedup_to_and_from_s3_store_what_local_runs_write(s3, warcs, tmp_path):
-    common = ["--tasks", "2", "--no-progress"]
-    assert run("corpus", "process", *map(str, warcs), "-o", str(tmp_path / "corpus"), *common).exit_code == 0
-    assert run("corpus", "dedup", str(tmp_path / "corpus"), "-o", str(tmp_path / "dedup")).exit_code == 0
-
-    result = run("corpus", "process", *map(str, warcs), "-o", "s3://lmforge/corpus", *common)
+def test_process_and_dedup_to_and_from_s3_store_what_local_runs_write(s3, engine_reference):
+    warcs, reference = engine_reference
+    result = run("corpus", "process", *map(str, warcs), "-o", "s3://lmforge/corpus", "--tasks", "2", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "s3://lmforge/corpus/documents/" in result.output
-    assert s3_documents(s3, "lmforge/corpus") == local_documents(tmp_path / "corpus") != []
+    assert s3_documents(s3, "lmforge/corpus") == local_documents(reference / "corpus") != []
     stats = json.loads(s3.cat("lmforge/corpus/stats.json"))  # the completion marker, uploaded last
-    assert stats["summary"]["kept"] == json.loads((tmp_path / "corpus" / "stats.json").read_text())["summary"]["kept"]
+    assert stats["summary"]["kept"] == json.loads((reference / "corpus" / "stats.json").read_text())["summary"]["kept"]
     assert not s3.exists("lmforge/corpus/.lmforge")  # the run's state stays in the staging folder
 
-    result = run("corpus", "dedup", "s3://lmforge/corpus", "-o", "s3://lmforge/dedup")
+    result = run("corpus", "dedup", "s3://lmforge/corpus", "-o", "s3://lmforge/dedup", "--tasks", "2")
     assert result.exit_code == 0, result.output
-    assert s3_documents(s3, "lmforge/dedup") == local_documents(tmp_path / "dedup") != []
+    assert s3_documents(s3, "lmforge/dedup") == local_documents(reference / "dedup") != []
     assert s3.exists("lmforge/dedup/stats.json") and s3.find("lmforge/dedup/clusters")
 
     # the same command again resumes from the staging folder: the same objects in the store
@@ -98,7 +84,7 @@ def test_process_and_dedup_to_and_from_s3_store_what_local_runs_write(s3, warcs,
         return {key: s3.info(key)["size"] for key in s3.find("lmforge/dedup") if not key.endswith("stats.json")}
 
     before = objects()
-    result = run("corpus", "dedup", "s3://lmforge/corpus", "-o", "s3://lmforge/dedup")
+    result = run("corpus", "dedup", "s3://lmforge/corpus", "-o", "s3://lmforge/dedup", "--tasks", "2")
     assert result.exit_code == 0, result.output
     assert objects() == before and s3.exists("lmforge/dedup/stats.json")
 

@@ -986,16 +986,20 @@ def submit_slurm(files: list[str], out: Path, config: DedupConfig, executor) -> 
 
 def run_stages(stages, files: list[str], out: Path, config: DedupConfig, executor) -> None:
     """Run `stages` one after the other on this machine (local or Ray executor), each to completion."""
+    from lmforge.corpus.execution import release_ray_actors
     from lmforge.corpus.pipeline import failed_tasks_message, unfinished_tasks
 
-    for stage, ex in zip(stages, build_executors(stages, files, out, config, executor)):
-        ex.run()
-        _raise_input_errors(Path(out) / WORK, _logging_dir(out, stage), files, ex.world_size)
-        # Ray's executor returns when its tasks end, failed or not (it only logs "Only 1/2 tasks
-        # completed"): the next stage must not start on a partial one
-        if unfinished_tasks(_logging_dir(out, stage), ex.world_size):
-            raise DedupError(f"{stage.name} stage: {failed_tasks_message(_logging_dir(out, stage), ex.world_size)}; "
-                             "run the same command again to resume (finished tasks are skipped)")
+    try:
+        for stage, ex in zip(stages, build_executors(stages, files, out, config, executor)):
+            ex.run()
+            _raise_input_errors(Path(out) / WORK, _logging_dir(out, stage), files, ex.world_size)
+            # a Ray run returns when its tasks end, failed or not: the next stage must not
+            # start on a partial one
+            if unfinished_tasks(_logging_dir(out, stage), ex.world_size):
+                raise DedupError(f"{stage.name} stage: {failed_tasks_message(_logging_dir(out, stage), ex.world_size)}; "
+                                 "run the same command again to resume (finished tasks are skipped)")
+    finally:
+        release_ray_actors()  # the Ray workers served every stage; their CPUs go back to the cluster
 
 
 def _raise_input_errors(work: Path, logging_dir: Path, files: list[str], world_size: int) -> None:

@@ -129,8 +129,9 @@ def _pooled_ray_executor_class():
         process pool inside it: 9.2 s a task here on a loaded 2-core machine, so 8 tasks of
         `corpus process` took 131 s against 70 s for 2 (benchmarks/engines.py; now 54 s and
         52 s, about 0 s a task over the local executor). Here `min(workers, tasks, CPUs of the
-        cluster / cpus_per_task)` actors start once and are handed the next unfinished rank as
-        each one finishes, so a task costs what it costs locally. A task that raises is failed
+        cluster / cpus_per_task)` actors start once per command (every dedup stage reuses them;
+        `release_ray_actors` ends them after the last) and are handed the next unfinished rank
+        as each one finishes, so a task costs what it costs locally. A task that raises is failed
         (its log says why; the caller names it); an actor that dies (node lost) is replaced and
         its rank retried, at most `max_retries` times. datatrove's completion markers, stats
         and logs are written exactly as before (`_run_for_rank` is datatrove's). datatrove's
@@ -180,8 +181,8 @@ def _pooled_ray_executor_class():
 
 
 #: (Ray job, cpus, memory) -> [actor class, actors] this process started on the Ray cluster,
-#: reused by every stage of the command (dedup's four stages start them once); they end with
-#: the driver's connection
+#: reused by every stage of the command (dedup's four stages start them once) and ended by
+#: `release_ray_actors` when its last stage is done
 _ACTORS: dict = {}
 
 
@@ -198,6 +199,23 @@ def _ray_actors(cpus: int, mem_per_cpu_gb: float, wanted: int) -> list:
     while len(pool) < min(wanted, slots):
         pool.append(runner.remote())
     return pool[:wanted]
+
+
+def release_ray_actors() -> None:
+    """End the actors this process started (their CPUs go back to the cluster). Called when a
+    command's last stage is done: actors held longer would starve every other job on the
+    cluster (a task of a program that called lmforge waited forever for a CPU)."""
+    if not _ACTORS:
+        return
+    import ray
+
+    for _, pool in _ACTORS.values():
+        for actor in pool:
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone with its node or the connection
+                pass
+    _ACTORS.clear()
 
 
 def _replace_ray_actor(actor):

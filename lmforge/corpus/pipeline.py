@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmforge.corpus.execution import ExecutorConfig, check_engine, make_executor
+from lmforge.corpus.execution import ExecutorConfig, check_engine, make_executor, release_ray_actors
 from lmforge.errors import UserError
 
 MODES = ("extract", "process")
@@ -206,7 +206,13 @@ def run_corpus(
     logging_dir = out / STATE_DIR / config.mode
     pipeline = build_pipeline(config, files, progress=progress)
     start = time.perf_counter()
-    make_executor(pipeline, executor, logging_dir, verbose=verbose).run()
+    try:
+        make_executor(pipeline, executor, logging_dir, verbose=verbose).run()
+    except BaseException:
+        release_ray_actors()
+        raise
+    if not config.dedup:  # with --dedup its stages run on the same Ray workers, then release them
+        release_ray_actors()
     seconds = time.perf_counter() - start
     if executor.executor == "slurm":  # sbatch returns at once; Ray's run() waits for every task
         return {"submitted": True, "executor": executor.executor, "logging_dir": str(logging_dir)}
@@ -220,6 +226,7 @@ def run_corpus(
 
         dedup_out = out / "dedup"
         stats["dedup"] = dedup.run_dedup([str(out / "documents")], str(dedup_out), config.dedup_config or dedup.DedupConfig(), executor)
+    release_ray_actors()  # (no-op unless Ray workers are still held: --dedup after a failed task)
     if stats["tasks_done"] == stats["tasks"]:  # a partial run's counts would read as the corpus's
         write_json_atomic(out / "stats.json", stats)
     return stats
