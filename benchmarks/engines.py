@@ -28,11 +28,11 @@ worker process per task (and a process pool inside it): 9 s a task here, so 8 ta
 minute more than 2, and dedup paid it for every task of each of its four stages. lmforge's
 `PooledRayExecutor` starts one actor per CPU slot once per command and hands each the next
 task as it finishes, so a task costs what it costs locally, and what remains over the local
-executor is the start-up: process +10 s, dedup +25 s against 25 s of start-up alone. Sending
-the environment as a runtime_env cost ~6 s more to start the first 2 actors; a local cluster inherits it,
-so it is sent only when joining a cluster. Join a long-running cluster (`ray start --head`
-once, then `--ray-address`) to drop the start-up too; Ray pays off across machines, not on
-one with 2 cores.
+executor is the start-up: process +10 s, dedup +25 s against 25 s of start-up alone.
+Sending the environment as a runtime_env cost ~6 s more to start the first 2 actors; a local
+cluster inherits it, so it is sent only when joining one. Join a long-running cluster (`ray
+start --head` once, then `--ray-address`) to drop the start-up too; Ray pays off across
+machines, not on one with 2 cores.
 
 Prints one JSON line last; `--json` prints only that.
 """
