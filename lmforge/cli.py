@@ -225,26 +225,35 @@ class LocalPath(click.Path):
     """`click.Path` that hands the command an absolute path: relative paths are resolved once,
     here, against the caller's working directory, so nothing downstream (recipes, executors,
     workers started elsewhere) resolves them again. URLs (`s3://`, `https://`) pass unchanged
-    where the command reads them (`urls=True`), and are refused by name elsewhere: `-o s3://b/out`
-    used to write a local folder named `s3:` and report success.
+    where the command reads (`urls=True`) or writes them (`urls="write"`: staged locally and
+    uploaded, `lmforge.remote`) and their fsspec filesystem is installed, and are refused by name
+    elsewhere: `-o s3://b/out` used to write a local folder named `s3:` and report success.
 
     `lmforge demo -o demo-out` from /home/me gives the recipe `/home/me/demo-out`; before, the
     recipe's own base folder was joined to the relative path a second time (`demo-out/demo-out/`).
     """
 
-    def __init__(self, *args, urls: bool = False, **kwargs):
+    def __init__(self, *args, urls: bool | str = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.urls = urls  # fsspec URLs accepted (WARC inputs): else refused, never made a local folder
+        # fsspec URLs: True where the command reads them, "write" where it writes one (an output);
+        # accepted when their filesystem is installed (else refused naming what to install), and
+        # refused by name where the command takes none: never made a local folder named `s3:`
+        self.urls = urls
 
     def convert(self, value, param, ctx):
         if value is None:
             return value
         if isinstance(value, str) and "://" in value:
             if self.urls:
+                from lmforge.remote import filesystem_problem
+
+                problem = filesystem_problem(value, write=self.urls == "write")
+                if problem:
+                    self.fail(problem, param, ctx)
                 return value
             self.fail(
-                f"{value}: URLs are not read or written here yet (only the WARC inputs of corpus process/extract "
-                "and demo --warc take s3:// or https://); use a local or shared-filesystem path, and copy to or "
+                f"{value}: this command does not read or write URLs (corpus process/extract/dedup, tokenizer "
+                "train and shards build do); use a local or shared-filesystem path, and copy to or "
                 "from object storage with its own tool (e.g. aws s3 sync)", param, ctx)
         value = super().convert(value, param, ctx)
         return absolute_path(value)

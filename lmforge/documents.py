@@ -45,11 +45,17 @@ def find_document_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
     A folder means every document file below it (preferring its `documents/` subfolder
     when it is an lmforge output folder); a `datasets.save_to_disk` folder means its Arrow
-    files (a DatasetDict's `train` split). Raises FileNotFoundError naming what is missing.
+    files (a DatasetDict's `train` split). URLs (`s3://bucket/corpus`, globs too) are fetched
+    into the local staging folder first (`lmforge.remote.fetch`) and listed from there.
+    Raises FileNotFoundError naming what is missing.
     """
     found: list[Path] = []
     for item in inputs:
         item = str(item)
+        if "://" in item:
+            from lmforge.remote import fetch
+
+            item = fetch(item)
         if any(ch in item for ch in "*?["):
             matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
             if not matches:

@@ -35,3 +35,24 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data file missing: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def engine_reference(tmp_path_factory):
+    """Two WARCs (the built-in sample twice: two tasks, and copies for dedup to find) and their
+    `corpus process` and `corpus dedup` on the local executor (`BASE/corpus`, `BASE/dedup`): the
+    reference the Ray and S3 tests compare with. Returns (warcs, BASE)."""
+    from click.testing import CliRunner
+
+    from lmforge.cli import main
+    from lmforge.pipelines.sample import write_sample_warc
+
+    base = tmp_path_factory.mktemp("engine-reference")
+    warcs = [base / "a.warc.gz", base / "b.warc.gz"]
+    for path in warcs:
+        write_sample_warc(path)
+    result = CliRunner().invoke(main, ["corpus", "process", *map(str, warcs), "-o", str(base / "corpus"), "--tasks", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["corpus", "dedup", str(base / "corpus"), "-o", str(base / "dedup"), "--tasks", "2"])
+    assert result.exit_code == 0, result.output
+    return warcs, base

@@ -243,8 +243,11 @@ def test_root_help_lists_every_command_without_importing_them():
 
 
 def test_url_output_is_refused_not_written_as_a_local_folder(tmp_path, monkeypatch):
-    """`-o s3://bucket/out` used to exit 0 and write a local folder named `s3:`; a URL where
-    the command cannot read or write one is refused by name."""
+    """`-o s3://bucket/out` used to exit 0 and write a local folder named `s3:`. A URL is now
+    written (tests/test_s3.py) where the command takes one and its fsspec filesystem is
+    installed; else it is refused by name, with what to install, before any work."""
+    import importlib.util
+
     from click.testing import CliRunner
 
     from lmforge.cli import main
@@ -252,8 +255,14 @@ def test_url_output_is_refused_not_written_as_a_local_folder(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     warc = tmp_path / "crawl.warc.gz"
     warc.write_bytes(b"")
-    result = CliRunner().invoke(main, ["corpus", "extract", str(warc), "-o", "s3://bucket/out", "--no-progress"])
-    assert result.exit_code == 2 and "s3://bucket/out: URLs are not read or written here" in result.output
-    assert not (tmp_path / "s3:").exists()
-    result = CliRunner().invoke(main, ["corpus", "dedup", "s3://bucket/docs", "-o", "out"])
-    assert result.exit_code == 2 and "use a local or shared-filesystem path" in result.output
+    if importlib.util.find_spec("gcsfs") is None:
+        result = CliRunner().invoke(main, ["corpus", "extract", str(warc), "-o", "gs://bucket/out", "--no-progress"])
+        assert result.exit_code == 2 and "gs://bucket/out: reading and writing gs:// needs" in result.output
+        assert "pip install gcsfs" in result.output
+    result = CliRunner().invoke(main, ["corpus", "extract", str(warc), "-o", "https://example.org/out", "--no-progress"])
+    assert result.exit_code == 2 and "https:// is read-only" in result.output
+    result = CliRunner().invoke(main, ["corpus", "dedup", "nosuchfs://bucket/docs", "-o", "out"])
+    assert result.exit_code == 2 and "nosuchfs:// is not a filesystem fsspec knows" in result.output
+    result = CliRunner().invoke(main, ["tokenizer", "train", str(warc), "-o", "s3://bucket/tok"])
+    assert result.exit_code == 2 and "this command does not read or write URLs" in result.output
+    assert not list(tmp_path.glob("*:"))

@@ -6,6 +6,7 @@ the library.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 
@@ -36,8 +37,8 @@ def corpus() -> None:
 
 
 def slurm_options(f):
-    """The `--slurm-*` flags of every corpus command that can run on Slurm (their values go to
-    `ExecutorConfig` through `slurm_settings`)."""
+    """The `--slurm-*` and `--ray-*` flags of every corpus command that can run on a cluster
+    (their values go to `ExecutorConfig` through `slurm_settings`)."""
     options = [
         click.option("--slurm-partition", default=None, help="Slurm partition (with --executor slurm)."),
         click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit per task."),
@@ -48,6 +49,11 @@ def slurm_options(f):
         click.option("--slurm-venv", default=None, metavar="DIR",
                      help="Python environment each task activates (its folder or bin/activate) [the one sbatch passes on: activate it before submitting]."),
         click.option("--slurm-sbatch", multiple=True, metavar="NAME=VALUE", help="Extra #SBATCH line, e.g. --slurm-sbatch constraint=cpu (repeatable)."),
+        click.option("--ray-address", default=None, metavar="HOST:PORT",
+                     help="Ray cluster to run on (with --executor ray) [RAY_ADDRESS, else a local cluster started for the run]."),
+        click.option("--ray-env", multiple=True, metavar="VAR",
+                     help="Environment variable sent to the Ray workers (repeatable); PYTHONPATH and every AWS_*, S3_* "
+                          "and FSSPEC_* variable set here always reach them."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -67,6 +73,7 @@ def slurm_settings(kwargs: dict) -> dict:
         "slurm_account": kwargs.pop("slurm_account", None), "slurm_qos": kwargs.pop("slurm_qos", None),
         "slurm_cpus_per_task": kwargs.pop("slurm_cpus_per_task", 1), "slurm_mem_per_cpu_gb": kwargs.pop("slurm_mem_per_cpu", 2),
         "slurm_venv": kwargs.pop("slurm_venv", None), "slurm_sbatch": extra,
+        "ray_address": kwargs.pop("ray_address", None), "ray_env": tuple(kwargs.pop("ray_env", ()) or ()),
     }
 
 
@@ -75,7 +82,8 @@ def output_options(func):
     (`extract`, `process`, every `corpus ingest SOURCE`): -o, --keep-rejected, --limit, the
     executor and its tasks, --overwrite, --no-progress; and the lock of the output folder."""
 
-    @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Output folder.")
+    @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False, urls="write"),
+                  help="Output folder, or an object-store URL (s3://bucket/corpus: written in a local staging folder, then uploaded).")
     @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
                   help="Documents as documents/NNNNN.jsonl.zst, or as FineWeb-shaped Parquet (text, id, dump, url, date, "
                        "file_path, language, language_score, token_count), the columns of `corpus parquet`.")
@@ -147,15 +155,39 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
         executor = ExecutorConfig(
             executor=kwargs["executor"], tasks=kwargs["tasks"], workers=kwargs["workers"], **slurm_settings(kwargs)
         )
-        stats = run_corpus(config, executor, overwrite=kwargs["overwrite"], progress=not kwargs["no_progress"], verbose=verbose)
+        with staged(kwargs["output_dir"], executor.executor) as local:
+            config.output_dir = local
+            stats = run_corpus(config, executor, overwrite=kwargs["overwrite"], progress=not kwargs["no_progress"], verbose=verbose)
+            if stats.get("submitted"):
+                click.echo(f"submitted to {stats['executor']}; logs and progress in {stats['logging_dir']}")
+                return
+            print_summary(stats, kwargs["output_dir"], source=source)
+            if stats["tasks_done"] < stats["tasks"]:  # raised inside: a URL output is not uploaded
+                from pathlib import Path
+
+                from lmforge.corpus.pipeline import STATE_DIR, failed_tasks_message
+
+                logging_dir = Path(local) / STATE_DIR / mode
+                raise click.ClickException(f"{failed_tasks_message(logging_dir, stats['tasks'])}; "
+                                           "run the same command again to resume (finished tasks are skipped)")
     except (CorpusRunError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
-    if stats.get("submitted"):
-        click.echo(f"submitted to {stats['executor']}; logs and progress in {stats['logging_dir']}")
+
+
+@contextlib.contextmanager
+def staged(output: str, executor: str):
+    """The folder a command writes: `output` itself, or for a URL its local staging folder,
+    uploaded when the block succeeds (`lmforge.remote.staged_output`)."""
+    if "://" not in output:
+        yield output
         return
-    print_summary(stats, kwargs["output_dir"], source=source)
-    if stats["tasks_done"] < stats["tasks"]:
-        raise click.ClickException(f"only {stats['tasks_done']}/{stats['tasks']} tasks finished; run the same command again to resume")
+    if executor == "slurm":
+        raise click.UsageError(f"-o {output}: a Slurm submission returns before anything is written, so nothing would "
+                               "upload it; write to the shared filesystem and copy (aws s3 sync), or use --executor local/ray")
+    from lmforge.remote import staged_output
+
+    with staged_output(output) as local:
+        yield str(local)
 
 
 def print_summary(stats: dict, output_dir: str, source: str | None = None) -> None:

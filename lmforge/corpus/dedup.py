@@ -897,6 +897,10 @@ def run_dedup(inputs: list[str], output_dir: str, config: DedupConfig, executor=
     except RuntimeError as exc:
         raise DedupError(str(exc)) from None
     t0 = time.perf_counter()
+    # absolute before any executor sees them: a Ray worker resolves a relative path in the
+    # folder where `ray start` ran
+    inputs = [str(p) if "://" in str(p) else os.path.abspath(p) for p in inputs]
+    output_dir = os.path.abspath(output_dir)
     try:
         files = [str(p) for p in find_document_files(inputs)]
     except FileNotFoundError as exc:
@@ -982,9 +986,20 @@ def submit_slurm(files: list[str], out: Path, config: DedupConfig, executor) -> 
 
 def run_stages(stages, files: list[str], out: Path, config: DedupConfig, executor) -> None:
     """Run `stages` one after the other on this machine (local or Ray executor), each to completion."""
-    for stage, ex in zip(stages, build_executors(stages, files, out, config, executor)):
-        ex.run()
-        _raise_input_errors(Path(out) / WORK, _logging_dir(out, stage), files, ex.world_size)
+    from lmforge.corpus.execution import release_ray_actors
+    from lmforge.corpus.pipeline import failed_tasks_message, unfinished_tasks
+
+    try:
+        for stage, ex in zip(stages, build_executors(stages, files, out, config, executor)):
+            ex.run()
+            _raise_input_errors(Path(out) / WORK, _logging_dir(out, stage), files, ex.world_size)
+            # a Ray run returns when its tasks end, failed or not: the next stage must not
+            # start on a partial one
+            if unfinished_tasks(_logging_dir(out, stage), ex.world_size):
+                raise DedupError(f"{stage.name} stage: {failed_tasks_message(_logging_dir(out, stage), ex.world_size)}; "
+                                 "run the same command again to resume (finished tasks are skipped)")
+    finally:
+        release_ray_actors()  # the Ray workers served every stage; their CPUs go back to the cluster
 
 
 def _raise_input_errors(work: Path, logging_dir: Path, files: list[str], world_size: int) -> None:

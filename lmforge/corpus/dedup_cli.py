@@ -10,8 +10,9 @@ from lmforge.locks import locks_output
 
 
 @click.command("dedup")
-@click.argument("inputs", nargs=-1, required=True, type=LocalPath())
-@click.option("-o", "--output", "output", required=True, type=LocalPath(file_okay=False), help="Output folder.")
+@click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
+@click.option("-o", "--output", "output", required=True, type=LocalPath(file_okay=False, urls="write"),
+              help="Output folder, or an object-store URL (s3://bucket/dedup: written in a local staging folder, then uploaded).")
 @click.option("--threshold", default=0.8, show_default=True, type=Finite(0, 1, min_open=True), help="Jaccard similarity of shingle sets from which documents are duplicates.")
 @click.option("--ngram", default=5, show_default=True, type=click.IntRange(min=1), help="Shingle length in words (each CJK/Thai character counts as a word).")
 @click.option("--num-perm", default=112, show_default=True, type=click.IntRange(min=1), help="MinHash permutations.")
@@ -38,7 +39,8 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verif
     """Remove near-duplicate (and with --exact, exact duplicate) documents.
 
     INPUTS are document folders, files or globs (`DIR/documents/**/*.jsonl.zst`, `.jsonl`,
-    `.txt`, `.parquet`, `.arrow`) or `datasets.save_to_disk` folders. OUTPUT gets documents/
+    `.txt`, `.parquet`, `.arrow`) or `datasets.save_to_disk` folders, local or URLs
+    (`s3://bucket/corpus`: fetched into a local staging folder first). OUTPUT gets documents/
     (the kept documents), clusters/ (survivor and removed members of every cluster) and
     stats.json. The earliest document of a cluster in
     input order (sorted file path, then line) is kept. A rerun into the same folder resumes.
@@ -50,6 +52,7 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verif
       lmforge corpus dedup corpus/ -o dedup/ --exact --tasks 8 --workers 8
       lmforge corpus dedup corpus/ -o dedup/ --threshold 0.7 --explain
       lmforge corpus dedup corpus/ -o dedup/ --executor slurm --slurm-partition cpu --tasks 64
+      lmforge corpus dedup s3://bucket/corpus -o s3://bucket/dedup --executor ray --tasks 16
     """
     from lmforge.corpus.dedup import DedupConfig, DedupError, run_dedup
     from lmforge.corpus.execution import ExecutorConfig
@@ -66,8 +69,11 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verif
     if explain:
         _print_explain(config)
         return
+    from lmforge.corpus.cli import staged
+
     try:
-        stats = run_dedup(list(inputs), output, config, ex)
+        with staged(output, executor) as local:
+            stats = run_dedup(list(inputs), local, config, ex)
     except (DedupError, DocumentFileError) as exc:  # an OSError (a full disk) is lmforge.cli's to name
         raise click.ClickException(str(exc)) from None
     if stats.get("submitted"):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmforge.corpus.execution import ExecutorConfig, check_engine, make_executor
+from lmforge.corpus.execution import ExecutorConfig, check_engine, make_executor, release_ray_actors
 from lmforge.errors import UserError
 
 MODES = ("extract", "process", "ingest")
@@ -209,13 +209,16 @@ def run_corpus(
     from lmforge.corpus.warc import WarcInputError, check_local_input, expand_inputs
 
     executor = executor or ExecutorConfig()
+    # workers resolve relative paths in their own working folder (Ray: where `ray start` ran)
+    config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir),
+                                 inputs=[p if "://" in str(p) else os.path.abspath(p) for p in config.inputs])
     if config.mode == "ingest":
         from lmforge.corpus.ingest import reader_class
 
         files = reader_class(config.source).expand_inputs(config.inputs)  # raises UserError naming what is missing
         check_engine(executor)
         return _run(config, executor, files, overwrite, progress, verbose)
-    if config.dedup and executor.executor != "local":
+    if config.dedup and executor.executor == "slurm":  # Ray's run waits for its tasks: dedup can follow
         raise CorpusRunError(
             f"--dedup runs after processing finishes, which a {executor.executor} submission cannot wait for here; "
             f"run `lmforge corpus dedup OUT/documents -o DEDUP --executor {executor.executor}` once processing is done")
@@ -239,7 +242,13 @@ def _run(config: CorpusConfig, executor: ExecutorConfig, files: list[str], overw
     logging_dir = out / STATE_DIR / config.mode
     pipeline = build_pipeline(config, files, progress=progress)
     start = time.perf_counter()
-    make_executor(pipeline, executor, logging_dir, verbose=verbose).run()
+    try:
+        make_executor(pipeline, executor, logging_dir, verbose=verbose).run()
+    except BaseException:
+        release_ray_actors()
+        raise
+    if not config.dedup:  # with --dedup its stages run on the same Ray workers, then release them
+        release_ray_actors()
     seconds = time.perf_counter() - start
     if executor.executor == "slurm":  # sbatch returns at once; Ray's run() waits for every task
         return {"submitted": True, "executor": executor.executor, "logging_dir": str(logging_dir)}
@@ -249,12 +258,14 @@ def _run(config: CorpusConfig, executor: ExecutorConfig, files: list[str], overw
     stats["seconds"] = round(_total_seconds(out), 3)
     pages = stats["summary"]["records" if config.mode == "ingest" else "pages"]
     stats["docs_per_s"] = round(pages / stats["seconds"], 2) if stats["seconds"] else None
-    if config.dedup and config.mode == "process":
+    if config.dedup and config.mode == "process" and stats["tasks_done"] == stats["tasks"]:
         from lmforge.corpus import dedup
 
         dedup_out = out / "dedup"
         stats["dedup"] = dedup.run_dedup([str(out / "documents")], str(dedup_out), config.dedup_config or dedup.DedupConfig(), executor)
-    write_json_atomic(out / "stats.json", stats)
+    release_ray_actors()  # (no-op unless Ray workers are still held: --dedup after a failed task)
+    if stats["tasks_done"] == stats["tasks"]:  # a partial run's counts would read as the corpus's
+        write_json_atomic(out / "stats.json", stats)
     return stats
 
 
@@ -302,6 +313,34 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def unfinished_tasks(logging_dir: str | Path, tasks: int) -> dict[int, str]:
+    """Tasks without datatrove's completion marker -> the last line of their log (the error of
+    a failed task, the latest step of a running one; "(no log)" for a task never started)."""
+    logging_dir = Path(logging_dir)
+    left: dict[int, str] = {}
+    for rank in range(tasks):
+        if (logging_dir / "completions" / f"{rank:05d}").exists():
+            continue
+        log = logging_dir / "logs" / f"task_{rank:05d}.log"
+        try:
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            left[rank] = "(no log)"
+            continue
+        left[rank] = lines[-1][-200:] if lines else "(empty log)"
+    return left
+
+
+def failed_tasks_message(logging_dir: str | Path, tasks: int, limit: int = 3) -> str:
+    """`task 1 failed: IsADirectoryError: ... (log: OUT/.lmforge/process/logs/task_00001.log)`
+    for the first few unfinished tasks of a run that waited for all of them."""
+    left = unfinished_tasks(logging_dir, tasks)
+    parts = [f"task {rank} failed: {line} (log: {Path(logging_dir) / 'logs' / f'task_{rank:05d}.log'})"
+             for rank, line in list(left.items())[:limit]]
+    more = f"; and {len(left) - limit} more" if len(left) > limit else ""
+    return f"{len(left)} of {tasks} tasks failed: " + "; ".join(parts) + more
+
+
 def collect_stats(logging_dir: Path, tasks: int) -> dict:
     """Merge datatrove's per-task stats files into one dict of counts per step.
 
@@ -313,7 +352,7 @@ def collect_stats(logging_dir: Path, tasks: int) -> dict:
     done = 0
     for rank in range(tasks):
         path = Path(logging_dir) / "stats" / f"{rank:05d}.json"
-        if not path.exists():
+        if not (Path(logging_dir) / "completions" / f"{rank:05d}").exists():  # datatrove's marker comes last
             continue
         done += 1
         for i, step in enumerate(json.loads(path.read_text())):

@@ -27,6 +27,7 @@ def process(dedup: bool, **kwargs) -> None:
       lmforge corpus process ../shared/data/warc/*.warc.gz -o corpus/ --workers 2 --keep-rejected
       lmforge corpus process crawl/ -o corpus-de/ --languages de --gopher-quality-min-stop-words none
       lmforge corpus process ../shared/data/warc/*.warc.gz -o corpus/ --format parquet   # FineWeb-shaped
+      lmforge corpus process "s3://bucket/crawl/*.warc.gz" -o s3://bucket/corpus --executor ray --tasks 64
     """
     cfg_values = {k: v for k, v in kwargs.items() if k.startswith("cfg__")}
     run_kwargs = {k: v for k, v in kwargs.items() if not k.startswith("cfg__")}

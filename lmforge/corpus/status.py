@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmforge.corpus.pipeline import STATE_DIR, collect_stats, write_json_atomic
+from lmforge.corpus.pipeline import STATE_DIR, collect_stats, unfinished_tasks, write_json_atomic
 from lmforge.errors import UserError
 
 MODES = ("process", "extract", "ingest")
@@ -61,14 +61,9 @@ def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
             status.source = json.loads((out / STATE_DIR / "config.json").read_text()).get("source")
         except (OSError, ValueError, AttributeError):
             status.source = "?"
-    for rank in range(tasks):
-        if (logging_dir / "completions" / f"{rank:05d}").exists():
-            status.done.append(rank)
-            continue
-        log = logging_dir / "logs" / f"task_{rank:05d}.log"
-        if log.is_file():
-            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-            status.started[rank] = lines[-1][-200:] if lines else "(empty log)"
+    left = unfinished_tasks(logging_dir, tasks)
+    status.done = [rank for rank in range(tasks) if rank not in left]
+    status.started = {rank: line for rank, line in left.items() if line != "(no log)"}
     if status.finished:
         try:  # a run that finished here already wrote it, with its wall time: keep that one
             stats = json.loads((out / "stats.json").read_text())

@@ -70,7 +70,7 @@ def tokenizer() -> None:
 
 
 @tokenizer.command()
-@click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+@click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
 @click.option("-o", "--output", "output_dir", required=True, type=LocalPath(file_okay=False), help="Folder for tokenizer.json, lmforge-tokenizer.json and tokenizer_config.json.")
 @click.option("--vocab-size", type=click.IntRange(min=1), default=32768, show_default=True, help="Tokens in the vocabulary, 16 reserved specials and 256 bytes included.")
 @click.option("--sample-bytes", type=ByteSize(), default="200MB", show_default=True, help="UTF-8 text to train on (bounds memory): a seeded sample of the inputs.")
@@ -221,7 +221,7 @@ def show(text, tokenizer_dir, html_file, specials, no_ids) -> None:
 
 
 @tokenizer.command()
-@click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+@click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
 @click.option("-t", "--tokenizer", "tokenizer_dir", required=True, type=LocalPath(), help="Tokenizer folder (from `lmforge tokenizer train`).")
 @click.option("--max-documents", type=click.IntRange(min=1), default=None, help="Stop after this many documents.")
 @click.option("--text-key", default="text", show_default=True, help="JSON field or Parquet/Arrow column with the text.")

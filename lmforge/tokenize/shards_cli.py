@@ -54,7 +54,7 @@ def shards():
 
 
 @shards.command("build", context_settings=CONTEXT)
-@click.argument("inputs", nargs=-1, required=True, type=LocalPath())
+@click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
 @click.option("--tokenizer", "tokenizer_dir", required=True, type=LocalPath(), help="Tokenizer folder (from `lmforge tokenizer train`).")
 @click.option("-o", "--output", "out_dir", required=True, type=LocalPath(file_okay=False), help="Output folder: OUT/shards/*.tokens.zst and OUT/source.json.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes tokenising input files in parallel.")

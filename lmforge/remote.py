@@ -1,0 +1,188 @@
+"""Object storage in and out (`s3://` and any fsspec URL): a local staging folder per URL.
+
+```
+with staged_output("s3://bucket/corpus") as local:   # ~/.cache/lmforge/staging/out/corpus-1a2b3c4d5e6f
+    run_corpus(..., output_dir=local)                  # every writer, lock and memmap as on a local disk
+# then: documents/, rejected/, clusters/, dedup/ uploaded object by object, stats.json last
+fetch("s3://bucket/corpus")                            # -> a local copy of its document files
+```
+
+Why staging, not writing through fsspec: lmforge's writers are local-file code with properties
+a plain object stream does not give — checksummed zstd frames renamed into place, dedup's
+memory-mapped signature and shingle arrays, flock output locks. Each object is uploaded whole
+(an S3 PUT is atomic: a reader sees the old object or the new one, never half of one), and
+`stats.json` goes last: it is the completion marker (a folder without it is not finished).
+Objects that an earlier run left under lmforge's own subfolders and this run did not write
+are deleted, so the store ends as the staging folder. The run's state (`.lmforge/`: settings,
+datatrove's completion markers, logs, dedup's work files) stays in the staging folder, which
+is what a rerun resumes from; the output lock is the staging folder's (one writer per machine;
+a second machine writing the same URL is not detected).
+
+Costs: local disk for the whole output (and for fetched inputs: one copy, reused by a rerun
+while sizes match). On a Ray cluster over several nodes the staging folder must be one the
+workers share: `LMFORGE_STAGING=/shared/lmforge-staging`. Slurm submissions return before
+anything is written, so they refuse URL outputs (write to the shared filesystem, then copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from lmforge.errors import UserError
+
+#: what to install for the fsspec protocols users ask for most
+EXTRAS = {"s3": "pip install 'lmforge[s3]' (s3fs)", "s3a": "pip install 'lmforge[s3]' (s3fs)",
+          "gs": "pip install gcsfs", "gcs": "pip install gcsfs", "az": "pip install adlfs", "abfs": "pip install adlfs",
+          "hf": "pip install huggingface_hub"}
+#: protocols fsspec can read but not write
+READ_ONLY = ("http", "https")
+#: the subfolders an lmforge output holds (kept in sync with the store), and its completion marker
+SYNCED = ("documents", "rejected", "clusters", "dedup")
+MARKER = "stats.json"
+
+
+class RemoteError(UserError):
+    """A URL lmforge cannot read or write (filesystem not installed, unreachable, missing)."""
+
+
+def is_url(path) -> bool:
+    return "://" in os.fspath(path)
+
+
+def filesystem_problem(url: str, write: bool = False) -> str | None:
+    """Why `url` cannot be read (or written) here, naming what to install; None when it can."""
+    import fsspec
+
+    protocol = url.split("://", 1)[0].lower()
+    if write and protocol in READ_ONLY:
+        return f"{url}: {protocol}:// is read-only; write to a local folder or an object store (s3://)"
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError:
+        hint = EXTRAS.get(protocol, f"install the fsspec filesystem for {protocol}://")
+        return f"{url}: reading and writing {protocol}:// needs its fsspec filesystem: {hint}"
+    except ValueError:
+        return f"{url}: {protocol}:// is not a filesystem fsspec knows; use a local path or an s3:// URL"
+    return None
+
+
+def staging_root() -> Path:
+    """`$LMFORGE_STAGING`, else `~/.cache/lmforge/staging`."""
+    root = os.environ.get("LMFORGE_STAGING") or os.path.join(os.path.expanduser("~"), ".cache", "lmforge", "staging")
+    return Path(os.path.abspath(root))
+
+
+def staging_dir(url: str, kind: str) -> Path:
+    """The local folder that stands for `url` (`kind`: "out" or "in"): readable name, unique hash."""
+    url = url.rstrip("/")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", url.split("://", 1)[1].rsplit("/", 1)[-1])[:40] or "root"
+    return staging_root() / kind / f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def _fs(url: str):
+    import fsspec
+
+    problem = filesystem_problem(url)
+    if problem:
+        raise RemoteError(problem)
+    return fsspec.core.url_to_fs(url)
+
+
+@contextlib.contextmanager
+def staged_output(url: str) -> Iterator[Path]:
+    """A local folder to write `url`'s output into; uploaded when the block ends without error."""
+    problem = filesystem_problem(url, write=True)
+    if problem:
+        raise RemoteError(problem)
+    local = staging_dir(url, "out")
+    local.mkdir(parents=True, exist_ok=True)
+    from lmforge.locks import output_lock
+
+    with output_lock(local):
+        yield local
+        upload(local, url)
+
+
+def upload(local: str | os.PathLike, url: str) -> int:
+    """Copy the output in `local` to `url` (everything outside `.lmforge/`), `stats.json` last;
+    delete objects under lmforge's subfolders there that `local` does not have. Returns the
+    number of files uploaded."""
+    fs, root = _fs(url)
+    local = Path(local)
+    files = sorted(p for p in local.rglob("*") if p.is_file() and not _private(p.relative_to(local)))
+    files.sort(key=lambda p: p.relative_to(local).as_posix() == MARKER)  # the marker last
+    wanted = {p.relative_to(local).as_posix() for p in files}
+    try:
+        if fs.exists(f"{root}/{MARKER}"):  # the store's copy is unfinished while it changes
+            fs.rm(f"{root}/{MARKER}")
+        for sub in SYNCED:
+            if fs.exists(f"{root}/{sub}"):
+                stale = [p for p in fs.find(f"{root}/{sub}") if p[len(root.rstrip('/')) + 1:] not in wanted]
+                if stale:
+                    fs.rm(stale)
+        for path in files:
+            fs.put_file(str(path), f"{root}/{path.relative_to(local).as_posix()}")
+    except Exception as exc:  # noqa: BLE001 - the store's own errors are not all OSErrors
+        if not _store_error(exc):
+            raise
+        raise RemoteError(f"{url}: upload failed ({type(exc).__name__}: {exc}); the output is complete in {local}: "
+                          "run the same command again to retry the upload") from None
+    fs.invalidate_cache(root)
+    return len(files)
+
+
+def _store_error(exc: BaseException) -> bool:
+    """An error of the store or its client (no such bucket, no credentials, no network)."""
+    module = type(exc).__module__ or ""
+    return isinstance(exc, OSError) or module.startswith(("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "aiohttp"))
+
+
+def _private(rel: Path) -> bool:
+    return rel.parts[0] == ".lmforge" or rel.name.endswith((".tmp", ".lock")) or rel.name == ".lmforge.lock"
+
+
+def fetch(url: str) -> str:
+    """A local copy of the file, folder or glob `url` (in the staging folder, reused while sizes
+    match); returns the local path that stands for it (a folder, file or glob pattern)."""
+    fs, path = _fs(url)
+    path = path.rstrip("/")
+    fs.invalidate_cache()  # a listing cached before another command (or this one) wrote there
+    globbed = any(ch in path for ch in "*?[")
+    try:
+        if globbed:
+            base = path[: min(path.index(ch) for ch in "*?[" if ch in path)].rsplit("/", 1)[0]
+            remote = [p for p in fs.glob(path) if fs.isfile(p)]
+        elif fs.isdir(path):
+            base, remote = path, fs.find(path)
+        elif fs.isfile(path):
+            base, remote = path.rsplit("/", 1)[0], [path]
+        else:
+            raise RemoteError(f"{url}: no such file or folder in the store; check the URL")
+        local = staging_dir(url.split("://", 1)[0] + "://" + base, "in")
+        for item in remote:
+            rel = item[len(base) + 1:]
+            if rel and _private(Path(rel)):  # a run's state and work files are not its documents
+                continue
+            target = local / rel
+            size = fs.size(item)
+            if target.is_file() and target.stat().st_size == size:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            fs.get_file(item, str(tmp))
+            os.replace(tmp, target)
+    except RemoteError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if not _store_error(exc):
+            raise
+        raise RemoteError(f"{url}: cannot read it ({type(exc).__name__}: {exc}); check the URL and the credentials "
+                          "in the environment") from None
+    if globbed:
+        return str(local / path[len(base) + 1:])
+    return str(local if not fs.isfile(path) else local / path.rsplit("/", 1)[1])

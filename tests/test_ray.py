@@ -1,0 +1,175 @@
+"""`--executor ray` on a real local Ray cluster (one per test session, started here): the same
+documents as a local run for process and dedup, a failed task is a non-zero exit naming it,
+relative paths, stats.json and the summary after the run. Skipped where ray is not installed
+(`pip install 'ray[default]'`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from lmforge.cli import main
+
+ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'ray[default]' to run the Ray tests")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """`ray start --head --block` on a free port of 127.0.0.1 (2 CPUs), as a user starts a
+    cluster: in its own folder (where workers resolve relative paths) and without this
+    process's PYTHONPATH (lmforge's import path reaches the workers only because --executor ray
+    sends it). Yields its address; stopped by its process id at the end."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path_factory.mktemp("ray-start")
+    # Ray >= 2.5x turns on token authentication for `ray start`; a throwaway cluster on
+    # 127.0.0.1 does without (for the workers, and for this process's driver below)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
+    mp.setenv("LMFORGE_RAY_PROBE", "sent")  # here, not in `ray start`'s environment: --ray-env sends it
+    log = open(folder / "ray.log", "w")
+    ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    proc = subprocess.Popen([*ray_cli, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while "Ray runtime started" not in (folder / "ray.log").read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"ray start did not start: {(folder / 'ray.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        from lmforge.corpus import execution
+
+        ray.shutdown()
+        execution._ACTORS.clear()
+        execution._RAY_CONNECTED = None
+        proc.send_signal(signal.SIGTERM)  # --block: ray stops what it started
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def warcs(engine_reference) -> list[Path]:
+    return engine_reference[0]
+
+
+@pytest.fixture(scope="module")
+def local_runs(engine_reference) -> Path:
+    """process and dedup of `warcs` on the local executor: the reference."""
+    return engine_reference[1]
+
+
+def documents(out: Path) -> list[tuple[str, str]]:
+    """Sorted (id, text) of every document under OUT/documents/."""
+    docs = []
+    for path in sorted((out / "documents").rglob("*.jsonl.zst")):
+        data = zstandard.ZstdDecompressor().stream_reader(open(path, "rb")).read()
+        docs += [(d["id"], d["text"]) for d in map(orjson.loads, data.splitlines())]
+    return sorted(docs)
+
+
+def on_ray(address: str) -> list[str]:
+    """The flags of every Ray run here: the same connection (address and environment) for all."""
+    return ["--executor", "ray", "--ray-address", address, "--ray-env", "LMFORGE_RAY_PROBE"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=True)
+
+
+def test_process_on_ray_names_a_failed_task_then_resumes_to_what_a_local_run_writes(ray_cluster, warcs, local_runs,
+                                                                                      tmp_path, monkeypatch):
+    """Task 1 cannot write its stats (a folder is in the way): datatrove's Ray executor only
+    logged "Only 1/2 tasks completed" and exited 0; now exit 1 names task 1, its error and its
+    log, and writes no stats.json. The same command then resumes (task 0 is skipped) to the
+    documents and counts of a local run. Relative paths throughout: the command runs in
+    tmp_path, the Ray workers in the folder `ray start` ran in, where a relative path would land."""
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "corpus" / ".lmforge" / "process" / "stats" / "00001.json"
+    blocker.mkdir(parents=True)
+    args = ["corpus", "process", *[os.path.relpath(p, tmp_path) for p in warcs], "-o", "corpus", "--tasks", "2",
+            *on_ray(ray_cluster), "--no-progress"]
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "1 of 2 tasks failed: task 1 failed" in result.output
+    assert "IsADirectoryError" in result.output and "task_00001.log" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "corpus" / "stats.json").exists()
+
+    blocker.rmdir()
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert documents(tmp_path / "corpus") == documents(local_runs / "corpus") != []
+    stats = json.loads((tmp_path / "corpus" / "stats.json").read_text())
+    local = json.loads((local_runs / "corpus" / "stats.json").read_text())
+    assert stats["tasks_done"] == stats["tasks"] == 2 and stats["summary"]["kept"] == local["summary"]["kept"]
+    assert "kept" in result.output and "stats.json" in result.output  # the summary table
+
+
+def test_dedup_on_ray_stops_at_a_failed_stage_then_resumes_to_what_a_local_run_writes(ray_cluster, local_runs, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "dedup" / ".lmforge" / "dedup-signatures" / "stats" / "00000.json"
+    blocker.mkdir(parents=True)
+    args = ["corpus", "dedup", os.path.relpath(local_runs / "corpus", tmp_path), "-o", "dedup", "--tasks", "2",
+            *on_ray(ray_cluster)]
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "signatures stage" in result.output and "task 0 failed" in result.output
+    assert not (tmp_path / "dedup" / ".lmforge" / "dedup-buckets").exists()  # the next stage never started
+
+    blocker.rmdir()
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert documents(tmp_path / "dedup") == documents(local_runs / "dedup") != []
+    assert len(documents(tmp_path / "dedup")) < len(documents(local_runs / "corpus"))  # the copies went
+    stats = json.loads((tmp_path / "dedup" / "stats.json").read_text())
+    assert stats["kept"] == json.loads((local_runs / "dedup" / "stats.json").read_text())["kept"]
+
+
+def test_ray_workers_get_the_forwarded_environment(ray_cluster):
+    """Workers run with the environment of whoever ran `ray start`; `--ray-env VAR` (and
+    PYTHONPATH, AWS_*) reach them through the job's runtime environment. (lmforge itself was
+    importable in the workers above only through the PYTHONPATH sent.)"""
+    from lmforge.corpus.execution import ExecutorConfig, connect_ray
+
+    connect_ray(ExecutorConfig(executor="ray", ray_address=ray_cluster, ray_env=("LMFORGE_RAY_PROBE",)))  # the runs' connection
+
+    @ray.remote
+    def probe():
+        return os.environ.get("LMFORGE_RAY_PROBE"), os.environ.get("PYTHONPATH"), os.getcwd()
+
+    value, pythonpath, cwd = ray.get(probe.remote())
+    assert value == "sent" and pythonpath == os.environ.get("PYTHONPATH")
+    assert cwd != os.getcwd()
+
+
+def test_ray_env_vars_chooses_credentials_and_named_variables(monkeypatch):
+    from lmforge.corpus.execution import ExecutorConfig, ray_env_vars
+
+    env = {"PYTHONPATH": "/src", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": "http://x", "HOME": "/root", "MY_TOKEN": "t"}
+    assert ray_env_vars(environ=env) == {"PYTHONPATH": "/src", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": "http://x"}
+    assert ray_env_vars(["MY_TOKEN"], environ=env)["MY_TOKEN"] == "t"
+    monkeypatch.delenv("LMFORGE_NOT_SET", raising=False)
+    with pytest.raises(ValueError, match="--ray-env LMFORGE_NOT_SET: not set"):
+        ExecutorConfig(executor="ray", ray_env=("LMFORGE_NOT_SET",))

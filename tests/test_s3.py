@@ -1,0 +1,113 @@
+"""Object storage in and out on a real S3 API: a moto server on 127.0.0.1 (started here, one per
+module) and s3fs. `corpus process -o s3://…` and `corpus dedup s3://… -o s3://…` store the
+documents a local run writes; tokenizer train and shards build read s3:// inputs. Skipped
+where moto[server] or s3fs is missing (`pip install 'moto[server]' s3fs`)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import orjson
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from lmforge.cli import main
+
+pytest.importorskip("s3fs", reason="s3fs is not installed: pip install 'lmforge[s3]' to run the S3 tests")
+moto_server = pytest.importorskip("moto.server", reason="moto is not installed: pip install 'moto[server]' to run the S3 tests")
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on a free port of 127.0.0.1, the environment pointing at it (the
+    credentials s3fs and Ray workers read) and a bucket `lmforge`; yields an s3fs filesystem."""
+    import s3fs
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        mp.setenv("LMFORGE_STAGING", str(tmp_path_factory.mktemp("staging")))
+        s3fs.S3FileSystem.clear_instance_cache()
+        fs = s3fs.S3FileSystem()
+        fs.mkdir("lmforge")
+        yield fs
+        s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=True)
+
+
+def local_documents(folder) -> list[tuple[str, str]]:
+    docs = []
+    for path in sorted((folder / "documents").rglob("*.jsonl.zst")):
+        data = zstandard.ZstdDecompressor().stream_reader(open(path, "rb")).read()
+        docs += [(d["id"], d["text"]) for d in map(orjson.loads, data.splitlines())]
+    return sorted(docs)
+
+
+def s3_documents(fs, url: str) -> list[tuple[str, str]]:
+    docs = []
+    for key in sorted(fs.find(f"{url}/documents")):
+        data = zstandard.ZstdDecompressor().stream_reader(fs.open(key, "rb")).read()
+        docs += [(d["id"], d["text"]) for d in map(orjson.loads, data.splitlines())]
+    return sorted(docs)
+
+
+def test_process_and_dedup_to_and_from_s3_store_what_local_runs_write(s3, engine_reference):
+    warcs, reference = engine_reference
+    result = run("corpus", "process", *map(str, warcs), "-o", "s3://lmforge/corpus", "--tasks", "2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "s3://lmforge/corpus/documents/" in result.output
+    assert s3_documents(s3, "lmforge/corpus") == local_documents(reference / "corpus") != []
+    stats = json.loads(s3.cat("lmforge/corpus/stats.json"))  # the completion marker, uploaded last
+    assert stats["summary"]["kept"] == json.loads((reference / "corpus" / "stats.json").read_text())["summary"]["kept"]
+    assert not s3.exists("lmforge/corpus/.lmforge")  # the run's state stays in the staging folder
+
+    result = run("corpus", "dedup", "s3://lmforge/corpus", "-o", "s3://lmforge/dedup", "--tasks", "2")
+    assert result.exit_code == 0, result.output
+    assert s3_documents(s3, "lmforge/dedup") == local_documents(reference / "dedup") != []
+    assert s3.exists("lmforge/dedup/stats.json") and s3.find("lmforge/dedup/clusters")
+
+    # the same command again resumes from the staging folder: the same objects in the store
+    def objects():
+        return {key: s3.info(key)["size"] for key in s3.find("lmforge/dedup") if not key.endswith("stats.json")}
+
+    before = objects()
+    result = run("corpus", "dedup", "s3://lmforge/corpus", "-o", "s3://lmforge/dedup", "--tasks", "2")
+    assert result.exit_code == 0, result.output
+    assert objects() == before and s3.exists("lmforge/dedup/stats.json")
+
+
+def test_tokenizer_and_shards_read_s3_inputs(s3, tmp_path):
+    """The same text files in the store and on disk: the same tokenizer and the same shards."""
+    texts = {"a.txt": open(__file__, "rb").read(), "b.txt": ("hello object storage\n\n" * 200).encode()}
+    (tmp_path / "text").mkdir()
+    for name, data in texts.items():
+        s3.pipe(f"lmforge/text/{name}", data)
+        (tmp_path / "text" / name).write_bytes(data)
+    for src, tag in (("s3://lmforge/text", "s3"), (str(tmp_path / "text"), "local")):
+        result = run("tokenizer", "train", src, "-o", str(tmp_path / f"tok-{tag}"), "--vocab-size", "300")
+        assert result.exit_code == 0, result.output
+        result = run("shards", "build", src, "--tokenizer", str(tmp_path / f"tok-{tag}"), "-o", str(tmp_path / f"shards-{tag}"))
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "tok-s3" / "tokenizer.json").read_bytes() == (tmp_path / "tok-local" / "tokenizer.json").read_bytes()
+    s3_source, local_source = (json.loads((tmp_path / f"shards-{tag}" / "source.json").read_text()) for tag in ("s3", "local"))
+    assert s3_source["documents"] == local_source["documents"] > 0
+    assert s3_source["tokens"] == local_source["tokens"]
+
+
+def test_a_missing_s3_input_is_one_line(s3, tmp_path):
+    result = run("corpus", "dedup", "s3://lmforge/nothing-here", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1 and "s3://lmforge/nothing-here: no such file or folder in the store" in result.output
+    assert "Traceback" not in result.output
