@@ -52,24 +52,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("LMFORGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-WARCS = ["cc-main-2020-34-multilingual.warc.gz", "wget-2024-homepages.warc.gz", "clueweb09-ja-near-duplicates.warc.gz",
-         "iana-2014-with-revisits.warc.gz", "cc-main-2024-22-whirlwind.warc.gz"]
 LMFORGE = [sys.executable, "-m", "lmforge.cli"]
 
 
-def make_inputs(folder: Path, copies: int) -> list[str]:
-    from lmforge.pipelines.sample import write_sample_warc
+def _corpus_benchmark():
+    """benchmarks/corpus.py as a module: its inputs (the shared WARCs and the built-in sample,
+    `copies` times as symlinks) are this benchmark's too."""
+    import importlib.util
 
-    sample = folder / "sample.warc.gz"
-    write_sample_warc(sample)
-    sources = [SHARED / "warc" / name for name in WARCS if (SHARED / "warc" / name).exists()] + [sample]
-    inputs = folder / "inputs"
-    inputs.mkdir()
-    for c in range(copies):
-        for src in sources:
-            os.symlink(src.resolve(), inputs / f"{c:03d}-{src.name}")
-    return sorted(str(p) for p in inputs.iterdir())
+    spec = importlib.util.spec_from_file_location("lmforge_corpus_benchmark", ROOT / "benchmarks" / "corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_inputs(folder: Path, copies: int) -> list[str]:
+    return _corpus_benchmark().make_inputs(folder, copies)
 
 
 def timed(args: list[str]) -> float:

@@ -56,6 +56,7 @@ from lmforge.train.trainer import (
     _fsync_dir,
     autocast_context,
     checkpoint_dirs,
+    checkpoint_of,
     latest_checkpoint,
     load_model,
     newest_good_checkpoint,
@@ -331,7 +332,7 @@ def finished_summary(run_dir: Path, ckpt: Path, info: dict) -> "RunSummary":
 def checkpoint_path(run) -> str:
     """The checkpoint folder a run (its newest) or a step_N folder names, as an absolute path:
     what a preference or RL run records as where it started from."""
-    ckpt = Path(run) if (Path(run) / STATE_FILE).is_file() else latest_checkpoint(run)
+    ckpt = checkpoint_of(run)
     return str(Path(ckpt if ckpt is not None else run).resolve())
 
 

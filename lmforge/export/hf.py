@@ -162,11 +162,9 @@ def hf_state_dict(gpt_state: dict, cfg) -> dict:
 
 
 def _checkpoint_of(run: Path) -> Path:
-    from lmforge.train.trainer import CHECKPOINTS, STATE_FILE, latest_checkpoint
+    from lmforge.train.trainer import CHECKPOINTS, STATE_FILE, checkpoint_of
 
-    if (run / STATE_FILE).is_file():
-        return run
-    found = latest_checkpoint(run)
+    found = checkpoint_of(run)
     if found is None:
         raise ExportError(f"{run}: no checkpoint here (looked for {run / CHECKPOINTS}/step_*/{STATE_FILE}); "
                           "pass a run folder of `lmforge train` or `lmforge align ...`")

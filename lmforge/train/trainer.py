@@ -569,6 +569,13 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return dirs[-1] if dirs else None
 
 
+def checkpoint_of(path: str | os.PathLike) -> Path | None:
+    """`path` itself when it is a checkpoint folder (it holds the state file), else the latest
+    checkpoint of the run at `path`; None when it is neither."""
+    path = Path(path)
+    return path if (path / STATE_FILE).is_file() else latest_checkpoint(path)
+
+
 def save_checkpoint(run_dir: Path, trainer: Trainer, extra_state: dict, keep: int) -> Path | None:
     """Write RUN/checkpoints/step_N atomically (temporary directory, fsync, rename). Rank 0
     writes; under FSDP every rank must call it (the shards are gathered first), the others
@@ -765,9 +772,7 @@ def _source_checkpoint(source: Path) -> Path:
     if not source.exists():
         raise TrainingError(f"--init-from {source}: no such run or folder; give an lmforge run (or one of its checkpoints) "
                             "or a Hugging Face model folder (config.json + *.safetensors)")
-    if (source / STATE_FILE).is_file():
-        return source
-    ckpt = latest_checkpoint(source)
+    ckpt = checkpoint_of(source)
     if ckpt is None:
         raise TrainingError(f"--init-from {source}: neither an lmforge run (no {CHECKPOINTS}/step_*/) nor a Hugging Face "
                             "model folder (no config.json); give one of those")
