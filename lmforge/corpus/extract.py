@@ -5,7 +5,7 @@
 text alone). It is a pure function (module-level caches only), safe in forked workers, and never
 raises: any failure gives "" (so does a page with no main content). `url` is accepted for
 callers that have it; no rule uses it yet. info["path"] says how the text was obtained: "fast"
-(the steps below), "fallback" (trafilatura with datatrove's settings, on the few pages whose
+(the steps below), "fallback" (trafilatura with datatrove's settings but no cross-page dedup, on the few pages whose
 fast-path confidence is below `FALLBACK_BELOW`: see `_confidence`) or "empty".
 
 How it works (lexbor's DOM through selectolax; one Python pass over the elements):
