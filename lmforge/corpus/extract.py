@@ -344,6 +344,11 @@ def _trafilatura_extract():
         from trafilatura import extract
     except Exception:  # noqa: BLE001 - missing or broken install: no fallback
         return None
+    import logging
+
+    quiet = logging.getLogger("trafilatura")
+    if quiet.level == logging.NOTSET:  # its "ERROR trafilatura.external: justext None" on a page it finds empty is no
+        quiet.setLevel(logging.CRITICAL)  # error of the run (the page is counted); a user's own setting stays
     return extract
 
 
