@@ -163,17 +163,23 @@ ARGS = ["--preset", "tiny", "--batch-tokens", "512", "--micro-batch", "2", "--ev
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+def train_args(mix, out, *extra):
+    return ["train", "-m", str(mix), "-o", str(out), "--steps", "12", *ARGS, *extra]
+
+
 def train(mix, out, *extra):
-    cmd = [sys.executable, "-m", "lmforge.cli", "train", "-m", str(mix), "-o", str(out), "--steps", "12", *ARGS, *extra]
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    """The resume as a user runs it: its own process, its stderr as the user reads it."""
+    return subprocess.run([sys.executable, "-m", "lmforge.cli", *train_args(mix, out, *extra)], env=ENV, capture_output=True,
+                          text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
+    """The uninterrupted run, trained in this process (a subprocess would spend ~4 s importing torch)."""
     root = tmp_path_factory.mktemp("resume")
     mix = make_mix(root, docs=120, val_tokens=600)
-    done = train(mix, root / "straight")
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(main, train_args(mix, root / "straight"))
+    assert done.exit_code == 0, done.output
     return SimpleNamespace(mix=mix, run=root / "straight")
 
 

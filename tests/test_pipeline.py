@@ -227,9 +227,11 @@ def test_a_pipeline_killed_during_training_resumes_to_the_same_model(sample_inpu
         path.write_text(path.read_text().replace("eval_every = 0\nthreads = 1\n[sft]", "eval_every = 0\nthreads = 1\ncheckpoint_every = 2\n[sft]", 1))
         return path
 
-    cmd = [sys.executable, "-m", "lmforge.cli", "pipeline", "run", "--until", "train", "--no-progress"]
+    args = ["pipeline", "run", "--until", "train", "--no-progress"]
+    cmd = [sys.executable, "-m", "lmforge.cli", *args]  # only the run that is killed is another process
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run([*cmd, str(recipe(whole))], check=True, capture_output=True)
+    done = run([*args, recipe(whole)])
+    assert done.exit_code == 0, done.output
     proc = subprocess.Popen([*cmd, str(recipe(killed))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -241,7 +243,8 @@ def test_a_pipeline_killed_during_training_resumes_to_the_same_model(sample_inpu
     proc.wait()
     record = json.loads((killed / "pipeline.json").read_text())
     assert record["stages"]["train"]["status"] == "running"  # killed in the middle of it
-    subprocess.run([*cmd, str(recipe(killed))], check=True, capture_output=True)
+    again = run([*args, recipe(killed)])  # the same command line
+    assert again.exit_code == 0, again.output
     a = (whole / "train" / "checkpoints" / "step_00000030" / "model.safetensors").read_bytes()
     b = (killed / "train" / "checkpoints" / "step_00000030" / "model.safetensors").read_bytes()
     assert a == b

@@ -1,4 +1,10 @@
-"""Exact resume after kill -9, and torchrun data parallelism (gloo, 2 processes), on CPU."""
+"""Exact resume after kill -9, and torchrun data parallelism (gloo, 2 processes), on CPU.
+
+Only what must be another process is one: the run that is killed and the torchrun workers.
+The uninterrupted references and the resumes run in this process through click (the same
+command line; each subprocess would spend ~4 s of CPU importing torch), so a resume that
+matches its reference bit for bit also shows that a run continued in another process than
+the one that started it computes the same weights."""
 
 from __future__ import annotations
 
@@ -12,8 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from test_train_data import make_mix
 
+from lmforge.train.cli import train
 from lmforge.train.trainer import CHECKPOINTS, MODEL_FILE, checkpoint_dirs
 
 ARGS = ["--preset", "tiny", "--batch-tokens", "512", "--micro-batch", "2", "--eval-tokens", "256", "--eval-every", "25",
@@ -26,8 +34,17 @@ def mix(tmp_path_factory):
     return make_mix(tmp_path_factory.mktemp("mix"))
 
 
+def train_args(mix: Path, out: Path, steps: int, *extra: str) -> list[str]:
+    return ["-m", str(mix), "-o", str(out), "--steps", str(steps), *ARGS, *extra]
+
+
 def train_cmd(mix: Path, out: Path, steps: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "lmforge.train.cli", "train", "-m", str(mix), "-o", str(out), "--steps", str(steps), *ARGS, *extra]
+    return [sys.executable, "-m", "lmforge.train.cli", "train", *train_args(mix, out, steps, *extra)]
+
+
+def train_here(mix: Path, out: Path, steps: int, *extra: str):
+    """`lmforge train ARGS` in this process (click's runner); the result has exit_code and output."""
+    return CliRunner().invoke(train, train_args(mix, out, steps, *extra), catch_exceptions=False)
 
 
 def rows(run: Path) -> list[dict]:
@@ -42,13 +59,23 @@ def final_weights(run: Path) -> bytes:
     return (checkpoint_dirs(run)[-1] / MODEL_FILE).read_bytes()
 
 
-STEPS = 120
+STEPS = 40  # room to be killed after the first checkpoint (step 10), an evaluation (step 25) after it
 
 
 @pytest.fixture(scope="module")
 def straight(mix, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight") / "run"
-    subprocess.run(train_cmd(mix, out, STEPS), check=True, env=ENV, capture_output=True)
+    done = train_here(mix, out, STEPS)
+    assert done.exit_code == 0, done.output[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def one(mix, tmp_path_factory):
+    """The one-process run the torchrun tests compare with: 6 steps, a checkpoint every 3."""
+    out = tmp_path_factory.mktemp("one") / "run"
+    done = train_here(mix, out, 6, "--checkpoint-every", "3")
+    assert done.exit_code == 0, done.output[-3000:]
     return out
 
 
@@ -74,26 +101,24 @@ def test_kill_9_then_the_same_command_is_bit_for_bit_the_uninterrupted_run(mix, 
     else:
         assert int(checkpoint_dirs(killed)[-1].name.split("_")[1]) < STEPS
 
-    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = train_here(mix, killed, STEPS, *extra)  # the same command line
+    assert done.exit_code == 0, done.output[-3000:]
     a, b = rows(straight), rows(killed)
     assert [r["step"] for r in b] == list(range(1, STEPS + 1))  # cut back to the checkpoint, then continued
     assert [comparable(r) for r in a] == [comparable(r) for r in b]  # losses, lr, val: exactly equal
     assert final_weights(straight) == final_weights(killed)
-    again = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
-    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-3000:]
+    again = train_here(mix, killed, STEPS, *extra)
+    assert again.exit_code == 0 and "nothing to do" in again.output, again.output[-3000:]
     assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in a]
 
 
 @pytest.mark.skipif(shutil.which("lmforge", path=str(Path(sys.executable).parent)) is None, reason="lmforge console script not installed")
-def test_torchrun_two_processes_match_one(mix, tmp_path):
-    steps = 8
-    one = tmp_path / "one"
-    subprocess.run(train_cmd(mix, one, steps), check=True, env=ENV, capture_output=True)
+def test_torchrun_two_processes_match_one(mix, one, tmp_path):
+    steps = 6
     two = tmp_path / "two"
     lmforge = shutil.which("lmforge", path=str(Path(sys.executable).parent))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python", lmforge,
-           "train", "-m", str(mix), "-o", str(two), "--steps", str(steps), *ARGS]
+           "train", "-m", str(mix), "-o", str(two), "--steps", str(steps), *ARGS, "--checkpoint-every", "3"]
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = rows(one), rows(two)
@@ -108,12 +133,10 @@ def test_torchrun_two_processes_match_one(mix, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("lmforge", path=str(Path(sys.executable).parent)) is None, reason="lmforge console script not installed")
-def test_torchrun_fsdp_matches_one_process_and_resumes_exactly(mix, tmp_path):
+def test_torchrun_fsdp_matches_one_process_and_resumes_exactly(mix, one, tmp_path):
     """--fsdp (FSDP2, weights and AdamW state sharded over 2 gloo processes): the losses of one
     process, a checkpoint gathered whole, and an exact resume from it."""
     steps = 6
-    one = tmp_path / "one"
-    subprocess.run(train_cmd(mix, one, steps, "--checkpoint-every", "3"), check=True, env=ENV, capture_output=True)
     two = tmp_path / "two"
     lmforge = shutil.which("lmforge", path=str(Path(sys.executable).parent))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python", lmforge,
