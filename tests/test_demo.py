@@ -18,7 +18,7 @@ from lmforge.cli import main
 from lmforge.pipelines.demo import CHAT_QUESTION, QUICK
 from lmforge.train.trainer import latest_checkpoint, read_metrics
 
-PRETRAINING = ["corpus process", "corpus dedup", "corpus ingest", "tokenizer train", "shards build", "mix build", "train", "sample"]
+PRETRAINING = ["corpus process", "corpus dedup", "tokenizer train", "shards build", "mix build", "train", "sample"]
 ALIGNMENT = ["align sft", "align rm", "align dpo", "align rl", "chat"]
 RUNS = {"sft": QUICK.sft, "rm": QUICK.rm, "dpo": QUICK.dpo, "rl": QUICK.rl}  # folder -> steps
 
@@ -106,8 +106,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     for name in ("corpus", "dedup", "tokenizer", "shards", "train"):
         assert (out / name).is_dir()
     record = json.loads((out / "pipeline.json").read_text())  # the demo is a pipeline recipe
-    assert list(record["stages"]) == ["corpus", "dedup", "ingest", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl"]
-    assert stages["corpus ingest"]["kept"] > 10 and stages["shards build"]["code_tokens"] > 0  # click's own source, BSD-3-Clause
+    assert list(record["stages"]) == ["corpus", "dedup", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl"]
     assert record["lineage"]["model"]["stage"] == "rl"
 
     # alignment: the built-in data, a finished run per stage, and a row per stage

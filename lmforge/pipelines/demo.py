@@ -3,12 +3,10 @@
 The demo is a pipeline recipe (`demo_recipe`, run by `lmforge.pipelines.runner` exactly as
 `lmforge pipeline run` runs a TOML recipe) on inputs it writes itself, offline: a crawl sample
 (`lmforge.pipelines.sample`, or `--warc` names a real crawl file), the Python reference
-manual's topics as a second source, click's source code as a tarball for `corpus ingest code`
-(the third, OUT/sample/code/), and the sums of `lmforge.pipelines.sample_align` for alignment
-(OUT/align-data/).
+manual's topics as a second source, and the sums of `lmforge.pipelines.sample_align` for
+alignment (OUT/align-data/).
 
-Pretraining: corpus process -> dedup -> corpus ingest code (+ its dedup) -> tokenizer -> shards
--> mix (web 60%, reference 30%, code 10%) -> train (`tiny`) -> sample.
+Pretraining: corpus process -> dedup -> tokenizer -> shards -> mix -> train (`tiny`) -> sample.
 Alignment: SFT from the pretrained run (OUT/sft), a reward model (OUT/rm), DPO (OUT/dpo) and
 GRPO with the verifiable `####` reward (OUT/rl), each from the SFT run, then one `chat` answer
 from the GRPO policy. Every policy is also scored the same way, on 100 held-out questions
@@ -62,24 +60,22 @@ TRAIN_STEPS = 60
 
 
 def demo_recipe(out: Path, inputs: list[str], reference: Path, align_files: dict[str, Path] | None, *, workers: int = 1,
-                languages: list[str] | None = None, align: AlignSteps = AlignSteps(), code: Path | None = None) -> dict:
-    """The demo as a pipeline recipe (the same tables a TOML recipe has): the crawl (60%), the
-    reference texts (30%) and, with `code`, a source tarball ingested as code (10%) into a
-    `tiny` GPT, then, with `align_files`, SFT from it and a reward model, DPO and GRPO from the
-    SFT run. Each alignment setting's measured reason is in `ALIGN_NOTES`."""
+                languages: list[str] | None = None, align: AlignSteps = AlignSteps()) -> dict:
+    """The demo as a pipeline recipe (the same tables a TOML recipe has): the crawl (70%) and
+    the reference texts (30%) into a `tiny` GPT, then, with `align_files`, SFT from it and a
+    reward model, DPO and GRPO from the SFT run. Each alignment setting's measured reason is
+    in `ALIGN_NOTES`."""
     recipe = {
         "pipeline": {"output": str(out), "workers": max(1, workers)},
         "corpus": {"inputs": list(inputs), "languages": list(languages if languages is not None else ["en"]), "keep_rejected": True},
         "dedup": {},
         "tokenizer": {"vocab_size": 4096, "min_frequency": 2},
         "shards": {"frame_tokens": 4096},
-        "mix": {"budget": TRAIN_STEPS * 4096, "val_tokens": 2000, "web_weight": 0.7 if code is None else 0.6,
+        "mix": {"budget": TRAIN_STEPS * 4096, "val_tokens": 2000, "web_weight": 0.7,
                 "source": [{"name": "reference", "documents": str(reference), "weight": 0.3}]},
         "train": {"preset": "tiny", "steps": TRAIN_STEPS, "eval_every": TRAIN_STEPS // 2, "eval_tokens": 2048,
                   "checkpoint_every": TRAIN_STEPS // 2},
     }
-    if code is not None:
-        recipe["ingest"] = [{"name": "code", "source": "code", "inputs": [str(code)], "weight": 0.1}]
     if align_files is not None:
         half = lambda n: max(1, n // 2)  # noqa: E731
         recipe.update({
@@ -141,7 +137,6 @@ def run_demo(output_dir: str | Path, warc: list[str] | None = None, workers: int
         inputs = [str(sample)]
         report["input"] = {"sample": str(sample), "planted": planted}
     reference = _reference_documents(out / "reference" / "pydoc-topics.jsonl")
-    code = _code_sample(out / "sample" / "code")
     align_files = None
     if _has("torch"):
         from lmforge.pipelines.sample_align import ALIGN_FILES, write_align_data
@@ -153,8 +148,7 @@ def run_demo(output_dir: str | Path, warc: list[str] | None = None, workers: int
     else:  # without torch (pip install 'lmforge[train]') the demo stops at the mixture
         report["note"] = "torch is not installed: training and alignment skipped"
 
-    recipe = parse_recipe(demo_recipe(out, inputs, reference, align_files, workers=workers, languages=languages, align=align, code=code),
-                          base=out)
+    recipe = parse_recipe(demo_recipe(out, inputs, reference, align_files, workers=workers, languages=languages, align=align), base=out)
     if not _has("torch"):
         for stage in ("train", "sft", "rm", "dpo", "rl"):
             recipe.stages.pop(stage, None)
@@ -183,13 +177,6 @@ def _pretraining_rows(out: Path, stages: dict) -> dict:
     keys = ("documents_in", "exact_duplicates_removed", "near_duplicates_removed", "clusters", "kept")
     rows["corpus dedup"] = {"seconds": _seconds(stages["dedup"]), **{k: dedup[k] for k in keys if k in dedup}}
 
-    if "ingest" in stages:
-        raw = json.loads((out / "ingest" / "code" / "raw" / "stats.json").read_text())["summary"]
-        code_dedup = json.loads((out / "ingest" / "code" / "dedup" / "stats.json").read_text())
-        rows["corpus ingest"] = {"seconds": _seconds(stages["ingest"]), "source": "code", "files": raw.get("records"),
-                                 "kept": raw.get("kept"), "after_dedup": code_dedup.get("kept"),
-                                 "dropped": dict(sorted(raw.get("dropped", {}).items(), key=lambda kv: -kv[1]))}
-
     from lmforge.tokenize.tokenizer import Tokenizer
 
     tok = Tokenizer.load(out / "tokenizer")
@@ -197,9 +184,9 @@ def _pretraining_rows(out: Path, stages: dict) -> dict:
     ids = tok.encode(example)
     rows["tokenizer train"] = {"seconds": _seconds(stages["tokenizer"]), "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint[:16],
                                "example_tokens": len(ids), "example_bytes_per_token": round(len(example.encode()) / len(ids), 2)}
-    names = ("web", "reference", "code") if "ingest" in stages else ("web", "reference")
-    sources = {name: json.loads((out / "shards" / name / "source.json").read_text()) for name in names}
-    rows["shards build"] = {"seconds": _seconds(stages["shards"]), **{f"{n}_tokens": sources[n].get("tokens") for n in names},
+    sources = {name: json.loads((out / "shards" / name / "source.json").read_text()) for name in ("web", "reference")}
+    rows["shards build"] = {"seconds": _seconds(stages["shards"]), "web_tokens": sources["web"].get("tokens"),
+                            "reference_tokens": sources["reference"].get("tokens"),
                             "bytes_on_disk": sum(src.get("bytes", 0) for src in sources.values())}
     rows["mix build"] = {"seconds": _seconds(stages["mix"]), **stages["mix"]["figures"]}
     if "train" in stages:
@@ -225,40 +212,6 @@ def _note(entry: dict) -> dict:
     if figures.get("resumed_from"):
         return {"note": f"resumed at step {figures['resumed_from']}"}
     return {}
-
-
-def _code_sample(folder: Path) -> Path | None:
-    """A third source: click's own source code (installed with lmforge, BSD-3-Clause) written as
-    the source tarball its maintainers publish would hold it (`click-VERSION/PKG-INFO`,
-    `LICENSE.txt`, `src/click/*.py`), for `corpus ingest code` to read: licence, filters,
-    exact dedup. None when click's files cannot be found (an unusual install)."""
-    import importlib.metadata
-    import io
-    import tarfile
-
-    try:
-        dist = importlib.metadata.distribution("click")
-        files = [f for f in dist.files or [] if f.parts[0] == "click" and f.suffix == ".py"]
-        licence = next((f for f in dist.files or [] if f.name.upper().startswith("LICENSE")), None)
-        metadata = dist.read_text("METADATA")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    if not files or licence is None or metadata is None:
-        return None
-    root = f"click-{dist.version}"
-    path = folder / f"{root}.tar.gz"
-    if path.exists():
-        return path
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        members = [("PKG-INFO", metadata.encode()), ("LICENSE.txt", Path(dist.locate_file(licence)).read_bytes())]
-        members += [(f"src/{f.as_posix()}", Path(dist.locate_file(f)).read_bytes()) for f in sorted(files, key=str)]
-        for name, data in members:
-            info = tarfile.TarInfo(f"{root}/{name}")
-            info.size, info.mtime = len(data), 0
-            tar.addfile(info, io.BytesIO(data))
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
 
 
 def _reference_documents(path: Path) -> Path:
