@@ -35,6 +35,15 @@ class PipelineError(UserError, RuntimeError):
     """A stage failed for a reason the user can fix; the message names the stage."""
 
 
+def _drops(summary: dict) -> dict:
+    """A corpus run's drop reasons, most frequent first."""
+    return dict(sorted(summary.get("dropped", {}).items(), key=lambda kv: -kv[1]))
+
+
+def _top(dropped: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in list(dropped.items())[:4]) or "none"
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exception types the stages raise for bad input or settings (not bugs)."""
     from lmforge.corpus.dedup import DedupError
@@ -196,10 +205,9 @@ class PipelineRunner:
         cfg = dataclasses.replace(self.recipe.stages["corpus"], output_dir=str(self.out / "corpus"), dedup=False)
         stats = run_corpus(cfg, self._executor(), progress=self.progress)
         s = stats.get("summary", {})
-        dropped = dict(sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1]))  # most frequent first
+        dropped = _drops(s)
         if not s.get("kept"):
-            top = ", ".join(f"{k} {v}" for k, v in list(dropped.items())[:4])
-            raise RecipeError(f"kept no documents of {s.get('pages', 0)} pages (dropped: {top or 'none'}); "
+            raise RecipeError(f"kept no documents of {s.get('pages', 0)} pages (dropped: {_top(dropped)}); "
                               f"check [corpus] languages and filters against {self.out / 'corpus' / 'stats.json'}")
         figures = {k: s[k] for k in ("records", "pages", "extracted", "kept") if k in s}
         figures["dropped"] = dropped
@@ -240,9 +248,8 @@ class PipelineRunner:
             stats = run_corpus(cfg, self._executor(), progress=self.progress)
             s = stats.get("summary", {})
             if not s.get("kept"):
-                dropped = ", ".join(f"{k} {v}" for k, v in sorted(s.get("dropped", {}).items(), key=lambda kv: -kv[1])[:4])
                 raise RecipeError(f"[[ingest]] {src.name}: kept no documents of {s.get('records', 0)} records "
-                                  f"(dropped: {dropped or 'none'}); see {folder / 'raw' / 'stats.json'}")
+                                  f"(dropped: {_top(_drops(s))}); see {folder / 'raw' / 'stats.json'}")
             line = f"{s.get('records', 0)} records, {s['kept']} kept"
             if src.dedup:
                 d = run_dedup([str(folder / "raw" / "documents")], str(folder / "dedup"),
