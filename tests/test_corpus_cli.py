@@ -119,6 +119,27 @@ def test_extraction_timeout_is_counted(tmp_path, sample_warc, monkeypatch):
     assert stats["summary"]["kept"] > 30
 
 
+def test_extraction_timeout_counts_cpu_not_wall_time(tmp_path, sample_warc, monkeypatch):
+    """A page that waits (a loaded machine's stretched wall time) is not cut off; only one that
+    burns more CPU than the limit is: the same command writes the same documents at any load."""
+    import time
+
+    from lmforge.corpus import extract
+    from lmforge.corpus.pipeline import CorpusConfig, run_corpus
+
+    real = extract.extract_main_text_with_info
+
+    def slow_wall_clock(html, url=None, fallback=True):
+        if "mirror0" in (url or ""):
+            time.sleep(0.3)  # longer than the limit in wall time, ~0 CPU
+        return real(html, url, fallback)
+
+    monkeypatch.setattr(extract, "extract_main_text_with_info", slow_wall_clock)
+    config = CorpusConfig(inputs=[str(sample_warc)], output_dir=str(tmp_path / "out"), mode="extract", extract_timeout=0.2)
+    stats = run_corpus(config, progress=False)
+    assert "extract_timeout" not in stats["summary"]["dropped"]
+
+
 @pytest.fixture(scope="module")
 def resume_case(tmp_path_factory, sample_warc):
     """Inputs for the kill -9 tests (8 files, 8 tasks) and the output of an uninterrupted run."""

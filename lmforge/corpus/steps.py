@@ -105,11 +105,14 @@ class _Timeout(Exception):
 class MainText(PipelineStep):
     """Replace each page's HTML with its main text (`lmforge.corpus.extract`).
 
-    A page that takes longer than `timeout` seconds is cut off and counted
-    (`dropped_extract_timeout`): the timer is a SIGALRM interval timer, which costs nothing
-    per page, but it interrupts Python code only, so a hang inside C code waits for C to
-    return (datatrove instead ships every page to a sandbox process, which bounds C hangs
-    too but pays a round trip per page). Empty extractions are dropped
+    A page that takes more than `timeout` seconds of CPU is cut off and counted
+    (`dropped_extract_timeout`). The timer is a virtual interval timer (SIGVTALRM, the
+    process's own CPU time), which costs nothing per page. CPU time, not wall time: on a
+    loaded machine a page's wall time stretches with the load, and a wall-clock timer made
+    two runs of the same command write different documents (pages near the limit cut in one
+    run, kept in the other); the CPU a page needs is a property of the page. It interrupts
+    Python code only, so a hang inside C code waits for C to return (datatrove instead ships
+    every page to a sandbox process, which bounds C hangs too but pays a round trip per page). Empty extractions are dropped
     (`dropped_no_main_text`). Pages are counted per path: `extract_fast`, `extract_fallback`
     (trafilatura on a page where the fast path's confidence is low; `fallback=False` turns it
     off).
@@ -127,8 +130,8 @@ class MainText(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from lmforge.corpus import extract
 
-        use_alarm = self.timeout > 0 and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-        previous = signal.signal(signal.SIGALRM, _raise_timeout) if use_alarm else None
+        use_alarm = self.timeout > 0 and threading.current_thread() is threading.main_thread() and _TIMER is not None and hasattr(signal, "setitimer")
+        previous = signal.signal(_TIMER_SIGNAL, _raise_timeout) if use_alarm else None
         try:
             for doc in data:
                 if REJECTED_KEY in doc.metadata or doc.metadata.get("kind") == "text":
@@ -139,7 +142,7 @@ class MainText(PipelineStep):
                 with self.track_time():
                     try:
                         if use_alarm:
-                            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+                            signal.setitimer(_TIMER, self.timeout)
                         text, info = extract.extract_main_text_with_info(doc.text, doc.metadata.get("url"), self.fallback)
                         if info["path"] != extract.EMPTY:
                             self.stat_update(EXTRACT_FALLBACK if info["path"] == extract.FALLBACK else EXTRACT_FAST)
@@ -151,7 +154,7 @@ class MainText(PipelineStep):
                         log.warning("%s: extraction failed: %s", doc.metadata.get("url"), exc)
                     finally:
                         if use_alarm:
-                            signal.setitimer(signal.ITIMER_REAL, 0)
+                            signal.setitimer(_TIMER, 0)
                 if reason is None and not text.strip():
                     reason = EXTRACT_EMPTY
                 if reason:
@@ -166,8 +169,12 @@ class MainText(PipelineStep):
                 yield doc
         finally:
             if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous or signal.SIG_DFL)
+                signal.setitimer(_TIMER, 0)
+                signal.signal(_TIMER_SIGNAL, previous or signal.SIG_DFL)
+
+
+#: the per-page timer: the process's CPU time (see `MainText`)
+_TIMER, _TIMER_SIGNAL = getattr(signal, "ITIMER_VIRTUAL", None), getattr(signal, "SIGVTALRM", None)
 
 
 def _raise_timeout(signum, frame):
