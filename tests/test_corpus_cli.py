@@ -119,6 +119,35 @@ def test_extraction_timeout_is_counted(tmp_path, sample_warc, monkeypatch):
     assert stats["summary"]["kept"] > 30
 
 
+def test_extraction_timeout_is_not_swallowed_by_the_extractor(tmp_path, sample_warc, monkeypatch):
+    """A page that hangs inside the fast path (behind the extractor's own `except Exception`)
+    is cut off and counted, not turned into an empty fast-path result and then handed to the
+    trafilatura fallback with no limit."""
+    from lmforge.corpus import extract
+    from lmforge.corpus.pipeline import CorpusConfig, run_corpus
+
+    real, real_info = extract._extract, extract.extract_main_text_with_info
+    page_url, fallbacks = [""], []
+
+    def remember_url(html, url=None, fallback=True):
+        page_url[0] = url or ""
+        return real_info(html, url, fallback)
+
+    def sometimes_hangs(html):
+        if "mirror0" in page_url[0]:
+            while True:  # a pathological page, inside the extractor's own `except Exception`
+                pass
+        return real(html)
+
+    monkeypatch.setattr(extract, "_extract", sometimes_hangs)
+    monkeypatch.setattr(extract, "extract_main_text_with_info", remember_url)
+    monkeypatch.setattr(extract, "_trafilatura", lambda html: fallbacks.append(page_url[0]) or None)
+    config = CorpusConfig(inputs=[str(sample_warc)], output_dir=str(tmp_path / "out"), mode="extract", extract_timeout=0.2)
+    stats = run_corpus(config, progress=False)
+    assert stats["summary"]["dropped"]["extract_timeout"] == 4  # mirror0 holds 4 of the 12 copies
+    assert not [url for url in fallbacks if "mirror0" in url]
+
+
 def test_extraction_timeout_counts_cpu_not_wall_time(tmp_path, sample_warc, monkeypatch):
     """A page that waits (a loaded machine's stretched wall time) is not cut off; only one that
     burns more CPU than the limit is: the same command writes the same documents at any load."""

@@ -98,8 +98,11 @@ class WarcPages(PipelineStep):
                     break
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Raised by the per-page timer. A BaseException, so that the extractor's own
+    `except Exception` guards (its "never raises" contract, trafilatura's) do not swallow it: as
+    an Exception it turned a hung fast path into an empty extraction and then ran trafilatura
+    on the page with no limit at all."""
 
 
 class MainText(PipelineStep):
