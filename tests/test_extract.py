@@ -573,3 +573,19 @@ def test_lines_of_words_around_one_or_two_links_are_kept():
     assert "1 3/4 cups all-purpose flour" in lines and "1/2 cup ranch dressing" in lines
     assert "2 tablespoons golden syrup" in lines
     assert not [line for line in lines if "Deutsch" in line or "Read more" in line or "x.example" in line]
+
+
+def test_a_footer_named_by_class_or_id_inside_the_container_is_dropped():
+    """LilyPond's makeinfo pages put `<div id="footer">` (the language bar, "About automatic
+    language selection.", the version line) inside `div#main`, the container; only the `<footer>`
+    tag was boilerplate, so every page of docs-texinfo-multilingual kept them (snippet precision:
+    the version line leaked on most pages). "footer" is now a boilerplate class/id word."""
+    page = (
+        f"<html><body><div id='main'><h1>Contact</h1><p>{_para(0)}</p><p>{_para(1)}</p><p>{_para(2)}</p>"
+        "<div id='footer'><p>This page is for LilyPond-2.24.3 (stable-branch).</p>"
+        "<p>About <a href='/misc/browser-language'>automatic language selection</a>.</p></div>"
+        "<div class='entry-footer'><span>Filed under music engraving software</span></div></div></body></html>"
+    )
+    text = extract_main_text(page)
+    assert _para(0) in text and _para(2) in text
+    assert "stable-branch" not in text and "language selection" not in text and "Filed under" not in text
