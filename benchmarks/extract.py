@@ -27,7 +27,10 @@ Development sets (issue 10): `--devsets DIR` (default `~/.cache/lmforge/devsets`
 $LMFORGE_DEVSETS, built by `benchmarks/devsets.py`) adds every family found there
 (`<family>/truth.jsonl` + `<family>/pages/<id>.html`) to the shared news set (family `news`).
 Per family and overall, for every extractor, in one run:
-  * word F1: the metric above, mean over the family's pages;
+  * word F1: the metric above, mean over the family's pages whose truth is the whole main text;
+    a page whose truth.jsonl line has `"word_f1": false` (its truth is partial: a recipe page's
+    ingredients and steps, not the story around them) is scored by snippets only, and a family
+    with no other pages reports word F1 as not applicable (null, printed '-');
   * snippet-F1, trafilatura's evaluation (`tests/comparison.py` / `evaluate.py`): every page
     has `with` snippets (main text that must be kept) and `without` snippets (boilerplate that
     must not be); both the output and the snippets are whitespace-normalized (every run of
@@ -260,6 +263,7 @@ class DevPage:
     with_: list[str]
     without: list[str]
     language: str | None
+    word_f1: bool = True  # False: the truth text is partial (devsets' `word_f1`), snippets only
 
 
 def norm_ws(text: str) -> str:
@@ -314,7 +318,7 @@ def load_devsets(root: Path, families: list[str] | None, limit: int | None) -> l
             rec = json.loads(line)
             html = decode_html((truth_path.parent / "pages" / f"{rec['id']}.html").read_bytes())
             out.append(DevPage(family, rec["id"], rec.get("url"), html, rec["text"], rec.get("with", []),
-                               rec.get("without", []), rec.get("language")))
+                               rec.get("without", []), rec.get("language"), rec.get("word_f1", True)))
     return out
 
 
@@ -402,16 +406,16 @@ def run_families(pages: list[DevPage], repeats: int = 3) -> tuple[dict, dict]:
         row["languages"] = dict(sorted(langs.items()))
         for name in EXTRACTORS:
             secs = sum(seconds[f, name] for f in families if group in ("overall", f))
-            words = [detail["word"][name][i] for i in idx]
+            words = [detail["word"][name][i] for i in idx if pages[i].word_f1]
             counts = [snippet_counts(outputs[name][i], pages[i]) for i in idx]
             tp, fn, fp, tn = (sum(c[k] for c in counts) for k in range(4))
             sp, sr, sf = snippet_prf(tp, fn, fp, tn)
             hits = [detail["lid"][name][i] for i in idx if detail["lid"][name][i] is not None]
             row[name] = {
                 "pages_per_s": round(len(idx) / secs, 1) if secs else None,
-                "f1": round(sum(w[2] for w in words) / len(idx), 4),
-                "precision": round(sum(w[0] for w in words) / len(idx), 4),
-                "recall": round(sum(w[1] for w in words) / len(idx), 4),
+                "f1": round(sum(w[2] for w in words) / len(words), 4) if words else None,
+                "precision": round(sum(w[0] for w in words) / len(words), 4) if words else None,
+                "recall": round(sum(w[1] for w in words) / len(words), 4) if words else None,
                 "snippet_f1": round(sf, 4), "snippet_precision": round(sp, 4), "snippet_recall": round(sr, 4),
                 "snippets": {"tp": tp, "fn": fn, "fp": fp, "tn": tn},
                 "empty": sum(1 for i in idx if not outputs[name][i].strip()),
@@ -421,7 +425,9 @@ def run_families(pages: list[DevPage], repeats: int = 3) -> tuple[dict, dict]:
         row["lmforge"]["page_lid_accuracy"] = round(sum(page_hits) / len(page_hits), 4) if page_hits else None
         flags = [fallback[i] for i in idx if fallback[i] is not None]
         row["lmforge"]["fallback_rate"] = round(sum(flags) / len(flags), 4) if flags else None
-        row["f1_gap"] = round(row["lmforge"]["f1"] - row["trafilatura"]["f1"], 4)
+        row["word_f1_pages"] = sum(1 for i in idx if pages[i].word_f1)
+        row["f1_gap"] = (round(row["lmforge"]["f1"] - row["trafilatura"]["f1"], 4)
+                         if row["word_f1_pages"] else None)
         row["snippet_f1_gap"] = round(row["lmforge"]["snippet_f1"] - row["trafilatura"]["snippet_f1"], 4)
         result[group] = row
     return result, detail
@@ -438,7 +444,7 @@ def print_family_table(name: str, row: dict) -> None:
 
     for ext in EXTRACTORS:
         r = row[ext]
-        print(f"  {ext:<12} {r['pages_per_s'] or 0:>8.1f} {r['f1']:>7.4f} {r['snippet_precision']:>7.4f} "
+        print(f"  {ext:<12} {r['pages_per_s'] or 0:>8.1f} {fmt(r['f1'], 7)} {r['snippet_precision']:>7.4f} "
               f"{r['snippet_recall']:>7.4f} {r['snippet_f1']:>7.4f} {r['empty']:>6} {fmt(r['lid_accuracy'], 7)} "
               f"{fmt(r.get('page_lid_accuracy'), 8)} {fmt(r.get('fallback_rate'), 9)}")
 
@@ -483,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         result.update(language_accuracy(legacy, outs, args.data.parents[1]))
     result["families"] = {k: v for k, v in families.items() if k != "overall"}
     result["overall"] = families["overall"]
-    result["worst_family_f1_gap"] = min(v["f1_gap"] for v in result["families"].values())
+    result["worst_family_f1_gap"] = min((v["f1_gap"] for v in result["families"].values() if v["f1_gap"] is not None),
+                                        default=None)
     result["worst_family_snippet_f1_gap"] = min(v["snippet_f1_gap"] for v in result["families"].values())
     if not args.json:
         if "news" in families:
@@ -492,10 +499,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"lmforge {result['lmforge_lid_accuracy']:.4f}, trafilatura {result['trafilatura_lid_accuracy']:.4f}")
         for name, row in families.items():
             print_family_table(name, row)
-        print(f"\nworst family gap lmforge - trafilatura: F1 {result['worst_family_f1_gap']:+.4f}, "
+        print(f"\nword F1 ('-') is not scored on pages whose truth is partial (devsets' word_f1 false)"
+              if any(not p.word_f1 for p in pages) else "")
+        print(f"worst family gap lmforge - trafilatura: F1 {result['worst_family_f1_gap'] or 0:+.4f}, "
               f"snippet-F1 {result['worst_family_snippet_f1_gap']:+.4f}")
         if args.worst:
-            gaps = sorted(range(len(pages)), key=lambda i: detail["word"]["lmforge"][i][2] - detail["word"]["trafilatura"][i][2])
+            gaps = sorted((i for i in range(len(pages)) if pages[i].word_f1), key=lambda i: detail["word"]["lmforge"][i][2] - detail["word"]["trafilatura"][i][2])
             for i in gaps[: args.worst]:
                 lm, tr = detail["word"]["lmforge"][i], detail["word"]["trafilatura"][i]
                 print(f"  {pages[i].family[:12]:<12} {pages[i].id[:28]:<28} lmforge P{lm[0]:.2f} R{lm[1]:.2f} F{lm[2]:.2f}  "

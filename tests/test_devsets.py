@@ -131,3 +131,41 @@ def test_mallard_truth_is_the_article_without_its_link_sections(tmp_path, monkey
     assert page.text.splitlines()[0] == "اتصال به شبکهٔ بی‌سیم"
     assert "اطّلاعات بیش‌تر" not in page.text and "گنوم" not in page.text  # links section, trail, footer
     assert len(page.with_) == 2 and "اطّلاعات بیش‌تر" in page.without
+
+
+RECIPE = """<html lang="en"><head><title>Treacle tart</title>
+<script type="application/ld+json">{"@context": "https://schema.org", "@graph": [{"@type": "WebPage"},
+ {"@type": "Recipe", "name": "Treacle tart",
+  "recipeIngredient": ["1 3/4 cups all-purpose flour", "1 cup golden syrup, warmed", "salt"],
+  "recipeInstructions": [{"@type": "HowToStep", "text": "Rub the butter into the flour until the mixture looks like wet sand and then add the egg."},
+   {"@type": "HowToSection", "itemListElement": [{"@type": "HowToStep",
+    "text": "Bake the tart in the lower third of the oven for forty minutes until the filling is set."}]}]}]}
+</script></head><body>
+<nav><ul><li><a href="/">Recipe index</a></li><li><a href="/about">About the author</a></li></ul></nav>
+<article><header><p>March 3 by Jane 2 Comments</p></header>
+<p>My grandmother made this every Sunday.</p><ul><li>1 3/4 cups <a href="/flour">all-purpose flour</a></li>
+<li>1 cup golden syrup, warmed</li><li>salt</li></ul>
+<ol><li>Rub the butter into the flour until the mixture looks like wet sand and then add the egg.</li>
+<li>Bake the tart in the lower third of the oven for forty minutes until the filling is set.</li></ol>
+<div id="comments"><p>Lovely recipe, I made it twice this week already!</p></div></article>
+<footer><p>Copyright the food blog</p></footer></body></html>""".encode()
+
+
+def test_recipe_truth_is_the_pages_own_schema_recipe_scored_by_snippets_only():
+    page = devsets.recipe_page("recipe-pages", "r", "pkg:tart.html", RECIPE)
+    assert page.text.splitlines() == [
+        "1 3/4 cups all-purpose flour", "1 cup golden syrup, warmed", "salt",
+        "Rub the butter into the flour until the mixture looks like wet sand and then add the egg.",
+        "Bake the tart in the lower third of the oven for forty minutes until the filling is set."]
+    assert page.with_ == ["flour until the mixture looks like wet sand", "lower third of the oven for forty minutes",
+                          "1 3/4 cups all-purpose flour", "1 cup golden syrup, warmed"]
+    # nav, footer, comments; not the post's byline (its status is unknown)
+    assert {"Recipe index", "About the author", "Copyright the food blog"} <= set(page.without)
+    assert "Lovely recipe, I made it twice this week already!" in page.without
+    assert not [w for w in page.without if "Comments" in w]
+    assert page.truth_line()["word_f1"] is False
+    # extract.py: such a page counts for snippets only, and a family of them has no word F1
+    dev = extract.DevPage("recipe-pages", "r", None, RECIPE.decode(), page.text, page.with_, page.without, "en", False)
+    families, _ = extract.run_families([dev], repeats=1)
+    assert families["recipe-pages"]["lmforge"]["f1"] is None and families["recipe-pages"]["f1_gap"] is None
+    assert families["recipe-pages"]["lmforge"]["snippet_recall"] == 1.0

@@ -550,3 +550,42 @@ def test_the_fallback_gives_a_page_the_same_text_however_often_it_is_seen():
         html = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
         first = E._trafilatura(html)
         assert first and all(E._trafilatura(html) == first for _ in range(3)), path.name
+
+
+def test_lines_of_words_around_one_or_two_links_are_kept():
+    """Ingredient lines whose ingredient links to a glossary ("1 3/4 cups [all-purpose flour]",
+    foodista) were dropped as link lines (over half links, short): the recipe lost its whole
+    ingredient list. A short line with at most two links, under 2/3 link text and no bare URL is
+    words around linked phrases and stays; menus, language bars (3+ links), "Read more: [title]"
+    (mostly one link) and link-text URLs still go."""
+    items = "".join(f"<li>{q} <a href='/food/{i}'>{name}</a></li>" for i, (q, name) in enumerate(
+        [("1 3/4 cups", "all-purpose flour"), ("1/2 cup", "ranch dressing"), ("2 tablespoons", "golden syrup")]))
+    page = (
+        "<html><body><nav><a href='/'>Home</a> <a href='/recipes'>Recipes</a></nav>"
+        f"<article><p>{_para(0)}</p><h2>Ingredients</h2><ul>{items}</ul><p>{_para(1)}</p>"
+        "<p>Other languages: <a href='/en'>English</a>, <a href='/de'>Deutsch</a>, <a href='/fr'>Français</a>, "
+        "<a href='/es'>Español</a>, <a href='/it'>Italiano</a>.</p>"
+        "<p>Read more: <a href='/a'>Our twenty best treacle tart recipes of the year</a></p>"
+        "<p>Reach us at <a href='https://x.example/r'>https://x.example/r</a></p>"
+        "</article></body></html>"
+    )
+    lines = extract_main_text(page).splitlines()
+    assert "1 3/4 cups all-purpose flour" in lines and "1/2 cup ranch dressing" in lines
+    assert "2 tablespoons golden syrup" in lines
+    assert not [line for line in lines if "Deutsch" in line or "Read more" in line or "x.example" in line]
+
+
+def test_a_footer_named_by_class_or_id_inside_the_container_is_dropped():
+    """LilyPond's makeinfo pages put `<div id="footer">` (the language bar, "About automatic
+    language selection.", the version line) inside `div#main`, the container; only the `<footer>`
+    tag was boilerplate, so every page of docs-texinfo-multilingual kept them (snippet precision:
+    the version line leaked on most pages). "footer" is now a boilerplate class/id word."""
+    page = (
+        f"<html><body><div id='main'><h1>Contact</h1><p>{_para(0)}</p><p>{_para(1)}</p><p>{_para(2)}</p>"
+        "<div id='footer'><p>This page is for LilyPond-2.24.3 (stable-branch).</p>"
+        "<p>About <a href='/misc/browser-language'>automatic language selection</a>.</p></div>"
+        "<div class='entry-footer'><span>Filed under music engraving software</span></div></div></body></html>"
+    )
+    text = extract_main_text(page)
+    assert _para(0) in text and _para(2) in text
+    assert "stable-branch" not in text and "language selection" not in text and "Filed under" not in text
