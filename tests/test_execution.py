@@ -156,3 +156,30 @@ def test_slurm_flags_reach_the_sbatch_script(tmp_path):
     if shutil.which("sbatch") is None:
         with pytest.raises(RuntimeError, match="needs Slurm's sbatch on PATH"):
             check_engine(config)
+
+
+def test_a_slow_trafilatura_import_does_not_turn_the_fallback_off(monkeypatch):
+    """trafilatura's import took over 2 s on a loaded machine; it happened under the first
+    fallback page's timer, which cut it off, and the failed import (cached as "not installed")
+    sent every later page of the task down the fast path: a local run on 2 busy cores counted
+    86 fast pages where a Slurm run of the same WARCs counted 71 fast + 15 fallback."""
+    import functools
+    import time
+
+    from datatrove.data import Document
+
+    from lmforge.corpus import extract
+    from lmforge.corpus.steps import EXTRACT_FALLBACK, MainText
+
+    @functools.cache
+    def slow_import():  # as `_trafilatura_extract`: cached, slow the first time
+        time.sleep(0.3)
+        return lambda html, **kwargs: "the fallback's text"
+
+    monkeypatch.setattr(extract, "_trafilatura_extract", slow_import)
+    cells = "".join(f"<tr><td>Row {i} holds a measured value with its unit and a remark on it</td></tr>" for i in range(40))
+    page = f"<html><body><div><p>This page lists the measurements taken this year.</p></div><table>{cells}</table></body></html>"
+    step = MainText(timeout=0.1)
+    out = list(step.run(iter([Document(text=page, id=str(i), metadata={"kind": "html"}) for i in range(2)])))
+    assert [d.text for d in out] == ["the fallback's text"] * 2
+    assert step.stats[EXTRACT_FALLBACK].total == 2

@@ -128,6 +128,12 @@ class MainText(PipelineStep):
         from lmforge.corpus import extract
 
         use_alarm = self.timeout > 0 and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        if self.fallback:
+            # import trafilatura now, not under the first fallback page's timer: its import takes
+            # over 2 s on a loaded machine, the timer cut it off, and the failed import (cached as
+            # "not installed") turned the fallback off for the whole task, so a task's documents
+            # and counts depended on the machine's load (15 of 86 pages on the shared WARCs)
+            extract._trafilatura_extract()
         previous = signal.signal(signal.SIGALRM, _raise_timeout) if use_alarm else None
         try:
             for doc in data:
