@@ -93,34 +93,69 @@ def _fs(url: str):
     return fsspec.core.url_to_fs(url)
 
 
+def store_mirror(url: str) -> Path:
+    """The local folder that mirrors the store (bucket) of `url` path for path:
+    `s3://bucket/mixes/mix.json` -> `STAGING/store/bucket-HASH/mixes/mix.json`. A manifest and
+    the shards it names by relative path keep their layout there, so the relative paths mean
+    the same locally and in the store (`mix build -o s3://…`, `train -m s3://…`)."""
+    protocol, rest = url.split("://", 1)
+    bucket, _, key = rest.partition("/")
+    root = staging_dir(f"{protocol}://{bucket}", "store")
+    return root / key.strip("/") if key.strip("/") else root
+
+
 @contextlib.contextmanager
-def staged_output(url: str) -> Iterator[Path]:
-    """A local folder to write `url`'s output into; uploaded when the block ends without error."""
+def staged_output(url: str, marker: str = MARKER, synced: tuple = SYNCED, file: bool = False) -> Iterator[Path]:
+    """A local folder to write `url`'s output into; uploaded when the block ends without error,
+    `marker` last (the file whose presence says the output is complete: `stats.json` of a
+    corpus output, `source.json` of shards), stale objects under the `synced` subfolders
+    deleted. `file=True`: `url` is one file (`mix.json`); yields the local path that stands
+    for it in the store's mirror (`store_mirror`), under its lock, and uploads that file alone."""
     problem = filesystem_problem(url, write=True)
     if problem:
         raise RemoteError(problem)
-    local = staging_dir(url, "out")
-    local.mkdir(parents=True, exist_ok=True)
     from lmforge.locks import output_lock
 
+    if file:
+        local = store_mirror(url)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(local, file=True):
+            yield local
+            _put(local, url)
+        return
+    local = staging_dir(url, "out")
+    local.mkdir(parents=True, exist_ok=True)
     with output_lock(local):
         yield local
-        upload(local, url)
+        upload(local, url, marker=marker, synced=synced)
 
 
-def upload(local: str | os.PathLike, url: str) -> int:
-    """Copy the output in `local` to `url` (everything outside `.lmforge/`), `stats.json` last;
-    delete objects under lmforge's subfolders there that `local` does not have. Returns the
-    number of files uploaded."""
+def _put(local: Path, url: str) -> None:
+    """Upload one file (one PUT: the store holds the old object or the new one, never half)."""
+    fs, path = _fs(url)
+    try:
+        fs.put_file(str(local), path)
+    except Exception as exc:  # noqa: BLE001
+        if not _store_error(exc):
+            raise
+        raise RemoteError(f"{url}: upload failed ({type(exc).__name__}: {exc}); {local} is complete: "
+                          "run the same command again to retry the upload") from None
+    fs.invalidate_cache(path)
+
+
+def upload(local: str | os.PathLike, url: str, marker: str = MARKER, synced: tuple = SYNCED) -> int:
+    """Copy the output in `local` to `url` (everything outside `.lmforge/`), `marker` last;
+    delete objects under the `synced` subfolders there that `local` does not have. Returns
+    the number of files uploaded."""
     fs, root = _fs(url)
     local = Path(local)
     files = sorted(p for p in local.rglob("*") if p.is_file() and not _private(p.relative_to(local)))
-    files.sort(key=lambda p: p.relative_to(local).as_posix() == MARKER)  # the marker last
+    files.sort(key=lambda p: p.relative_to(local).as_posix() == marker)  # the marker last
     wanted = {p.relative_to(local).as_posix() for p in files}
     try:
-        if fs.exists(f"{root}/{MARKER}"):  # the store's copy is unfinished while it changes
-            fs.rm(f"{root}/{MARKER}")
-        for sub in SYNCED:
+        if fs.exists(f"{root}/{marker}"):  # the store's copy is unfinished while it changes
+            fs.rm(f"{root}/{marker}")
+        for sub in synced:
             if fs.exists(f"{root}/{sub}"):
                 stale = [p for p in fs.find(f"{root}/{sub}") if p[len(root.rstrip('/')) + 1:] not in wanted]
                 if stale:
@@ -143,12 +178,14 @@ def _store_error(exc: BaseException) -> bool:
 
 
 def _private(rel: Path) -> bool:
-    return rel.parts[0] == ".lmforge" or rel.name.endswith((".tmp", ".lock")) or rel.name == ".lmforge.lock"
+    # a run's own state: `.lmforge/` of corpus outputs, `.build/` of shards (any top-level dot folder)
+    return (rel.parts[0].startswith(".") and len(rel.parts) > 1) or rel.name.endswith((".tmp", ".lock")) or rel.name == ".lmforge.lock"
 
 
-def fetch(url: str) -> str:
-    """A local copy of the file, folder or glob `url` (in the staging folder, reused while sizes
-    match); returns the local path that stands for it (a folder, file or glob pattern)."""
+def fetch(url: str, into: str | os.PathLike | None = None) -> str:
+    """A local copy of the file, folder or glob `url` (in the staging folder, or `into`: the
+    local folder standing for the url's folder; reused while sizes match); returns the local
+    path that stands for it (a folder, file or glob pattern)."""
     fs, path = _fs(url)
     path = path.rstrip("/")
     fs.invalidate_cache()  # a listing cached before another command (or this one) wrote there
@@ -163,7 +200,7 @@ def fetch(url: str) -> str:
             base, remote = path.rsplit("/", 1)[0], [path]
         else:
             raise RemoteError(f"{url}: no such file or folder in the store; check the URL")
-        local = staging_dir(url.split("://", 1)[0] + "://" + base, "in")
+        local = Path(into) if into is not None else staging_dir(url.split("://", 1)[0] + "://" + base, "in")
         for item in remote:
             rel = item[len(base) + 1:]
             if rel and _private(Path(rel)):  # a run's state and work files are not its documents
