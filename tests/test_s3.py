@@ -6,6 +6,7 @@ where moto[server] or s3fs is missing (`pip install 'moto[server]' s3fs`)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import orjson
@@ -172,3 +173,44 @@ def test_shards_mix_and_train_through_s3(s3, tmp_path):
     result = run("train", "-m", "s3://lmforge/mixes/mix.json", "-o", str(tmp_path / "run-bad"), *TRAIN_ARGS)
     assert result.exit_code == 1 and "does not match its sha256 in the manifest" in result.output
     assert key.rsplit("/", 1)[1] in result.output and "Traceback" not in result.output
+
+
+def test_a_second_writer_of_a_url_is_refused_naming_the_first(s3, tmp_path, monkeypatch):
+    """The writer object in the store (`URL/.lmforge-writer.json`): a writer with another
+    staging folder (another machine) is refused while the first holds it, naming its host and
+    pid; the object goes when the first finishes; one older than the lease (a dead writer's)
+    is taken over; a rerun from the same staging folder takes its own over at once."""
+    import socket
+
+    from lmforge.remote import WRITER, RemoteError, staged_output
+
+    url = "s3://lmforge/locked"
+    with staged_output(url) as first:
+        (first / "documents").mkdir()
+        (first / "documents" / "a.txt").write_text("a")
+        holder = json.loads(s3.cat(f"lmforge/locked/{WRITER}"))
+        assert holder["host"] == socket.gethostname() and holder["pid"] == os.getpid()
+        monkeypatch.setenv("LMFORGE_STAGING", str(tmp_path / "other-machine"))
+        with pytest.raises(RemoteError, match=f"being written by {socket.gethostname()} \\(pid {os.getpid()}"):
+            with staged_output(url):
+                pass
+        monkeypatch.undo()
+    assert not s3.exists(f"lmforge/locked/{WRITER}") and s3.cat("lmforge/locked/documents/a.txt") == b"a"
+
+    # a dead writer on another machine: refused within the lease, taken over after it
+    import time
+
+    dead = {"host": "node-7", "pid": 4242, "staging": "/scratch/x", "time": time.time(), "lease_s": 600}
+    s3.pipe(f"lmforge/locked/{WRITER}", json.dumps(dead).encode())
+    with pytest.raises(RemoteError, match="being written by node-7 \\(pid 4242"):
+        with staged_output(url):
+            pass
+    s3.pipe(f"lmforge/locked/{WRITER}", json.dumps({**dead, "time": time.time() - 601}).encode())
+    with staged_output(url):
+        assert json.loads(s3.cat(f"lmforge/locked/{WRITER}"))["pid"] == os.getpid()
+    assert not s3.exists(f"lmforge/locked/{WRITER}")
+
+    # on the command line: one line naming the holder, for a file output too (mix.json)
+    s3.pipe(f"lmforge/mixes/m.json{WRITER}", json.dumps(dead).encode())
+    result = run("mix", "build", "--source", "web=s3://lmforge/shards/web:1.0", "--budget", "1000", "-o", "s3://lmforge/mixes/m.json")
+    assert result.exit_code == 1 and "being written by node-7 (pid 4242" in result.output and "Traceback" not in result.output
