@@ -191,6 +191,15 @@ def test_slurm_flags_reach_the_sbatch_script(tmp_path):
     assert executor.venv_path == str(venv / "bin" / "activate")
     with_qos = make_executor([], ExecutorConfig(executor="slurm", tasks=1, slurm_partition="cpu", slurm_qos="high"), tmp_path / "l2")
     assert with_qos.get_sbatch_args(1)["qos"] == "high"
+    # without --slurm-venv a task finds this environment's launch_pickled_pipeline by path (a
+    # shell whose PATH lacked it had every task die with "launch_pickled_pipeline: No such file")
+    import sys
+    from pathlib import Path
+
+    script = with_qos.get_launch_file_contents(with_qos.get_sbatch_args(1), "launch_pickled_pipeline x.pik")
+    if (Path(sys.executable).parent / "launch_pickled_pipeline").exists():
+        assert f'export PATH={Path(sys.executable).parent}:"$PATH"' in script
+    assert "export PATH" not in executor.get_launch_file_contents(args, "x")  # --slurm-venv: its activate script instead
     if shutil.which("sbatch") is None:
         with pytest.raises(RuntimeError, match="needs Slurm's sbatch on PATH"):
             check_engine(config)

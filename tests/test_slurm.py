@@ -75,8 +75,9 @@ def test_process_on_slurm_names_a_failed_task_then_resumes_to_what_a_local_run_w
                                                                                         monkeypatch):
     warcs, reference = engine_reference
     monkeypatch.chdir(tmp_path)
-    # the tasks run `launch_pickled_pipeline` of this environment: sbatch passes PATH (and PYTHONPATH) on
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    # the tasks find this environment's launch_pickled_pipeline whatever this shell's PATH holds
+    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                               if Path(p) != Path(sys.executable).parent))
     blocker = tmp_path / "corpus" / ".lmforge" / "process" / "stats" / "00001.json"
     blocker.mkdir(parents=True)  # task 1 cannot write its stats
     args = ["corpus", "process", *[os.path.relpath(p, tmp_path) for p in warcs], "-o", "corpus", "--tasks", "2",

@@ -87,6 +87,16 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
         venv = config.slurm_venv
         if venv and Path(venv).is_dir():  # the environment's folder: its activate script
             venv = str(Path(venv) / "bin" / "activate")
+        extra = dict(config.extra)
+        bin_dir = Path(sys.executable).parent  # not resolved: a venv's bin/python is a link out of it
+        if not venv and "env_command" not in extra and (bin_dir / "launch_pickled_pipeline").exists():
+            # without --slurm-venv the tasks run this Python environment's launch_pickled_pipeline,
+            # found by path (on the shared filesystem): a submitting shell whose PATH lacks it (a
+            # venv's python run by its full path) had every task die with "execve():
+            # launch_pickled_pipeline: No such file or directory"
+            import shlex
+
+            extra["env_command"] = f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"'
         return SlurmExecutor(
             pipeline,
             tasks=config.tasks,
@@ -105,7 +115,7 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
             logging_dir=logging_dir,
             job_name="lmforge",
             skip_completed=True,
-            **config.extra,
+            **extra,
         )
     import importlib.util
 

@@ -38,6 +38,9 @@ class RunStatus:
     #: Slurm state), and the job id; a started task not in the queue has failed (or was cancelled)
     queued: dict[int, str] | None = None
     job_id: str | None = None
+    #: failed tasks that wrote no log of their own (died before Python ran: no environment, no
+    #: memory) -> the last line of Slurm's output for them (`slurm_logs/JOB_INDEX.out`)
+    slurm_output: dict[int, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[int]:
@@ -78,6 +81,9 @@ def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
     status.started = {rank: line for rank, line in left.items() if line != "(no log)"}
     if left:
         status.job_id, status.queued = slurm_queue(logging_dir)
+        for rank in status.failed:
+            if rank not in status.started:
+                status.slurm_output[rank] = _slurm_output(logging_dir, status.job_id, rank)
     if status.finished:
         try:  # a run that finished here already wrote it, with its wall time: keep that one
             stats = json.loads((out / "stats.json").read_text())
@@ -93,6 +99,22 @@ def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
                 write_json_atomic(out / "stats.json", stats)
         status.stats = stats
     return status
+
+
+def _slurm_output(logging_dir: Path, job: str | None, rank: int) -> str:
+    """The last line of Slurm's output file for `rank` of `job` (its array index is the rank's
+    place in `slurm_job.json`'s list)."""
+    from lmforge.corpus.execution import SLURM_JOB_FILE
+
+    try:
+        index = json.loads((logging_dir / SLURM_JOB_FILE).read_text())["ranks"].index(rank)
+        lines = [line for line in (logging_dir / "slurm_logs" / f"{job}_{index}.out").read_text(errors="replace").splitlines()
+                 if line.strip()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "(no log: it never started, or was cancelled before it did)"
+    # srun's closing "task 0: Exited with exit code 2" says less than the error before it
+    said = [line for line in lines if not line.startswith("srun: error:")] or lines
+    return (said[-1][-200:] + f" (Slurm's output: slurm_logs/{job}_{index}.out)") if said else "(empty Slurm output)"
 
 
 def slurm_queue(logging_dir: Path) -> tuple[str | None, dict[int, str] | None]:

@@ -42,7 +42,7 @@ def status(out: str) -> None:
     click.echo(f"corpus {s.mode} in {out} (Slurm job {s.job_id}): {len(s.done)}/{s.tasks} tasks done, {running} running, "
                f"{len(s.queued) - running} queued, {len(s.failed)} failed")
     for rank in s.failed[:20]:
-        line = s.started.get(rank, "(no log: it never started, or was cancelled before it did)")
+        line = s.started.get(rank) or s.slurm_output.get(rank, "(no log)")
         click.echo(f"  task {rank} failed (log {logs}/logs/task_{rank:05d}.log, Slurm's output in {logs}/slurm_logs/): {line}")
     if len(s.failed) > 20:
         click.echo(f"  ... and {len(s.failed) - 20} more")
