@@ -136,13 +136,13 @@ def staged_output(url: str, marker: str = MARKER, synced: tuple = SYNCED, file: 
     if file:
         local = store_mirror(url)
         local.parent.mkdir(parents=True, exist_ok=True)
-        with output_lock(local, file=True), store_writer(url + WRITER, local):  # mix.json.lmforge-writer.json
+        with output_lock(local, file=True), store_writer(url + WRITER, local, url):  # mix.json.lmforge-writer.json
             yield local
             _put(local, url)
         return
     local = staging_dir(url, "out")
     local.mkdir(parents=True, exist_ok=True)
-    with output_lock(local), store_writer(f"{url.rstrip('/')}/{WRITER}", local):
+    with output_lock(local), store_writer(f"{url.rstrip('/')}/{WRITER}", local, url):
         yield local
         upload(local, url, marker=marker, synced=synced)
 
@@ -155,7 +155,7 @@ def lease_seconds() -> float:
 
 
 @contextlib.contextmanager
-def store_writer(lock_url: str, staging: Path) -> Iterator[None]:
+def store_writer(lock_url: str, staging: Path, output: str) -> Iterator[None]:
     """Hold the writer object `lock_url` in the store for the block (see the module docstring):
     refused (RemoteError naming the holder) while another writer's object is younger than the
     lease; renewed every third of the lease; deleted at the end if it is still ours."""
@@ -184,7 +184,7 @@ def store_writer(lock_url: str, staging: Path) -> Iterator[None]:
             age = time.time() - float(holder.get("time", 0))
             if age < float(holder.get("lease_s", lease)):
                 raise RemoteError(
-                    f"{lock_url.rsplit('/', 1)[0]}: being written by {holder.get('host')} (pid {holder.get('pid')}, staging "
+                    f"{output}: being written by {holder.get('host')} (pid {holder.get('pid')}, staging "
                     f"{holder.get('staging')}) since {time.strftime('%H:%M:%S', time.gmtime(float(holder.get('time', 0))))} UTC; "
                     f"wait for it to finish, or if it died, its lock goes stale "
                     f"{float(holder.get('lease_s', lease)) - age:.0f} s from now (or delete {lock_url})")
@@ -192,7 +192,7 @@ def store_writer(lock_url: str, staging: Path) -> Iterator[None]:
         write()
         if not mine(read()):  # another writer wrote at the same moment: it keeps the store
             holder = read() or {}
-            raise RemoteError(f"{lock_url.rsplit('/', 1)[0]}: another writer ({holder.get('host')}, pid {holder.get('pid')}) "
+            raise RemoteError(f"{output}: another writer ({holder.get('host')}, pid {holder.get('pid')}) "
                               "started at the same moment; wait for it to finish")
     except RemoteError:
         raise
