@@ -162,14 +162,19 @@ def test_shards_mix_and_train_through_s3(s3, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run-s3" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if "loss" in row] == [1, 2]  # the manifest and shards were as mix build wrote them
 
-    # a shard replaced in the store (same size, other bytes): the next fetch refuses it
     from lmforge.remote import store_mirror
 
     key = "lmforge/shards/web/" + stored["sources"][0]["shards"][0]["path"][len("../shards/web/"):]
+    mirrored = store_mirror("s3://" + key)
+    mirrored.write_bytes(mirrored.read_bytes()[:-1] + b"\0")  # a damaged local copy (same size) is fetched again
+    result = run("train", "-m", "s3://lmforge/mixes/mix.json", "-o", str(tmp_path / "run-s3"), *TRAIN_ARGS)
+    assert result.exit_code == 0 and "nothing to do" in result.output, result.output  # the run was finished
+    assert mirrored.read_bytes() == s3.cat(key)
+    # a shard replaced in the store (same size, other bytes): the next fetch refuses it
     data = bytearray(s3.cat(key))
     data[-1] ^= 0xFF
     s3.pipe(key, bytes(data))
-    (store_mirror("s3://lmforge/" + key[len("lmforge/"):])).unlink()
+    mirrored.unlink()
     result = run("train", "-m", "s3://lmforge/mixes/mix.json", "-o", str(tmp_path / "run-bad"), *TRAIN_ARGS)
     assert result.exit_code == 1 and "does not match its sha256 in the manifest" in result.output
     assert key.rsplit("/", 1)[1] in result.output and "Traceback" not in result.output

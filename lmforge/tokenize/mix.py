@@ -652,6 +652,7 @@ def stage_sources(recipe: MixRecipe, out_url: str) -> MixRecipe:
                 f"object storage names its shards relative to itself: build them there first (`lmforge shards build … "
                 f"-o {_store_of(out_url)}/shards/{spec.name}`) and give that URL")
         local = store_mirror(spec.path.rstrip("/"))
+        (local / SOURCE_FILE).unlink(missing_ok=True)  # one rebuilt in the store may have the old one's size
         fetch(spec.path.rstrip("/"), into=local)
         staged.append(dataclasses.replace(spec, path=str(local)))
     return dataclasses.replace(recipe, sources=staged)
@@ -660,37 +661,58 @@ def stage_sources(recipe: MixRecipe, out_url: str) -> MixRecipe:
 def fetch_manifest(url: str) -> Path:
     """A local copy of the manifest at `url` and of every shard it names (in the store's local
     mirror, `lmforge.remote.store_mirror`, where its relative shard paths hold); returns the
-    local manifest's path. Shards already there with the size the manifest gives are reused;
-    every shard downloaded now is checked against the manifest's sha256 (a mismatch is
-    refused, naming the shard and the manifest). Processes of one torchrun fetch in turn
-    (a file lock), the later ones finding the files there."""
+    local manifest's path. The manifest is fetched anew each time; a shard is downloaded unless
+    the local copy is one already checked against this sha256 (recorded with its size and
+    mtime in `MIRROR/.lmforge-verified.json`), and every shard downloaded or not yet checked
+    is hashed against the manifest's sha256 (a mismatch is refused, naming the shard and the
+    manifest). Processes of one torchrun fetch in turn (a file lock), the later ones finding
+    the files there and checked."""
     import fcntl
-    import time
 
     from lmforge.remote import fetch, store_mirror
 
     local = store_mirror(url)
+    mirror = store_mirror(_store_of(url))
     local.parent.mkdir(parents=True, exist_ok=True)
-    with open(local.parent / ".lmforge-fetch.lock", "w") as lock:
+    record = mirror / ".lmforge-verified.json"
+    with open(mirror / ".lmforge-fetch.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        started = time.time()
+        try:
+            verified = orjson.loads(record.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            verified = {}
+        local.unlink(missing_ok=True)  # a manifest rebuilt in the store may have the old one's size
         fetch(url, into=local.parent)
         manifest = load_manifest(local, check_shards=False, shards_here=False)
-        mirror = store_mirror(_store_of(url))
         for s in manifest.sources:
             for e in s.shards:
                 if isinstance(e.path, str):
                     continue  # an absolute URL: read where it is
+                path, want = Path(e.path), _hex(e.sha256)
                 try:
-                    rel = Path(e.path).relative_to(mirror).as_posix()
+                    rel = path.relative_to(mirror).as_posix()
                 except ValueError:
                     raise MixError(f"{url}: source {s.name!r}: shard {e.path} lies outside the store; rebuild the manifest "
                                    "with `lmforge mix build` from shards in the store") from None
-                if not (Path(e.path).is_file() and Path(e.path).stat().st_size == e.bytes):
-                    fetch(f"{_store_of(url)}/{rel}", into=Path(e.path).parent)
-                if Path(e.path).stat().st_mtime >= started and sha256_file(e.path) != _hex(e.sha256):
-                    Path(e.path).unlink()
+                st = path.stat() if path.is_file() else None
+                if st is not None and verified.get(rel) == [st.st_size, st.st_mtime_ns, want]:
+                    continue
+                downloaded = st is None or st.st_size != e.bytes
+                if downloaded:
+                    path.unlink(missing_ok=True)
+                    fetch(f"{_store_of(url)}/{rel}", into=path.parent)
+                digest = sha256_file(path)
+                if digest != want and not downloaded:  # a local copy of another build: the store's, then
+                    path.unlink()
+                    fetch(f"{_store_of(url)}/{rel}", into=path.parent)
+                    digest = sha256_file(path)
+                if digest != want:
+                    path.unlink()
                     raise MixError(f"{url}: source {s.name!r}: shard {_store_of(url)}/{rel} does not match its sha256 in the "
                                    "manifest (changed in the store since the manifest was built); rebuild the shards and the manifest")
+                st = path.stat()
+                verified[rel] = [st.st_size, st.st_mtime_ns, want]
+                tmp = record.with_name(record.name + ".tmp")
+                tmp.write_bytes(orjson.dumps(verified))
+                os.replace(tmp, record)
     return local
-
