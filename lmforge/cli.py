@@ -253,7 +253,7 @@ class LocalPath(click.Path):
                 return value
             self.fail(
                 f"{value}: this command does not read or write URLs (corpus process/extract/dedup, tokenizer "
-                "train and shards build do); use a local or shared-filesystem path, and copy to or "
+                "train, shards build, mix build and train do); use a local or shared-filesystem path, and copy to or "
                 "from object storage with its own tool (e.g. aws s3 sync)", param, ctx)
         value = super().convert(value, param, ctx)
         return absolute_path(value)

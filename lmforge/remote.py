@@ -15,8 +15,15 @@ memory-mapped signature and shingle arrays, flock output locks. Each object is u
 Objects that an earlier run left under lmforge's own subfolders and this run did not write
 are deleted, so the store ends as the staging folder. The run's state (`.lmforge/`: settings,
 datatrove's completion markers, logs, dedup's work files) stays in the staging folder, which
-is what a rerun resumes from; the output lock is the staging folder's (one writer per machine;
-a second machine writing the same URL is not detected).
+is what a rerun resumes from. Two locks: the staging folder's flock (one writer per machine),
+and a writer object in the store, `URL/.lmforge-writer.json` (`mix.json.lmforge-writer.json` for
+a file), naming the holder's host, pid, staging folder and time: a writer from another machine
+(or another staging folder) is refused, naming the holder, while that object is younger than
+its lease (`LMFORGE_STORE_LEASE` seconds, default 600; the holder rewrites it every third of
+the lease while it runs and deletes it at the end). A holder that died leaves an object that
+goes stale after the lease and is then taken over, with a warning. The check is a read, a
+write and a read again: two writers starting within the same instant can both pass where the
+store has no conditional write; that race is not covered.
 
 Costs: local disk for the whole output (and for fetched inputs: one copy, reused by a rerun
 while sizes match). On a Ray cluster over several nodes the staging folder must be one the
@@ -28,8 +35,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import logging
 import os
 import re
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -44,6 +56,11 @@ READ_ONLY = ("http", "https")
 #: the subfolders an lmforge output holds (kept in sync with the store), and its completion marker
 SYNCED = ("documents", "rejected", "clusters", "dedup")
 MARKER = "stats.json"
+#: the writer object in the store (see the module docstring), and its lease in seconds
+WRITER = ".lmforge-writer.json"
+DEFAULT_LEASE = 600
+
+log = logging.getLogger(__name__)
 
 
 class RemoteError(UserError):
@@ -93,34 +110,142 @@ def _fs(url: str):
     return fsspec.core.url_to_fs(url)
 
 
+def store_mirror(url: str) -> Path:
+    """The local folder that mirrors the store (bucket) of `url` path for path:
+    `s3://bucket/mixes/mix.json` -> `STAGING/store/bucket-HASH/mixes/mix.json`. A manifest and
+    the shards it names by relative path keep their layout there, so the relative paths mean
+    the same locally and in the store (`mix build -o s3://…`, `train -m s3://…`)."""
+    protocol, rest = url.split("://", 1)
+    bucket, _, key = rest.partition("/")
+    root = staging_dir(f"{protocol}://{bucket}", "store")
+    return root / key.strip("/") if key.strip("/") else root
+
+
 @contextlib.contextmanager
-def staged_output(url: str) -> Iterator[Path]:
-    """A local folder to write `url`'s output into; uploaded when the block ends without error."""
+def staged_output(url: str, marker: str = MARKER, synced: tuple = SYNCED, file: bool = False) -> Iterator[Path]:
+    """A local folder to write `url`'s output into; uploaded when the block ends without error,
+    `marker` last (the file whose presence says the output is complete: `stats.json` of a
+    corpus output, `source.json` of shards), stale objects under the `synced` subfolders
+    deleted. `file=True`: `url` is one file (`mix.json`); yields the local path that stands
+    for it in the store's mirror (`store_mirror`), under its lock, and uploads that file alone."""
     problem = filesystem_problem(url, write=True)
     if problem:
         raise RemoteError(problem)
-    local = staging_dir(url, "out")
-    local.mkdir(parents=True, exist_ok=True)
     from lmforge.locks import output_lock
 
-    with output_lock(local):
+    if file:
+        local = store_mirror(url)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(local, file=True), store_writer(url + WRITER, local, url):  # mix.json.lmforge-writer.json
+            yield local
+            _put(local, url)
+        return
+    local = staging_dir(url, "out")
+    local.mkdir(parents=True, exist_ok=True)
+    with output_lock(local), store_writer(f"{url.rstrip('/')}/{WRITER}", local, url):
         yield local
-        upload(local, url)
+        upload(local, url, marker=marker, synced=synced)
 
 
-def upload(local: str | os.PathLike, url: str) -> int:
-    """Copy the output in `local` to `url` (everything outside `.lmforge/`), `stats.json` last;
-    delete objects under lmforge's subfolders there that `local` does not have. Returns the
-    number of files uploaded."""
+def lease_seconds() -> float:
+    try:
+        return max(float(os.environ.get("LMFORGE_STORE_LEASE", DEFAULT_LEASE)), 1.0)
+    except ValueError:
+        raise RemoteError(f"LMFORGE_STORE_LEASE={os.environ['LMFORGE_STORE_LEASE']!r}: give seconds, e.g. 600") from None
+
+
+@contextlib.contextmanager
+def store_writer(lock_url: str, staging: Path, output: str) -> Iterator[None]:
+    """Hold the writer object `lock_url` in the store for the block (see the module docstring):
+    refused (RemoteError naming the holder) while another writer's object is younger than the
+    lease; renewed every third of the lease; deleted at the end if it is still ours."""
+    fs, path = _fs(lock_url)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "staging": str(staging)}
+    lease = lease_seconds()
+
+    def read() -> dict | None:
+        try:
+            fs.invalidate_cache(path)
+            return json.loads(fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+        except ValueError:  # unreadable: treat as a dead writer's
+            return {"host": "?", "pid": 0, "staging": "?", "time": 0}
+
+    def mine(holder: dict | None) -> bool:
+        return bool(holder) and holder.get("host") == me["host"] and holder.get("staging") == me["staging"]
+
+    def write() -> None:
+        fs.pipe_file(path, json.dumps({**me, "time": time.time(), "lease_s": lease}).encode())
+
+    try:
+        holder = read()
+        if holder and not mine(holder):
+            age = time.time() - float(holder.get("time", 0))
+            if age < float(holder.get("lease_s", lease)):
+                raise RemoteError(
+                    f"{output}: being written by {holder.get('host')} (pid {holder.get('pid')}, staging "
+                    f"{holder.get('staging')}) since {time.strftime('%H:%M:%S', time.gmtime(float(holder.get('time', 0))))} UTC; "
+                    f"wait for it to finish, or if it died, its lock goes stale "
+                    f"{float(holder.get('lease_s', lease)) - age:.0f} s from now (or delete {lock_url})")
+            log.warning("%s: taking over a stale lock of %s (pid %s), %.0f s old", lock_url, holder.get("host"), holder.get("pid"), age)
+        write()
+        if not mine(read()):  # another writer wrote at the same moment: it keeps the store
+            holder = read() or {}
+            raise RemoteError(f"{output}: another writer ({holder.get('host')}, pid {holder.get('pid')}) "
+                              "started at the same moment; wait for it to finish")
+    except RemoteError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if not _store_error(exc):
+            raise
+        raise RemoteError(f"{lock_url}: cannot take the writer lock ({type(exc).__name__}: {exc}); check the URL and the "
+                          "credentials in the environment") from None
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease / 3):
+            with contextlib.suppress(Exception):
+                write()
+
+    renewer = threading.Thread(target=renew, name="lmforge-store-lease", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+        with contextlib.suppress(Exception):
+            if mine(read()):
+                fs.rm_file(path)
+
+
+def _put(local: Path, url: str) -> None:
+    """Upload one file (one PUT: the store holds the old object or the new one, never half)."""
+    fs, path = _fs(url)
+    try:
+        fs.put_file(str(local), path)
+    except Exception as exc:  # noqa: BLE001
+        if not _store_error(exc):
+            raise
+        raise RemoteError(f"{url}: upload failed ({type(exc).__name__}: {exc}); {local} is complete: "
+                          "run the same command again to retry the upload") from None
+    fs.invalidate_cache(path)
+
+
+def upload(local: str | os.PathLike, url: str, marker: str = MARKER, synced: tuple = SYNCED) -> int:
+    """Copy the output in `local` to `url` (everything outside `.lmforge/`), `marker` last;
+    delete objects under the `synced` subfolders there that `local` does not have. Returns
+    the number of files uploaded."""
     fs, root = _fs(url)
     local = Path(local)
     files = sorted(p for p in local.rglob("*") if p.is_file() and not _private(p.relative_to(local)))
-    files.sort(key=lambda p: p.relative_to(local).as_posix() == MARKER)  # the marker last
+    files.sort(key=lambda p: p.relative_to(local).as_posix() == marker)  # the marker last
     wanted = {p.relative_to(local).as_posix() for p in files}
     try:
-        if fs.exists(f"{root}/{MARKER}"):  # the store's copy is unfinished while it changes
-            fs.rm(f"{root}/{MARKER}")
-        for sub in SYNCED:
+        if fs.exists(f"{root}/{marker}"):  # the store's copy is unfinished while it changes
+            fs.rm(f"{root}/{marker}")
+        for sub in synced:
             if fs.exists(f"{root}/{sub}"):
                 stale = [p for p in fs.find(f"{root}/{sub}") if p[len(root.rstrip('/')) + 1:] not in wanted]
                 if stale:
@@ -143,12 +268,15 @@ def _store_error(exc: BaseException) -> bool:
 
 
 def _private(rel: Path) -> bool:
-    return rel.parts[0] == ".lmforge" or rel.name.endswith((".tmp", ".lock")) or rel.name == ".lmforge.lock"
+    # a run's own state: `.lmforge/` of corpus outputs, `.build/` of shards (any top-level dot folder)
+    return ((rel.parts[0].startswith(".") and len(rel.parts) > 1) or rel.name.endswith((".tmp", ".lock", WRITER))
+            or rel.name == ".lmforge.lock")
 
 
-def fetch(url: str) -> str:
-    """A local copy of the file, folder or glob `url` (in the staging folder, reused while sizes
-    match); returns the local path that stands for it (a folder, file or glob pattern)."""
+def fetch(url: str, into: str | os.PathLike | None = None) -> str:
+    """A local copy of the file, folder or glob `url` (in the staging folder, or `into`: the
+    local folder standing for the url's folder; reused while sizes match); returns the local
+    path that stands for it (a folder, file or glob pattern)."""
     fs, path = _fs(url)
     path = path.rstrip("/")
     fs.invalidate_cache()  # a listing cached before another command (or this one) wrote there
@@ -163,7 +291,7 @@ def fetch(url: str) -> str:
             base, remote = path.rsplit("/", 1)[0], [path]
         else:
             raise RemoteError(f"{url}: no such file or folder in the store; check the URL")
-        local = staging_dir(url.split("://", 1)[0] + "://" + base, "in")
+        local = Path(into) if into is not None else staging_dir(url.split("://", 1)[0] + "://" + base, "in")
         for item in remote:
             rel = item[len(base) + 1:]
             if rel and _private(Path(rel)):  # a run's state and work files are not its documents

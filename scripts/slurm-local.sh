@@ -60,7 +60,8 @@ stop)
     done
     [ -f /run/munge/munged.pid ] && kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
     sleep 1
-    pgrep -a -x 'slurmd|slurmctld|munged' || echo "slurm stopped"
+    running=$(ps -C slurmd,slurmctld,munged -o pid=,stat=,comm= | awk '$2 !~ /^Z/' || true)  # zombies are gone
+    [ -z "$running" ] && echo "slurm stopped" || echo "still running: $running"
     ;;
 *)
     echo "usage: $0 install|start|stop" >&2

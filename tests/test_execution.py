@@ -131,7 +131,44 @@ def test_corpus_status_reports_progress_then_writes_the_stats(tmp_path):
     assert result.exit_code == 0, result.output
     written = json.loads((out / "stats.json").read_text())
     assert written["summary"] == local["summary"] and written["tasks_done"] == 2 and "task_seconds" in written
+    assert written["files"] == local["files"] == 2
     assert CliRunner().invoke(main, ["corpus", "status", str(tmp_path)]).exit_code == 1  # no run: one-line error
+
+
+def test_corpus_status_asks_squeue_which_unfinished_tasks_failed(tmp_path, monkeypatch):
+    """With the job id a Slurm submission records (OUT/.lmforge/MODE/slurm_job.json), an
+    unfinished task still in `squeue` is running or queued, and one no longer there failed:
+    named with its log and the way to resume. A stand-in `squeue` on PATH plays Slurm."""
+    import os
+    import stat
+
+    state = tmp_path / "out" / ".lmforge" / "process"
+    (state / "logs").mkdir(parents=True)
+    (state / "completions").mkdir()
+    (state / "executor.json").write_text(json.dumps({"world_size": 3}))
+    (state / "completions" / "00000").write_text("")
+    (state / "logs" / "task_00002.log").write_text("step 1\nIsADirectoryError: stats/00002.json\n")
+    # resubmitted: array elements 0 and 1 are ranks 1 and 2
+    (state / "slurm_job.json").write_text(json.dumps({"job_id": "41", "ranks": [1, 2]}))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"
+    squeue.write_text("#!/bin/sh\n[ \"$4\" = 41 ] && cat " + str(tmp_path / "queue") + "\n")
+    squeue.chmod(squeue.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "queue").write_text("0 PENDING\n1 RUNNING\n")
+    result = CliRunner().invoke(main, ["corpus", "status", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "(Slurm job 41): 1/3 tasks done, 1 running, 1 queued, 0 failed" in result.output
+    (tmp_path / "queue").write_text("0 RUNNING\n")
+    result = CliRunner().invoke(main, ["corpus", "status", str(tmp_path / "out")])
+    assert "1 running, 0 queued, 1 failed" in result.output
+    assert "task 2 failed" in result.output and "task_00002.log" in result.output and "IsADirectoryError" in result.output
+    assert "run the same command again" not in result.output  # task 1 still runs
+    (tmp_path / "queue").write_text("")
+    result = CliRunner().invoke(main, ["corpus", "status", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "2 failed" in result.output and "task 1 failed" in result.output
+    assert "run the same command again to resume" in result.output and "Traceback" not in result.output
 
 
 def test_slurm_flags_reach_the_sbatch_script(tmp_path):
@@ -149,10 +186,20 @@ def test_slurm_flags_reach_the_sbatch_script(tmp_path):
     executor = make_executor([], config, tmp_path / "logs")
     args = executor.get_sbatch_args(4)
     assert args["account"] == "proj" and args["constraint"] == "amd" and "qos" not in args
+    assert args["kill-on-invalid-dep"] == "yes"  # jobs waiting on a failed task are cancelled, not left pending
     assert args["array"] in ("0-3%4", "0-3")
     assert executor.venv_path == str(venv / "bin" / "activate")
     with_qos = make_executor([], ExecutorConfig(executor="slurm", tasks=1, slurm_partition="cpu", slurm_qos="high"), tmp_path / "l2")
     assert with_qos.get_sbatch_args(1)["qos"] == "high"
+    # without --slurm-venv a task finds this environment's launch_pickled_pipeline by path (a
+    # shell whose PATH lacked it had every task die with "launch_pickled_pipeline: No such file")
+    import sys
+    from pathlib import Path
+
+    script = with_qos.get_launch_file_contents(with_qos.get_sbatch_args(1), "launch_pickled_pipeline x.pik")
+    if (Path(sys.executable).parent / "launch_pickled_pipeline").exists():
+        assert f'export PATH={Path(sys.executable).parent}:"$PATH"' in script
+    assert "export PATH" not in executor.get_launch_file_contents(args, "x")  # --slurm-venv: its activate script instead
     if shutil.which("sbatch") is None:
         with pytest.raises(RuntimeError, match="needs Slurm's sbatch on PATH"):
             check_engine(config)

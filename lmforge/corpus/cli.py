@@ -159,7 +159,10 @@ def execute(mode: str, kwargs: dict, filters=None, dedup: bool = False, dedup_co
             config.output_dir = local
             stats = run_corpus(config, executor, overwrite=kwargs["overwrite"], progress=not kwargs["no_progress"], verbose=verbose)
             if stats.get("submitted"):
-                click.echo(f"submitted to {stats['executor']}; logs and progress in {stats['logging_dir']}")
+                job = stats.get("job_id")
+                what = f"as job {job} ({stats['tasks_submitted']} of {executor.tasks} tasks)" if job not in (None, -1) else "(nothing to run: every task is done)"
+                click.echo(f"submitted to {stats['executor']} {what}; logs in {stats['logging_dir']}\n"
+                           f"follow it with: lmforge corpus status {kwargs['output_dir']}")
                 return
             print_summary(stats, kwargs["output_dir"], source=source)
             if stats["tasks_done"] < stats["tasks"]:  # raised inside: a URL output is not uploaded

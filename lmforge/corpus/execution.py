@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datatrove.executor import LocalPipelineExecutor
+from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 
 EXECUTORS = ("local", "slurm", "ray")
 
@@ -84,12 +84,20 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
             verbose=verbose,
         )
     if config.executor == "slurm":
-        from datatrove.executor import SlurmPipelineExecutor
-
         venv = config.slurm_venv
         if venv and Path(venv).is_dir():  # the environment's folder: its activate script
             venv = str(Path(venv) / "bin" / "activate")
-        return SlurmPipelineExecutor(
+        extra = dict(config.extra)
+        bin_dir = Path(sys.executable).parent  # not resolved: a venv's bin/python is a link out of it
+        if not venv and "env_command" not in extra and (bin_dir / "launch_pickled_pipeline").exists():
+            # without --slurm-venv the tasks run this Python environment's launch_pickled_pipeline,
+            # found by path (on the shared filesystem): a submitting shell whose PATH lacks it (a
+            # venv's python run by its full path) had every task die with "execve():
+            # launch_pickled_pipeline: No such file or directory"
+            import shlex
+
+            extra["env_command"] = f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"'
+        return SlurmExecutor(
             pipeline,
             tasks=config.tasks,
             workers=config.workers,
@@ -99,11 +107,15 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
             mem_per_cpu_gb=config.slurm_mem_per_cpu_gb,
             qos=config.slurm_qos,  # datatrove sends --qos=normal unless told otherwise
             venv_path=venv,
-            sbatch_args={**({"account": config.slurm_account} if config.slurm_account else {}), **config.slurm_sbatch},
+            # a task that fails makes every job that waits on it (datatrove's stats merge, the next
+            # dedup stage) unrunnable: Slurm cancels them instead of leaving them pending forever
+            # (DependencyNeverSatisfied)
+            sbatch_args={"kill-on-invalid-dep": "yes", **({"account": config.slurm_account} if config.slurm_account else {}),
+                         **config.slurm_sbatch},
             logging_dir=logging_dir,
             job_name="lmforge",
             skip_completed=True,
-            **config.extra,
+            **extra,
         )
     import importlib.util
 
@@ -115,6 +127,34 @@ def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Pat
     )
     executor.connect = (config, verbose)  # run() joins the cluster (connect_ray) before its first task
     return executor
+
+
+#: what a Slurm submission leaves in its logging folder: the job id, for `corpus status`
+SLURM_JOB_FILE = "slurm_job.json"
+
+
+class SlurmExecutor(SlurmPipelineExecutor):
+    """datatrove's Slurm executor that records the job id of each submission in
+    `LOGGING_DIR/slurm_job.json` (with the array index -> task rank map), so that `corpus
+    status` can ask `squeue` which unfinished tasks are still queued or running and call the
+    others failed, and a submission that sbatch refuses is one line (sbatch's own message)."""
+
+    def launch_job(self):
+        import subprocess
+
+        try:
+            super().launch_job()
+        except subprocess.CalledProcessError as exc:
+            said = (exc.output or b"").decode(errors="replace").strip() or "sbatch's own error is above"
+            raise RuntimeError(f"sbatch refused the job (exit status {exc.returncode}): {said}") from None
+        if self.job_id not in (None, -1):
+            import json
+            import time
+
+            with self.logging_dir.open("ranks_to_run.json", "r") as f:
+                ranks = json.load(f)
+            with self.logging_dir.open(SLURM_JOB_FILE, "w") as f:
+                json.dump({"job_id": str(self.job_id), "ranks": ranks, "submitted": time.time()}, f)
 
 
 def _pooled_ray_executor_class():

@@ -243,7 +243,9 @@ def _run(config: CorpusConfig, executor: ExecutorConfig, files: list[str], overw
     pipeline = build_pipeline(config, files, progress=progress)
     start = time.perf_counter()
     try:
-        make_executor(pipeline, executor, logging_dir, verbose=verbose).run()
+        engine = make_executor(pipeline, executor, logging_dir, verbose=verbose)
+        todo = len(engine.get_incomplete_ranks()) if executor.executor == "slurm" else None
+        engine.run()
     except BaseException:
         release_ray_actors()
         raise
@@ -251,7 +253,8 @@ def _run(config: CorpusConfig, executor: ExecutorConfig, files: list[str], overw
         release_ray_actors()
     seconds = time.perf_counter() - start
     if executor.executor == "slurm":  # sbatch returns at once; Ray's run() waits for every task
-        return {"submitted": True, "executor": executor.executor, "logging_dir": str(logging_dir)}
+        return {"submitted": True, "executor": executor.executor, "logging_dir": str(logging_dir), "job_id": engine.job_id,
+                "tasks_submitted": todo}
     stats = collect_stats(logging_dir, tasks=executor.tasks)
     _record_run(out, seconds)
     stats["files"] = len(files)

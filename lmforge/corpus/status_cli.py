@@ -29,10 +29,23 @@ def status(out: str) -> None:
         command = f"ingest {s.source}" if s.source else s.mode
         click.echo(f"all {s.tasks} tasks of `corpus {command}` done")
         return
-    click.echo(f"corpus {s.mode} in {out}: {len(s.done)}/{s.tasks} tasks done, {len(s.started)} started and not finished, "
-               f"{s.tasks - len(s.done) - len(s.started)} not started")
-    for rank, line in sorted(s.started.items())[:20]:
-        click.echo(f"  task {rank:05d} (running or failed; log {out}/.lmforge/{s.mode}/logs/task_{rank:05d}.log): {line}")
-    if len(s.started) > 20:
-        click.echo(f"  ... and {len(s.started) - 20} more")
+    logs = f"{out}/.lmforge/{s.mode}"
+    if s.queued is None:
+        click.echo(f"corpus {s.mode} in {out}: {len(s.done)}/{s.tasks} tasks done, {len(s.started)} started and not finished, "
+                   f"{s.tasks - len(s.done) - len(s.started)} not started")
+        for rank, line in sorted(s.started.items())[:20]:
+            click.echo(f"  task {rank:05d} (running or failed; log {logs}/logs/task_{rank:05d}.log): {line}")
+        if len(s.started) > 20:
+            click.echo(f"  ... and {len(s.started) - 20} more")
+        raise SystemExit(1)
+    running = sum(state == "running" for state in s.queued.values())
+    click.echo(f"corpus {s.mode} in {out} (Slurm job {s.job_id}): {len(s.done)}/{s.tasks} tasks done, {running} running, "
+               f"{len(s.queued) - running} queued, {len(s.failed)} failed")
+    for rank in s.failed[:20]:
+        line = s.started.get(rank) or s.slurm_output.get(rank, "(no log)")
+        click.echo(f"  task {rank} failed (log {logs}/logs/task_{rank:05d}.log, Slurm's output in {logs}/slurm_logs/): {line}")
+    if len(s.failed) > 20:
+        click.echo(f"  ... and {len(s.failed) - 20} more")
+    if s.failed and not s.queued:
+        click.echo("run the same command again to resume (finished tasks are skipped)")
     raise SystemExit(1)

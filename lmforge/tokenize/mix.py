@@ -494,7 +494,7 @@ def build_manifest(recipe: MixRecipe, out_path: str | os.PathLike, *, notes: lis
 # ---- loading -------------------------------------------------------------------------------
 
 
-def load_manifest(path: str | os.PathLike, *, check_shards: bool = True) -> Manifest:
+def load_manifest(path: str | os.PathLike, *, check_shards: bool = True, shards_here: bool = True) -> Manifest:
     """Read and validate a `mix.json`.
 
     Raises MixError naming the manifest (and the shard) for: a missing file, bad JSON, a
@@ -504,6 +504,8 @@ def load_manifest(path: str | os.PathLike, *, check_shards: bool = True) -> Mani
     corrupted or whose tokenizer fingerprint or token count is not the manifest's. Shard
     sha256s are `verify_shards`'s job (`mix inspect`): reading every byte here would make
     every train start as slow as the corpus is big (see the module docstring).
+    `shards_here=False`: the shards are not checked at all (`fetch_manifest`, before it
+    downloads them).
     """
     path = Path(path)
     try:
@@ -562,6 +564,8 @@ def load_manifest(path: str | os.PathLike, *, check_shards: bool = True) -> Mani
     total = sum(s.weight for s in manifest.sources)
     if abs(total - 1) > 1e-6:
         raise MixError(f"{path}: weights sum to {total}, not 1; rebuild it with `lmforge mix build`")
+    if not shards_here:
+        return manifest
     for s in manifest.sources:
         for e in s.shards:
             if isinstance(e.path, str):
@@ -618,3 +622,97 @@ def manifest_table(manifest: Manifest) -> dict:
         "documents": sum(r["documents"] for r in rows),
         "sources": rows,
     }
+
+
+# ---- manifests in object storage -------------------------------------------------------------
+
+
+def _store_of(url: str) -> str:
+    """`s3://bucket/a/b` -> `s3://bucket`."""
+    protocol, rest = url.split("://", 1)
+    return f"{protocol}://{rest.split('/', 1)[0]}"
+
+
+def stage_sources(recipe: MixRecipe, out_url: str) -> MixRecipe:
+    """The recipe with each source URL replaced by its copy in the store's local mirror
+    (`lmforge.remote.store_mirror`), where `mix build -o OUT_URL` writes the manifest too, so
+    that the shard paths it records relative to the manifest are the same in the store.
+
+    Every source must be in the manifest's store (a local folder, or another bucket, could not
+    be named relative to it): refused by name otherwise."""
+    import dataclasses
+
+    from lmforge.remote import fetch, store_mirror
+
+    staged = []
+    for spec in recipe.sources:
+        if not _is_url(spec.path) or _store_of(spec.path) != _store_of(out_url):
+            raise MixError(
+                f"source {spec.name!r}: {spec.path} is not in {_store_of(out_url)}, where the manifest goes; a manifest in "
+                f"object storage names its shards relative to itself: build them there first (`lmforge shards build … "
+                f"-o {_store_of(out_url)}/shards/{spec.name}`) and give that URL")
+        local = store_mirror(spec.path.rstrip("/"))
+        (local / SOURCE_FILE).unlink(missing_ok=True)  # one rebuilt in the store may have the old one's size
+        fetch(spec.path.rstrip("/"), into=local)
+        staged.append(dataclasses.replace(spec, path=str(local)))
+    return dataclasses.replace(recipe, sources=staged)
+
+
+def fetch_manifest(url: str) -> Path:
+    """A local copy of the manifest at `url` and of every shard it names (in the store's local
+    mirror, `lmforge.remote.store_mirror`, where its relative shard paths hold); returns the
+    local manifest's path. The manifest is fetched anew each time; a shard is downloaded unless
+    the local copy is one already checked against this sha256 (recorded with its size and
+    mtime in `MIRROR/.lmforge-verified.json`), and every shard downloaded or not yet checked
+    is hashed against the manifest's sha256 (a mismatch is refused, naming the shard and the
+    manifest). Processes of one torchrun fetch in turn (a file lock), the later ones finding
+    the files there and checked."""
+    import fcntl
+
+    from lmforge.remote import fetch, store_mirror
+
+    local = store_mirror(url)
+    mirror = store_mirror(_store_of(url))
+    local.parent.mkdir(parents=True, exist_ok=True)
+    record = mirror / ".lmforge-verified.json"
+    with open(mirror / ".lmforge-fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            verified = orjson.loads(record.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            verified = {}
+        local.unlink(missing_ok=True)  # a manifest rebuilt in the store may have the old one's size
+        fetch(url, into=local.parent)
+        manifest = load_manifest(local, check_shards=False, shards_here=False)
+        for s in manifest.sources:
+            for e in s.shards:
+                if isinstance(e.path, str):
+                    continue  # an absolute URL: read where it is
+                path, want = Path(e.path), _hex(e.sha256)
+                try:
+                    rel = path.relative_to(mirror).as_posix()
+                except ValueError:
+                    raise MixError(f"{url}: source {s.name!r}: shard {e.path} lies outside the store; rebuild the manifest "
+                                   "with `lmforge mix build` from shards in the store") from None
+                st = path.stat() if path.is_file() else None
+                if st is not None and verified.get(rel) == [st.st_size, st.st_mtime_ns, want]:
+                    continue
+                downloaded = st is None or st.st_size != e.bytes
+                if downloaded:
+                    path.unlink(missing_ok=True)
+                    fetch(f"{_store_of(url)}/{rel}", into=path.parent)
+                digest = sha256_file(path)
+                if digest != want and not downloaded:  # a local copy of another build: the store's, then
+                    path.unlink()
+                    fetch(f"{_store_of(url)}/{rel}", into=path.parent)
+                    digest = sha256_file(path)
+                if digest != want:
+                    path.unlink()
+                    raise MixError(f"{url}: source {s.name!r}: shard {_store_of(url)}/{rel} does not match its sha256 in the "
+                                   "manifest (changed in the store since the manifest was built); rebuild the shards and the manifest")
+                st = path.stat()
+                verified[rel] = [st.st_size, st.st_mtime_ns, want]
+                tmp = record.with_name(record.name + ".tmp")
+                tmp.write_bytes(orjson.dumps(verified))
+                os.replace(tmp, record)
+    return local

@@ -56,7 +56,9 @@ def shards():
 @shards.command("build", context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1, required=True, type=LocalPath(urls=True))
 @click.option("--tokenizer", "tokenizer_dir", required=True, type=LocalPath(), help="Tokenizer folder (from `lmforge tokenizer train`).")
-@click.option("-o", "--output", "out_dir", required=True, type=LocalPath(file_okay=False), help="Output folder: OUT/shards/*.tokens.zst and OUT/source.json.")
+@click.option("-o", "--output", "out_dir", required=True, type=LocalPath(file_okay=False, urls="write"),
+              help="Output folder: OUT/shards/*.tokens.zst and OUT/source.json; or an object-store URL (s3://bucket/shards/web: "
+                   "built in a local staging folder, then uploaded, source.json last).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes tokenising input files in parallel.")
 @click.option("--shard-tokens", default="100M", show_default=True, help="Most tokens per shard (a longer single document gets its own shard).")
 @click.option("--frame-tokens", default=65536, show_default=True, type=click.IntRange(min=1), help="Tokens per zstd frame (the unit of random access).")
@@ -75,6 +77,7 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_to
     \b
     Example:
       lmforge shards build dedup/ --tokenizer tok/ -o shards/web --workers 8
+      lmforge shards build s3://bucket/dedup --tokenizer tok/ -o s3://bucket/shards/web
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -108,19 +111,34 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_to
                 bar.update(task, tokens=_human(counts["tokens"]))
 
         try:
-            result = build_shards(inputs, tokenizer_dir, out_dir, cfg, force=force, progress=progress)
+            with staged_shards(out_dir) as local:
+                result = build_shards(inputs, tokenizer_dir, local, cfg, force=force, progress=progress)
         except (FileNotFoundError, TokenizerError, BuildError, DocumentFileError) as exc:
             bar.stop()
             _fail(str(exc).strip("'\""))
-    _print_build(result)
+    _print_build(result, shown=out_dir)
 
 
-def _print_build(result) -> None:
+def staged_shards(out_dir: str):
+    """`out_dir` itself, or for a URL its local staging folder, uploaded when the build
+    succeeds (`lmforge.remote.staged_output`: `source.json`, the completion marker, last)."""
+    import contextlib
+
+    if "://" not in out_dir:
+        return contextlib.nullcontext(out_dir)
+    from lmforge.remote import staged_output
+    from lmforge.tokenize.build import SOURCE_FILE
+
+    return staged_output(out_dir, marker=SOURCE_FILE, synced=("shards",))
+
+
+def _print_build(result, shown: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     src = result.source
-    table = Table(title=f"shards build → {result.out_dir}")
+    shown = shown or str(result.out_dir)
+    table = Table(title=f"shards build → {shown}")
     for col in ("input", "documents", "tokens", "shards", "skipped lines"):
         table.add_column(col, justify="left" if col == "input" else "right")
     for p in src["inputs"]:
@@ -138,7 +156,7 @@ def _print_build(result) -> None:
     )
     if src["errors"]:
         console.print("skipped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(src["errors"].items())))
-    console.print(f"summary: {result.out_dir / 'source.json'}")
+    console.print(f"summary: {shown.rstrip('/')}/source.json")
 
 
 @shards.command("inspect", context_settings=CONTEXT)
@@ -333,7 +351,8 @@ def mix():
 @click.option("--budget", default=None, help="Training tokens (1000000, 10M, 300B, 1.4T).")
 @click.option("--val-tokens", default=None, help="Validation tokens per source, from the end of its last shard, in whole documents (0: none).")
 @click.option("--from-toml", "recipe", type=LocalPath(), default=None, help="A recipe TOML (see lmforge/tokenize/recipes/llama.toml); --source/--budget add to or override it.")
-@click.option("-o", "--output", "out", required=True, type=LocalPath(dir_okay=False), help="The manifest to write (mix.json).")
+@click.option("-o", "--output", "out", required=True, type=LocalPath(dir_okay=False, urls="write"),
+              help="The manifest to write (mix.json), or its URL (s3://bucket/mix.json: every source must then be a URL in the same bucket).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT even if it is a manifest built with other sources, weights or budget.")
 @locks_output("out", file=True)
 def mix_build(sources, budget, val_tokens, recipe, out, overwrite):
@@ -347,6 +366,7 @@ def mix_build(sources, budget, val_tokens, recipe, out, overwrite):
       lmforge mix build --source cc=shards/cc:0.67 --source c4=shards/c4:0.15 \\
           --source wiki=shards/wiki:0.045 --budget 1.4T --val-tokens 1M -o mix.json
       lmforge mix build --from-toml lmforge/tokenize/recipes/llama.toml -o mix.json
+      lmforge mix build --source web=s3://bucket/shards/web:1.0 --budget 10B -o s3://bucket/mix.json
     """
     from lmforge.tokenize.mix import MixError, MixRecipe, SourceSpec, build_manifest, load_recipe, parse_tokens
 
@@ -371,7 +391,14 @@ def mix_build(sources, budget, val_tokens, recipe, out, overwrite):
         _fail(str(exc), 2)
     notes: list[str] = []
     try:
-        manifest = build_manifest(mr, out, notes=notes, overwrite=overwrite)
+        if "://" in out:  # built in the store's local mirror, then uploaded (lmforge.remote.staged_output)
+            from lmforge.remote import staged_output
+            from lmforge.tokenize.mix import stage_sources
+
+            with staged_output(out, file=True) as local:
+                manifest = build_manifest(stage_sources(mr, out), local, notes=notes, overwrite=overwrite)
+        else:
+            manifest = build_manifest(mr, out, notes=notes, overwrite=overwrite)
     except MixError as exc:
         _fail(str(exc))
     for n in notes:

@@ -19,7 +19,8 @@ def _console():
 
 
 @click.command("train")
-@click.option("--manifest", "-m", required=True, type=LocalPath(), help="Mixture manifest (mix.json) from `lmforge mix build`.")
+@click.option("--manifest", "-m", required=True, type=LocalPath(urls=True),
+              help="Mixture manifest (mix.json) from `lmforge mix build`; an s3:// URL is fetched with its shards to the local staging cache.")
 @click.option("--preset", "-p", default=None, type=click.Choice(list(PRESETS)),
               help="Model shape [tiny; with --init-from: the source's shape, and a preset naming another is refused].")
 @click.option("--init-from", "init_from", default=None, type=LocalPath(exists=True), metavar="RUN_OR_HF_DIR",
@@ -83,11 +84,16 @@ def train(manifest, preset, init_from, steps, seed, out_dir, batch_tokens, micro
           --device cuda --fsdp --steps 5000 -o runs/d24
       lmforge train -m mix2/mix.json --init-from runs/tiny --steps 300 -o runs/tiny-more   # continued pretraining
       lmforge train -m mix/mix.json --init-from hf/my-llama --steps 300 -o runs/llama
+      lmforge train -m s3://bucket/mix.json -p tiny --steps 300 -o runs/tiny   # fetched to the staging cache
     """
     from lmforge.train.data import DataError
     from lmforge.train.trainer import TrainConfig, TrainingError, train as run_training
 
     rank0 = int(os.environ.get("RANK", "0")) == 0
+    if "://" in manifest:  # the manifest and its shards, downloaded once and checked against its sha256s
+        from lmforge.tokenize.mix import fetch_manifest
+
+        manifest = str(fetch_manifest(manifest))
     try:
         cfg = TrainConfig(
             manifest=manifest, out_dir=out_dir, preset=preset, init_from=init_from, steps=steps, seed=seed, batch_tokens=batch_tokens,
