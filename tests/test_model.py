@@ -338,6 +338,7 @@ def test_generate_batch_shares_a_group_prompt_and_each_row_equals_generate(monke
     rows = [p] * 4 + [q] * 4
     greedy = generate_batch(m, rows, 10, temperature=0, vocab_size=300)
     assert greedy == [generate(m, r, 10, temperature=0, vocab_size=300) for r in rows]
+    assert generate_batch(m, [q] * 4, 10, temperature=0, vocab_size=300) == greedy[4:]  # one prompt: no padding
     stop = greedy[0][3]
     assert generate_batch(m, rows, 10, temperature=0, stop_id=stop, vocab_size=300)[0] == greedy[0][:4]
     # sampled rows of one group differ from each other and follow the seed
