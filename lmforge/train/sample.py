@@ -136,10 +136,10 @@ def generate_batch(model: GPT, prompts: list[list[int]], max_new: int, *, temper
     The cache is preallocated and written in place; the stop test reads the device every
     `check_every` steps (default: every step on a CPU, where it costs nothing; every 8 on an
     accelerator, where it waits for the device). Where the time goes at `small`, 8 prompts x
-    8 samples x 32 new tokens on one CPU core (benchmarks/generate.py, torch.profiler): ~40%
-    matrix products, ~23% attention over the cache (SDPA's CPU kernel; a float mask or
-    hand-written attention measured no faster), ~6% sampling, the rest element-wise kernels;
-    sharing the prefill and skipping the head over prompt positions took it from 4.7 s to 2.4 s."""
+    8 samples x 32 new tokens on one CPU core (benchmarks/generate.py, torch.profiler): ~47%
+    matrix products, ~12% attention over the cache (~23% before a group's rows shared their
+    prompt's keys, `KVCache.share`), ~3% sampling (~6% with a full-vocabulary cumsum), the rest
+    element-wise kernels and the per-call overhead of many small ones."""
     if not prompts or not all(prompts):
         raise ValueError("generate_batch needs at least one prompt, none of them empty")
     device = next(model.parameters()).device
