@@ -40,9 +40,10 @@ CDF (no full-vocabulary cumsum), seeded samples the same but 1 draw in 2048 (its
 from a boundary: float rounding). The machine's load was 10-19 on 2 cores throughout, so the
 wall-clock rounds of this script swung (8 x 8: 3.2 -> 6.3x the loop); the figures below are CPU
 time, old and new code in alternating processes, best of 3 each:
-    8 prompts x 8 samples: batched 1004-1269 -> 1224-1591 tokens/s; the one-call-per-prompt loop
-    275-343 -> 300-372 (about unchanged: attention was a smaller part of its steps); batched over
-    the loop 3.4-3.9 -> 4.1-4.4 (four pairs of runs); x transformers 2.34 -> 2.81
+    8 prompts x 8 samples: batched 1004-1361 -> 1224-1591 tokens/s; the one-call-per-prompt loop
+    275-374 -> 299-372 (about unchanged: attention was a smaller part of its steps); batched over
+    the loop 3.4-3.9 -> 4.1-4.4 (five pairs of runs; 3.5 from the batch-size curve below, a
+    separate run); x transformers 2.34 -> 2.81
     64 distinct prompts (nothing shared; sampling only): batched 790-892 -> 895-976 tokens/s;
     x transformers 1.58 -> 1.53 (the same code path, within noise)
 Tokens/s against batch size (new code, CPU time, groups of 8 samples, 1 for B = 1): B = 1: 85,
