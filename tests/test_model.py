@@ -324,6 +324,47 @@ def test_generate_batch_prefills_a_repeated_prompt_once_and_each_row_continues_i
     assert again == sampled  # seeded
 
 
+@pytest.mark.parametrize("shared_limit", [512, 12])  # 12: the rows' cache is unshared mid-generation
+def test_generate_batch_shares_a_group_prompt_and_each_row_equals_generate(monkeypatch, shared_limit):
+    """RL's shape (each prompt's rows in a run of equal length) keeps every prompt's keys once
+    (KVCache.share): greedy rows still equal `generate` on their prompt alone, left padding and a
+    stop id included, before and after the cache goes back to one sequence per row."""
+    from lmforge.train import sample
+    from lmforge.train.sample import generate, generate_batch
+
+    monkeypatch.setattr(sample, "SHARED_NEW_POSITIONS", shared_limit)
+    m = small().eval()
+    p, q = torch.randint(0, 300, (9,)).tolist(), torch.randint(0, 300, (2,)).tolist()
+    rows = [p] * 4 + [q] * 4
+    greedy = generate_batch(m, rows, 10, temperature=0, vocab_size=300)
+    assert greedy == [generate(m, r, 10, temperature=0, vocab_size=300) for r in rows]
+    assert generate_batch(m, [q] * 4, 10, temperature=0, vocab_size=300) == greedy[4:]  # one prompt: no padding
+    stop = greedy[0][3]
+    assert generate_batch(m, rows, 10, temperature=0, stop_id=stop, vocab_size=300)[0] == greedy[0][:4]
+    # sampled rows of one group differ from each other and follow the seed
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    sampled = generate_batch(m, rows, 10, temperature=1.0, generator=g(), vocab_size=300)
+    assert len({tuple(s) for s in sampled[:4]}) == 4
+    assert sampled == generate_batch(m, rows, 10, temperature=1.0, generator=g(), vocab_size=300)
+
+
+def test_sample_draws_the_inverse_cdf_id_and_never_a_zero_probability_one():
+    """The two-level inverse CDF picks the id a float64 CDF picks (all but draws within float
+    rounding of a boundary), never a padded id past V, never one cut by top-k."""
+    from lmforge.train.sample import _sample
+
+    torch.manual_seed(0)
+    logits = torch.randn(512, 300) * 3
+    got = _sample(logits, 1.0, None, torch.Generator().manual_seed(1))
+    u = 1.0 - torch.rand(512, 1, generator=torch.Generator().manual_seed(1)).double()
+    cdf = torch.softmax(logits.double(), -1).cumsum(-1)
+    want = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(1)
+    assert (got == want).float().mean() > 0.99 and int(got.max()) < 300
+    cut = _sample(logits, 0.7, 5, torch.Generator().manual_seed(2))
+    top5 = logits.topk(5, -1).indices
+    assert (top5 == cut[:, None]).any(-1).all()
+
+
 def test_generate_batch_samples_from_the_softmax():
     """Inverse-CDF sampling: 20,000 draws of one next token match the model's probabilities to
     sampling noise (total variation ~0.05 expected at 300 ids; a biased sampler shows far more)."""

@@ -1,7 +1,7 @@
 """A compact GPT in one file: RoPE, RMSNorm, causal SDPA, ReLU² MLP, optional tied embeddings.
 
 The whole model is a config dataclass and four modules (`Attention`, `MLP`, `Block`, `GPT`)
-plus a KV cache for generation. Choices, and why:
+plus the KV cache for generation (its own file, `kv_cache.py`). Choices, and why:
 
 - RoPE instead of learned positions: no position table, and a model extrapolates a little
   past its training context instead of failing with an index error.
@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmforge.train.kv_cache import KVCache  # generation's cache (its own file: this one stays the model)
 from lmforge.train.presets import PRESETS  # name -> shape (torch-free, for the CLI's --help)
 
 VOCAB_MULTIPLE = 64
@@ -142,50 +143,6 @@ class Ops:
 PLAIN_OPS = Ops(rms_norm, apply_rotary, relu_squared, causal_attention)
 
 
-class KVCache:
-    """Keys and values of every layer for generation: (n_layer, B, nh, max_len, hs) each.
-
-    `pos` is the number of positions already filled; the model advances it after a forward
-    pass, so one cache follows one sequence batch from prompt to last token. Prompts of
-    different lengths go in left-padded: `valid` (B, max_len) marks the real positions, and no
-    query attends to a pad (RoPE scores depend on relative positions only, so a row's shift
-    changes nothing).
-    """
-
-    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device=None, dtype=torch.float32,
-                 valid: torch.Tensor | None = None):
-        shape = (config.n_layer, batch_size, config.n_head, max_len, config.head_dim)
-        self.k = torch.empty(shape, device=device, dtype=dtype)  # a position is read only once written
-        self.v = torch.empty(shape, device=device, dtype=dtype)
-        self.max_len = max_len
-        self.pos = 0
-        self.valid = valid  # (B, max_len) bool, or None: every position is real
-        self._mask = None
-
-    def mask(self, past: int, T: int, device) -> torch.Tensor | None:
-        """Boolean attention mask of T new queries over past + T keys: causal within the new
-        chunk, all of the prefix, never a pad (a pad query sees itself, so no row is empty)."""
-        if self.valid is None and T == 1:
-            return None
-        if self._mask is not None and self._mask[0] == (past, T):  # built once per forward, used by every layer
-            return self._mask[1]
-        mask = torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)  # (T, past + T)
-        if self.valid is not None:
-            own = torch.arange(past + T, device=device)[None, :] == torch.arange(past, past + T, device=device)[:, None]
-            mask = mask & (self.valid[:, None, None, : past + T] | own)  # (B, 1, T, past + T)
-        self._mask = ((past, T), mask)
-        return mask
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v (B, nh, T, hs) at the current position; return all keys and values so far."""
-        end = self.pos + k.size(2)
-        if end > self.max_len:
-            raise ValueError(f"KV cache full: {end} positions needed, {self.max_len} allocated")
-        self.k[layer, :, :, self.pos : end] = k
-        self.v[layer, :, :, self.pos : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-
 class Attention(nn.Module):
     def __init__(self, config: GPTConfig, layer: int):
         super().__init__()
@@ -203,9 +160,7 @@ class Attention(nn.Module):
         if kv_cache is None:
             y = ops.attention(q, k, v)
         else:
-            past = kv_cache.pos
-            k, v = kv_cache.update(self.layer, k, v)  # (B, nh, past + T, hs)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=kv_cache.mask(past, T, x.device))
+            y = kv_cache.attend(self.layer, q, k, v)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.proj(y)
 
@@ -291,7 +246,7 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x, cos, sin, ops, kv_cache)
         if kv_cache is not None:
-            kv_cache.pos += T
+            kv_cache.advance(T)
         return ops.rms_norm(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, kv_cache: KVCache | None = None, reduction: str = "mean"):

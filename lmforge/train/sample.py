@@ -80,10 +80,27 @@ def _prefill(model: GPT, prompts: list[list[int]], max_len: int) -> tuple[torch.
     return model.lm_head(h[:, -1]), cache
 
 
+# New positions per shared prompt (rows x tokens) up to which its rows attend in the shared layout
+# (KVCache.share). Each query there scores every row's new keys of its group, so the layout
+# pays while the per-query call overhead it saves outweighs that: on one CPU core at `small`
+# width the crossover was at 400-600 (groups of 8, 16 and 32 rows); past it the cache is
+# copied into one sequence per row (KVCache.unshare) and generation continues there.
+SHARED_NEW_POSITIONS = 512
+SAMPLE_BLOCK = 128  # vocabulary ids per block of the two-level inverse CDF in `_sample`
+
+
 def _sample(last: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> torch.Tensor:
     """One id per row of logits (B, V): argmax at temperature 0, else drawn from the softmax
     (top-k cut first) by inverse CDF, one uniform per row (torch.multinomial draws an exponential
-    for every vocabulary entry, ~half of all sampling time at 64 rows x 8192 ids on a CPU)."""
+    for every vocabulary entry, ~half of all sampling time at 64 rows x 8192 ids on a CPU).
+
+    The CDF is found in two levels: the sums of blocks of `SAMPLE_BLOCK` ids locate the block,
+    then the cumulative sum of that block alone locates the id. A full-vocabulary `cumsum` is a
+    sequential scan (1.5 ms of the ~3 ms a step took at 64 x 8192 on one core); block sums
+    vectorise, and the softmax's division is never needed (the uniform is scaled by the total
+    instead). The id drawn is the first whose cumulative mass reaches u x total, as before; the
+    summation order differs, so a draw can differ only where u falls within float rounding of a
+    boundary. A zero-probability id (padded or cut by top-k) is never drawn."""
     if temperature <= 0:
         return last.argmax(-1)
     if temperature != 1.0:
@@ -91,9 +108,19 @@ def _sample(last: torch.Tensor, temperature: float, top_k: int | None, generator
     if top_k:
         kth = torch.topk(last, min(top_k, last.size(-1)), dim=-1).values[:, -1:]
         last = last.masked_fill(last < kth, float("-inf"))
-    cdf = torch.softmax(last, -1).cumsum_(-1)  # (B, V)
-    u = 1.0 - torch.rand(last.size(0), 1, generator=generator, device=last.device)  # (0, 1]: a zero-probability id is never picked
-    return torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(1).clamp_max(last.size(-1) - 1)
+    B, V = last.shape
+    nb = -(-V // SAMPLE_BLOCK)
+    w = torch.zeros(B, nb * SAMPLE_BLOCK, dtype=torch.float32, device=last.device)  # exp(logit - max), zero past V
+    torch.sub(last, last.amax(-1, keepdim=True), out=w[:, :V]).exp_()
+    blocks = w.view(B, nb, SAMPLE_BLOCK)
+    cum = blocks.sum(-1).cumsum_(-1)  # (B, nb) mass up to the end of each block
+    u = 1.0 - torch.rand(B, 1, generator=generator, device=last.device)  # (0, 1]
+    target = u * cum[:, -1:]  # (B, 1)
+    j = torch.searchsorted(cum, target).clamp_max_(nb - 1)  # the block where the target mass is reached
+    before = torch.where(j > 0, cum.gather(1, (j - 1).clamp_min(0)), 0.0)  # mass before block j, < target
+    inner = blocks.gather(1, j[:, :, None].expand(B, 1, SAMPLE_BLOCK)).squeeze(1).cumsum_(-1)  # (B, block)
+    i = torch.searchsorted(inner, torch.minimum(target - before, inner[:, -1:]))  # first id reaching it (> 0 mass)
+    return (j * SAMPLE_BLOCK + i).squeeze(1)
 
 
 @torch.inference_mode()
@@ -109,10 +136,10 @@ def generate_batch(model: GPT, prompts: list[list[int]], max_new: int, *, temper
     The cache is preallocated and written in place; the stop test reads the device every
     `check_every` steps (default: every step on a CPU, where it costs nothing; every 8 on an
     accelerator, where it waits for the device). Where the time goes at `small`, 8 prompts x
-    8 samples x 32 new tokens on one CPU core (benchmarks/generate.py, torch.profiler): ~40%
-    matrix products, ~23% attention over the cache (SDPA's CPU kernel; a float mask or
-    hand-written attention measured no faster), ~6% sampling, the rest element-wise kernels;
-    sharing the prefill and skipping the head over prompt positions took it from 4.7 s to 2.4 s."""
+    8 samples x 32 new tokens on one CPU core (benchmarks/generate.py, torch.profiler): ~47%
+    matrix products, ~12% attention over the cache (~23% before a group's rows shared their
+    prompt's keys, `KVCache.share`), ~3% sampling (~6% with a full-vocabulary cumsum), the rest
+    element-wise kernels and the per-call overhead of many small ones."""
     if not prompts or not all(prompts):
         raise ValueError("generate_batch needs at least one prompt, none of them empty")
     device = next(model.parameters()).device
@@ -122,8 +149,14 @@ def generate_batch(model: GPT, prompts: list[list[int]], max_new: int, *, temper
     source = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]  # row -> its prompt's first row
     B, L = len(prompts), max(len(p) for p in prompts)
     V = vocab_size or model.config.vocab_size
-    if len(distinct) == B:
+    P = len(distinct)
+    G = B // P
+    if P == B:
         logits, cache = _prefill(model, prompts, L + max_new)
+    elif P * G == B and source == [r // G for r in range(B)]:  # RL's shape: each prompt's G rows in a run
+        first, cache = _prefill(model, [list(p) for p in distinct], L + G * max_new)
+        cache.share(G)  # the prompt's keys stay stored once; see KVCache
+        logits = first.repeat_interleave(G, dim=0)
     else:  # prefill each distinct prompt once, then give every row a copy of its prompt's keys and values
         first, pre = _prefill(model, [list(p) for p in distinct], L)
         rows = torch.tensor(source, device=device)
@@ -134,7 +167,7 @@ def generate_batch(model: GPT, prompts: list[list[int]], max_new: int, *, temper
         cache = KVCache(model.config, B, L + max_new, device=device, dtype=pre.k.dtype, valid=valid)
         cache.k[:, :, :, :L] = pre.k[:, rows]
         cache.v[:, :, :, :L] = pre.v[:, rows]
-        cache.pos = L
+        cache.advance(L)
         logits = first[rows]
     check_every = check_every or (1 if device.type == "cpu" else 8)
     out = torch.empty(B, max_new, dtype=torch.long, device=device)
@@ -149,6 +182,8 @@ def generate_batch(model: GPT, prompts: list[list[int]], max_new: int, *, temper
             if n % check_every == 0 and bool(done.all()):
                 break
         if n < max_new:
+            if cache.group > 1 and n * cache.group > SHARED_NEW_POSITIONS:
+                cache.unshare()
             logits = model(nxt[:, None], kv_cache=cache)[0][:, -1]
     model.train(was)
     result = []
