@@ -45,14 +45,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 HELD_OUT = 500
 
-#: preset -> (pretraining steps, SFT steps, RM steps), sized for 2 busy CPU cores (one thread
-#: each at nice 10 gets ~2,000 tokens/s at tiny). Pretraining: tiny 200 x 4,096 tokens (0.8M), small
-#: 60 x 8,192 (0.5M; small runs at ~250 tokens/s here); the corpus is 260k tokens; SFT at 16
-#: conversations a step; RM at 8 pairs a step, 150 steps ~ 1 epoch of the 1,170 training pairs.
+#: preset -> (pretraining steps, SFT steps, RM steps), sized for 2 CPU cores shared with 4
+#: other engineers (one thread at nice 10 got 130-470 tokens/s at tiny, 130-240 at small).
+#: Every preset sees the same data: 245k pretraining tokens (tiny 60 x 4,096, small 30 x 8,192;
+#: the corpus is 260k tokens, so ~1 pass), 480 SFT conversations (30 steps of 16), 800 RM
+#: pairs (100 steps of 8: 0.7 epoch of the 1,170 training pairs).
 SIZES = {
-    "tiny": (200, 100, 150),
-    "small": (60, 40, 150),
-    "d6": (100, 60, 150),
+    "tiny": (60, 30, 100),
+    "small": (30, 30, 100),
+    "d6": (15, 30, 100),
 }
 
 
@@ -115,7 +116,7 @@ def rm_point(cache: Path, name: str, base: Path, train_split: Path, held: Path, 
     """Train (cached) one reward model; its held-out `eval rm` figures and its TRAIN-validation ones."""
     out = cache / f"rm-{name}"
     lmforge(["align", "rm", "--base", str(base), "--data", str(train_split), "-o", str(out), "--val-fraction", "0.1",
-             "--eval-every", "50", *rm_args], log, threads)
+             "--eval-every", "50", "--checkpoint-every", "50", *rm_args], log, threads)
     result = json.loads(lmforge(["eval", "rm", str(out), "--data", str(held), "--json"], log, threads).strip().splitlines()[-1])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     val = [r for r in rows if "val_accuracy" in r]

@@ -28,7 +28,9 @@ from lmforge.locks import locks_output
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 @click.option("--pool", default="last", show_default=True, type=click.Choice(["last", "mean"]),
-              help="Where the head reads the model: the last token, or the mean over the final answer's tokens.")
+              help="Where the head reads the model: the last token, or the mean over the final answer's tokens. "
+                   "Measured (tiny, hh-rlhf harmless, validation split): mean follows length less (score/length "
+                   "correlation -0.31 vs -0.69) but is less accurate (0.515 vs 0.585), so last stays the default.")
 @tracker_option
 @locks_output("out_dir")
 def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every, seed,
