@@ -93,8 +93,14 @@ def split(data: Path, out: Path) -> tuple[Path, Path, Path]:
     return train, held, sft
 
 
-def base_runs(cache: Path, preset: str, train_split: Path, sft_data: Path, log: Path, threads: int) -> tuple[Path, Path]:
-    """(pretrained run, SFT run) of `preset`, trained once and cached."""
+def done(run: Path, steps: int) -> bool:
+    """A finished run of `steps` steps (its final checkpoint is there): skipped, because a
+    rerun of a finished lmforge command still checks its inputs (a minute on a busy machine)."""
+    return (run / "checkpoints" / f"step_{steps:08d}" / "state.json").exists()
+
+
+def base_runs(cache: Path, preset: str, sft_data: Path, log: Path, threads: int, with_sft: bool = True) -> tuple[Path, Path]:
+    """(pretrained run, SFT run) of `preset`, trained once and cached (SFT only `with_sft`)."""
     recipe = cache / "recipe.toml"
     if not recipe.exists():
         text = (ROOT / "recipes" / "tiny-shared-data.toml").read_text()
@@ -102,13 +108,16 @@ def base_runs(cache: Path, preset: str, train_split: Path, sft_data: Path, log: 
         text = text.replace('output = "../runs/tiny-shared-data"', 'output = "data"')
         recipe.write_text(text)
     mix = cache / "data" / "mix.json"
-    lmforge(["pipeline", "run", str(recipe), "-o", str(cache / "data"), "--until", "mix", "--no-progress"], log, threads)
+    if not mix.exists():  # written last by the pipeline; a rerun skips it (the finished stages would be checked again)
+        lmforge(["pipeline", "run", str(recipe), "-o", str(cache / "data"), "--until", "mix", "--no-progress"], log, threads)
     pre, sft_steps, _ = SIZES[preset]
     pt = cache / f"{preset}-pretrain"
-    lmforge(["train", "-m", str(mix), "-p", preset, "--steps", str(pre), "-o", str(pt), "--eval-every", "0"], log, threads)
+    if not done(pt, pre):
+        lmforge(["train", "-m", str(mix), "-p", preset, "--steps", str(pre), "-o", str(pt), "--eval-every", "0"], log, threads)
     sft = cache / f"{preset}-sft"
-    lmforge(["align", "sft", "--base", str(pt), "--data", str(DATA / "align" / "alpaca-en-999.json"), "--data", str(sft_data),
-             "-o", str(sft), "--steps", str(sft_steps), "--lr", "3e-4", "--eval-every", "0"], log, threads)
+    if with_sft and not done(sft, sft_steps):
+        lmforge(["align", "sft", "--base", str(pt), "--data", str(DATA / "align" / "alpaca-en-999.json"), "--data", str(sft_data),
+                 "-o", str(sft), "--steps", str(sft_steps), "--lr", "3e-4", "--eval-every", "0"], log, threads)
     return pt, sft
 
 
@@ -117,8 +126,12 @@ def rm_point(cache: Path, name: str, base: Path, train_split: Path, held: Path, 
     out = cache / f"rm-{name}"
     lmforge(["align", "rm", "--base", str(base), "--data", str(train_split), "-o", str(out), "--val-fraction", "0.1",
              "--eval-every", "50", "--checkpoint-every", "50", *rm_args], log, threads)
-    result = json.loads(lmforge(["eval", "rm", str(out), "--data", str(held), "--json"], log, threads).strip().splitlines()[-1])
+    cached = out / "heldout-eval.json"  # the eval of this run's final checkpoint, kept for reruns
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    result = json.loads(cached.read_text()) if cached.exists() else {}
+    if result.get("step") != rows[-1]["step"]:
+        result = json.loads(lmforge(["eval", "rm", str(out), "--data", str(held), "--json"], log, threads).strip().splitlines()[-1])
+        cached.write_text(json.dumps(result))
     val = [r for r in rows if "val_accuracy" in r]
     result["val_curve"] = [(r["step"], round(r["val_accuracy"], 4)) for r in val]
     result["val_accuracy"] = val[-1]["val_accuracy"] if val else None
@@ -208,20 +221,26 @@ def main() -> None:
     for preset in [p for p in args.presets.split(",") if p]:
         if preset not in SIZES:
             sys.exit(f"--presets {preset}: choose from {', '.join(SIZES)}")
-        pt, sft = base_runs(cache, preset, train_split, sft_data, log, args.threads)
+        pt, sft = base_runs(cache, preset, sft_data, log, args.threads, "sft" in args.variants.split(","))
         _, _, rm_steps = SIZES[preset]
         for variant in [v for v in args.variants.split(",") if v]:
             base = sft if variant == "sft" else pt
             name = f"{preset}-{variant}" + (f"-{args.tag}" if args.tag else "")
             rm_args = ["--steps", str(rm_steps), *args.rm_args.split()]
             results.append({"preset": preset, "from": variant, **rm_point(cache, name, base, train_split, held, rm_args, log, args.threads)})
+    bow_file = cache / "bag-of-words.json"
+    if not bow_file.exists():
+        bow_file.write_text(json.dumps(bag_of_words(train_split, held)))
+    bow = json.loads(bow_file.read_text())
     if not args.json:
         print(f"{'point':24} {'held-out acc':>14} {'longer':>7} {'shorter':>8} {'acc-best':>9} {'corr':>6} {'val acc':>8} {'val len':>8}")
         for r in results:
             best = max(r["longer_wins"], r["shorter_wins"])
             print(f"{r['name']:24} {r['accuracy']:.3f}±{r['accuracy_se']:.3f}   {r['longer_wins']:.3f} {r['shorter_wins']:8.3f} "
                   f"{r['accuracy'] - best:+9.3f} {r['length_corr']:+6.2f} {r['val_accuracy'] or math.nan:8.3f} {r['val_better_length'] or math.nan:8.3f}")
-    print(json.dumps({"benchmark": "reward_scale", "held_out_pairs": HELD_OUT, "results": results}))
+        print(f"{'bag of words (no LM)':24} {bow['accuracy']:.3f}±{bow['accuracy_se']:.3f}   (logistic regression on the answers' "
+              f"word sets; L2 {bow['l2']} chosen on validation: {bow['val_accuracy']:.3f})")
+    print(json.dumps({"benchmark": "reward_scale", "held_out_pairs": HELD_OUT, "results": results, "bag_of_words": bow}))
 
 
 if __name__ == "__main__":
