@@ -144,8 +144,9 @@ def base_runs(cache: Path, preset: str, sft_data: Path, log: Path, threads: int,
 def rm_point(cache: Path, name: str, base: Path, train_split: Path, held: Path, rm_args: list[str], log: Path, threads: int) -> dict:
     """Train (cached) one reward model; its held-out `eval rm` figures and its TRAIN-validation ones."""
     out = cache / f"rm-{name}"
-    lmforge(["align", "rm", "--base", str(base), "--data", str(train_split), "-o", str(out), "--val-fraction", "0.1",
-             "--eval-every", "50", "--checkpoint-every", "50", *rm_args], log, threads)
+    if not done(out, int(rm_args[rm_args.index("--steps") + 1])):
+        lmforge(["align", "rm", "--base", str(base), "--data", str(train_split), "-o", str(out), "--val-fraction", "0.1",
+                 "--eval-every", "50", "--checkpoint-every", "50", *rm_args], log, threads)
     cached = out / "heldout-eval.json"  # the eval of this run's final checkpoint, kept for reruns
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     result = json.loads(cached.read_text()) if cached.exists() else {}
