@@ -301,3 +301,12 @@ def test_rm_pool_mean_learns_is_recorded_only_when_set_and_reads_back(base_run, 
     default = tmp_path / "last"
     assert rm_cli(["--base", base_run, "--data", prefs, "-o", default, "--steps", 1, "--eval-every", 0]).exit_code == 0
     assert "--pool" not in json.loads((default / "settings.json").read_text())["settings"]
+
+
+def test_a_mean_pooled_reward_model_is_refused_by_export_hf(base_run, prefs, tmp_path):
+    from lmforge.export.hf import ExportError, export_hf
+
+    out = tmp_path / "rm"
+    assert rm_cli(["--base", base_run, "--data", prefs, "-o", out, "--steps", 1, "--eval-every", 0, "--pool", "mean"]).exit_code == 0
+    with pytest.raises(ExportError, match="--pool mean"):
+        export_hf(out, tmp_path / "hf")
