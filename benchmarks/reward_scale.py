@@ -30,7 +30,7 @@ saw 245k pretraining tokens (final train loss: tiny 7.21, small 7.40 nats; unifo
   tiny, SFT, --pool mean        0.554 ± 0.022      +0.008             -0.35          0.515
   tiny, SFT, last, lr 1e-3      (not evaluated: val fell)                            0.585 @50 -> 0.546 @100
   tiny, SFT, mean, lr 1e-3      (not evaluated: val fell)                            0.523 @50 -> 0.508 @100
-  small, pretrain only, last    (held-out eval not reached)                          0.515 @50
+  small, pretrain only, last    (held-out eval not reached; --max-len 128)           0.515 @50 -> 0.462 @100
   small, SFT                    (SFT not finished before the deadline)
   bag of words, no LM           0.592 ± 0.022      +0.046          (logistic regression on the final
                                                                     answers' word sets; val 0.623)
