@@ -38,8 +38,9 @@ saw 245k pretraining tokens (final train loss: tiny 7.21, small 7.40 nats; unifo
 No model beats the better length baseline by 3 points; every one is within 1 SE of it, and the
 last-token models score mostly length (corr -0.7). The data hold content signal (the bag of
 words is +4.6 points on the same held-out pairs from the same 1,170 training pairs); the GPT
-backbones do not carry it: at 245k tokens of pretraining (the whole shared corpus is 260k
-tokens) they sit near unigram statistics, and `small` at equal tokens is no better than `tiny`.
+backbones do not carry it: after 245k tokens of pretraining (the whole shared corpus is 260k
+tokens) their loss is 7.2-7.4 nats, barely below uniform, and `small` at equal tokens is no
+better than `tiny`.
 The scale that meets the goal is not measurable here; see the branch report for the basis.
 
 Usage:
