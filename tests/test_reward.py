@@ -261,3 +261,52 @@ def test_eval_rm_reports_accuracy_beside_length_baselines(base_run, prefs, tmp_p
     assert wrong.exit_code == 1 and "not a reward model" in wrong.output and "Traceback" not in wrong.output
     missing = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 1 and "no such" in missing.output.lower() and "Traceback" not in missing.output
+
+
+def test_mean_pool_reads_the_final_answer_and_padding_changes_nothing(base_run):
+    from lmforge.alignment.reward import RewardModel, load_base
+
+    gpt, _, tok = load_base(base_run)
+    start = tok.special_id("assistant_start")
+    model = RewardModel(gpt, "mean", start).eval()
+    torch.nn.init.normal_(model.reward_head.weight)
+    seq = tok.encode("rivers flow", bos=True) + [start] + tok.encode("to the sea")[:3] + [start] + tok.encode("the model reads")
+    alone = model(torch.tensor([seq]), torch.tensor([len(seq)]))
+    padded = model(torch.tensor([seq + [tok.pad_id] * 5]), torch.tensor([len(seq)]))
+    assert torch.allclose(padded, alone, atol=1e-6)
+    h = gpt.hidden(torch.tensor([seq]))[0]
+    last_start = len(seq) - 1 - seq[::-1].index(start)
+    manual = model.reward_head(h[last_start:].mean(0)).squeeze()  # the mean over the last turn only
+    assert torch.allclose(alone, manual, atol=1e-5)
+    whole = model(torch.tensor([[s for s in seq if s != start]]), torch.tensor([len(seq) - 2]))  # no turn: the whole row
+    assert torch.isfinite(whole).all()
+
+
+def test_rm_pool_mean_learns_is_recorded_only_when_set_and_reads_back(base_run, prefs, tmp_path):
+    from lmforge.cli import main
+
+    out = tmp_path / "rm"
+    args = ["--base", base_run, "--data", prefs, "-o", out, "--steps", 40, "--batch-size", 8, "--lr", 3e-3, "--val-fraction", 0.25,
+            "--eval-every", 0]
+    r = rm_cli([*args, "--pool", "mean"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "settings.json").read_text())["settings"]["--pool"] == "mean"
+    assert [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][-1]["val_accuracy"] >= 0.85
+    again = rm_cli(args)  # without --pool: the default (last) differs from the recorded run
+    assert again.exit_code == 1 and "--pool mean (asked" in again.output
+    unseen = make_preferences(tmp_path / "unseen.jsonl", n=40, seed=7)
+    r = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(unseen), "--json"])
+    assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["accuracy"] > 0.8
+    # the default is not recorded, so runs from before --pool resume unchanged
+    default = tmp_path / "last"
+    assert rm_cli(["--base", base_run, "--data", prefs, "-o", default, "--steps", 1, "--eval-every", 0]).exit_code == 0
+    assert "--pool" not in json.loads((default / "settings.json").read_text())["settings"]
+
+
+def test_a_mean_pooled_reward_model_is_refused_by_export_hf(base_run, prefs, tmp_path):
+    from lmforge.export.hf import ExportError, export_hf
+
+    out = tmp_path / "rm"
+    assert rm_cli(["--base", base_run, "--data", prefs, "-o", out, "--steps", 1, "--eval-every", 0, "--pool", "mean"]).exit_code == 0
+    with pytest.raises(ExportError, match="--pool mean"):
+        export_hf(out, tmp_path / "hf")

@@ -70,6 +70,8 @@ from lmforge.train.trainer import (
 )
 
 REWARD_KIND = REWARD_MODEL_KIND
+#: where the reward head reads the backbone (`RewardModel`, `align rm --pool`)
+POOLS = ("last", "mean")
 
 
 class AlignmentError(UserError):
@@ -367,11 +369,23 @@ def load_gpt_tensors(model: GPT, tensors: dict[str, torch.Tensor], prefix: str =
 
 # ---- the reward model ----------------------------------------------------------------------
 class RewardModel(nn.Module):
-    """A GPT backbone and a scalar head: `forward(ids, lengths)` -> one score per row (B,)."""
+    """A GPT backbone and a scalar head: `forward(ids, lengths)` -> one score per row (B,).
 
-    def __init__(self, gpt: GPT):
+    `pool` says where the head reads the backbone: "last" (the last real token, InstructGPT's
+    choice) or "mean" (the mean hidden state over the final assistant turn: from its last
+    `response_start_id` token, `<|assistant_start|>`, to the last real token; the whole
+    sequence when it has none). Both need only ids and lengths, so every caller (PPO, `rm:RUN`,
+    `eval winrate`) scores either kind the same way.
+    """
+
+    def __init__(self, gpt: GPT, pool: str = "last", response_start_id: int | None = None):
         super().__init__()
+        if pool not in POOLS:
+            raise AlignmentError(f"--pool {pool!r}: choose {' or '.join(POOLS)}")
+        if pool == "mean" and response_start_id is None:
+            raise AlignmentError("--pool mean needs the tokenizer's <|assistant_start|> id")
         self.gpt = gpt
+        self.pool, self.response_start_id = pool, response_start_id
         self.reward_head = nn.Linear(gpt.config.n_embd, 1)
         # zero head: every score starts at 0, so the first loss is exactly log 2 and the first
         # update moves the head toward h_chosen - h_rejected before the backbone gets gradients
@@ -388,6 +402,13 @@ class RewardModel(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         h = self.gpt.hidden(ids)  # (B, T, C)
+        if self.pool == "mean":
+            pos = torch.arange(ids.size(1), device=ids.device)[None, :]
+            real = pos < lengths[:, None]
+            start = torch.where((ids == self.response_start_id) & real, pos, 0).amax(dim=1)  # 0: none, the whole row
+            w = ((pos >= start[:, None]) & real).to(h.dtype)
+            pooled = (h * w[:, :, None]).sum(1) / w.sum(1, keepdim=True)
+            return self.reward_head(pooled).squeeze(-1).float()
         last = h[torch.arange(ids.size(0), device=ids.device), lengths - 1]  # (B, C) at the last real token
         return self.reward_head(last).squeeze(-1).float()
 
@@ -421,9 +442,15 @@ def load_reward_model(run, device="cpu") -> tuple[RewardModel, dict]:
         raise AlignmentError(f"{exc}; retrain it with `lmforge align rm`, or pass an older checkpoint (RUN/checkpoints/step_N)") from None
     if state.get("kind") != REWARD_KIND:
         raise AlignmentError(f"{run}: not a reward model (state.json kind is {state.get('kind')!r}); train one with `lmforge align rm`")
-    model = RewardModel(GPT(GPTConfig.from_dict(state["model_config"]))).to(device)
+    model = RewardModel(GPT(GPTConfig.from_dict(state["model_config"])), **reward_pooling(state)).to(device)
     model.load_tensors(load_tensors(ckpt, device))
     return model, state
+
+
+def reward_pooling(state: dict) -> dict:
+    """`RewardModel` keyword arguments a checkpoint's state.json records (a run from before
+    `--pool` read the last token)."""
+    return {"pool": (state.get("config") or {}).get("pool") or "last", "response_start_id": state.get("response_start_id")}
 
 
 def tie_half_accuracy(margins: torch.Tensor) -> float:
@@ -508,12 +535,15 @@ class RewardConfig:
     precision: str = "auto"  # as `lmforge train`: bf16 autocast on CUDA and on CPUs with native bf16, else fp32
     threads: int | None = None  # torch CPU threads [torch's default; 1 is best on a busy machine]
     trackers: tuple = ()  # mirrors of metrics.jsonl: "tensorboard", "wandb" (lmforge.train.metrics)
+    pool: str = "last"  # where the head reads the backbone: "last" token or "mean" of the response (RewardModel)
 
     def __post_init__(self):
         if self.steps < 1:
             raise AlignmentError(f"--steps {self.steps}: train for at least one step")
         if self.batch_size < 1 or self.lr <= 0:
             raise AlignmentError("--batch-size and --lr must be positive")
+        if self.pool not in POOLS:
+            raise AlignmentError(f"--pool {self.pool!r}: choose {' or '.join(POOLS)}")
         if not 0 <= self.val_fraction < 1:
             raise AlignmentError(f"--val-fraction {self.val_fraction}: choose a value in [0, 1)")
         check_precision(self.precision)
@@ -531,7 +561,14 @@ def rm_settings(config: dict, base, data, tokenizer, precision) -> dict:
     """What `RUN/settings.json` records of a reward-model run, keyed by flag."""
     from lmforge.settings import flags
 
-    return {"--base": base, "--data": data, **flags(config, RM_SETTINGS), "--tokenizer": tokenizer, "--precision": precision}
+    # options added later are recorded only when they differ from the behaviour before them,
+    # so runs written before they existed resume as they are
+    later = {k: v for k, v in flags({"pool": "last", **config}, LATER_RM_SETTINGS).items() if v != LATER_RM_DEFAULTS[k]}
+    return {"--base": base, "--data": data, **flags(config, RM_SETTINGS), **later, "--tokenizer": tokenizer, "--precision": precision}
+
+
+LATER_RM_SETTINGS = ("pool",)
+LATER_RM_DEFAULTS = {"--pool": "last"}
 
 
 def check_precision(precision: str) -> None:
@@ -581,7 +618,8 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
     if ckpt is not None and int(read_state(ckpt)["step"]) == cfg.steps:
         return finished_summary(run_dir, ckpt, info)
     torch.manual_seed(cfg.seed)
-    model = RewardModel(gpt).to(device)
+    start_id = tok.special_id("assistant_start")
+    model = RewardModel(gpt, cfg.pool, start_id).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     step = 0
     if ckpt is not None:
@@ -596,6 +634,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
         "base": str(Path(cfg.base).resolve()), "base_step": base_state.get("step"),
         "tokenizer_dir": base_state.get("tokenizer_dir") if not cfg.tokenizer_dir else cfg.tokenizer_dir,
         "tokenizer_fingerprint": tok.fingerprint, "pairs": {"train": len(train_idx), "val": len(val_idx)},
+        **({"response_start_id": start_id} if cfg.pool != "last" else {}),
     }
     log = MetricsLog(run_dir, step, cfg.trackers, config=asdict(cfg))
     first, row, last_eval, saved = {}, {}, {}, None

@@ -27,10 +27,14 @@ from lmforge.locks import locks_output
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
+@click.option("--pool", default="last", show_default=True, type=click.Choice(["last", "mean"]),
+              help="Where the head reads the model: the last token, or the mean over the final answer's tokens. "
+                   "Measured (tiny, hh-rlhf harmless, validation split): mean follows length less (score/length "
+                   "correlation -0.31 vs -0.69) but is less accurate (0.515 vs 0.585), so last stays the default.")
 @tracker_option
 @locks_output("out_dir")
 def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every, seed,
-       device, tokenizer_dir, resume, overwrite, threads, precision, trackers):
+       device, tokenizer_dir, resume, overwrite, threads, precision, trackers, pool):
     """Train a reward model (scalar head, Bradley–Terry loss) on preference pairs.
 
     Reports pairwise accuracy on a held-out split (chance: 0.5). The checkpoint holds the
@@ -46,7 +50,7 @@ def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len
     try:
         cfg = RewardConfig(base=base, data=data, out_dir=out_dir, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
                            val_fraction=val_fraction, max_len=max_len, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                           seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers, precision=precision)
+                           seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers, precision=precision, pool=pool)
         with Progress("rm", steps, ("loss", "accuracy", "val_accuracy")) as on_step:
             summary = train_reward_model(cfg, on_step)
     except AlignmentError as exc:

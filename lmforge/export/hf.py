@@ -218,6 +218,9 @@ def export_hf(run, out_dir, *, tokenizer_dir: str | None = None, dtype: str = "f
     try:
         if reward:
             model, state = load_reward_model(run)
+            if model.pool != "last":
+                raise ExportError(f"{run}: a reward model with --pool {model.pool}; Hugging Face's SequenceClassification "
+                                  "reads the last token, so only --pool last exports")
             cfg = model.config
             bias = float(model.reward_head.bias.detach().float().item())
             tensors = hf_state_dict(model.gpt.state_dict(), cfg)
