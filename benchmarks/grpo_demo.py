@@ -57,6 +57,13 @@ GRID = {
     "lr 3e-5, T 0.7": {"lr": 3e-5, "kl_coef": 0.04, "prompts_per_step": 8, "group_size": 8, "temperature": 0.7},
     "lr 5e-5, T 0.7": {"lr": 5e-5, "kl_coef": 0.04, "prompts_per_step": 8, "group_size": 8, "temperature": 0.7},
     "lr 3e-5, 4x16": {"lr": 3e-5, "kl_coef": 0.04, "prompts_per_step": 4, "group_size": 16, "temperature": 1.0},
+    # more updates: does GRPO sharpen the sums once the format is learnt?
+    "90 steps": {"steps": 90},
+    "90 steps, lr 5e-5": {"steps": 90, "lr": 5e-5},
+    "60 steps, dr_grpo, scale none": {"steps": 60, "loss_type": "dr_grpo", "scale_rewards": "none"},
+    # a right sum without `####` scores 1 (of 2), not 0 like a wrong one (rewards.number_reward)
+    "90 steps, gsm8k+number": {"steps": 90, "reward_fn": "gsm8k,number"},
+    "90 steps, lr 5e-5, gsm8k+number": {"steps": 90, "lr": 5e-5, "reward_fn": "gsm8k,number"},
 }
 
 FIGURES = ("greedy_reward", "greedy_accuracy_formatted", "sampled_formatted", "sampled_accuracy_formatted", "sampled_reward")
