@@ -64,6 +64,8 @@ GRID = {
     # a right sum without `####` scores 1 (of 2), not 0 like a wrong one (rewards.number_reward)
     "90 steps, gsm8k+number": {"steps": 90, "reward_fn": "gsm8k,number"},
     "90 steps, lr 5e-5, gsm8k+number": {"steps": 90, "lr": 5e-5, "reward_fn": "gsm8k,number"},
+    # the sums only: no reward for the `####` form, so every update goes to the arithmetic
+    "90 steps, number": {"steps": 90, "reward_fn": "number"},
 }
 
 FIGURES = ("greedy_reward", "greedy_accuracy_formatted", "sampled_formatted", "sampled_accuracy_formatted", "sampled_reward")
