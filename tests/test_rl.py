@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 from test_reward import base_run, prefs, tok_dir  # noqa: F401  (fixtures)
 
-from lmforge.alignment.rewards import REWARD_FUNCTIONS, extract_answer, gsm8k_reward
+from lmforge.alignment.rewards import REWARD_FUNCTIONS, extract_answer, gsm8k_reward, number_reward, resolve_reward
 from lmforge.alignment.rl import clipped_policy_loss, gae, group_advantages, kl_k3, sample_group
 
 torch.set_num_threads(1)
@@ -67,6 +67,15 @@ def test_gsm8k_reward_compares_numbers_not_strings():
     assert gsm8k_reward("the answer is 18", "#### 18") == 0.0
     with pytest.raises(ValueError):
         gsm8k_reward("#### 1", "no number here")
+
+
+def test_number_reward_pays_a_right_sum_without_the_marker_never_a_wrong_one():
+    assert number_reward("7 + 5 = 12", "#### 12") == 1.0
+    assert number_reward("7 + 5 = 12\n#### 11", "#### 12") == 0.0  # the `####` number counts when there is one
+    assert number_reward("7 + 5 = 11", "12") == 0.0
+    reward = resolve_reward("gsm8k,number")  # right and formatted > right > wrong, formatted or not
+    assert [reward(c, "#### 12") for c in ("7 + 5 = 12\n#### 12", "7 + 5 = 12", "7 + 5 = 11\n#### 11", "7 + 5 = 11", "")] == [2, 1, 0, 0, 0]
+    assert not reward.reference_ok("no number here")
 
 
 # ---- the pieces by hand -------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
 @eval_group.command("policy")
 @click.argument("run", type=LocalPath())
 @click.option("--prompts", required=True, type=LocalPath(), help='Prompts with reference answers: {"question", "answer"} JSONL (GSM8K).')
-@click.option("--reward", default="gsm8k", show_default=True, type=RewardSpec(), help="Reward spec, as align rl --reward-fn: names (gsm8k, format), rm:RUN (a reward model), package.module:function plugins, @weights.")
+@click.option("--reward", default="gsm8k", show_default=True, type=RewardSpec(), help="Reward spec, as align rl --reward-fn: names (gsm8k, format, number), rm:RUN (a reward model), package.module:function plugins, @weights.")
 @click.option("--samples", default=4, show_default=True, type=click.IntRange(min=0), help="Sampled answers per prompt (0: greedy only).")
 @click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Sampling temperature.")
 @click.option("--top-k", default=None, type=click.IntRange(min=1), help="Sample among the k most likely tokens [all].")

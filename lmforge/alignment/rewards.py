@@ -78,15 +78,37 @@ def format_reward(completion: str, reference: str) -> float:
     return 1.0 if extract_answer(completion) is not None else 0.0
 
 
+def number_reward(completion: str, reference: str) -> float:
+    """1.0 when the completion's answer is the reference's number, `####` or not: the number
+    after the last `####`, or else the last number in the text. Paired with `gsm8k`
+    (`gsm8k,number`) it ranks right-and-formatted > right-unformatted > wrong, so GRPO never
+    pushes down a right sum for lacking the marker (a `gsm8k`-only reward scores "7 + 5 = 12"
+    0, like a wrong sum, and every token of it, the right digits too, gets the negative advantage).
+
+    >>> number_reward("7 + 5 = 12", "#### 12"), number_reward("7 + 5 = 12\\n#### 13", "#### 12")
+    (1.0, 0.0)
+    """
+    want = reference_answer(reference)
+    if want is None:
+        raise ValueError(f"reference answer has no number to compare with: {reference[-80:]!r}")
+    if ANSWER_MARKER in completion:
+        got = extract_answer(completion)
+    else:
+        numbers = _NUMBER.findall(completion)
+        got = _canonical(numbers[-1]) if numbers else None
+    return 1.0 if got is not None and got == want else 0.0
+
+
 #: the registry: name -> reward(completion, reference) -> float
-REWARD_FUNCTIONS = {"gsm8k": gsm8k_reward, "format": format_reward}
+REWARD_FUNCTIONS = {"gsm8k": gsm8k_reward, "format": format_reward, "number": number_reward}
 #: `rm:RUN` in a spec: the score of a reward-model run (`RewardModelScore`)
 RM_PREFIX = "rm:"
 #: reward name -> whether a completion has the form the reward can score (GSM8K: a number
 #: after `####`): `lmforge eval policy` reports this compliance apart from accuracy
 FORMAT_CHECKS = {"gsm8k": lambda completion: extract_answer(completion) is not None}
 #: reward name -> the check a prompt's reference answer must pass to be usable
-REFERENCE_CHECKS = {"gsm8k": lambda reference: reference_answer(reference) is not None}
+REFERENCE_CHECKS = {"gsm8k": lambda reference: reference_answer(reference) is not None,
+                    "number": lambda reference: reference_answer(reference) is not None}
 
 
 class RewardSpecError(UserError):
