@@ -16,8 +16,8 @@ setup: $(STAMP)
 demo: setup            ## set up, then run every stage on the built-in sample
 	$(BIN)/lmforge demo
 
-test: setup            ## set up, then run the test suite
-	$(BIN)/python -m pytest -q
+test: setup            ## set up, then run the test suite (pytest-xdist: 2 processes, a test file each at a time, the demo first)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: setup           ## every benchmark (needs ../shared/data)
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -7,6 +7,24 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist (`pytest -n 2`) each worker is one of several processes sharing the cores:
+# torch and OpenMP in the worker and in the processes its tests start (the demo, kill -9 runs,
+# torchrun) get one thread each, so that two workers on 2 cores do not oversubscribe them
+# (OpenMP threads spin while they wait: two 2-thread processes on 2 cores run slower than one).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+#: the slowest tests, run first: under `pytest -n 2` they start at once and the other worker
+#: takes the rest of the suite meanwhile (the demo alone is ~40% of the suite's serial time)
+LONG_POLES = ("tests/test_demo.py::test_demo_runs_every_stage_and_resumes",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The `LONG_POLES` first, every other test in its collected order."""
+    items.sort(key=lambda item: item.nodeid not in LONG_POLES)
+
+
 def _find_shared_data() -> Path:
     """$LMFORGE_SHARED_DATA, else the nearest `shared/data` beside the repository or above it."""
     if os.environ.get("LMFORGE_SHARED_DATA"):

@@ -39,7 +39,7 @@ WHIRLWIND = ("warc", "cc-main-2024-22-whirlwind.warc.gz")
     os.urandom(3000),                                     # random bytes named .warc.gz
     gzip.compress(b"hello, this is not a crawl archive\n"),  # gzip, but no WARC inside
     b"plain text, not gzip, named .warc.gz\n",
-])
+], ids=["random", "gzip", "text"])  # named: the gzip bytes hold their time, and pytest-xdist's workers must collect equal ids
 @pytest.mark.parametrize("command", ["extract", "process"])
 def test_corpus_non_warc_file_is_a_clear_error(tmp_path, content, command):
     bad = tmp_path / "not a wärc.warc.gz"

@@ -1,7 +1,8 @@
 """`lmforge demo` end to end on the built-in samples: every landed stage runs, reports and resumes.
 
 The alignment stages run with the demo's hidden `--quick` step counts (a few steps each), so
-this checks that they run, write and resume, not how well they learn.
+this checks that they run, write and resume, not how well they learn; pretraining runs its
+`QUICK.train` steps, enough for the loss to fall by more than 1.0.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     assert stages["corpus process"]["kept"] > 30
     assert stages["corpus dedup"]["near_duplicates_removed"] == 12  # 11 of the 12 planted mirrors (copy/6 drops a paragraph: word 5-gram Jaccard 0.71 < 0.8) and one real page 98% equal to another (pydoc's execution-model and naming-and-binding topics)
     assert stages["mix build"]["budget"] > 0
+    assert stages["train"]["steps"] == QUICK.train
     first, last = first_last(stages["train"]["loss"])
     assert last < first - 1.0  # the loss falls
     assert stages["sample"]["text"].startswith("An exception is")

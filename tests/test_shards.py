@@ -328,7 +328,10 @@ def test_cli_errors_name_the_problem(tmp_path, tok_dir, inputs):
 def test_cli_build_inspect_verify(tmp_path, tok_dir, tok, inputs):
     runner = CliRunner()
     out = tmp_path / "out"
-    r = runner.invoke(shards, ["build", str(inputs), "--tokenizer", str(tok_dir), "-o", str(out), "--shard-tokens", "2k"])
+    # a wide terminal: at rich's 80 columns (no terminal) the table and the path wrap where the
+    # temporary folder's length puts them (pytest-xdist adds popen-gwN/), splitting "source.json"
+    r = runner.invoke(shards, ["build", str(inputs), "--tokenizer", str(tok_dir), "-o", str(out), "--shard-tokens", "2k"],
+                      env={"COLUMNS": "300"})
     assert r.exit_code == 0, r.output
     assert "total" in r.output and "source.json" in r.output
     first = find_shards(out)[0]

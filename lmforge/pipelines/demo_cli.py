@@ -15,7 +15,7 @@ from lmforge.locks import locks_output
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes for the corpus stages.")
 @click.option("--languages", default="en", show_default=True, help="Languages the corpus keeps (comma separated; 'all' keeps every one).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-@click.option("--quick", is_flag=True, hidden=True, help="Few alignment steps (for the test suite): the stages run, the figures mean little.")
+@click.option("--quick", is_flag=True, hidden=True, help="Few pretraining and alignment steps (for the test suite): the stages run, the figures mean little.")
 @locks_output("output_dir")
 def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, no_progress: bool, quick: bool) -> None:
     """Run every stage on built-in samples (offline): crawl to pretrained GPT, then SFT,
