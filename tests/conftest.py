@@ -47,6 +47,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def documents_of(out: Path) -> list[tuple[str, str]]:
+    """Sorted (id, text) of every document under OUT/documents/ (engine runs compared with local ones)."""
+    import orjson
+    import zstandard
+
+    docs = []
+    for path in sorted((out / "documents").rglob("*.jsonl.zst")):
+        data = zstandard.ZstdDecompressor().stream_reader(open(path, "rb")).read()
+        docs += [(d["id"], d["text"]) for d in map(orjson.loads, data.splitlines())]
+    return sorted(docs)
+
+
 def shared_path(*parts: str) -> Path:
     """A file under shared data, or a skip when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

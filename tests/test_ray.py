@@ -9,10 +9,9 @@ import json
 import os
 from pathlib import Path
 
-import orjson
 import pytest
-import zstandard
 from click.testing import CliRunner
+from conftest import documents_of
 
 from lmforge.cli import main
 
@@ -80,13 +79,7 @@ def local_runs(engine_reference) -> Path:
     return engine_reference[1]
 
 
-def documents(out: Path) -> list[tuple[str, str]]:
-    """Sorted (id, text) of every document under OUT/documents/."""
-    docs = []
-    for path in sorted((out / "documents").rglob("*.jsonl.zst")):
-        data = zstandard.ZstdDecompressor().stream_reader(open(path, "rb")).read()
-        docs += [(d["id"], d["text"]) for d in map(orjson.loads, data.splitlines())]
-    return sorted(docs)
+documents = documents_of
 
 
 def on_ray(address: str) -> list[str]:

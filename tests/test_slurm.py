@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import documents_of
 
 from lmforge.cli import main
 
@@ -46,15 +47,7 @@ def partition() -> str:
     return _partition()
 
 
-def documents(out: Path) -> list[tuple[str, str]]:
-    import orjson
-    import zstandard
-
-    docs = []
-    for path in sorted((out / "documents").rglob("*.jsonl.zst")):
-        data = zstandard.ZstdDecompressor().stream_reader(open(path, "rb")).read()
-        docs += [(d["id"], d["text"]) for d in map(orjson.loads, data.splitlines())]
-    return sorted(docs)
+documents = documents_of
 
 
 def wait_for(out: Path, timeout: float = 600):
