@@ -16,7 +16,7 @@ from lmforge.locks import locks_output
 @click.option("-o", "--out", "out_dir", required=True, type=LocalPath(), help="Run folder: checkpoints, metrics.jsonl.")
 @click.option("--reward", default=None, type=LocalPath(), help="PPO: reward-model run from `lmforge align rm`.")
 @click.option("--reward-fn", default="gsm8k", show_default=True, type=RewardSpec(),
-              help="GRPO: reward(s), comma-separated, each a name (gsm8k: the `#### n` number matches; format: the answer has that form; number: the `#### n` or else the last number matches, "gsm8k,number" pays a right sum without `####` half) "
+              help="GRPO: reward(s), comma-separated, each a name (gsm8k: the `#### n` number matches; format: the answer has that form; number: the `#### n` or else the last number matches; gsm8k,number pays a right sum without `####` half), "
                    "rm:RUN (the score of a reward-model run from `align rm` on the prompt + completion, scored in batches), or a plugin "
                    "package.module:function(completion, reference) -> float, with an optional @weight, e.g. gsm8k,format@0.1.")
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="Rollout + update steps.")
