@@ -178,7 +178,7 @@ def store_writer(lock_url: str, staging: Path, output: str) -> Iterator[None]:
     def write() -> None:
         fs.pipe_file(path, json.dumps({**me, "time": time.time(), "lease_s": lease}).encode())
 
-    try:
+    with _store_errors(lock_url, "cannot take the writer lock", "check the URL and the credentials in the environment"):
         holder = read()
         if holder and not mine(holder):
             age = time.time() - float(holder.get("time", 0))
@@ -194,13 +194,6 @@ def store_writer(lock_url: str, staging: Path, output: str) -> Iterator[None]:
             holder = read() or {}
             raise RemoteError(f"{output}: another writer ({holder.get('host')}, pid {holder.get('pid')}) "
                               "started at the same moment; wait for it to finish")
-    except RemoteError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        if not _store_error(exc):
-            raise
-        raise RemoteError(f"{lock_url}: cannot take the writer lock ({type(exc).__name__}: {exc}); check the URL and the "
-                          "credentials in the environment") from None
     stop = threading.Event()
 
     def renew() -> None:
@@ -223,13 +216,8 @@ def store_writer(lock_url: str, staging: Path, output: str) -> Iterator[None]:
 def _put(local: Path, url: str) -> None:
     """Upload one file (one PUT: the store holds the old object or the new one, never half)."""
     fs, path = _fs(url)
-    try:
+    with _store_errors(url, "upload failed", f"{local} is complete: run the same command again to retry the upload"):
         fs.put_file(str(local), path)
-    except Exception as exc:  # noqa: BLE001
-        if not _store_error(exc):
-            raise
-        raise RemoteError(f"{url}: upload failed ({type(exc).__name__}: {exc}); {local} is complete: "
-                          "run the same command again to retry the upload") from None
     fs.invalidate_cache(path)
 
 
@@ -242,7 +230,7 @@ def upload(local: str | os.PathLike, url: str, marker: str = MARKER, synced: tup
     files = sorted(p for p in local.rglob("*") if p.is_file() and not _private(p.relative_to(local)))
     files.sort(key=lambda p: p.relative_to(local).as_posix() == marker)  # the marker last
     wanted = {p.relative_to(local).as_posix() for p in files}
-    try:
+    with _store_errors(url, "upload failed", f"the output is complete in {local}: run the same command again to retry the upload"):
         if fs.exists(f"{root}/{marker}"):  # the store's copy is unfinished while it changes
             fs.rm(f"{root}/{marker}")
         for sub in synced:
@@ -252,11 +240,6 @@ def upload(local: str | os.PathLike, url: str, marker: str = MARKER, synced: tup
                     fs.rm(stale)
         for path in files:
             fs.put_file(str(path), f"{root}/{path.relative_to(local).as_posix()}")
-    except Exception as exc:  # noqa: BLE001 - the store's own errors are not all OSErrors
-        if not _store_error(exc):
-            raise
-        raise RemoteError(f"{url}: upload failed ({type(exc).__name__}: {exc}); the output is complete in {local}: "
-                          "run the same command again to retry the upload") from None
     fs.invalidate_cache(root)
     return len(files)
 
@@ -265,6 +248,20 @@ def _store_error(exc: BaseException) -> bool:
     """An error of the store or its client (no such bucket, no credentials, no network)."""
     module = type(exc).__module__ or ""
     return isinstance(exc, OSError) or module.startswith(("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "aiohttp"))
+
+
+@contextlib.contextmanager
+def _store_errors(url, what: str, fix: str) -> Iterator[None]:
+    """The store's own errors (not all OSErrors) inside the block as one line,
+    `URL: WHAT (Type: message); FIX`; lmforge's own RemoteErrors and other bugs pass through."""
+    try:
+        yield
+    except RemoteError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - filtered by _store_error
+        if not _store_error(exc):
+            raise
+        raise RemoteError(f"{url}: {what} ({type(exc).__name__}: {exc}); {fix}") from None
 
 
 def _private(rel: Path) -> bool:
@@ -281,7 +278,7 @@ def fetch(url: str, into: str | os.PathLike | None = None) -> str:
     path = path.rstrip("/")
     fs.invalidate_cache()  # a listing cached before another command (or this one) wrote there
     globbed = any(ch in path for ch in "*?[")
-    try:
+    with _store_errors(url, "cannot read it", "check the URL and the credentials in the environment"):
         if globbed:
             base = path[: min(path.index(ch) for ch in "*?[" if ch in path)].rsplit("/", 1)[0]
             remote = [p for p in fs.glob(path) if fs.isfile(p)]
@@ -304,13 +301,6 @@ def fetch(url: str, into: str | os.PathLike | None = None) -> str:
             tmp = target.with_name(target.name + ".tmp")
             fs.get_file(item, str(tmp))
             os.replace(tmp, target)
-    except RemoteError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        if not _store_error(exc):
-            raise
-        raise RemoteError(f"{url}: cannot read it ({type(exc).__name__}: {exc}); check the URL and the credentials "
-                          "in the environment") from None
     if globbed:
         return str(local / path[len(base) + 1:])
     return str(local if not fs.isfile(path) else local / path.rsplit("/", 1)[1])
