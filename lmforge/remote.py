@@ -110,15 +110,20 @@ def _fs(url: str):
     return fsspec.core.url_to_fs(url)
 
 
+def store_root(url: str) -> str:
+    """The store (bucket) of `url`: `s3://bucket/a/b` -> `s3://bucket`."""
+    protocol, rest = url.split("://", 1)
+    return f"{protocol}://{rest.split('/', 1)[0]}"
+
+
 def store_mirror(url: str) -> Path:
     """The local folder that mirrors the store (bucket) of `url` path for path:
     `s3://bucket/mixes/mix.json` -> `STAGING/store/bucket-HASH/mixes/mix.json`. A manifest and
     the shards it names by relative path keep their layout there, so the relative paths mean
     the same locally and in the store (`mix build -o s3://…`, `train -m s3://…`)."""
-    protocol, rest = url.split("://", 1)
-    bucket, _, key = rest.partition("/")
-    root = staging_dir(f"{protocol}://{bucket}", "store")
-    return root / key.strip("/") if key.strip("/") else root
+    root = staging_dir(store_root(url), "store")
+    key = url.split("://", 1)[1].partition("/")[2].strip("/")
+    return root / key if key else root
 
 
 @contextlib.contextmanager

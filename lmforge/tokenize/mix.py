@@ -627,12 +627,6 @@ def manifest_table(manifest: Manifest) -> dict:
 # ---- manifests in object storage -------------------------------------------------------------
 
 
-def _store_of(url: str) -> str:
-    """`s3://bucket/a/b` -> `s3://bucket`."""
-    protocol, rest = url.split("://", 1)
-    return f"{protocol}://{rest.split('/', 1)[0]}"
-
-
 def stage_sources(recipe: MixRecipe, out_url: str) -> MixRecipe:
     """The recipe with each source URL replaced by its copy in the store's local mirror
     (`lmforge.remote.store_mirror`), where `mix build -o OUT_URL` writes the manifest too, so
@@ -642,15 +636,15 @@ def stage_sources(recipe: MixRecipe, out_url: str) -> MixRecipe:
     be named relative to it): refused by name otherwise."""
     import dataclasses
 
-    from lmforge.remote import fetch, store_mirror
+    from lmforge.remote import fetch, store_mirror, store_root
 
     staged = []
     for spec in recipe.sources:
-        if not _is_url(spec.path) or _store_of(spec.path) != _store_of(out_url):
+        if not _is_url(spec.path) or store_root(spec.path) != store_root(out_url):
             raise MixError(
-                f"source {spec.name!r}: {spec.path} is not in {_store_of(out_url)}, where the manifest goes; a manifest in "
+                f"source {spec.name!r}: {spec.path} is not in {store_root(out_url)}, where the manifest goes; a manifest in "
                 f"object storage names its shards relative to itself: build them there first (`lmforge shards build … "
-                f"-o {_store_of(out_url)}/shards/{spec.name}`) and give that URL")
+                f"-o {store_root(out_url)}/shards/{spec.name}`) and give that URL")
         local = store_mirror(spec.path.rstrip("/"))
         (local / SOURCE_FILE).unlink(missing_ok=True)  # one rebuilt in the store may have the old one's size
         fetch(spec.path.rstrip("/"), into=local)
@@ -669,10 +663,10 @@ def fetch_manifest(url: str) -> Path:
     the files there and checked."""
     import fcntl
 
-    from lmforge.remote import fetch, store_mirror
+    from lmforge.remote import fetch, store_mirror, store_root
 
     local = store_mirror(url)
-    mirror = store_mirror(_store_of(url))
+    mirror = store_mirror(store_root(url))
     local.parent.mkdir(parents=True, exist_ok=True)
     record = mirror / ".lmforge-verified.json"
     with open(mirror / ".lmforge-fetch.lock", "w") as lock:
@@ -700,15 +694,15 @@ def fetch_manifest(url: str) -> Path:
                 downloaded = st is None or st.st_size != e.bytes
                 if downloaded:
                     path.unlink(missing_ok=True)
-                    fetch(f"{_store_of(url)}/{rel}", into=path.parent)
+                    fetch(f"{store_root(url)}/{rel}", into=path.parent)
                 digest = sha256_file(path)
                 if digest != want and not downloaded:  # a local copy of another build: the store's, then
                     path.unlink()
-                    fetch(f"{_store_of(url)}/{rel}", into=path.parent)
+                    fetch(f"{store_root(url)}/{rel}", into=path.parent)
                     digest = sha256_file(path)
                 if digest != want:
                     path.unlink()
-                    raise MixError(f"{url}: source {s.name!r}: shard {_store_of(url)}/{rel} does not match its sha256 in the "
+                    raise MixError(f"{url}: source {s.name!r}: shard {store_root(url)}/{rel} does not match its sha256 in the "
                                    "manifest (changed in the store since the manifest was built); rebuild the shards and the manifest")
                 st = path.stat()
                 verified[rel] = [st.st_size, st.st_mtime_ns, want]
