@@ -46,8 +46,12 @@ def changed_settings(recorded: dict, asked: dict, *, only_common: bool = False) 
 
 
 def settings_refusal(where, changes: list[tuple[str, Any, Any]], fix: str = RERUN_FIX) -> str:
-    """`WHERE was made with other settings: --lr 0.003 (asked 0.002), ...; FIX`."""
-    listed = ", ".join(f"{name} {show(old)} (asked {show(new)})" for name, old, new in changes)
+    """`WHERE was made with other settings: --lr 0.003 (asked 0.002), ...; FIX`.
+
+    A setting recorded but left out of this command line reads `--pool mean (now its default)`,
+    not `(asked none)`: left out, a setting takes its default."""
+    listed = ", ".join(f"{name} {show(old)} ({'now its default' if new is None else 'asked ' + show(new)})"
+                       for name, old, new in changes)
     return f"{where} was made with other settings: {listed}; {fix}"
 
 

@@ -293,7 +293,7 @@ def test_rm_pool_mean_learns_is_recorded_only_when_set_and_reads_back(base_run, 
     assert json.loads((out / "settings.json").read_text())["settings"]["--pool"] == "mean"
     assert [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][-1]["val_accuracy"] >= 0.85
     again = rm_cli(args)  # without --pool: the default (last) differs from the recorded run
-    assert again.exit_code == 1 and "--pool mean (asked" in again.output
+    assert again.exit_code == 1 and "--pool mean (now its default)" in again.output
     unseen = make_preferences(tmp_path / "unseen.jsonl", n=40, seed=7)
     r = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(unseen), "--json"])
     assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["accuracy"] > 0.8
