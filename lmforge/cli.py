@@ -294,6 +294,12 @@ class Finite(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
+def threads_option(f):
+    """`--threads N`: torch's CPU threads for this command (per process under torchrun)."""
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="CPU threads per process [torch's default; 1 is best on a busy machine].")(f)
+
+
 def tracker_option(f):
     """`--log tensorboard|wandb` (repeatable): mirrors of RUN/metrics.jsonl (lmforge.train.metrics)."""
     from lmforge.train.metrics import TRACKERS, TrackerError, check_trackers

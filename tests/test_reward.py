@@ -248,7 +248,7 @@ def test_eval_rm_reports_accuracy_beside_length_baselines(base_run, prefs, tmp_p
     assert {"val_longer_wins", "val_shorter_wins", "val_length_corr"} <= set(held_out)  # align rm: the same figures held out
     # pairs the model never saw (the same kind: the chosen answer holds the marker)
     unseen = make_preferences(tmp_path / "unseen.jsonl", n=40, seed=7)
-    r = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(unseen), "--json"])
+    r = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(unseen), "--threads", "1", "--json"])
     assert r.exit_code == 0, r.output
     m = json.loads(r.output.strip().splitlines()[-1])
     assert m["pairs"] == 40 and m["step"] == 30
@@ -295,7 +295,7 @@ def test_rm_pool_mean_learns_is_recorded_only_when_set_and_reads_back(base_run, 
     again = rm_cli(args)  # without --pool: the default (last) differs from the recorded run
     assert again.exit_code == 1 and "--pool mean (now its default)" in again.output
     unseen = make_preferences(tmp_path / "unseen.jsonl", n=40, seed=7)
-    r = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(unseen), "--json"])
+    r = CliRunner().invoke(main, ["eval", "rm", str(out), "--data", str(unseen), "--threads", "1", "--json"])
     assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["accuracy"] > 0.8
     # the default is not recorded, so runs from before --pool resume unchanged
     default = tmp_path / "last"

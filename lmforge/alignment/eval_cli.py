@@ -6,7 +6,7 @@ import json
 
 import click
 
-from lmforge.cli import LocalPath, RewardSpec
+from lmforge.cli import LocalPath, RewardSpec, threads_option
 
 
 @click.group("eval")
@@ -20,8 +20,12 @@ def eval_group() -> None:
     """
 
 
-def _evaluate(function, *args, **kwargs):
-    """`function(*args, **kwargs)`, its AlignmentError (a user's mistake) as one line."""
+def _evaluate(function, *args, threads: int | None = None, **kwargs):
+    """`function(*args, **kwargs)` on `threads` CPU threads, its AlignmentError (a user's mistake) as one line."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     from lmforge.alignment.reward import AlignmentError
 
     try:
@@ -37,8 +41,9 @@ def _evaluate(function, *args, **kwargs):
 @click.option("--batch", default=16, show_default=True, type=click.IntRange(min=1), help="Sequences per forward pass.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the run's].")
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead of the table.")
-def rm(run, data, max_len, batch, device, tokenizer_dir, as_json):
+def rm(run, data, max_len, batch, device, tokenizer_dir, threads, as_json):
     """Pairwise accuracy of a reward model, beside the length baselines on the same pairs.
 
     Reports accuracy (ties count half) with its standard error, the mean margin, the
@@ -54,7 +59,8 @@ def rm(run, data, max_len, batch, device, tokenizer_dir, as_json):
     from lmforge.alignment.evaluate import evaluate_reward_model
     from lmforge.alignment.reward import format_skipped
 
-    result = _evaluate(evaluate_reward_model, run, data, max_len=max_len, device=device, batch=batch, tokenizer_dir=tokenizer_dir)
+    result = _evaluate(evaluate_reward_model, run, data, max_len=max_len, device=device, batch=batch, tokenizer_dir=tokenizer_dir,
+                       threads=threads)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
@@ -97,8 +103,9 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the run's].")
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead of the table.")
-def policy(run, prompts, reward, samples, temperature, top_k, max_tokens, limit, seed, device, tokenizer_dir, as_json):
+def policy(run, prompts, reward, samples, temperature, top_k, max_tokens, limit, seed, device, tokenizer_dir, threads, as_json):
     """Greedy and sampled reward of a policy on a fixed prompt set.
 
     Each figure comes with its standard error, and the reward is split in two: format
@@ -113,7 +120,7 @@ def policy(run, prompts, reward, samples, temperature, top_k, max_tokens, limit,
     from lmforge.alignment.evaluate import evaluate_policy
 
     result = _evaluate(evaluate_policy, run, prompts, reward=reward, samples=samples, temperature=temperature, top_k=top_k,
-                       max_tokens=max_tokens, limit=limit, seed=seed, device=device, tokenizer_dir=tokenizer_dir)
+                       max_tokens=max_tokens, limit=limit, seed=seed, device=device, tokenizer_dir=tokenizer_dir, threads=threads)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
@@ -142,8 +149,9 @@ def policy(run, prompts, reward, samples, temperature, top_k, max_tokens, limit,
 @click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1), help="Longest answer, in tokens.")
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="The first N prompts only [all].")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead of the table.")
-def winrate(run_a, run_b, judge, prompts, max_tokens, limit, device, as_json):
+def winrate(run_a, run_b, judge, prompts, max_tokens, limit, device, threads, as_json):
     """Win rate of policy A over policy B, their greedy answers judged by a reward model.
 
     \b
@@ -152,7 +160,7 @@ def winrate(run_a, run_b, judge, prompts, max_tokens, limit, device, as_json):
     """
     from lmforge.alignment.evaluate import win_rate
 
-    m = _evaluate(win_rate, run_a, run_b, judge, prompts, max_tokens=max_tokens, limit=limit, device=device)
+    m = _evaluate(win_rate, run_a, run_b, judge, prompts, max_tokens=max_tokens, limit=limit, device=device, threads=threads)
     if as_json:
         click.echo(json.dumps(m))
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option
+from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option, threads_option
 from lmforge.locks import locks_output
 
 
@@ -24,7 +24,7 @@ from lmforge.locks import locks_output
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--tokenizer", "tokenizer_dir", default=None, type=LocalPath(), help="Tokenizer folder [the base run's].")
 @run_folder_options(more_steps_continue=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [torch's default; 1 is best on a busy machine].")
+@threads_option
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 @click.option("--pool", default="last", show_default=True, type=click.Choice(["last", "mean"]),

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from lmforge.cli import Finite, LocalPath, tracker_option
+from lmforge.cli import Finite, LocalPath, tracker_option, threads_option
 from lmforge.locks import locks_output
 
 from lmforge.train.presets import PRESETS
@@ -49,7 +49,7 @@ def _console():
                    "resumes anyway (after a crash, from the newest checkpoint, exactly).")
 @click.option("--overwrite", is_flag=True, help="Start over: delete the run in -o (its checkpoints, metrics and settings), "
                                                 "e.g. to train it again with other settings.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process [torch's default; 1 is best on a busy machine].")
+@threads_option
 @click.option("--fsdp", is_flag=True,
               help="Under torchrun: shard weights, gradients and AdamW state over the processes (FSDP2) instead of "
                    "copying them (DDP), for models that do not fit one device; a run resumes the way it started.")
