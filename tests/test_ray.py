@@ -193,3 +193,23 @@ def test_shards_on_ray_are_the_shards_of_a_local_run_and_a_failed_task_is_named(
     assert tree(tmp_path / "ray") == tree(tmp_path / "local")
     source = json.loads((tmp_path / "ray" / "source.json").read_text())
     assert len(source["inputs"]) == 4 and source["documents"] == len(documents(local_runs / "corpus")) + len(documents(local_runs / "dedup"))
+
+
+def test_a_recipe_runs_its_corpus_stage_on_ray_with_the_documents_of_a_local_run(ray_cluster, warcs, local_runs, tmp_path,
+                                                                                  monkeypatch):
+    """`[execution] executor = "ray"` in a recipe: the pipeline's corpus stage runs on the Ray
+    cluster and writes the documents the local reference run wrote; pipeline.json records it."""
+    from lmforge.pipelines.recipe import parse_recipe
+    from lmforge.pipelines.runner import run_pipeline
+
+    recipe = parse_recipe({
+        "pipeline": {"output": str(tmp_path / "run")},
+        "execution": {"executor": "ray", "tasks": 2, "ray_address": ray_cluster, "ray_env": ["LMFORGE_RAY_PROBE"]},
+        "corpus": {"inputs": [str(p) for p in warcs], "languages": ["en"]},
+    })
+    record = run_pipeline(recipe, progress=False, log=lambda line: None)
+    assert record["stages"]["corpus"]["status"] == "done"
+    assert record["execution"]["executor"] == "ray" and record["execution"]["tasks"] == 2
+    assert documents(tmp_path / "run" / "corpus") == documents(local_runs / "corpus") != []
+    stats = json.loads((tmp_path / "run" / "corpus" / "stats.json").read_text())
+    assert stats["tasks"] == 2 and stats["summary"]["kept"] == json.loads((local_runs / "corpus" / "stats.json").read_text())["summary"]["kept"]

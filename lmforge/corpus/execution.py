@@ -63,12 +63,17 @@ class ExecutorConfig:
 
 def check_engine(config: ExecutorConfig) -> None:
     """Refuse, before any work, an engine this machine cannot reach (sbatch missing said only
-    "sbatch: No such file or directory")."""
+    "sbatch: No such file or directory"; ray not installed)."""
     import shutil
 
     if config.executor == "slurm" and shutil.which("sbatch") is None:
         raise RuntimeError("--executor slurm needs Slurm's sbatch on PATH: submit from a node of the cluster "
                            "(a login node), or run here with --executor local")
+    if config.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise RuntimeError("the ray executor needs ray on this machine and a running cluster: pip install 'ray[default]'")
 
 
 def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Path, verbose: bool = False):

@@ -107,6 +107,45 @@ def staged_status(out: str | Path) -> StagedStatus | None:
     return None
 
 
+#: seconds between two looks at a Slurm submission that `wait_for_run` waits for
+POLL_SECONDS = 15.0
+
+
+def wait_for_run(out: str | Path, poll: float | None = None) -> dict:
+    """Wait until the Slurm submission in `out` (corpus process/extract/ingest, dedup, shards)
+    is done; return its stats (`stats.json`; for shards, `source.json`). Raises StatusError
+    naming the failed tasks and their logs as soon as a task failed and nothing of the run is
+    queued or running any more. (Where squeue does not answer, it waits for the files.)"""
+    import time
+
+    from lmforge.corpus.pipeline import failed_tasks_message
+
+    out = Path(out)
+    while True:
+        try:
+            run = corpus_status(out)
+        except StatusError:
+            run = None
+        if run is not None:
+            if run.finished:
+                return run.stats
+            if run.queued == {} and run.failed:
+                raise StatusError(f"{failed_tasks_message(out / STATE_DIR / run.mode, run.tasks)}; "
+                                  "run the same command again to resume (finished tasks are skipped)")
+        else:
+            staged = staged_status(out)
+            if staged is None:
+                raise StatusError(f"{out}: no run here to wait for")
+            if staged.finished:
+                return json.loads(staged.output.read_text())
+            failed = staged.failed_stage
+            if failed is not None and not any(s is not None and s.queued for s in staged.stages.values()):
+                folder = STAGED[staged.kind][0][failed]
+                raise StatusError(f"{staged.kind} stage {failed}: {failed_tasks_message(out / STATE_DIR / folder, staged.stages[failed].tasks)}; "
+                                  "run the same command again to resume (finished tasks are skipped)")
+        time.sleep(POLL_SECONDS if poll is None else poll)
+
+
 def _stage_status(out: Path, mode: str, logging_dir: Path) -> RunStatus:
     """Tasks done, started and (under Slurm) queued of the run whose datatrove logging folder
     is `logging_dir`."""
