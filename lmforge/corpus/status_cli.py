@@ -50,6 +50,9 @@ def status(out: str) -> None:
 
 def _print_stage(title: str, s, logs: str, limit: int = 20) -> None:
     """One line of counts for the tasks of a run (or stage), then the unfinished ones."""
+    if s.finished:
+        click.echo(f"{title}: {s.tasks}/{s.tasks} tasks done")
+        return
     if s.queued is None:
         click.echo(f"{title}: {len(s.done)}/{s.tasks} tasks done, {len(s.started)} started and not finished, "
                    f"{s.tasks - len(s.done) - len(s.started)} not started")
