@@ -212,7 +212,7 @@ class PipelineRunner:
         raises naming the failed tasks and their logs)."""
         from lmforge.corpus.status import wait_for_run
 
-        self.log(f"pipeline: {what} submitted to Slurm; waiting for it (`lmforge corpus status {out}` shows it)")
+        self.log(f"pipeline: {what} stage submitted to Slurm; waiting for it (`lmforge corpus status {out}` shows it)")
         return wait_for_run(out)
 
     def _corpus(self) -> dict:
@@ -221,7 +221,7 @@ class PipelineRunner:
         cfg = dataclasses.replace(self.recipe.stages["corpus"], output_dir=str(self.out / "corpus"), dedup=False)
         stats = run_corpus(cfg, self._executor(), progress=self.progress)
         if stats.get("submitted"):
-            stats = self._wait(self.out / "corpus", "[corpus]")
+            stats = self._wait(self.out / "corpus", "corpus")
         s = stats.get("summary", {})
         dropped = _drops(s)
         if not s.get("kept"):
@@ -245,7 +245,7 @@ class PipelineRunner:
         cfg = dataclasses.replace(self.recipe.stages["dedup"], progress=self.progress)
         stats = run_dedup([str(self.out / "corpus" / "documents")], str(self.out / "dedup"), cfg, self._executor())
         if stats.get("submitted"):
-            stats = self._wait(self.out / "dedup", "[dedup]")
+            stats = self._wait(self.out / "dedup", "dedup")
         keys = ("documents_in", "exact_duplicates_removed", "near_duplicates_removed", "kept")
         return {"outputs": {"documents": str(self.out / "dedup" / "documents"), "stats": str(self.out / "dedup" / "stats.json")},
                 "figures": {k: stats[k] for k in keys if k in stats}, "upstream": upstream}
@@ -267,7 +267,7 @@ class PipelineRunner:
                                source=src.source, source_config=src.options)
             stats = run_corpus(cfg, self._executor(), progress=self.progress)
             if stats.get("submitted"):
-                stats = self._wait(folder / "raw", f"[[ingest]] {src.name}")
+                stats = self._wait(folder / "raw", f"ingest {src.name}")
             s = stats.get("summary", {})
             if not s.get("kept"):
                 raise RecipeError(f"[[ingest]] {src.name}: kept no documents of {s.get('records', 0)} records "
@@ -277,7 +277,7 @@ class PipelineRunner:
                 d = run_dedup([str(folder / "raw" / "documents")], str(folder / "dedup"),
                               dataclasses.replace(dedup_cfg, progress=self.progress), self._executor())
                 if d.get("submitted"):
-                    d = self._wait(folder / "dedup", f"[[ingest]] {src.name} dedup")
+                    d = self._wait(folder / "dedup", f"ingest {src.name} dedup")
                 line += f", {d.get('kept', s['kept'])} after dedup"
             outputs[src.name] = str(self._ingest_documents(src))
             figures[src.name] = line
@@ -327,7 +327,7 @@ class PipelineRunner:
             try:
                 res = build_shards([docs], str(self.out / "tokenizer"), str(target), cfg, executor=self._shards_executor())
                 if res.submitted:
-                    res.source = self._wait(target, f"[shards] {name}")
+                    res.source = self._wait(target, f"shards {name}")
             except BuildError as exc:
                 if "already holds a build" not in str(exc):
                     raise
