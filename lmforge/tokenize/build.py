@@ -577,7 +577,9 @@ def build_with_executor(inputs, tokenizer_dir, out_dir, cfg: BuildConfig, execut
     else:
         threads = 1
     step = ShardTask(files, str(out), tokenizer_dir, cfg, threads)
-    if executor.executor == "slurm":
+    if executor.executor == "slurm" and len(done_before) < len(files):
+        # the merge runs again whatever its marker says: `_prepare` removed the source.json it wrote
+        shutil.rmtree(out / MERGE_DIR / "completions", ignore_errors=True)
         tasks_job = make_executor([step], executor, logging_dir)
         merge_cfg = dataclasses.replace(executor, tasks=1, workers=1, extra={**executor.extra, "depends": tasks_job})
         merge_job = make_executor([MergeTask(files, str(out), tokenizer_dir, cfg)], merge_cfg, out / MERGE_DIR)
@@ -587,12 +589,13 @@ def build_with_executor(inputs, tokenizer_dir, out_dir, cfg: BuildConfig, execut
                            submitted={"executor": "slurm", "tasks": tasks, "tasks_job": tasks_job.job_id, "merge_job": merge_job.job_id,
                                       "logging_dir": str(logging_dir)})
     try:
-        engine = make_executor([step], executor, logging_dir)
-        engine.keep_going = True  # local: every task runs, and the failed ones are named below, as on Ray
-        engine.run()
+        if len(done_before) < len(files):  # (every file done: a Slurm rerun merges here, submitting nothing)
+            engine = make_executor([step], executor, logging_dir)
+            engine.keep_going = True  # local: every task runs, and the failed ones are named below, as on Ray
+            engine.run()
     finally:
         release_ray_actors()
-    if unfinished_tasks(logging_dir, tasks):
+    if len(done_before) < len(files) and unfinished_tasks(logging_dir, tasks):
         raise BuildError(f"{failed_tasks_message(logging_dir, tasks)}; run the same command again to resume "
                          "(finished files are kept)")
     source = merge_parts(out, len(files), tokenizer_dir, cfg)
