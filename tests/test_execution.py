@@ -230,3 +230,77 @@ def test_a_slow_trafilatura_import_does_not_turn_the_fallback_off(monkeypatch):
     out = list(step.run(iter([Document(text=page, id=str(i), metadata={"kind": "html"}) for i in range(2)])))
     assert [d.text for d in out] == ["the fallback's text"] * 2
     assert step.stats[EXTRACT_FALLBACK].total == 2
+
+
+def _stand_in_squeue(tmp_path, monkeypatch):
+    """A `squeue` on PATH that answers `-j JOB` with the file tmp_path/queue-JOB (empty: nothing queued)."""
+    import os
+    import stat
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"
+    squeue.write_text(f"#!/bin/sh\ncat {tmp_path}/queue-$4 2>/dev/null; exit 0\n")
+    squeue.chmod(squeue.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def _fake_stage(folder, tasks: int, done=(), logs=None, slurm=None):
+    (folder / "completions").mkdir(parents=True)
+    (folder / "logs").mkdir()
+    (folder / "executor.json").write_text(json.dumps({"world_size": tasks}))
+    for rank in done:
+        (folder / "completions" / f"{rank:05d}").write_text("")
+    for rank, line in (logs or {}).items():
+        (folder / "logs" / f"task_{rank:05d}.log").write_text(f"start\n{line}\n")
+    if slurm:
+        (folder / "slurm_job.json").write_text(json.dumps(slurm))
+
+
+def test_corpus_status_knows_every_array_job_of_a_submission_over_the_array_limit(tmp_path, monkeypatch):
+    """datatrove submits more tasks than `max_array_size` (1,001) as several array jobs, job k
+    holding ranks from k * max_array_size on; status asks squeue about each (it knew only the
+    last). Here 5 tasks, arrays of 2: jobs 71 (ranks 0, 1), 72 (2, 3), 73 (4)."""
+    _stand_in_squeue(tmp_path, monkeypatch)
+    state = tmp_path / "out" / ".lmforge" / "process"
+    _fake_stage(state, 5, done=[0], logs={3: "ValueError: bad page"},
+                slurm={"job_id": "73", "jobs": ["71", "72", "73"], "max_array": 2, "ranks": [0, 1, 2, 3, 4]})
+    (tmp_path / "queue-71").write_text("1 RUNNING\n")
+    (tmp_path / "queue-72").write_text("0 PENDING\n")  # rank 2; rank 3 (element 1) is gone: failed
+    (tmp_path / "queue-73").write_text("0 PENDING\n")  # rank 4
+    result = CliRunner().invoke(main, ["corpus", "status", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "(Slurm job 71, 72, 73): 1/5 tasks done, 1 running, 2 queued, 1 failed" in result.output
+    assert "task 3 failed" in result.output and "ValueError: bad page" in result.output
+
+
+def test_corpus_status_reports_a_dedup_stage_by_stage_and_the_cancelled_stages_after_a_failure(tmp_path, monkeypatch):
+    """A Slurm dedup: signatures done, a bucket task failed, the stages after it cancelled by
+    Slurm (--kill-on-invalid-dep); exit 1, naming the task and the way to resume. Then all
+    stages done and stats.json written: exit 0."""
+    _stand_in_squeue(tmp_path, monkeypatch)
+    out = tmp_path / "dedup"
+    state = out / ".lmforge"
+    _fake_stage(state / "dedup-signatures", 2, done=[0, 1], slurm={"job_id": "80", "ranks": [0, 1]})
+    _fake_stage(state / "dedup-buckets", 2, done=[0], logs={1: "MemoryError"}, slurm={"job_id": "81", "ranks": [0, 1]})
+    for job, stage in enumerate(("clusters", "filter", "stats")):
+        _fake_stage(state / f"dedup-{stage}", 1, slurm={"job_id": str(82 + job), "ranks": [0]})
+    result = CliRunner().invoke(main, ["corpus", "status", str(out)])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "stage signatures: 2/2 tasks done" in text
+    assert "stage buckets (Slurm job 81): 1/2 tasks done, 0 running, 0 queued, 1 failed" in text and "MemoryError" in text
+    assert "stage clusters: cancelled (buckets failed" in text and "stage stats: cancelled" in text
+    assert "run the same command again to resume" in text
+
+    from lmforge.corpus.status import StatusError, wait_for_run
+
+    with pytest.raises(StatusError, match="dedup stage buckets: 1 of 2 tasks failed: task 1 failed: MemoryError"):
+        wait_for_run(out, poll=0)
+    for stage in ("buckets", "clusters", "filter", "stats"):
+        for rank in range(2 if stage == "buckets" else 1):
+            (state / f"dedup-{stage}" / "completions" / f"{rank:05d}").write_text("")
+    (out / "stats.json").write_text(json.dumps({"kept": 3}))
+    result = CliRunner().invoke(main, ["corpus", "status", str(out)])
+    assert result.exit_code == 0 and "all stages of `corpus dedup` done" in result.output
+    assert wait_for_run(out, poll=0) == {"kept": 3}

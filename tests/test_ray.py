@@ -166,3 +166,50 @@ def test_ray_env_vars_chooses_credentials_and_named_variables(monkeypatch):
     monkeypatch.delenv("LMFORGE_NOT_SET", raising=False)
     with pytest.raises(ValueError, match="--ray-env LMFORGE_NOT_SET: not set"):
         ExecutorConfig(executor="ray", ray_env=("LMFORGE_NOT_SET",))
+
+
+def test_shards_on_ray_are_the_shards_of_a_local_run_and_a_failed_task_is_named(ray_cluster, local_runs, tmp_path):
+    """`shards build --tasks 3` of real documents (the reference corpus and dedup outputs: 4
+    files) on Ray: the same shards and source.json, byte for byte, as `--tasks 3` on the local
+    executor; a task that fails (a folder in the way of its part record) is exit 1 naming it."""
+    tok = tmp_path / "tok"
+    assert run("tokenizer", "train", str(local_runs / "corpus"), "-o", str(tok), "--vocab-size", "400").exit_code == 0
+    inputs = [str(local_runs / "corpus"), str(local_runs / "dedup")]
+    build = ["shards", "build", *inputs, "--tokenizer", str(tok), "--shard-tokens", "2000", "--tasks", "3"]
+    local = run(*build, "-o", str(tmp_path / "local"))
+    assert local.exit_code == 0, local.output
+    blocker = tmp_path / "ray" / ".build" / "part-00002.json"
+    blocker.mkdir(parents=True)
+    failed = run(*build, "-o", str(tmp_path / "ray"), *on_ray(ray_cluster))
+    assert failed.exit_code == 1 and "1 of 3 tasks failed: task 2 failed" in failed.output, failed.output
+    blocker.rmdir()
+    result = run(*build, "-o", str(tmp_path / "ray"), *on_ray(ray_cluster))
+    assert result.exit_code == 0, result.output
+
+    def tree(root: Path) -> dict:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and not {".lmforge", ".build"} & set(p.relative_to(root).parts) and p.name != ".lmforge.lock"}
+
+    assert tree(tmp_path / "ray") == tree(tmp_path / "local")
+    source = json.loads((tmp_path / "ray" / "source.json").read_text())
+    assert len(source["inputs"]) == 4 and source["documents"] == len(documents(local_runs / "corpus")) + len(documents(local_runs / "dedup"))
+
+
+def test_a_recipe_runs_its_corpus_stage_on_ray_with_the_documents_of_a_local_run(ray_cluster, warcs, local_runs, tmp_path,
+                                                                                  monkeypatch):
+    """`[execution] executor = "ray"` in a recipe: the pipeline's corpus stage runs on the Ray
+    cluster and writes the documents the local reference run wrote; pipeline.json records it."""
+    from lmforge.pipelines.recipe import parse_recipe
+    from lmforge.pipelines.runner import run_pipeline
+
+    recipe = parse_recipe({
+        "pipeline": {"output": str(tmp_path / "run")},
+        "execution": {"executor": "ray", "tasks": 2, "ray_address": ray_cluster, "ray_env": ["LMFORGE_RAY_PROBE"]},
+        "corpus": {"inputs": [str(p) for p in warcs], "languages": ["en"]},
+    })
+    record = run_pipeline(recipe, progress=False, log=lambda line: None)
+    assert record["stages"]["corpus"]["status"] == "done"
+    assert record["execution"]["executor"] == "ray" and record["execution"]["tasks"] == 2
+    assert documents(tmp_path / "run" / "corpus") == documents(local_runs / "corpus") != []
+    stats = json.loads((tmp_path / "run" / "corpus" / "stats.json").read_text())
+    assert stats["tasks"] == 2 and stats["summary"]["kept"] == json.loads((local_runs / "corpus" / "stats.json").read_text())["summary"]["kept"]

@@ -104,3 +104,69 @@ def test_process_on_slurm_names_a_failed_task_then_resumes_to_what_a_local_run_w
     local = json.loads((reference / "corpus" / "stats.json").read_text())
     assert stats["summary"] == local["summary"] and stats["files"] == local["files"]
     assert stats["tasks_done"] == 2 and "seconds" not in stats and stats["task_seconds"] > 0
+
+
+def test_shards_on_slurm_name_a_failed_task_resume_and_merge_into_the_source_of_a_local_build(partition, engine_reference,
+                                                                                               tmp_path):
+    """`shards build --tasks 3 --executor slurm`: a task array and a merge job waiting on it.
+    Task 2 fails (a folder in the way of its part record): `shards status` exits 1 naming it,
+    and the merge job is cancelled. The same command resubmits task 2 alone; the merged shards
+    and source.json are a local `--tasks 3` build's, byte for byte. Then the same build again
+    in arrays of 2 tasks (datatrove's max_array_size, 1,001 on a real cluster): two array
+    jobs, both known to `shards status`."""
+    from lmforge.corpus.execution import ExecutorConfig
+    from lmforge.tokenize.build import BuildConfig, build_shards
+
+    _, reference = engine_reference
+    tok = tmp_path / "tok"
+    assert CliRunner().invoke(main, ["tokenizer", "train", str(reference / "corpus"), "-o", str(tok), "--vocab-size", "400"]).exit_code == 0
+    inputs = [str(reference / "corpus"), str(reference / "dedup")]
+    build = ["shards", "build", *inputs, "--tokenizer", str(tok), "--shard-tokens", "2000", "--tasks", "3"]
+    assert CliRunner().invoke(main, [*build, "-o", str(tmp_path / "local")]).exit_code == 0
+    on_slurm = [*build, "-o", str(tmp_path / "slurm"), "--executor", "slurm", "--slurm-partition", partition,
+                "--slurm-mem-per-cpu", "1", "--slurm-time", "00:10:00"]
+    blocker = tmp_path / "slurm" / ".build" / "part-00002.json"
+    blocker.mkdir(parents=True)
+    result = CliRunner().invoke(main, on_slurm)
+    assert result.exit_code == 0 and "submitted to Slurm: 3 tasks as job" in result.output, result.output
+    wait_for_shards(tmp_path / "slurm")
+    status = CliRunner().invoke(main, ["shards", "status", str(tmp_path / "slurm")])
+    text = " ".join(status.output.split())
+    assert status.exit_code == 1 and "stage tasks" in text and "2/3 tasks done" in text and "task 2 failed" in text, text
+    assert "stage merge: cancelled" in text
+
+    blocker.rmdir()
+    result = CliRunner().invoke(main, on_slurm)
+    assert result.exit_code == 0 and "submitted to Slurm: 3 tasks" in result.output, result.output
+    assert wait_for_shards(tmp_path / "slurm").finished
+    status = CliRunner().invoke(main, ["shards", "status", str(tmp_path / "slurm")])
+    assert status.exit_code == 0 and "all stages of `shards build` done" in status.output, status.output
+
+    def tree(root: Path) -> dict:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and not {".lmforge", ".build"} & set(p.relative_to(root).parts) and p.name != ".lmforge.lock"}
+
+    assert tree(tmp_path / "slurm") == tree(tmp_path / "local") != {}
+
+    arrays = ExecutorConfig(executor="slurm", tasks=3, slurm_partition=partition, slurm_mem_per_cpu_gb=1, slurm_time="00:10:00",
+                            extra={"max_array_size": 2})
+    res = build_shards(inputs, tok, tmp_path / "arrays", BuildConfig(shard_tokens=2000), executor=arrays)
+    record = json.loads((tmp_path / "arrays" / ".lmforge" / "shards" / "slurm_job.json").read_text())
+    assert len(record["jobs"]) == 2 and record["jobs"][-1] == str(res.submitted["tasks_job"])
+    assert wait_for_shards(tmp_path / "arrays").finished
+    assert tree(tmp_path / "arrays") == tree(tmp_path / "local")
+
+
+def wait_for_shards(out: Path, timeout: float = 600):
+    """Poll `staged_status` until nothing of the shards run is queued or running."""
+    from lmforge.corpus.status import staged_status
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = staged_status(out)
+        pending = [s for s in status.stages.values() if s is not None and not s.finished and (s.queued is None or s.queued)]
+        if status.finished or not pending:
+            return status
+        if time.monotonic() > deadline:
+            pytest.fail(f"the Slurm jobs of {out} did not end within {timeout:.0f} s: {status}")
+        time.sleep(2)

@@ -63,12 +63,17 @@ class ExecutorConfig:
 
 def check_engine(config: ExecutorConfig) -> None:
     """Refuse, before any work, an engine this machine cannot reach (sbatch missing said only
-    "sbatch: No such file or directory")."""
+    "sbatch: No such file or directory"; ray not installed)."""
     import shutil
 
     if config.executor == "slurm" and shutil.which("sbatch") is None:
         raise RuntimeError("--executor slurm needs Slurm's sbatch on PATH: submit from a node of the cluster "
                            "(a login node), or run here with --executor local")
+    if config.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise RuntimeError("the ray executor needs ray on this machine and a running cluster: pip install 'ray[default]'")
 
 
 def make_executor(pipeline: list, config: ExecutorConfig, logging_dir: str | Path, verbose: bool = False):
@@ -134,27 +139,49 @@ SLURM_JOB_FILE = "slurm_job.json"
 
 
 class SlurmExecutor(SlurmPipelineExecutor):
-    """datatrove's Slurm executor that records the job id of each submission in
-    `LOGGING_DIR/slurm_job.json` (with the array index -> task rank map), so that `corpus
-    status` can ask `squeue` which unfinished tasks are still queued or running and call the
-    others failed, and a submission that sbatch refuses is one line (sbatch's own message)."""
+    """datatrove's Slurm executor that records the job ids of each submission in
+    `LOGGING_DIR/slurm_job.json` (every array job of it: over 1,001 tasks datatrove submits
+    several; with the array index -> task rank map), so that `corpus status` can ask `squeue`
+    which unfinished tasks are still queued or running and call the others failed, and a
+    submission that sbatch refuses is one line (sbatch's own message)."""
 
     def launch_job(self):
         import subprocess
 
+        recorder = _JobIds(self.job_id_retriever)
+        self.job_id_retriever = recorder
         try:
             super().launch_job()
         except subprocess.CalledProcessError as exc:
             said = (exc.output or b"").decode(errors="replace").strip() or "sbatch's own error is above"
             raise RuntimeError(f"sbatch refused the job (exit status {exc.returncode}): {said}") from None
+        finally:
+            self.job_id_retriever = recorder.inner
         if self.job_id not in (None, -1):
             import json
             import time
 
             with self.logging_dir.open("ranks_to_run.json", "r") as f:
                 ranks = json.load(f)
+            # over `max_array_size` (1001) tasks datatrove submits several array jobs, job k holding
+            # the ranks from k * max_array_size on; the last id of all is its stats-merge job
+            jobs = recorder.ids[:-1] if len(recorder.ids) > 1 else recorder.ids
             with self.logging_dir.open(SLURM_JOB_FILE, "w") as f:
-                json.dump({"job_id": str(self.job_id), "ranks": ranks, "submitted": time.time()}, f)
+                json.dump({"job_id": str(self.job_id), "jobs": [str(j) for j in jobs], "max_array": self.max_array_size,
+                           "ranks": ranks, "submitted": time.time()}, f)
+
+
+class _JobIds:
+    """datatrove's job id retriever, keeping every id it returns (one per sbatch call)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.ids: list = []
+
+    def __call__(self, output: str):
+        job = self.inner(output)
+        self.ids.append(job)
+        return job
 
 
 def _pooled_ray_executor_class():
@@ -360,10 +387,24 @@ class QuietLocalExecutor(LocalPipelineExecutor):
     `LOGGING_DIR/logs/task_NNNNN.log`.
     """
 
+    #: a task that raises leaves its log and no completion marker, and the other tasks still run
+    #: (the caller names the failed ones, as after a Ray run); datatrove's own stops the run
+    keep_going = False
+
     def __init__(self, *args, verbose: bool = False, **kwargs):
         kwargs.setdefault("start_method", "fork" if sys.platform == "linux" else "spawn")
         super().__init__(*args, **kwargs)
         self.verbose = verbose
+
+    def _launch_run_for_rank(self, rank: int, ranks_q, completed=None, completed_lock=None):
+        try:
+            return super()._launch_run_for_rank(rank, ranks_q, completed, completed_lock)
+        except Exception:
+            if not self.keep_going:
+                raise
+            from datatrove.utils.stats import PipelineStats
+
+            return PipelineStats()
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
         with _quiet_task_logger(self.verbose):

@@ -7,6 +7,11 @@ no completion either is still running or failed; its log's last line says which.
 task is done it writes `OUT/stats.json` as a local run does (unless a finished one is there),
 with `seconds` left out (a submission does not know the wall time; `task_seconds`, the
 tasks' own time summed, is there).
+
+`staged_status(out)` does the same for the runs made of several stages (`STAGED`): `corpus
+dedup` (signatures -> buckets -> clusters -> filter, and under Slurm a stats job) and
+`shards build --tasks` (the tasks, and under Slurm the merge job), stage by stage; a stage
+after one that failed is reported as cancelled (Slurm cancels the jobs that wait on it).
 """
 
 from __future__ import annotations
@@ -55,6 +60,111 @@ class RunStatus:
         return len(self.done) == self.tasks
 
 
+#: runs made of stages, by what they write: their stages' logging folders in `OUT/.lmforge/`, in
+#: order (the last ones exist under Slurm only), and the file a finished run has
+STAGED = {
+    "dedup": ({"signatures": "dedup-signatures", "buckets": "dedup-buckets", "clusters": "dedup-clusters",
+               "filter": "dedup-filter", "stats": "dedup-stats"}, "stats.json"),
+    "shards": ({"tasks": "shards", "merge": "shards-merge"}, "source.json"),
+}
+#: the stages only a Slurm submission has (run here, the driver does their work)
+SLURM_ONLY = ("stats", "merge")
+
+
+@dataclass
+class StagedStatus:
+    """Where a `corpus dedup` or `shards build --tasks` run stands: each stage's tasks (None: a
+    stage not started, or one that only a Slurm submission has), and whether its final file
+    (`stats.json`, `source.json`) is written."""
+
+    out: Path
+    kind: str  # "dedup" or "shards"
+    stages: dict[str, RunStatus | None]
+    output: Path
+
+    @property
+    def finished(self) -> bool:
+        return self.output.is_file() and all(s is None or s.finished for s in self.stages.values())
+
+    @property
+    def failed_stage(self) -> str | None:
+        """The first stage with a failed task (known under Slurm only), else None."""
+        return next((name for name, s in self.stages.items() if s is not None and s.failed), None)
+
+
+def staged_status(out: str | Path) -> StagedStatus | None:
+    """The state of the dedup or shards run in `out`, or None when there is none."""
+    out = Path(out)
+    for kind, (stages, final) in STAGED.items():
+        dirs = {name: out / STATE_DIR / folder for name, folder in stages.items()}
+        if not any((d / "executor.json").is_file() for d in dirs.values()):
+            continue
+        found = {name: _stage_status(out, name, d) if (d / "executor.json").is_file() else None for name, d in dirs.items()}
+        for name in SLURM_ONLY:
+            if name in found and found[name] is None:
+                del found[name]
+        return StagedStatus(out, kind, found, out / final)
+    return None
+
+
+#: seconds between two looks at a Slurm submission that `wait_for_run` waits for
+POLL_SECONDS = 15.0
+
+
+def wait_for_run(out: str | Path, poll: float | None = None) -> dict:
+    """Wait until the Slurm submission in `out` (corpus process/extract/ingest, dedup, shards)
+    is done; return its stats (`stats.json`; for shards, `source.json`). Raises StatusError
+    naming the failed tasks and their logs as soon as a task failed and nothing of the run is
+    queued or running any more. (Where squeue does not answer, it waits for the files.)"""
+    import time
+
+    from lmforge.corpus.pipeline import failed_tasks_message
+
+    out = Path(out)
+    while True:
+        try:
+            run = corpus_status(out)
+        except StatusError:
+            run = None
+        if run is not None:
+            if run.finished:
+                return run.stats
+            if run.queued == {} and run.failed:
+                raise StatusError(f"{failed_tasks_message(out / STATE_DIR / run.mode, run.tasks)}; "
+                                  "run the same command again to resume (finished tasks are skipped)")
+        else:
+            staged = staged_status(out)
+            if staged is None:
+                raise StatusError(f"{out}: no run here to wait for")
+            if staged.finished:
+                return json.loads(staged.output.read_text())
+            failed = staged.failed_stage
+            if failed is not None and not any(s is not None and s.queued for s in staged.stages.values()):
+                folder = STAGED[staged.kind][0][failed]
+                raise StatusError(f"{staged.kind} stage {failed}: {failed_tasks_message(out / STATE_DIR / folder, staged.stages[failed].tasks)}; "
+                                  "run the same command again to resume (finished tasks are skipped)")
+        time.sleep(POLL_SECONDS if poll is None else poll)
+
+
+def _stage_status(out: Path, mode: str, logging_dir: Path) -> RunStatus:
+    """Tasks done, started and (under Slurm) queued of the run whose datatrove logging folder
+    is `logging_dir`."""
+    try:
+        tasks = int(json.loads((logging_dir / "executor.json").read_text())["world_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StatusError(f"{logging_dir / 'executor.json'}: unreadable ({exc}); rerun the command to rewrite it") from None
+    status = RunStatus(out, mode, tasks)
+    left = unfinished_tasks(logging_dir, tasks)
+    status.done = [rank for rank in range(tasks) if rank not in left]
+    status.started = {rank: line for rank, line in left.items() if line != "(no log)"}
+    if left:
+        status.job_id, status.queued = slurm_queue(logging_dir)
+        for rank in status.failed:
+            if rank not in status.started:
+                status.slurm_output[rank] = _slurm_output(logging_dir, rank)
+    return status
+
+
 def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
     """The state of the corpus run in `out`; writes `out/stats.json` when all tasks are done
     (and `write`)."""
@@ -66,24 +176,13 @@ def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
             "give the -o folder of `lmforge corpus process`, `extract` or `ingest SOURCE`")
     mode = found[0]
     logging_dir = out / STATE_DIR / mode
-    try:
-        tasks = int(json.loads((logging_dir / "executor.json").read_text())["world_size"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StatusError(f"{logging_dir / 'executor.json'}: unreadable ({exc}); rerun the command to rewrite it") from None
-    status = RunStatus(out, mode, tasks)
+    status = _stage_status(out, mode, logging_dir)
+    tasks = status.tasks
     if mode == "ingest":
         try:
             status.source = json.loads((out / STATE_DIR / "config.json").read_text()).get("source")
         except (OSError, ValueError, AttributeError):
             status.source = "?"
-    left = unfinished_tasks(logging_dir, tasks)
-    status.done = [rank for rank in range(tasks) if rank not in left]
-    status.started = {rank: line for rank, line in left.items() if line != "(no log)"}
-    if left:
-        status.job_id, status.queued = slurm_queue(logging_dir)
-        for rank in status.failed:
-            if rank not in status.started:
-                status.slurm_output[rank] = _slurm_output(logging_dir, status.job_id, rank)
     if status.finished:
         try:  # a run that finished here already wrote it, with its wall time: keep that one
             stats = json.loads((out / "stats.json").read_text())
@@ -101,49 +200,61 @@ def corpus_status(out: str | Path, write: bool = True) -> RunStatus:
     return status
 
 
-def _slurm_output(logging_dir: Path, job: str | None, rank: int) -> str:
-    """The last line of Slurm's output file for `rank` of `job` (its array index is the rank's
-    place in `slurm_job.json`'s list)."""
+def _slurm_record(logging_dir: Path) -> tuple[list[str], int, list[int]]:
+    """(array job ids, tasks per array job, ranks in array order) of the Slurm submission in
+    `logging_dir` (`SlurmExecutor` writes it; one written before several jobs were recorded
+    names one job). Raises OSError/ValueError/KeyError/TypeError when there is none."""
     from lmforge.corpus.execution import SLURM_JOB_FILE
 
+    record = json.loads((logging_dir / SLURM_JOB_FILE).read_text())
+    jobs = [str(j) for j in record.get("jobs") or [record["job_id"]]]
+    return jobs, int(record.get("max_array") or 1001), list(record["ranks"])
+
+
+def _slurm_output(logging_dir: Path, rank: int) -> str:
+    """The last line of Slurm's output file for `rank` (its array job and index follow from the
+    rank's place in `slurm_job.json`'s list)."""
     try:
-        index = json.loads((logging_dir / SLURM_JOB_FILE).read_text())["ranks"].index(rank)
-        lines = [line for line in (logging_dir / "slurm_logs" / f"{job}_{index}.out").read_text(errors="replace").splitlines()
+        jobs, per_job, ranks = _slurm_record(logging_dir)
+        index = ranks.index(rank)
+        job, element = jobs[index // per_job], index % per_job
+        lines = [line for line in (logging_dir / "slurm_logs" / f"{job}_{element}.out").read_text(errors="replace").splitlines()
                  if line.strip()]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return "(no log: it never started, or was cancelled before it did)"
     # srun's closing "task 0: Exited with exit code 2" says less than the error before it
     said = [line for line in lines if not line.startswith("srun: error:")] or lines
-    return (said[-1][-200:] + f" (Slurm's output: slurm_logs/{job}_{index}.out)") if said else "(empty Slurm output)"
+    return (said[-1][-200:] + f" (Slurm's output: slurm_logs/{job}_{element}.out)") if said else "(empty Slurm output)"
 
 
 def slurm_queue(logging_dir: Path) -> tuple[str | None, dict[int, str] | None]:
-    """(job id, task -> Slurm state of its array element) for the Slurm job recorded in
-    `logging_dir` (`SlurmExecutor` writes it); (job id or None, None) when there is none or
-    squeue does not answer (no Slurm here)."""
+    """(job ids, task -> Slurm state of its array element) for the Slurm submission recorded in
+    `logging_dir` (`SlurmExecutor` writes it): every array job of it (datatrove splits more
+    than 1,001 tasks into several), asked of squeue one by one; (job ids or None, None) when
+    there is none or squeue does not answer (no Slurm here)."""
     import shutil
     import subprocess
 
-    from lmforge.corpus.execution import SLURM_JOB_FILE
-
     try:
-        record = json.loads((logging_dir / SLURM_JOB_FILE).read_text())
-        job, ranks = str(record["job_id"]), list(record["ranks"])
+        jobs, per_job, ranks = _slurm_record(logging_dir)
     except (OSError, ValueError, KeyError, TypeError):
         return None, None
+    shown = ", ".join(jobs)
     if shutil.which("squeue") is None:
-        return job, None
-    try:
-        out = subprocess.run(["squeue", "-h", "-r", "-j", job, "-o", "%K %T"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return job, None
-    if out.returncode != 0:  # a job Slurm has forgotten ("Invalid job id"): nothing of it is queued
-        if "Invalid job id" not in out.stderr:
-            return job, None
-        return job, {}
+        return shown, None
     queued = {}
-    for line in out.stdout.splitlines():
-        index, _, state = line.strip().partition(" ")
-        if index.isdigit() and int(index) < len(ranks):
-            queued[int(ranks[int(index)])] = state.lower()
-    return job, queued
+    for k, job in enumerate(jobs):
+        try:
+            out = subprocess.run(["squeue", "-h", "-r", "-j", job, "-o", "%K %T"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return shown, None
+        if out.returncode != 0:  # a job Slurm has forgotten ("Invalid job id"): nothing of it is queued
+            if "Invalid job id" not in out.stderr:
+                return shown, None
+            continue
+        for line in out.stdout.splitlines():
+            index, _, state = line.strip().partition(" ")
+            position = k * per_job + int(index) if index.isdigit() else -1
+            if 0 <= position < len(ranks) and int(index) < per_job:
+                queued[int(ranks[position])] = state.lower()
+    return shown, queued

@@ -97,6 +97,9 @@ def check(recipe, output):
         table.add_row(stage, state, escape(text))
     console = _console()
     console.print(table)
+    from lmforge.pipelines.runner import _execution_record
+
+    console.print(escape(f"corpus, dedup, ingest and shards stages run on: {_describe_execution(_execution_record(rcp.executor()))}"))
     from lmforge.pipelines.recipe import missing_inputs
 
     missing = missing_inputs(rcp)
@@ -138,6 +141,13 @@ def _short(value) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 
+def _describe_execution(execution: dict) -> str:
+    """`slurm, 64 tasks (64 at once), slurm_partition=cpu`: the [execution] a pipeline has or had."""
+    rest = ", ".join(f"{k}={v}" for k, v in execution.items() if k not in ("executor", "tasks", "workers"))
+    return (f"{execution.get('executor', 'local')}, {execution.get('tasks', 1)} tasks ({execution.get('workers', 1)} at once)"
+            + (f", {rest}" if rest else ""))
+
+
 def _print_record(record: dict, console) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -155,6 +165,8 @@ def _print_record(record: dict, console) -> None:
             text = entry["error"]
         table.add_row(stage, entry.get("status", "?"), f"{entry.get('seconds', 0):.1f}", escape(text[:160]))
     console.print(table)
+    if record.get("execution"):
+        console.print(escape(f"corpus, dedup, ingest and shards stages ran on: {_describe_execution(record['execution'])}"))
     lineage = record.get("lineage") or {}
     if lineage.get("model"):
         console.print(f"model: {lineage['model']['checkpoint']}")

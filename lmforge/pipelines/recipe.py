@@ -10,6 +10,10 @@ between stages. A stage runs when its table is present; the tables run in this o
 [pipeline]
 output = "runs/web-tiny"          # every stage writes below it (relative to this file)
 
+[execution]                       # lmforge.corpus.execution.ExecutorConfig: where the corpus, dedup,
+executor = "local"                # ingest and shards stages run: "local", "ray" or "slurm" (the flags
+tasks = 2                         # of `corpus process`, without --: slurm_partition, ray_address, ...)
+
 [corpus]                          # lmforge.corpus.pipeline.CorpusConfig
 inputs = ["crawl/*.warc.gz"]      # WARC/WET paths, globs or URLs (relative to this file)
 languages = ["en"]
@@ -62,6 +66,13 @@ prompts = "gsm8k.jsonl"
 
 Unknown tables or keys, wrong types and bad values are errors that name the file, the table
 and the key (`RecipeError`); nothing runs until the whole recipe is valid.
+
+`[execution]` is not a stage: without it the corpus stages run `workers` tasks in `workers`
+processes here, as before. With `executor = "slurm"` each of those stages is submitted as
+job arrays and the pipeline waits for them (polling `squeue`, as `lmforge corpus status`
+does), so run it where it may wait: a login node, or inside an allocation. The executor is
+recorded in `pipeline.json`; changing it does not make finished stages stale (the same
+documents and shards come out on every engine).
 """
 
 from __future__ import annotations
@@ -161,6 +172,15 @@ class Recipe:
     sha256: str
     stages: dict[str, Any]
     workers: int = 1
+    #: where the corpus, dedup, ingest and shards stages run (`[execution]`; None: `workers`
+    #: tasks in `workers` processes on this machine)
+    execution: Any = None
+
+    def executor(self):
+        """The `ExecutorConfig` of the corpus, dedup, ingest and shards stages."""
+        from lmforge.corpus.execution import ExecutorConfig
+
+        return self.execution or ExecutorConfig(tasks=self.workers, workers=self.workers)
 
     def present(self) -> list[str]:
         return [s for s in STAGES if self.stages.get(s) is not None]
@@ -365,10 +385,10 @@ def parse_recipe(data: dict, *, path: Path | None = None, base: Path | None = No
 
     name = str(path) if path else "recipe"
     base = (base or (path.parent if path else Path.cwd())).resolve()
-    unknown = sorted(set(data) - set(STAGES) - {"pipeline"})
+    unknown = sorted(set(data) - set(STAGES) - {"pipeline", "execution"})
     if unknown:
         raise RecipeError(f"{name}: unknown table{'s' if len(unknown) > 1 else ''} [{'], ['.join(unknown)}]; "
-                          f"a recipe has [pipeline] and stage tables: {', '.join(STAGES)}")
+                          f"a recipe has [pipeline], [execution] and stage tables: {', '.join(STAGES)}")
     head = dict(data.get("pipeline", {}))
     bad = sorted(set(head) - {"output", "workers"})
     if bad:
@@ -436,9 +456,30 @@ def parse_recipe(data: dict, *, path: Path | None = None, base: Path | None = No
         if "shards" not in stages:
             stages["shards"] = classes["shards"]()  # the default shard settings
     _check_order(stages, name)
+    execution = _execution_section(data["execution"], f"{name}: [execution]", workers) if "execution" in data else None
     text = json.dumps(data, sort_keys=True, default=str)
     return Recipe(path=path, output=out_dir, sha256="sha256:" + hashlib.sha256(text.encode()).hexdigest(), stages=stages,
-                  workers=workers)
+                  workers=workers, execution=execution)
+
+
+def _execution_section(table, where: str, workers: int):
+    """`[execution]` as an `ExecutorConfig`: its keys are the config's fields (the command
+    line's flags without `--`: executor, tasks, workers, slurm_partition, ray_address, ...);
+    `tasks` defaults to the recipe's `workers`, and `workers` (tasks at once) to them too
+    on the local executor, to every task on Ray and Slurm."""
+    from lmforge.corpus.execution import ExecutorConfig
+
+    if not isinstance(table, dict):
+        raise RecipeError(f"{where} must be a table (executor = \"ray\", tasks = 8, ...)")
+    table = dict(table)
+    table.setdefault("tasks", workers)
+    if table.get("executor", "local") == "local":
+        table.setdefault("workers", workers)
+    if "ray_env" in table:
+        table["ray_env"] = _check_type(table["ray_env"], list[str], f"{where}.ray_env")
+    config = _build(ExecutorConfig, table, where, skip={"extra"})
+    config.ray_env = tuple(config.ray_env)
+    return config
 
 
 def _mix_section(table: dict, where: str, base: Path, parse_tokens) -> MixSection:

@@ -54,10 +54,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lmforge.tokenize.mix import MixError
     from lmforge.tokenize.tokenizer import TokenizerError
 
+    from lmforge.corpus.status import StatusError
     from lmforge.locks import OutputLocked
 
     errors: list[type[BaseException]] = [RecipeError, CorpusRunError, IngestInputError, DedupError, DocumentFileError, BuildError, MixError,
-                                         TokenizerError, FileNotFoundError, ValueError, OutputLocked]
+                                         TokenizerError, FileNotFoundError, ValueError, OutputLocked, StatusError]
     try:
         from lmforge.alignment.reward import AlignmentError
         from lmforge.alignment.sft import SFTError
@@ -116,6 +117,8 @@ class PipelineRunner:
             "output": str(self.out),
             "stages": previous.get("stages", {}),
             "lineage": previous.get("lineage", {}),
+            # where the corpus, dedup, ingest and shards stages ran (how, not what: not a setting)
+            "execution": _execution_record(recipe.executor()),
         }
 
     # ---- paths between stages -------------------------------------------------------------
@@ -141,6 +144,13 @@ class PipelineRunner:
         missing = [m for stage, m in missing_inputs(self.recipe) if stage in plan]
         if missing:
             raise RecipeError("the recipe names inputs that do not exist:\n  " + "\n  ".join(missing))
+        if any(stage in plan for stage in ("corpus", "dedup", "ingest", "shards")):
+            from lmforge.corpus.execution import check_engine
+
+            try:  # sbatch missing, before any stage runs
+                check_engine(self.recipe.executor())
+            except RuntimeError as exc:
+                raise RecipeError(f"[execution] {exc}") from None
         from lmforge.locks import hold
 
         with hold(self.out, PipelineError):  # reentrant: `pipeline run` and `demo` took it already
@@ -195,15 +205,23 @@ class PipelineRunner:
 
     # ---- stages -----------------------------------------------------------------------------
     def _executor(self):
-        from lmforge.corpus.execution import ExecutorConfig
+        return self.recipe.executor()
 
-        return ExecutorConfig(tasks=self.recipe.workers, workers=self.recipe.workers)
+    def _wait(self, out: Path, what: str):
+        """Wait for the Slurm submission of a stage into `out` (returns the stats it wrote, or
+        raises naming the failed tasks and their logs)."""
+        from lmforge.corpus.status import wait_for_run
+
+        self.log(f"pipeline: {what} stage submitted to Slurm; waiting for it (`lmforge corpus status {out}` shows it)")
+        return wait_for_run(out)
 
     def _corpus(self) -> dict:
         from lmforge.corpus.pipeline import run_corpus
 
         cfg = dataclasses.replace(self.recipe.stages["corpus"], output_dir=str(self.out / "corpus"), dedup=False)
         stats = run_corpus(cfg, self._executor(), progress=self.progress)
+        if stats.get("submitted"):
+            stats = self._wait(self.out / "corpus", "corpus")
         s = stats.get("summary", {})
         dropped = _drops(s)
         if not s.get("kept"):
@@ -226,6 +244,8 @@ class PipelineRunner:
                               f"delete {self.out / 'dedup'} and the stages after it to deduplicate the new ones")
         cfg = dataclasses.replace(self.recipe.stages["dedup"], progress=self.progress)
         stats = run_dedup([str(self.out / "corpus" / "documents")], str(self.out / "dedup"), cfg, self._executor())
+        if stats.get("submitted"):
+            stats = self._wait(self.out / "dedup", "dedup")
         keys = ("documents_in", "exact_duplicates_removed", "near_duplicates_removed", "kept")
         return {"outputs": {"documents": str(self.out / "dedup" / "documents"), "stats": str(self.out / "dedup" / "stats.json")},
                 "figures": {k: stats[k] for k in keys if k in stats}, "upstream": upstream}
@@ -246,6 +266,8 @@ class PipelineRunner:
             cfg = CorpusConfig(inputs=list(src.inputs), output_dir=str(folder / "raw"), mode="ingest",
                                source=src.source, source_config=src.options)
             stats = run_corpus(cfg, self._executor(), progress=self.progress)
+            if stats.get("submitted"):
+                stats = self._wait(folder / "raw", f"ingest {src.name}")
             s = stats.get("summary", {})
             if not s.get("kept"):
                 raise RecipeError(f"[[ingest]] {src.name}: kept no documents of {s.get('records', 0)} records "
@@ -254,6 +276,8 @@ class PipelineRunner:
             if src.dedup:
                 d = run_dedup([str(folder / "raw" / "documents")], str(folder / "dedup"),
                               dataclasses.replace(dedup_cfg, progress=self.progress), self._executor())
+                if d.get("submitted"):
+                    d = self._wait(folder / "dedup", f"ingest {src.name} dedup")
                 line += f", {d.get('kept', s['kept'])} after dedup"
             outputs[src.name] = str(self._ingest_documents(src))
             figures[src.name] = line
@@ -301,7 +325,9 @@ class PipelineRunner:
         for name, docs in self._document_sources():
             target = self.out / "shards" / name
             try:
-                res = build_shards([docs], str(self.out / "tokenizer"), str(target), cfg)
+                res = build_shards([docs], str(self.out / "tokenizer"), str(target), cfg, executor=self._shards_executor())
+                if res.submitted:
+                    res.source = self._wait(target, f"shards {name}")
             except BuildError as exc:
                 if "already holds a build" not in str(exc):
                     raise
@@ -310,6 +336,11 @@ class PipelineRunner:
             outputs[name] = str(target)
             figures[f"{name}_tokens"] = res.source.get("tokens")
         return {"outputs": outputs, "figures": figures}
+
+    def _shards_executor(self):
+        """The executor of the shards stage: None (the process pool of a plain build, with
+        [shards].workers processes) unless the recipe has an [execution] table."""
+        return self.recipe.execution
 
     def _mix(self) -> dict:
         from lmforge.tokenize.mix import MixError, MixRecipe, SourceSpec, build_manifest
@@ -461,6 +492,13 @@ class PipelineRunner:
             if s in stages and stages[s].get("outputs"):
                 lineage[f"{s}_stats"] = stages[s]["outputs"].get("stats")
         self.record["lineage"] = lineage
+
+
+def _execution_record(config) -> dict:
+    """The executor settings worth reading back: the engine, its tasks, and the cluster options given."""
+    data = dataclasses.asdict(config)
+    data.pop("extra", None)
+    return {k: v for k, v in data.items() if v not in (None, {}, (), [])}
 
 
 def _files_signature(folder: Path) -> str:

@@ -97,6 +97,10 @@ class BuildResult:
     shards_kept: int = 0  # complete shards of unfinished files kept from an earlier run
     seconds: float = 0.0
     per_file: list[dict] = field(default_factory=list)
+    #: `--executor slurm`: the submission (job ids, logging folders) instead of a finished build
+    submitted: dict | None = None
+    #: datatrove tasks the files were split into (0: the process pool of a plain build)
+    tasks: int = 0
 
 
 def _safe_stem(path: Path) -> str:
@@ -287,6 +291,7 @@ def build_shards(
     *,
     force: bool = False,
     progress: Callable[[str, object], None] | None = None,
+    executor=None,
 ) -> BuildResult:
     """Build the shards of `inputs` into `out_dir`; returns the summary (also `OUT/source.json`).
 
@@ -294,11 +299,64 @@ def build_shards(
     bad tokenizer folder), BuildError (an output folder built with other settings, inputs
     that could not be read). `progress(kind, value)` gets ("files", n) once, then ("tokens",
     n), ("shard", 1) and ("file", 1) events as work finishes.
+
+    `executor` (an `lmforge.corpus.execution.ExecutorConfig`) runs the files as datatrove
+    tasks instead of `cfg.workers` processes here (`build_with_executor`).
     """
+    t0 = time.perf_counter()
+    if executor is not None:
+        return build_with_executor(inputs, tokenizer_dir, out_dir, cfg or BuildConfig(), executor, force=force)
+    cfg = cfg or BuildConfig()
+    files, tok, out = _prepare(inputs, tokenizer_dir, out_dir, cfg, force)
+    tokenizer_dir = Path(tokenizer_dir)
+    notify = progress or (lambda kind, value: None)
+    notify("files", len(files))
+    parts, todo = _finished_parts(out, len(files), notify)
+    skipped = len(parts)
+
+    args = [(i, str(files[i]), str(out), tok.fingerprint, tok.vocab_size, asdict(cfg)) for i in todo]
+    workers = min(cfg.workers, max(1, len(todo)))
+    cpus = os.cpu_count() or 1
+    threads = max(1, cpus // workers)
+    failed: list[dict] = []
+    if workers <= 1:
+        _worker.clear()
+        _worker.update(tok=tok, queue=None, threads=threads, callback=notify)
+        try:
+            for a in args:
+                r = build_file(*a)
+                (failed.append(r) if "failed" in r else parts.__setitem__(a[0], r))
+        finally:
+            _worker.clear()
+    else:
+        _run_pool(args, workers, str(tokenizer_dir), threads, notify, parts, failed)
+
+    if failed:
+        lines = "\n".join(f"  {r['failed']}" for r in failed)
+        raise BuildError(
+            f"{len(failed)} of {len(files)} input files could not be read:\n{lines}\n"
+            f"fix or remove them and run the same command again: the {len(parts)} finished files are kept"
+        )
+    source = merge_parts(out, len(files), tokenizer_dir, cfg)
+    new_parts = [parts[i] for i in todo]
+    return BuildResult(
+        out_dir=out,
+        source=source,
+        files_total=len(files),
+        files_skipped=skipped,
+        shards_written=sum(len(p["shards"]) - p.get("shards_kept", 0) for p in new_parts),
+        shards_kept=sum(p.get("shards_kept", 0) for p in new_parts),
+        seconds=time.perf_counter() - t0,
+        per_file=[parts[i] for i in range(len(files))],
+    )
+
+
+def _prepare(inputs, tokenizer_dir, out_dir, cfg: BuildConfig, force: bool):
+    """The input files, the tokenizer and the output folder of a build, with its plan written:
+    an output folder holding a build with other settings is refused by name (or cleared with
+    `force`), and a build in progress has no `source.json`."""
     from lmforge.tokenize.tokenizer import Tokenizer, TokenizerError
 
-    cfg = cfg or BuildConfig()
-    t0 = time.perf_counter()
     files = find_document_files(inputs)
     tokenizer_dir = Path(tokenizer_dir)
     if not tokenizer_dir.exists():
@@ -334,69 +392,71 @@ def build_shards(
                 "use a new output folder, or --overwrite to rebuild it from scratch"
             )
     if force and out.exists():
+        import shutil
+
         for p in list((out / SHARDS_DIR).glob(f"*{SHARD_SUFFIX}*")) + list(build_dir.glob("*")) + [out / SOURCE_FILE]:
             p.unlink(missing_ok=True)
+        for stage in (TASKS_DIR, MERGE_DIR):  # datatrove's completion markers would skip the rebuilt tasks
+            shutil.rmtree(out / stage, ignore_errors=True)
     (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
     (out / SOURCE_FILE).unlink(missing_ok=True)  # a build in progress has no summary
     _atomic_write(plan_path, orjson.dumps(plan))
+    return files, tok, out
 
-    notify = progress or (lambda kind, value: None)
-    notify("files", len(files))
+
+def _finished_parts(out: Path, n_files: int, notify=lambda kind, value: None) -> tuple[dict[int, dict], list[int]]:
+    """(input index -> part record of the files an earlier run finished, indices still to do)."""
     parts: dict[int, dict] = {}
     todo: list[int] = []
-    for i, f in enumerate(files):
-        part_path = build_dir / f"part-{i:05d}.json"
-        if part_path.is_file():
-            try:
-                part = orjson.loads(part_path.read_bytes())
-                if all((out / s["path"]).is_file() for s in part["shards"]):
-                    parts[i] = part
-                    notify("file", 1)
-                    continue
-            except (orjson.JSONDecodeError, KeyError):
-                pass
-        todo.append(i)
-    skipped = len(parts)
+    for i in range(n_files):
+        part = _read_part(out, i)
+        if part is not None:
+            parts[i] = part
+            notify("file", 1)
+        else:
+            todo.append(i)
+    return parts, todo
 
-    args = [(i, str(files[i]), str(out), tok.fingerprint, tok.vocab_size, asdict(cfg)) for i in todo]
-    workers = min(cfg.workers, max(1, len(todo)))
-    cpus = os.cpu_count() or 1
-    threads = max(1, cpus // workers)
-    failed: list[dict] = []
-    if workers <= 1:
-        _worker.clear()
-        _worker.update(tok=tok, queue=None, threads=threads, callback=notify)
-        try:
-            for a in args:
-                r = build_file(*a)
-                (failed.append(r) if "failed" in r else parts.__setitem__(a[0], r))
-        finally:
-            _worker.clear()
-    else:
-        _run_pool(args, workers, str(tokenizer_dir), threads, notify, parts, failed)
 
-    if failed:
-        lines = "\n".join(f"  {r['failed']}" for r in failed)
-        raise BuildError(
-            f"{len(failed)} of {len(files)} input files could not be read:\n{lines}\n"
-            f"fix or remove them and run the same command again: the {len(parts)} finished files are kept"
-        )
+def _read_part(out: Path, i: int) -> dict | None:
+    """The part record of input `i` when it and all its shards are there, else None."""
+    part_path = out / BUILD_DIR / f"part-{i:05d}.json"
+    if not part_path.is_file():
+        return None
+    try:
+        part = orjson.loads(part_path.read_bytes())
+        if all((out / s["path"]).is_file() for s in part["shards"]):
+            return part
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        pass
+    return None
 
-    ordered = [parts[i] for i in range(len(files))]
+
+def merge_parts(out: Path, n_files: int, tokenizer_dir: str | os.PathLike, cfg: BuildConfig) -> dict:
+    """Merge the part records of the `n_files` inputs into one `OUT/source.json` (written last,
+    atomically) and return it: shards in input order, then shard order within a file, so the
+    same inputs give the same source whichever tasks or processes built the parts."""
+    plan = orjson.loads((out / BUILD_DIR / "plan.json").read_bytes())
+    missing = [i for i in range(n_files) if _read_part(out, i) is None]
+    if missing:
+        raise BuildError(f"{out}: {len(missing)} of {n_files} input files have no finished shards (first: input {missing[0]}); "
+                         "run the same command again to build them")
+    ordered = [_read_part(out, i) for i in range(n_files)]
+    vocab_size = plan["tokenizer"]["vocab_size"]
     shard_list = [s for p in ordered for s in p["shards"]]
     errors: dict[str, int] = {}
     for p in ordered:
         for k, v in p["errors"].items():
             errors[k] = errors.get(k, 0) + v
     tokens = sum(p["tokens"] for p in ordered)
-    itemsize = dtype_for_vocab(tok.vocab_size).itemsize
+    itemsize = dtype_for_vocab(vocab_size).itemsize
     nbytes = sum(s["bytes"] for s in shard_list)
     text_bytes = sum(p["text_bytes"] for p in ordered)
     source = {
         "format": SOURCE_FORMAT,
         "version": SOURCE_VERSION,
-        "tokenizer": {"fingerprint": tok.fingerprint, "vocab_size": tok.vocab_size, "dir": os.path.abspath(tokenizer_dir)},
-        "dtype": dtype_for_vocab(tok.vocab_size).name,
+        "tokenizer": {"fingerprint": plan["tokenizer"]["fingerprint"], "vocab_size": vocab_size, "dir": os.path.abspath(tokenizer_dir)},
+        "dtype": dtype_for_vocab(vocab_size).name,
         "documents": sum(p["documents"] for p in ordered),
         "tokens": tokens,
         "bytes": nbytes,
@@ -412,18 +472,140 @@ def build_shards(
         "shards": shard_list,
     }
     if not shard_list:
-        raise BuildError(f"no documents with a {cfg.text_key!r} text in {len(files)} input files; check the inputs or pass --text-key")
+        raise BuildError(f"no documents with a {cfg.text_key!r} text in {n_files} input files; check the inputs or pass --text-key")
     _atomic_write(out / SOURCE_FILE, orjson.dumps(source, option=orjson.OPT_INDENT_2))
-    new_parts = [parts[i] for i in todo]
+    return source
+
+
+# ---- the build as datatrove tasks (--executor local|ray|slurm --tasks N) -----------------------
+
+#: datatrove's logging folders of a task build: the tokenising tasks, and (Slurm) the merge job
+TASKS_DIR = ".lmforge/shards"
+MERGE_DIR = ".lmforge/shards-merge"
+
+
+class ShardTask:
+    """One datatrove task of a `shards build`: the input files `rank, rank + world_size, ...`,
+    each tokenised by `build_file` into its own shards and part record, exactly as the
+    processes of a local build do (so the shards are the same bytes whatever the task count).
+    A file already finished is skipped; a file that cannot be read fails the task (its log
+    names the file) after the others are done."""
+
+    name = "shards"
+
+    def __init__(self, files: list[str], out_dir: str, tokenizer_dir: str, cfg: BuildConfig, threads: int = 1):
+        self.files, self.out_dir, self.tokenizer_dir, self.cfg, self.threads = files, out_dir, tokenizer_dir, cfg, threads
+
+    def __call__(self, data, rank: int = 0, world_size: int = 1):
+        self.run(rank, world_size)
+        return iter(())
+
+    def run(self, rank: int, world_size: int) -> None:
+        from lmforge.tokenize.tokenizer import Tokenizer
+
+        out = Path(self.out_dir)
+        todo = [i for i in range(rank, len(self.files), world_size) if _read_part(out, i) is None]
+        if not todo:
+            return
+        tok = Tokenizer.load(self.tokenizer_dir)
+        _worker.clear()
+        _worker.update(tok=tok, queue=None, threads=self.threads)
+        failed = []
+        try:
+            for i in todo:
+                r = build_file(i, self.files[i], self.out_dir, tok.fingerprint, tok.vocab_size, asdict(self.cfg))
+                if "failed" in r:
+                    failed.append(r["failed"])
+        finally:
+            _worker.clear()
+        if failed:
+            raise BuildError("; ".join(failed))
+
+
+class MergeTask(ShardTask):
+    """The one task after every `ShardTask` under Slurm (a job that waits for the tokenising
+    array): `merge_parts` writes `OUT/source.json`, as the driver does on the other engines."""
+
+    name = "merge"
+
+    def run(self, rank: int, world_size: int) -> None:
+        if rank == 0:
+            merge_parts(Path(self.out_dir), len(self.files), self.tokenizer_dir, self.cfg)
+
+
+def build_with_executor(inputs, tokenizer_dir, out_dir, cfg: BuildConfig, executor, *, force: bool = False) -> BuildResult:
+    """`build_shards` as `executor.tasks` datatrove tasks on `executor`'s engine (local processes,
+    a Ray cluster, Slurm job arrays), then one merge into `OUT/source.json`.
+
+    Input file `i` goes to task `i % tasks`, and its shards and part record are what a local
+    build writes for it (`build_file`), so the merged source is the same whatever the number
+    of tasks: the same shards, in input-file order, documents in file order within them. Paths
+    are made absolute first (a Ray worker resolves a relative one where `ray start` ran), so a
+    build from relative paths records absolute ones. Local and Ray runs wait and merge here;
+    a task that fails is a BuildError naming it and its log. Slurm: the tasks' job array and a
+    merge job that waits on it (`--dependency=afterok`, cancelled if a task fails) are
+    submitted, and the result's `submitted` says which; `lmforge shards status OUT` follows it.
+    A rerun skips finished files and finished tasks.
+    """
+    import dataclasses
+    import json
+    import shutil
+
+    from lmforge.corpus.execution import check_engine, make_executor, release_ray_actors
+    from lmforge.corpus.pipeline import failed_tasks_message, unfinished_tasks
+
+    t0 = time.perf_counter()
+    check_engine(executor)
+    inputs = [str(p) if "://" in str(p) else os.path.abspath(p) for p in inputs]
+    out = Path(os.path.abspath(out_dir))
+    tokenizer_dir = os.path.abspath(tokenizer_dir)
+    files, tok, out = _prepare(inputs, tokenizer_dir, out, cfg, force)
+    files = [os.path.abspath(f) for f in files]
+    done_before = set(_finished_parts(out, len(files))[0])
+    tasks = max(1, min(executor.tasks, len(files)))
+    executor = dataclasses.replace(executor, tasks=tasks, workers=min(executor.workers, tasks))
+    logging_dir = out / TASKS_DIR
+    try:  # datatrove skips a rank by its completion marker: one of a run with another task count covers other files
+        if json.loads((logging_dir / "executor.json").read_text()).get("world_size") != tasks:
+            shutil.rmtree(logging_dir / "completions", ignore_errors=True)
+    except (OSError, ValueError, AttributeError):
+        pass
+    if executor.executor == "slurm":
+        threads = executor.slurm_cpus_per_task
+    elif executor.executor == "local":
+        threads = max(1, (os.cpu_count() or 1) // executor.workers)
+    else:
+        threads = 1
+    step = ShardTask(files, str(out), tokenizer_dir, cfg, threads)
+    if executor.executor == "slurm" and len(done_before) < len(files):
+        # the merge runs again whatever its marker says: `_prepare` removed the source.json it wrote
+        shutil.rmtree(out / MERGE_DIR / "completions", ignore_errors=True)
+        tasks_job = make_executor([step], executor, logging_dir)
+        merge_cfg = dataclasses.replace(executor, tasks=1, workers=1, extra={**executor.extra, "depends": tasks_job})
+        merge_job = make_executor([MergeTask(files, str(out), tokenizer_dir, cfg)], merge_cfg, out / MERGE_DIR)
+        merge_job.run()  # launches the tasks' array first, then the merge job that waits on it
+        return BuildResult(out_dir=out, source={}, files_total=len(files), files_skipped=len(done_before),
+                           seconds=time.perf_counter() - t0,
+                           submitted={"executor": "slurm", "tasks": tasks, "tasks_job": tasks_job.job_id, "merge_job": merge_job.job_id,
+                                      "logging_dir": str(logging_dir)})
+    try:
+        if len(done_before) < len(files):  # (every file done: a Slurm rerun merges here, submitting nothing)
+            engine = make_executor([step], executor, logging_dir)
+            engine.keep_going = True  # local: every task runs, and the failed ones are named below, as on Ray
+            engine.run()
+    finally:
+        release_ray_actors()
+    if len(done_before) < len(files) and unfinished_tasks(logging_dir, tasks):
+        raise BuildError(f"{failed_tasks_message(logging_dir, tasks)}; run the same command again to resume "
+                         "(finished files are kept)")
+    source = merge_parts(out, len(files), tokenizer_dir, cfg)
+    parts = [_read_part(out, i) for i in range(len(files))]
+    new = [parts[i] for i in range(len(files)) if i not in done_before]
     return BuildResult(
-        out_dir=out,
-        source=source,
-        files_total=len(files),
-        files_skipped=skipped,
-        shards_written=sum(len(p["shards"]) - p.get("shards_kept", 0) for p in new_parts),
-        shards_kept=sum(p.get("shards_kept", 0) for p in new_parts),
-        seconds=time.perf_counter() - t0,
-        per_file=ordered,
+        out_dir=out, source=source, files_total=len(files), files_skipped=len(done_before),
+        shards_written=sum(len(p["shards"]) - p.get("shards_kept", 0) for p in new),
+        shards_kept=sum(p.get("shards_kept", 0) for p in new),
+        seconds=time.perf_counter() - t0, per_file=parts, tasks=tasks,
     )
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 
 from lmforge.cli import LocalPath
+from lmforge.corpus.cli import slurm_options, slurm_settings
+from lmforge.corpus.execution import EXECUTORS
 from lmforge.locks import locks_output
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -50,6 +52,7 @@ def shards():
       lmforge shards build corpus/ --tokenizer tok/ -o shards/c4 --workers 8
       lmforge shards inspect shards/c4/shards/00000-part-0000.tokens.zst --doc 0
       lmforge shards verify shards/c4
+      lmforge shards status shards/c4      # a --tasks build: tasks done, failed, queued on Slurm
     """
 
 
@@ -59,7 +62,15 @@ def shards():
 @click.option("-o", "--output", "out_dir", required=True, type=LocalPath(file_okay=False, urls="write"),
               help="Output folder: OUT/shards/*.tokens.zst and OUT/source.json; or an object-store URL (s3://bucket/shards/web: "
                    "built in a local staging folder, then uploaded, source.json last).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes tokenising input files in parallel.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Processes tokenising input files in parallel on this machine [1]; with --tasks or --executor slurm|ray: "
+                   "tasks run at once [local: 1; slurm, ray: every task].")
+@click.option("--tasks", default=None, type=click.IntRange(min=1),
+              help="Run as this many datatrove tasks on --executor (input file i goes to task i mod N), then merge them into one "
+                   "source.json [without it: one process pool here, as before; 1 with --executor slurm|ray].")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="datatrove executor of the tasks (with --tasks; slurm and ray imply it).")
+@slurm_options
 @click.option("--shard-tokens", default="100M", show_default=True, help="Most tokens per shard (a longer single document gets its own shard).")
 @click.option("--frame-tokens", default=65536, show_default=True, type=click.IntRange(min=1), help="Tokens per zstd frame (the unit of random access).")
 @click.option("--level", default=9, show_default=True, type=click.IntRange(1, 22), help="zstd level (1..22).")
@@ -67,17 +78,23 @@ def shards():
 @click.option("--strict", is_flag=True, help="A malformed JSONL line is an error naming file and line (default: counted and skipped).")
 @click.option("--overwrite", "--force", "force", is_flag=True,
               help="Rebuild OUT from scratch even if it holds a build with other settings (otherwise refused by name).")
-@locks_output("out_dir")
-def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_tokens, level, text_key, strict, force):
+@locks_output("out_dir", clean=lambda kw: kw["executor"] != "slurm")
+def shards_build(inputs, tokenizer_dir, out_dir, workers, tasks, executor, shard_tokens, frame_tokens, level, text_key, strict, force,
+                 **slurm):
     """Tokenise documents (.jsonl.zst, .jsonl, .txt, Parquet; folders and globs) into shards.
 
     Every document starts with BOS. Resumable: a rerun skips finished shards and gives the
-    same bytes.
+    same bytes. With --tasks N (or --executor slurm|ray) the input files are split over N
+    datatrove tasks on the executor, each writing the shards of its files, then merged into
+    one OUT/source.json: the same shards and source.json as a build here. A Slurm submission
+    returns at once; `lmforge shards status OUT` follows it.
 
     \b
     Example:
       lmforge shards build dedup/ --tokenizer tok/ -o shards/web --workers 8
       lmforge shards build s3://bucket/dedup --tokenizer tok/ -o s3://bucket/shards/web
+      lmforge shards build /shared/dedup --tokenizer /shared/tok -o /shared/shards/web --executor slurm --slurm-partition cpu --tasks 64
+      lmforge shards build dedup/ --tokenizer tok/ -o shards/web --executor ray --tasks 16
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -89,10 +106,18 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_to
 
     try:
         cfg = BuildConfig(
-            shard_tokens=parse_tokens(shard_tokens, "--shard-tokens"), frame_tokens=frame_tokens, level=level, text_key=text_key, workers=workers, strict=strict
+            shard_tokens=parse_tokens(shard_tokens, "--shard-tokens"), frame_tokens=frame_tokens, level=level, text_key=text_key,
+            workers=workers or 1, strict=strict
         )
+        cluster = None
+        if tasks is not None or executor != "local":
+            from lmforge.corpus.execution import ExecutorConfig
+
+            cluster = ExecutorConfig(executor=executor, tasks=tasks or 1, workers=workers, **slurm_settings(slurm))
     except ValueError as exc:
         _fail(str(exc), 2)
+    if cluster is not None:
+        return _build_on(cluster, inputs, tokenizer_dir, out_dir, cfg, force)
     console = Console(stderr=True)
     counts = {"tokens": 0}
     with Progress(
@@ -119,6 +144,30 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, shard_tokens, frame_to
     _print_build(result, shown=out_dir)
 
 
+def _build_on(cluster, inputs, tokenizer_dir, out_dir, cfg, force) -> None:
+    """`shards build --tasks N` on `cluster` (an ExecutorConfig): wait and print the summary,
+    or for Slurm print the submitted job ids and how to follow them."""
+    from lmforge.documents import DocumentFileError
+    from lmforge.tokenize.build import BuildError, build_shards
+    from lmforge.tokenize.tokenizer import TokenizerError
+
+    if cluster.executor == "slurm" and "://" in out_dir:
+        _fail(f"-o {out_dir}: a Slurm submission returns before anything is written, so nothing would upload it; write to the "
+              "shared filesystem and copy (aws s3 sync), or use --executor local/ray", 2)
+    try:
+        with staged_shards(out_dir) as local:
+            result = build_shards(inputs, tokenizer_dir, local, cfg, force=force, executor=cluster)
+    except (FileNotFoundError, TokenizerError, BuildError, DocumentFileError, RuntimeError) as exc:
+        _fail(str(exc).strip("'\""))
+    if result.submitted:
+        sub = result.submitted
+        click.echo(f"submitted to Slurm: {sub['tasks']} tasks as job {sub['tasks_job']}, the merge into source.json as job "
+                   f"{sub['merge_job']} (-1: nothing left to run); logs in {sub['logging_dir']}\n"
+                   f"follow it with: lmforge shards status {out_dir}")
+        return
+    _print_build(result, shown=out_dir, tasks=cluster)
+
+
 def staged_shards(out_dir: str):
     """`out_dir` itself, or for a URL its local staging folder, uploaded when the build
     succeeds (`lmforge.remote.staged_output`: `source.json`, the completion marker, last)."""
@@ -132,7 +181,7 @@ def staged_shards(out_dir: str):
     return staged_output(out_dir, marker=SOURCE_FILE, synced=("shards",))
 
 
-def _print_build(result, shown: str | None = None) -> None:
+def _print_build(result, shown: str | None = None, tasks=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -153,10 +202,36 @@ def _print_build(result, shown: str | None = None) -> None:
         f"{src['text_bytes'] / max(src['tokens'], 1):.2f} text bytes/token; "
         f"{result.files_skipped} of {result.files_total} files already done, {result.shards_written} shards written, "
         f"{result.shards_kept} kept; {result.seconds:.1f}s" + (f" ({_human(tps)} tokens/s)" if tps else "")
+        + (f"; {result.tasks} {tasks.executor} task{'s' if result.tasks > 1 else ''}" if tasks is not None else "")
     )
     if src["errors"]:
         console.print("skipped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(src["errors"].items())))
     console.print(f"summary: {shown.rstrip('/')}/source.json")
+
+
+@shards.command("status", context_settings=CONTEXT)
+@click.argument("out", type=LocalPath(exists=True, file_okay=False))
+def shards_status(out):
+    """Where the `shards build --tasks N` run in OUT stands: its tasks (done, running, queued,
+    failed with the last line of their logs) and, under Slurm, the merge job; exits 0 once
+    OUT/source.json is written, 1 before. The same report as `lmforge corpus status OUT`.
+
+    \b
+    Example:
+      lmforge shards build /shared/dedup --tokenizer /shared/tok -o /shared/shards/web --executor slurm --slurm-partition cpu --tasks 64
+      lmforge shards status /shared/shards/web
+    """
+    from lmforge.corpus.status import staged_status
+    from lmforge.corpus.status_cli import print_staged
+    from lmforge.tokenize.build import SOURCE_FILE
+
+    s = staged_status(out)
+    if s is None or s.kind != "shards":
+        if (Path(out) / SOURCE_FILE).is_file():
+            click.echo(f"shards build in {out}: done (built without --tasks): {Path(out) / SOURCE_FILE}")
+            return
+        _fail(f"{out}: no shards build here (no source.json, no .lmforge/shards); give the -o folder of `lmforge shards build`")
+    print_staged(s)
 
 
 @shards.command("inspect", context_settings=CONTEXT)
