@@ -1133,6 +1133,7 @@ FORUM_POSTS = (
     ("xenforo2", f"//article//div[{_has_class('bbWrapper')}]"),
     ("invision", "//div[@itemprop='commentText']"),
     ("askbot", f"//div[{_has_class('post-body')}]"),
+    ("mitbbs", f"//td[{_has_class('jiawenzhang-type')}]"),
 )
 # Inside a post element: the engine's own non-post parts (askbot's "asked/answered by" cards,
 # vBulletin's "Last edited by" notes, signatures, quote headers stay: they are the post's text).
@@ -1179,6 +1180,11 @@ def thread_page(family: str, pid: str, source: str, data: bytes, *, min_posts: i
     boiler = [el for el in structural_boilerplate(doc) if el not in inside]
     boiler += [el for el in doc.iter() if isinstance(el.tag, str) and el not in inside
                and _FORUM_BOILER.search(f"{el.get('class', '')} {el.get('id', '')}")]
+    # comments under Q&A posts are neither the thread's posts nor boilerplate: left out of both
+    comments = [el for el in doc.iter() if isinstance(el.tag, str)
+                and re.search(r"comment", f"{el.get('class', '')} {el.get('id', '')}", re.I)]
+    inside_comments = {x for c in comments for x in c.iter()} | {a for c in comments for a in c.iterancestors()}
+    boiler = [el for el in boiler if el not in inside_comments]
     titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2", "h3"))
     without = without_snippets(boiler, truth, titles=titles)
     declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
@@ -1187,7 +1193,7 @@ def thread_page(family: str, pid: str, source: str, data: bytes, *, min_posts: i
                 features(content), declared_lang)
 
 
-FORUM_URL = re.compile(r"viewtopic|showthread|/threads/|/\d+-[a-z0-9-]+\.html", re.I)
+FORUM_URL = re.compile(r"viewtopic|showthread|/threads/|/\d+-[a-z0-9-]+\.html|/article_t/", re.I)
 
 
 def _formasaurus_index(cache: Path) -> tuple[Path | None, dict]:
@@ -1261,10 +1267,15 @@ def _product_objects(doc) -> list[dict]:
     return found
 
 
+_DESCRIPTION_NAME = re.compile(r"(^|[\s_-])(product[-_]?)?desc(ription)?([-_]?(text|content|body|long|full))?($|[\s_-])|"
+                               r"productDescription|product_description", re.I)
+
+
 def product_truth(doc) -> tuple[str, list[str], list]:
-    """(name, description paragraphs, description elements) from the page's own schema.org
-    Product: JSON-LD `name` / `description`, else microdata `itemprop=name` / `description` inside
-    the Product scope (the page's own description element)."""
+    """(name, description paragraphs, description elements) from the page's own data: the
+    schema.org Product (JSON-LD `name` / `description`, else microdata `itemprop=name` /
+    `description` inside the Product scope), else the page's own description element (class or
+    id `description`, `product-description`, `productDescription`...) and its `<h1>`."""
     name = ""
     paragraphs: list[str] = []
     elements: list = []
@@ -1274,15 +1285,29 @@ def product_truth(doc) -> tuple[str, list[str], list]:
             paragraphs += [_plain(x) for x in re.split(r"\n\s*\n|<br\s*/?>\s*<br\s*/?>|</p>",
                                                        str(obj["description"])) if _plain(x)]
     for scope in doc.xpath("//*[contains(@itemtype, 'schema.org/Product')]"):
+        def own(el) -> bool:  # the property belongs to this Product, not to a nested item
+            inner = el.xpath("ancestor::*[@itemtype][1]")
+            return not inner or inner[0] is scope or "Product" in inner[0].get("itemtype", "")
         for el in scope.xpath(".//*[@itemprop='name']"):
-            if not name and el.xpath("ancestor::*[@itemscope][1]") == [scope]:
+            if not name and own(el):
                 name = norm(el.get("content") or el.text_content())
         for el in scope.xpath(".//*[@itemprop='description']"):
-            if el.xpath("ancestor::*[@itemscope][1]") != [scope] or el.tag == "meta":
-                continue
-            elements.append(el)
-            blocks = [norm(b.text_content()) for b in el.iter(*SNIPPET_TAGS) if b.find(".//p") is None]
-            paragraphs += [b for b in blocks if b] or [norm(x) for x in render(el).splitlines() if norm(x)]
+            if own(el) and el.tag != "meta":
+                elements.append(el)
+    if not elements and not paragraphs:
+        found = [el for el in doc.iter("div", "section", "p", "td", "span")
+                 if _DESCRIPTION_NAME.search(f"{el.get('class', '')} {el.get('id', '')}")
+                 and len(norm(el.text_content()).split()) >= 10]
+        elements = [el for el in found if not any(a in found for a in el.iterancestors())
+                    and not el.xpath(".//form | .//input | .//select | .//button")]  # not the buy box
+        if len(elements) != 1:  # several: a listing or teasers, not one product's description
+            elements = []
+        if elements and not name:
+            h1 = doc.find(".//h1")
+            name = norm(h1.text_content()) if h1 is not None else ""
+    for el in elements:
+        blocks = [norm(b.text_content()) for b in el.iter(*SNIPPET_TAGS) if b.find(".//p") is None]
+        paragraphs += [b for b in blocks if b] or [norm(x) for x in render(el).splitlines() if norm(x)]
     return name, paragraphs, elements
 
 
