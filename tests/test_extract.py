@@ -589,3 +589,49 @@ def test_a_footer_named_by_class_or_id_inside_the_container_is_dropped():
     text = extract_main_text(page)
     assert _para(0) in text and _para(2) in text
     assert "stable-branch" not in text and "language selection" not in text and "Filed under" not in text
+
+
+def _ipb_thread(profile: str = "") -> str:
+    """An Invision-Board-like thread (grasscity's markup): each post is div.post_block >
+    div.post_wrap > div.post_body > div.post.entry-content, four levels below the list; one long
+    post is written in <p> paragraphs, the replies as lines separated by <br> (no <p>: no vote)."""
+    replies = [
+        "Honestly I do not think it matters too much.<br>To me this one is a bubbler<br>and that one is a bong.",
+        "The slide and pull of a bong makes it uniquely a bong.<br>Bubblers are cool but they are not the same thing.",
+        "Mine has a removable bowl and a small chamber,<br>so I call it a bubbler when friends ask me about it.",
+        "Either way the water cools the smoke,<br>which is the reason people buy either of them in the first place.",
+    ]
+    first = "".join(f"<p>{_para(i)}</p>" for i in range(2))
+    posts = [first] + replies
+    blocks = "".join(
+        f'<div class="post_block hentry clear" id="post_id_{i}"><div class="post_wrap">'
+        f'<div class="author_info"><a href="/user/{i}">member{i}</a> Advanced Member {profile}</div>'
+        f'<div class="post_body"><p class="posted_info">Posted 14 March 2015</p>'
+        f'<div class="post entry-content">{body}</div></div></div></div>'
+        for i, body in enumerate(posts)
+    )
+    return (f'<html><body><div id="primary_nav"><a href="/">Grasscity Community</a> <a href="/shop">Shop</a></div>'
+            f'<div class="topic"><div id="ips_Posts">{blocks}</div></div></body></html>')
+
+
+def test_thread_of_unvoted_br_posts_keeps_every_post():
+    """grasscity's IPB thread kept 1 post of 12 (F1 0.58): the replies, lines with <br>, cast no
+    vote, so the one long post held the whole vote and its alike siblings did not count; and the
+    post's repeating unit (div.post_block) sits four levels above the voted element, one more
+    than `_repeated_siblings` looked. Alike siblings now weigh their text outside links too."""
+    text = extract_main_text(_ipb_thread())
+    assert _para(0) in text and _para(1) in text
+    assert "uniquely a bong" in text and "removable bowl" in text and "water cools the smoke" in text
+    assert "Grasscity Community" not in text
+
+
+def test_poster_boxes_beside_forum_posts_are_dropped():
+    """A thread's container holds each poster's box: phpBB's td.profile / .postdetails ("Joined:
+    ... Posts: 4 Has thanked: 0 time", xentax), vBulletin's .userinfo, IPB's .author_info;
+    "profile", "postdetails", "userinfo", "author_info", "signature" are boilerplate words."""
+    page = _ipb_thread("Joined: Wed Jun 11, 2014 Posts: 4 Has thanked: 0 time").replace(
+        '<div class="post entry-content">',
+        '<div class="post entry-content"><div class="signature">Sent from my phone using the forum app</div>', 1)
+    text = extract_main_text(page)
+    assert "uniquely a bong" in text and _para(1) in text
+    assert "Joined:" not in text and "Advanced Member" not in text and "Sent from my phone" not in text

@@ -220,6 +220,10 @@ _BOILER_WORDS = (
     # makeinfo's div#footer inside div#main (language bar, version line: texinfo F1 0.955 -> 0.972,
     # snippet-F1 0.939 -> 0.984), WordPress' entry-footer; the <footer> tag alone missed them
     "footer",
+    # forum software's poster boxes beside each post (phpBB td.profile / dl.postprofile /
+    # .postdetails, vBulletin .userinfo, IPB .author_info) and signatures: a thread's container
+    # holds them (xentax's phpBB thread: "Joined: ... Posts: 4 Has thanked: 0 time" per post)
+    "profile", "postdetails", "userinfo", "author_info", "signature",
 )
 # ... and a table of contents as a whole word of a class/id (toc, fancy_toc, ez-toc-container;
 # not "stock" or "protocol"): its entries go as link lists, but its "Table of Contents" label
@@ -710,28 +714,49 @@ def _signature(node) -> tuple[str, str]:
 
 
 def _repeated_siblings(node, under: dict[int, float], body):
-    """`node`, or the ancestor (up to 3 levels up) whose children repeat the structure of the
-    branch holding `node` and hold, together, at least twice its voting text.
+    """`node`, or the ancestor (up to `_POST_LEVELS` up) whose children repeat the structure of
+    the branch holding `node` and hold, together, at least twice its text.
 
     A forum thread or a comment-less Q&A page is a run of posts alike in tag and first class
     (`div.post`, `article.message`); the vote and the tiers both pick one of them. Siblings of
     another structure (a comment list beside an article) do not count, so an article does not
-    grow into what follows it.
+    grow into what follows it. A post's weight is its voting text or, when more, its text
+    outside links (`_prose_len`): posts written as lines with <br> (IPB, vBulletin) do not vote,
+    and the one long post that did held the whole vote (grasscity's thread: 1 post of 12 kept).
     """
     own = under.get(node.mem_id, 0.0)
     if own <= 0:
         return node
     branch, parent = node, node.parent
-    for _ in range(3):
+    for _ in range(_POST_LEVELS):
         if parent is None or parent.mem_id == body.mem_id or parent.tag in ("body", "html"):
             return node
         sig = _signature(branch)
-        branch_weight = under.get(branch.mem_id, 0.0)
-        same = [c for c in parent.iter() if under.get(c.mem_id, 0.0) > 0 and _signature(c) == sig]
-        if len(same) >= 3 and sum(under.get(c.mem_id, 0.0) for c in same) >= 2 * max(branch_weight, own):
-            return parent
+        same = [c for c in parent.iter() if _signature(c) == sig]
+        if len(same) >= 3:
+            votes = [under.get(c.mem_id, 0.0) for c in same]
+            need = 2 * max(under.get(branch.mem_id, 0.0), own)
+            if sum(1 for v in votes if v > 0) >= 3 and sum(votes) >= need:
+                return parent
+            # posts that cast no vote: weigh their text outside links (counted only when the
+            # siblings' whole text could reach the bar: link text costs a CSS query per sibling)
+            if sum(_text_len(c) for c in same) >= need:
+                weights = [max(v, _prose_len(c)) for v, c in zip(votes, same)]
+                need = 2 * max(under.get(branch.mem_id, 0.0), _prose_len(branch), own)
+                if sum(1 for w in weights if w > 0) >= 3 and sum(weights) >= need:
+                    return parent
         branch, parent = parent, parent.parent
     return node
+
+
+# Levels above the voted element where a post's repeating unit may sit (IPB: div.post >
+# div.post_body > div.post_wrap > div.post_block, the unit, under div#ips_Posts).
+_POST_LEVELS = 5
+
+
+def _prose_len(node) -> int:
+    """Characters of text under `node` outside links."""
+    return _text_len(node) - sum(_text_len(a) for a in node.css("a[href]"))
 
 
 def _prune(root, docs: bool = False) -> None:
