@@ -628,14 +628,49 @@ def _find_container(body, tiers: list[list]) -> tuple[object, int]:
                 if innermost:
                     continue
                 break
-            if voted is None or cand.mem_id in voted_line:
-                return _repeated_siblings(cand, under, body), voters
-            if voted.mem_id in _ancestor_ids(cand) and n >= 0.5 * voted_len:
-                return _repeated_siblings(cand, under, body), voters
+            if voted is None or cand.mem_id in voted_line or (
+                    voted.mem_id in _ancestor_ids(cand) and n >= 0.5 * voted_len):
+                posts = _with_peer_posts(cand, matches, body) if voted is not None else cand
+                return (_repeated_siblings(cand, under, body) if posts is cand else posts), voters
     if voted is None:
         return body, voters
     container = _repeated_siblings(voted, under, body)
     return (_with_sibling_text(container, under) if container is voted else container), voters
+
+
+# A peer post holds at least this many characters; the posts hold at least this share of the
+# text of their lowest common ancestor (else it is a page wrapper with menus and side columns).
+_PEER_CHARS = 100
+_PEER_SHARE = 0.5
+
+
+def _with_peer_posts(cand, matches: list, body):
+    """`cand`, or the lowest common ancestor of `cand` and its peers: the other matches of its
+    tier alike in tag and first class (`_signature`) with >= `_PEER_CHARS` of text, when the
+    posts hold >= `_PEER_SHARE` of that ancestor's text.
+
+    A Q&A page is a question and its answers, each body in the same element (askbot's
+    div.post-content, Stack Overflow's div.s-prose): one long accepted answer took the vote and
+    the tier match, and the question (and shorter answers) were lost: the alike-siblings test
+    (`_repeated_siblings`) wants the others to hold twice its text, and the question does not
+    sit beside the answers on every site.
+    """
+    sig = _signature(cand)
+    line = _ancestor_ids(cand)
+    peers = [m for m in matches if m.mem_id != cand.mem_id and _signature(m) == sig
+             and m.mem_id not in line and cand.mem_id not in _ancestor_ids(m)
+             and not _boilerplate(m) and _text_len(m) >= _PEER_CHARS]
+    if not peers:
+        return cand
+    common = cand
+    for peer in peers:
+        peer_line = _ancestor_ids(peer)
+        while common is not None and common.mem_id not in peer_line:
+            common = common.parent
+        if common is None or common.mem_id == body.mem_id or common.tag in ("body", "html"):
+            return cand
+    held = _text_len(cand) + sum(_text_len(p) for p in peers)
+    return common if held >= _PEER_SHARE * _text_len(common) else cand
 
 
 # A sibling of the voted element (or of its ancestor) joins it when it is alike (same tag and
