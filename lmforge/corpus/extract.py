@@ -222,8 +222,11 @@ _BOILER_WORDS = (
     "footer",
     # forum software's poster boxes beside each post (phpBB td.profile / dl.postprofile /
     # .postdetails, vBulletin .userinfo, IPB .author_info) and signatures: a thread's container
-    # holds them (xentax's phpBB thread: "Joined: ... Posts: 4 Has thanked: 0 time" per post)
-    "profile", "postdetails", "userinfo", "author_info", "signature",
+    # holds them (xentax's phpBB thread: "Joined: ... Posts: 4 Has thanked: 0 time" per post);
+    # Q&A posts' poster cards (Stack Overflow's and askbot's .user-info) and action bars
+    # ("edit flag offensive delete link more": askbot's, Discourse's .post-controls)
+    "profile", "postdetails", "userinfo", "user-info", "author_info", "author-info", "signature",
+    "post-controls",
 )
 # ... and a table of contents as a whole word of a class/id (toc, fancy_toc, ez-toc-container;
 # not "stock" or "protocol"): its entries go as link lists, but its "Table of Contents" label
