@@ -24,8 +24,11 @@ How it works (lexbor's DOM through selectolax; one Python pass over the elements
    first tier that agrees with the vote (is the voted element or an ancestor, or lies inside it
    with half its text) wins; else the voted element; else <body>. Teasers that are also
    `<article>` or `.text` (macrumors) lose because they do not hold the voted paragraphs.
-   A container that is one of >= 3 alike siblings (tag + first class: forum posts) holding
-   together twice its paragraph text grows to their parent. A voted element that no tier
+   A tier match with peers (other matches of its tier alike in tag + first class: a question
+   and its answers, an article body split in blocks) grows to their common ancestor when the
+   posts hold half its text. A container that is one of >= 3 alike siblings (tag + first
+   class: forum posts; <= 5 levels up) holding together twice its text (voting text, or text
+   outside links for posts written with <br>) grows to their parent. A voted element that no tier
    names grows to the nearest ancestor (<= 4 up) where siblings continue its text (long prose
    paragraphs, alike cards, a bigger block: pages with no content wrapper, like sqlite.org's);
    the ancestor's other children are deleted.
