@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from conftest import shared_path
-from lmforge.corpus.extract import extract_main_text
+from lmforge.corpus.extract import extract_main_text, extract_main_text_with_info
 
 ARTICLE = (
     "The river rose four metres overnight and the old stone bridge, built in 1843, finally gave way "
@@ -677,3 +677,23 @@ def test_post_controls_and_user_cards_of_qa_posts_are_dropped():
     text = extract_main_text(page)
     assert "two fixed addresses after a large boot" in text and _para(7) in text
     assert "flag offensive" not in text and "4637" not in text
+
+
+def test_table_layout_bbs_thread_keeps_every_post():
+    """mitbbs (a table-layout BBS) nests each post in tables inside cells: the repeating unit, a
+    <tr> of the thread's table, sits 9 levels above the post's cell, and the thread was cut to its
+    first post (F1 0.64). `_repeated_siblings` now looks up to 10 levels."""
+    lines = ["这些年无论物价怎么飞速上涨，可乐的价格一直没有怎么变化，国产饮料很难竞争。",
+             "矿泉水和可乐没有直接冲突，所以娃哈哈的情况相对好一点，现在还在卖。",
+             "快餐店也是一样，十几年下来价格已经比国产快餐贵了很多，大家还是去吃。"]
+    def post(i: int, body: str) -> str:  # the unit <tr> is 9 levels above the post's cell
+        return (f'<tr><td><table><tbody><tr><td class="wenzhang_bg">{i}</td><td><table><tbody><tr>'
+                f'<td class="jiawenzhang-type">发信人: user{i}<br>{body}</td></tr></tbody></table></td></tr>'
+                f'</tbody></table></td></tr>')
+    first = "".join(f"<p>{line}</p>" for line in lines)
+    rows = post(0, first) + "".join(post(i + 1, "<br>".join(2 * (lines[i:] + lines[:i])).replace("。", f"（{i}）。"))
+                                    for i in range(3))  # replies: <br> lines, no vote
+    page = (f'<html><body><table><tbody><tr><td><a href="/">未名空间</a> <a href="/bbs">论坛</a></td></tr>'
+            f'{rows}</tbody></table></body></html>')
+    text, info = extract_main_text_with_info(page, fallback=False)  # trafilatura would hide the cut
+    assert lines[0] in text and "（0）" in text and "（2）" in text
