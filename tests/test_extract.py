@@ -697,3 +697,22 @@ def test_table_layout_bbs_thread_keeps_every_post():
             f'{rows}</tbody></table></body></html>')
     text, info = extract_main_text_with_info(page, fallback=False)  # trafilatura would hide the cut
     assert lines[0] in text and "（0）" in text and "（2）" in text
+
+
+def test_drupal_front_page_teasers_promoted_to_the_front_page_are_kept():
+    """Drupal marks a node shown on the front page `node-promoted` (a core class, like
+    `node-sticky`): "promo" is a boilerplate word, so every teaser was deleted and the page came
+    out as its pager ("Pages 1"; blog-cms debianhelp.org, F1 0.003)."""
+    teasers = "".join(
+        f'<article class="node node-forum node-promoted node-teaser" id="node-{i}"><h2><a href="/n/{i}">'
+        f'Thread {i}</a></h2><div class="node-content"><div class="field field-name-body"><div class="field-items">'
+        f'<div class="field-item even"><p>{ARTICLE} ({i})</p><p>{SECOND} ({i})</p></div></div></div></div>'
+        f'<ul class="links"><li><a href="/n/{i}">Read more</a></li></ul></article>'
+        for i in range(3))
+    page = (f'<html><body><div id="header"><a href="/">Debian help</a></div><div id="content">'
+            f'<div class="block block-system" id="block-system-main">{teasers}'
+            f'<h2 class="element-invisible">Pages</h2><div class="item-list"><ul class="pager"><li>1</li></ul></div>'
+            f'</div></div><div id="footer"><p>Powered by Drupal, an open source content management system.</p></div>'
+            f'</body></html>')
+    text = extract_main_text_with_info(page, fallback=False)[0]
+    assert f"{ARTICLE} (0)" in text and f"{SECOND} (2)" in text

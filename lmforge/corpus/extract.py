@@ -240,9 +240,11 @@ _BOILER = _Gated(
 # Overlays removed from the whole page before the container vote (they are never wrappers).
 _OVERLAY_WORDS = ("cookie", "consent", "gdpr", "newsletter", "subscribe", "popup", "modal", "signup")
 _OVERLAYS = _literal_trie(_OVERLAY_WORDS)
-# class/id fragments that look like boilerplate words but name content
+# class/id fragments that look like boilerplate words but name content (Drupal's core class
+# `node-promoted` marks a node shown on the front page: "promo" deleted every teaser there)
 _NOT_BOILER = _literal_trie(
-    ("commentary", "article-body", "articlebody", "entry-content", "post-content", "shared-content")
+    ("commentary", "article-body", "articlebody", "entry-content", "post-content", "shared-content",
+     "node-promoted")
 )
 
 _BLOCK = frozenset(
