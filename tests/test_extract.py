@@ -716,3 +716,23 @@ def test_drupal_front_page_teasers_promoted_to_the_front_page_are_kept():
             f'</body></html>')
     text = extract_main_text_with_info(page, fallback=False)[0]
     assert f"{ARTICLE} (0)" in text and f"{SECOND} (2)" in text
+
+
+def test_small_print_rows_of_old_forum_templates_are_dropped():
+    """vBulletin 3 marks its poster boxes ("Join Date: Jan 2005", "Posts: 26") and phpBB's
+    subsilver2 its "Post subject: ... Posted: ..." rows and "Who is online" box only with their
+    small-print classes, `div.smallfont` and `td.gensmall` / `p.gensmall`: both leaked into every
+    post (mazdaworld, xentax threads). They are boilerplate words now."""
+    posts = "".join(
+        f'<tr class="row{i % 2 + 1}"><td><b class="postauthor">user{i}</b>'
+        f'<div class="smallfont">Junior Member</div><div class="smallfont"><div>Join Date: Jan 200{i}</div>'
+        f'<div>Posts: 2{i}</div></div></td><td><table><tr><td class="gensmall"><b>Post subject:</b> '
+        f'Re: bridge {i} <b>Posted:</b> Wed Jun 11, 2014 11:2{i} am</td></tr></table>'
+        f'<div class="postbody" id="post_message_{i}"><p>{ARTICLE} ({i})</p><p>{SECOND} ({i})</p></div></td></tr>'
+        for i in range(3))
+    page = (f'<html><body><table class="tablebg"><tr><th>Author</th><th>Message</th></tr>{posts}</table>'
+            f'<table class="tablebg"><tr><td class="cat"><h4>Who is online</h4></td></tr><tr><td class="row1">'
+            f'<p class="gensmall">Users browsing this forum: Google [Bot] and 4 guests</p></td></tr></table></body></html>')
+    text = extract_main_text_with_info(page, fallback=False)[0]
+    assert f"{ARTICLE} (0)" in text and f"{SECOND} (2)" in text
+    assert "Join Date" not in text and "Post subject" not in text and "Users browsing" not in text

@@ -230,6 +230,10 @@ _BOILER_WORDS = (
     # ("edit flag offensive delete link more": askbot's, Discourse's .post-controls)
     "profile", "postdetails", "userinfo", "user-info", "author_info", "author-info", "signature",
     "post-controls",
+    # the small-print classes of old forum templates, their only mark on poster boxes ("Join Date:
+    # Jan 2005", vBulletin 3's div.smallfont) and on "Post subject: ... Posted:" rows and the
+    # "Who is online" box (phpBB subsilver2's td.gensmall)
+    "smallfont", "gensmall",
 )
 # ... and a table of contents as a whole word of a class/id (toc, fancy_toc, ez-toc-container;
 # not "stock" or "protocol"): its entries go as link lists, but its "Table of Contents" label
