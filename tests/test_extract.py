@@ -736,3 +736,23 @@ def test_small_print_rows_of_old_forum_templates_are_dropped():
     text = extract_main_text_with_info(page, fallback=False)[0]
     assert f"{ARTICLE} (0)" in text and f"{SECOND} (2)" in text
     assert "Join Date" not in text and "Post subject" not in text and "Users browsing" not in text
+
+
+def test_product_text_inside_the_add_to_cart_form_is_kept():
+    """Shops wrap the whole product (name, price, options, description) in the add-to-cart
+    <form>, and a form is boilerplate by tag: the description went with it and the page came out
+    empty (davidcareyinc, dragees-massardier). A form with >= 150 characters outside labels
+    and links, holding the heading, wraps content; a comment form still goes (by its id)."""
+    description = ("Take a step back in time with this unique camp shirt. It features classic cars and logos "
+                   "printed on a cream background with scenes from the past. Made of easy care cotton.")
+    links = "".join(f'<li><a href="/c/{i}">Licensed camp shirts, series {i}</a></li>' for i in range(12))
+    page = (f'<html><body><div class="content-main"><div class="content" id="content-middle"><form action="/cart">'
+            f'<h2 class="page-title">Model A Camp Shirt</h2><div class="item-price">$55.00</div>'
+            f'<label>Size:</label><select><option>Please Select</option><option>2X-Large</option></select>'
+            f'<button>Add to cart</button><div id="productDescription"><p>{description}</p></div></form>'
+            f'<form id="commentform"><p>Your email address will not be published. Required fields are marked with a star '
+            f'and reviews are moderated before they appear on the page below this form.</p><textarea></textarea></form>'
+            f'</div><div class="content-sidebar"><ul>{links}</ul></div></div></body></html>')
+    text = extract_main_text_with_info(page, fallback=False)[0]
+    assert description in text and "Model A Camp Shirt" in text
+    assert "Your email address" not in text

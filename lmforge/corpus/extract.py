@@ -819,7 +819,7 @@ def _prune(root, docs: bool = False) -> None:
     doomed = []
     for node in root.traverse():
         tag = node.tag
-        if tag in _BOILER_TAGS:
+        if tag in _BOILER_TAGS and (tag != "form" or not _wraps_text(node, root)):
             doomed.append(node)
             continue
         attrs = node.attributes
@@ -833,6 +833,28 @@ def _prune(root, docs: bool = False) -> None:
         elif tag not in _INLINE and _classify(attrs.get("class") or "", attrs.get("id") or "")[2]:
             doomed.append(node)
     _remove(_doomed(root, doomed, 0.5))
+
+
+# A form whose text outside links and labels is at least this long, and this share of the
+# container's text, wraps content (with the container's heading, see `_wraps_text`).
+_FORM_TEXT = 150
+_FORM_SHARE = 0.25
+
+
+def _wraps_text(form, root) -> bool:
+    """A form that wraps the page's text, not one to fill in: it holds the container's heading
+    (its first <h1>, else its first <h2>) and >= `_FORM_TEXT` characters outside links and
+    labels, >= `_FORM_SHARE` of the container's. Shops put the whole product (name, price,
+    description) in the add-to-cart form (davidcareyinc's, dragees-massardier's product text was
+    deleted with it); a forum's quick reply + register form (mazdaworld's, with its "Register Now"
+    heading and a 160-character instruction) holds a fifth of the thread's text. Its
+    controls are gone by then (`_JUNK_TAGS`); such a form is still boilerplate by its class / id
+    words (`commentform`, `newsletter`...)."""
+    heading = root.css_first("h1") or root.css_first("h2")
+    if heading is None or form.mem_id not in _ancestor_ids(heading):
+        return False
+    own = _prose_len(form) - sum(_text_len(c) for c in form.css("label"))
+    return own >= _FORM_TEXT and own >= _FORM_SHARE * _text_len(root)
 
 
 # A table row with at most this much text is data (standings, a meal plan, a spec sheet): its
