@@ -210,3 +210,23 @@ def test_product_truth_is_the_pages_own_schema_product_scored_by_snippets_only()
     assert "Velvet Drawstring Bag for Finger Cymbals" in page.with_ and len(page.with_) == 2
     assert {"View your cart", "Brass finger cymbals, pair of two"} <= set(page.without)
     assert page.truth_line()["word_f1"] is False
+
+
+def test_blog_truth_is_every_post_body_the_cms_marks(monkeypatch):
+    """blog-cms: a front page with two WordPress posts: both `div.entry-content`s in page order,
+    minus the share bar inside them; reply forms and comments are not truth, post titles are on
+    neither side; a body that is a grid of links is no post."""
+    monkeypatch.setattr(devsets, "MIN_BLOG_CHARS", 100)
+    second = BLOG.decode().replace("A week of rain", "Spring at last").replace(
+        "The river rose two metres in three days", "The first swallows came back on Tuesday morning")
+    two = second.replace('<div class="post">', BLOG.decode().split("<body>")[1].split('<div id="comments">')[0]
+                         + '<form><p>Leave a reply to this post, your address is never shown</p></form></div><div class="post">', 1)
+    page = devsets.blog_page("blog-cms", "b", "pkg:front.html", two.encode())
+    lines = page.text.splitlines()
+    assert lines[0].startswith("The river rose") and any(x.startswith("The first swallows") for x in lines)
+    assert "Share on social" not in page.text and "Great post" not in page.text and "Leave a reply" not in page.text
+    assert "Archive of posts" in page.without and "Copyright Field notes blog" in page.without
+    assert not any("rain" in w or "Spring" in w for w in page.without)  # post titles: neither side
+    links = "".join(f'<a href="/p/{i}">A product with a long name number {i}</a> ' for i in range(30))
+    grid = f'<html><body><div class="entry-content"><p>{links}</p></div></body></html>'.encode()
+    assert devsets.blog_page("blog-cms", "g", "pkg:grid.html", grid) is None  # a grid of links, not a post
