@@ -1405,10 +1405,11 @@ BLOG_BODIES = (
     ("medium", f"//section[{_has_class('section--body')}]//div[{_has_class('section-content')}]"),
 )
 # Inside a body element: what the CMS or its plugins add that is not the post (share bars,
-# related posts, comment forms, forms at all: a contact form's labels are not main text).
+# related posts, comment forms, forms at all: a contact form's labels are not main text;
+# WordPress' "Continue reading <title>" `a.more-link` and themes' read-more buttons).
 BLOG_CHROME = re.compile(r"(^|[\s_-])(sharedaddy|sd-sharing|share|sharing|social|jp-relatedposts|related|"
                          r"yarpp|wpcnt|likes|addtoany|addthis|post-meta|entry-meta|entry-utility|tags?|"
-                         r"categories|comments?|respond|navigation|nav)($|[\s_-])", re.I)
+                         r"categories|comments?|respond|navigation|nav|more-link|read-?more)($|[\s_-])", re.I)
 MIN_BLOG_CHARS = 500
 
 
