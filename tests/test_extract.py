@@ -756,3 +756,21 @@ def test_product_text_inside_the_add_to_cart_form_is_kept():
     text = extract_main_text_with_info(page, fallback=False)[0]
     assert description in text and "Model A Camp Shirt" in text
     assert "Your email address" not in text
+
+
+def test_page_builder_widgets_inside_the_body_element_are_kept():
+    """A page builder lays the page's own text out as "widgets" (SiteOrigin's div.so-panel.widget
+    inside WordPress' div.entry-content): the class word deleted every block and the page came out
+    empty (arxan.com). Widgets never delete more than 80% of the container's text; a
+    real widget beside the text still goes."""
+    blocks = "".join(f'<div class="so-panel widget widget_text"><div class="textwidget"><h3>Service {i}</h3>'
+                     f'<div>{ARTICLE} ({i})</div></div></div>' for i in range(4))
+    page = (f'<html><body><nav><a href="/">Home</a> <a href="/about">About us</a></nav><article class="page">'
+            f'<div class="entry-content">{blocks}</div></article><div class="sidebar"><div class="widget">'
+            f'<h3>Recent posts</h3><ul><li><a href="/p">A post</a></li></ul></div></div></body></html>')
+    text = extract_main_text_with_info(page, fallback=False)[0]
+    assert f"{ARTICLE} (0)" in text and f"{ARTICLE} (3)" in text and "Recent posts" not in text
+    side = page.replace(blocks, f'<p>{ARTICLE}</p><p>{SECOND}</p><div class="widget">Our newsletter arrives '
+                        f'every Friday with the week in pictures</div>')
+    text = extract_main_text_with_info(side, fallback=False)[0]
+    assert SECOND in text and "every Friday" not in text
