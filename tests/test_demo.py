@@ -16,10 +16,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from lmforge.cli import main
-from lmforge.pipelines.demo import CHAT_QUESTION, QUICK
+from lmforge.pipelines.demo import CHAT_QUESTION, INGEST, QUICK
 from lmforge.train.trainer import latest_checkpoint, read_metrics
 
-PRETRAINING = ["corpus process", "corpus dedup", "tokenizer train", "shards build", "mix build", "train", "sample"]
+PRETRAINING = ["corpus process", "corpus dedup", "corpus ingest", "tokenizer train", "shards build", "mix build", "train", "sample"]
 ALIGNMENT = ["align sft", "align rm", "align dpo", "align rl", "chat"]
 RUNS = {"sft": QUICK.sft, "rm": QUICK.rm, "dpo": QUICK.dpo, "rl": QUICK.rl}  # folder -> steps
 
@@ -101,6 +101,19 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     assert stages["corpus process"]["kept"] > 30
     assert stages["corpus dedup"]["near_duplicates_removed"] == 12  # 11 of the 12 planted mirrors (copy/6 drops a paragraph: word 5-gram Jaccard 0.71 < 0.8) and one real page 98% equal to another (pydoc's execution-model and naming-and-binding topics)
     assert stages["mix build"]["budget"] > 0
+    # the other sources of the LLaMA mixture, ingested from the real samples lmforge ships, with
+    # what each source's published cleaning intends
+    ingest = stages["corpus ingest"]
+    assert ingest["code"].startswith("33 in -> 11 kept") and "license_excluded 5" in ingest["code"]  # html2text is GPL
+    assert ingest["wikipedia"].startswith("26 in -> 2 kept") and "redirect 20" in ingest["wikipedia"] and "disambiguation 3" in ingest["wikipedia"]
+    assert ingest["books"] == "3 in -> 2 kept (dropped: near_duplicate 1)"  # the second edition of Alice
+    assert ingest["arxiv"] == "2 in -> 2 kept" and ingest["stackexchange"].startswith("7 in -> 6 kept")
+    weights = {"web": 0.67, "reference": 0.15, **{name: weight for name, _, _, weight in INGEST}}
+    assert set(weights) == {"web", "reference", "code", "wikipedia", "books", "arxiv", "stackexchange"}
+    for name, weight in weights.items():  # the mix table: a row per source, LLaMA's proportions
+        assert stages["mix build"][name].startswith(f"weight {weight:.3f}, "), name
+        assert stages["shards build"][f"{name}_tokens"] > 0 and f"val_bpb_{name}" in stages["train"]
+    assert "stackexchange: weight 0.020" in result.output  # the printed table: a line per source
     assert stages["train"]["steps"] == QUICK.train
     first, last = first_last(stages["train"]["loss"])
     assert last < first - 1.0  # the loss falls
@@ -108,7 +121,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     for name in ("corpus", "dedup", "tokenizer", "shards", "train"):
         assert (out / name).is_dir()
     record = json.loads((out / "pipeline.json").read_text())  # the demo is a pipeline recipe
-    assert list(record["stages"]) == ["corpus", "dedup", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl"]
+    assert list(record["stages"]) == ["corpus", "dedup", "ingest", "tokenizer", "shards", "mix", "train", "sft", "rm", "dpo", "rl"]
     assert record["lineage"]["model"]["stage"] == "rl"
 
     # alignment: the built-in data, a finished run per stage, and a row per stage

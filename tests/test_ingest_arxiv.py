@@ -18,6 +18,7 @@ from lmforge.documents import find_document_files, iter_documents
 DATA = Path(__file__).parent / "data" / "ingest" / "arxiv"
 EMCEE = (DATA / "emcee-ms.tex").read_text()
 GEORGE = (DATA / "george-ms.tex").read_text()
+UHRZEIT = DATA / "uhrzeit-doc.tex"  # a real German LaTeX document (LPPL; see NOTICE.md)
 
 
 def run(*args: str):
@@ -113,8 +114,10 @@ def test_every_input_form_end_to_end_with_relative_paths(inputs, tmp_path, monke
     assert result.exit_code == 0, result.output
     docs = {d.id: d for d in docs_of(out)}
     assert set(docs) == {"arxiv/1202.3665", "arxiv/1202.3665v1", "arxiv/george", "arxiv/folder-paper", "arxiv/single", "arxiv/1202.9999"}
-    assert docs["arxiv/1202.3665"].metadata == {"source": "arxiv", "arxiv_id": "1202.3665", "url": "https://arxiv.org/abs/1202.3665",
-                                                "name": "1202.3665", "file": "1202.3665.tex"}
+    meta = dict(docs["arxiv/1202.3665"].metadata)
+    assert meta.pop("language") == "en" and meta.pop("language_score") > 0.8
+    assert meta == {"source": "arxiv", "arxiv_id": "1202.3665", "url": "https://arxiv.org/abs/1202.3665",
+                    "name": "1202.3665", "file": "1202.3665.tex"}
     assert docs["arxiv/1202.9999"].metadata["yymm"] == "1202"
     assert docs["arxiv/george"].metadata["file"] == "paper/ms.tex"
     assert docs["arxiv/1202.3665"].text == docs["arxiv/single"].text == arxiv.clean_latex(EMCEE)
@@ -127,6 +130,26 @@ def test_every_input_form_end_to_end_with_relative_paths(inputs, tmp_path, monke
     written = {p: p.stat().st_mtime_ns for p in (out / "documents").iterdir()}
     assert run(".", "-o", str(out), "--keep-rejected").exit_code == 0
     assert {p: p.stat().st_mtime_ns for p in (out / "documents").iterdir()} == written
+
+
+def test_a_german_paper_is_labelled_and_languages_keeps_some(tmp_path):
+    out = tmp_path / "all"
+    assert run(str(UHRZEIT), str(DATA / "emcee-ms.tex"), "-o", str(out)).exit_code == 0
+    labels = {d.id: (d.metadata["language"], d.metadata["language_score"]) for d in docs_of(out)}
+    assert labels["arxiv/uhrzeit-doc"][0] == "de" and labels["arxiv/uhrzeit-doc"][1] > 0.9
+    assert labels["arxiv/emcee-ms"][0] == "en"
+    english = tmp_path / "en"
+    assert run(str(UHRZEIT), str(DATA / "emcee-ms.tex"), "-o", str(english), "--languages", "en").exit_code == 0
+    assert [d.id for d in docs_of(english)] == ["arxiv/emcee-ms"]
+    summary = json.loads((english / "stats.json").read_text())["summary"]
+    assert summary["dropped"] == {"language_not_wanted": 1}
+    bad = run(str(UHRZEIT), "-o", str(tmp_path / "x"), "--languages", "german")
+    assert bad.exit_code != 0 and "--languages german" in bad.output and "Traceback" not in bad.output
+
+
+def test_latex_prose_leaves_math_and_commands_out():
+    assert arxiv.latex_prose(r"\section{Zweck} Das \emph{Paket} setzt $x^2$ Uhrzeiten~ab.").split() == ["Zweck", "Das", "Paket", "setzt", "Uhrzeiten", "ab."]
+    assert arxiv.latex_prose("a \\begin{equation} E = mc^2 \\end{equation} b").split() == ["a", "b"]
 
 
 def test_broken_sources_are_counted_with_their_place(tmp_path):

@@ -227,3 +227,19 @@ def test_band_keys_equal_iff_band_values_equal():
     sig[2] = np.tile(sig[2, :4], 3)
     k2 = band_keys(sig, 3, 4)[2]
     assert len(set(k2.tolist())) == 3
+
+
+def test_code_point_classes_built_per_block_as_a_whole_table_would_be():
+    """The classes table is built per block of 4,096 code points on first use; each block
+    holds what a scan of every code point gives (regex \\w -> 1, no-space scripts -> 2)."""
+    import re
+
+    tables = minhash._Tables()
+    text = "Grüße, naïve café 東京タワー ภาษาไทย x_y 123 😀"
+    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    classes = tables.classes_for(cp)
+    assert tables._built.sum() == len(set((cp >> tables.BLOCK_BITS).tolist()))  # only the blocks the text needs
+    no_space = [(ord(a), ord(b)) for a, b in re.findall(r"(.)-(.)", minhash._NO_SPACE_SCRIPTS)]
+    for c in text:
+        want = 2 if any(a <= ord(c) <= b for a, b in no_space) else int(re.fullmatch(r"\w", c) is not None)
+        assert classes[ord(c)] == want, c

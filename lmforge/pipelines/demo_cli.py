@@ -48,6 +48,8 @@ def demo(output_dir: str, warc: tuple[str, ...], workers: int, languages: str, n
             dropped = ", ".join(f"{k} {v}" for k, v in sorted(info["dropped"].items(), key=lambda kv: -kv[1]))
             langs_kept = ", ".join(f"{k} {v}" for k, v in info["languages"].items())
             result = f"{info['records']} records → {info['pages']} pages → {info['kept']} kept ({langs_kept})\ndropped: {dropped}"
+        elif stage in ("corpus ingest", "mix build"):  # a line per source, as the LLaMA table reads
+            result = "\n".join(f"{k}: {v}" for k, v in info.items() if k != "seconds")
         else:
             result = ", ".join(f"{k}={v}" for k, v in info.items() if k != "seconds")
         table.add_row(stage, result, f"{info.get('seconds', 0):.1f}")
