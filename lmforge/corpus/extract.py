@@ -411,6 +411,10 @@ def _paragraph_votes(body) -> tuple[object | None, int, dict[int, float]]:
     nodes: dict[int, object] = {}
     under: dict[int, float] = {}
     voters = 0
+    # per <p> parent (most paragraphs share one): the voting parent, its parent, its ancestor
+    # line (None: inside a footer, nav or aside) and the voting characters under it; the lines
+    # are walked once per parent and `under` is summed at the end (integer counts: the same sums)
+    seen: dict[int, list | None] = {}
     for p in body.css("p"):
         text = p.text().strip()
         n = len(text)
@@ -423,33 +427,48 @@ def _paragraph_votes(body) -> tuple[object | None, int, dict[int, float]]:
         parent = p.parent
         if parent is None:
             continue
-        attrs = parent.attributes
-        if attrs and _ADMONITION.search((attrs.get("class") or "").lower()):
-            parent = parent.parent
-            if parent is None:
-                continue
-        line = []
-        up = parent
-        while up is not None and up.tag not in _NO_VOTE_TAGS:
-            line.append(up.mem_id)
-            up = up.parent
-        if up is not None and up.tag != "-document":  # inside a footer, nav, aside or header
+        entry = seen.get(parent.mem_id, False)
+        if entry is False:
+            entry = seen[parent.mem_id] = _voting_parent(parent)
+        if entry is None:
             continue
+        parent, grand, _, _ = entry
+        entry[3] += n
         voters += 1
-        for key in line:
-            under[key] = under.get(key, 0.0) + n
         key = parent.mem_id
         nodes[key] = parent
         scores[key] = scores.get(key, 0.0) + n
-        grand = parent.parent
         if grand is not None:
             key = grand.mem_id
             nodes[key] = grand
             scores[key] = scores.get(key, 0.0) + n / 2
+    for entry in seen.values():
+        if entry is not None:
+            for key in entry[2]:
+                under[key] = under.get(key, 0.0) + entry[3]
     if not scores:
         return None, 0, under
     best = max(scores, key=scores.__getitem__)
     return nodes[best], voters, under
+
+
+def _voting_parent(parent) -> list | None:
+    """[element that receives the votes of `parent`'s paragraphs, its parent, the mem_ids of
+    it and its ancestors, 0 (the voting characters, counted by the caller)]; None when the
+    paragraphs do not vote (inside a footer, nav or aside). A note/tip box passes its votes up."""
+    attrs = parent.attributes
+    if attrs and _ADMONITION.search((attrs.get("class") or "").lower()):
+        parent = parent.parent
+        if parent is None:
+            return None
+    line = []
+    up = parent
+    while up is not None and up.tag not in _NO_VOTE_TAGS:
+        line.append(up.mem_id)
+        up = up.parent
+    if up is not None and up.tag != "-document":  # inside a footer, nav, aside or header
+        return None
+    return [parent, parent.parent, line, 0]
 
 
 # paragraphs inside these do not vote (a site's legal footer outvoted a short article)
