@@ -46,11 +46,7 @@ the same rules as `[class*=x i]` selectors cost 2.3 (the `i` flag defeats its fa
 classes and ids are matched by Python regexes in one `traverse()`, cached per (class, id) string
 (pages repeat menu-item classes hundreds of times) across pages, and each pattern is tried only
 where a literal trie finds one of its words (`_Gated`): a failing search of a long alternation
-cost ~40 us per class string, 7 of the 9 ms a news page then spent in `_scan`. News sites' class
-strings are mostly their own (CSS-in-JS hashes, `menu-item-1360896`: 18,221 distinct of 30,227
-on the 181 pages), so the cache's misses count: each pattern is expanded once into the literals
-it stands for, and one trie scan finds the words of all of them (`_classify`; 11.2 -> 8.7 us a
-new string, `_classify_slow` is the reference the tests hold it to). resiliparse
+cost ~40 us per class string, 7 of the 9 ms a news page then spent in `_scan`. resiliparse
 parses as fast but indexing its node lists costs ~0.27 ms per item and a
 Python walk ~2.4 us per element (selectolax: ~0.3 us), so resiliparse is not used here.
 Deletions go in reverse document order: lexbor frees a deleted subtree, and a descendant we
@@ -142,131 +138,19 @@ def _literal_trie(words) -> re.Pattern:
 
 
 class _Gated:
-    """`re.compile(pattern).search(s)` as a bool, faster: the pattern's top-level alternatives
-    that stand for a finite set of literals (`post[-_]?text`, `(?:entry|page)-content`,
-    `^(?:post|entry)$`, `^primary`) are expanded once and tested with one literal trie and
-    `str` comparisons; the other alternatives (`(?:^|[\\s_-])toc...`) stay a regex, run only on
-    strings holding one of `fragments` (each match of `pattern` holds one; tests check both on
-    real class strings). On the news pages' class strings that reach the patterns, a tier's
-    regex search cost ~13 us (CPython's re tries every alternative at every position), the
-    trie ~3."""
+    """`re.compile(pattern).search`, run only on strings holding one of `fragments` (each match
+    of `pattern` holds one; tests check it on real class strings): a literal trie rules out
+    most class/id strings in ~1-2 us where the pattern's failing search costs ~10-20 us."""
 
-    __slots__ = ("pattern", "fragments", "words", "exact", "prefixes", "suffixes", "residual", "_gate", "_words")
+    __slots__ = ("pattern", "fragments", "_regex", "_gate")
 
     def __init__(self, pattern: str, fragments: tuple[str, ...]):
         self.pattern, self.fragments = pattern, fragments
+        self._regex = re.compile(pattern)
         self._gate = _literal_trie(fragments)
-        words, exact, prefixes, suffixes, residual = [], [], [], [], []
-        for piece in _alternatives(pattern):
-            literals = _literals(piece)
-            if literals is None:
-                residual.append(piece)
-                continue
-            for start, text, end in literals:  # `$` also matches before a final newline
-                if start and end:
-                    exact += [text, text + "\n"]
-                elif start:
-                    prefixes.append(text)
-                elif end:
-                    suffixes += [text, text + "\n"]
-                else:
-                    words.append(text)
-        self.words, self._words = tuple(words), _literal_trie(words) if words else None
-        self.exact, self.prefixes, self.suffixes = frozenset(exact), tuple(prefixes), tuple(suffixes)
-        self.residual = re.compile("|".join(residual)) if residual else None
 
-    def search(self, s: str) -> bool:
-        if s in self.exact or (self.prefixes and s.startswith(self.prefixes)) or (self.suffixes and s.endswith(self.suffixes)):
-            return True
-        if self._words is not None and self._words.search(s) is not None:
-            return True
-        return self.residual is not None and self._gate.search(s) is not None and self.residual.search(s) is not None
-
-
-def _alternatives(pattern: str) -> list[str]:
-    """The top-level alternatives of a regex: "a|(?:b|c)d|[|]" -> ["a", "(?:b|c)d", "[|]"]."""
-    out, depth, start, i, in_class = [], 0, 0, 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            i += 1 + (pattern[i + 1:i + 2] == "^")
-            i += pattern[i:i + 1] == "]"  # a "]" first in a class is a literal
-            continue
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            out.append(pattern[start:i])
-            start = i + 1
-        i += 1
-    out.append(pattern[start:])
-    return out
-
-
-_START, _END = object(), object()
-
-
-def _literals(piece: str, limit: int = 64) -> list[tuple[bool, str, bool]] | None:
-    """Every string the regex `piece` matches, as (anchored at the start, text, anchored at the
-    end), when it is at most `limit` non-empty literals between an optional ^ and $ (literal
-    characters, classes of literal characters, groups, alternatives, `?`); None otherwise."""
-    from re import _constants as c
-    from re import _parser
-
-    def one(op, av):
-        if op is c.LITERAL:
-            return [(chr(av),)]
-        if op is c.IN and all(o is c.LITERAL for o, _ in av):
-            return [(chr(a),) for _, a in av]
-        if op is c.SUBPATTERN and not av[1] and not av[2]:
-            return seq(av[3])
-        if op is c.BRANCH:
-            out = []
-            for branch in av[1]:
-                alts = seq(branch)
-                if alts is None:
-                    return None
-                out += alts
-            return out
-        if op in (c.MAX_REPEAT, c.MIN_REPEAT) and av[:2] == (0, 1):
-            alts = seq(av[2])
-            return None if alts is None else [(), *alts]
-        if op is c.AT and av in (c.AT_BEGINNING, c.AT_END):
-            return [(_START if av is c.AT_BEGINNING else _END,)]
-        return None
-
-    def seq(items):
-        outs = [()]
-        for op, av in items:
-            alts = one(op, av)
-            if alts is None:
-                return None
-            outs = [a + b for a in outs for b in alts]
-            if len(outs) > limit:
-                return None
-        return outs
-
-    try:
-        alts = seq(_parser.parse(piece))
-    except Exception:  # noqa: BLE001 - an odd piece stays a regex
-        return None
-    if alts is None:
-        return None
-    out = []
-    for tokens in alts:
-        start, end = tokens[:1] == (_START,), tokens[-1:] == (_END,)
-        text = tokens[start:len(tokens) - end]
-        if not text or not all(isinstance(ch, str) for ch in text):
-            return None
-        out.append((start, "".join(text), end))
-    return out
+    def search(self, s: str):
+        return self._gate.search(s) is not None and self._regex.search(s)
 
 
 # Main-container tiers, most specific first: trafilatura's BODY_XPATH as (class regex, id regex,
@@ -347,8 +231,9 @@ _BOILER = _Gated(
 _OVERLAY_WORDS = ("cookie", "consent", "gdpr", "newsletter", "subscribe", "popup", "modal", "signup")
 _OVERLAYS = _literal_trie(_OVERLAY_WORDS)
 # class/id fragments that look like boilerplate words but name content
-_NOT_BOILER_WORDS = ("commentary", "article-body", "articlebody", "entry-content", "post-content", "shared-content")
-_NOT_BOILER = _literal_trie(_NOT_BOILER_WORDS)
+_NOT_BOILER = _literal_trie(
+    ("commentary", "article-body", "articlebody", "entry-content", "post-content", "shared-content")
+)
 
 _BLOCK = frozenset(
     "p div h1 h2 h3 h4 h5 h6 li ul ol dl dt dd blockquote pre table tr td th section article main"
@@ -644,143 +529,27 @@ def _classify(cls: str, ident: str) -> tuple[int, bool, bool]:
 
     Cached per (class, id), across pages (`_KEY_CACHE_MAX`): a page repeats the same class
     strings (menu items, cards) hundreds of times, and a site's pages repeat its template's.
-    A string not seen yet is classified by `_word_mask` (one scan for every pattern's words);
-    `_classify_slow`, the patterns one by one, is its definition (tests hold them equal).
     """
     key = (cls, ident)
     hit = _KEY_CACHE.get(key)
     if hit is not None:
         return hit
     cls, ident = cls.lower(), ident.lower()
-    mask = 0
-    if _may_match(cls) or (ident and _may_match(ident)):  # (half the strings settle here, ~2 us)
-        mask = _word_mask(cls, _CLASS_SIDE) | (_word_mask(ident, _ID_SIDE) if ident else 0)
-    if not mask:
+    if not (_may_match(cls) or (ident and _may_match(ident))):  # anchored patterns: apart
         result = _NOTHING
     else:
-        tiers = (mask | mask >> _ID_SHIFT) & _TIER_BITS
-        tier = (tiers & -tiers).bit_length() - 1  # the lowest tier set, -1 for none
-        overlay, boiler = bool(mask & _OVERLAY_BIT), bool(mask & _BOILER_BIT)
-        if not boiler and mask & _BOILER_GATE_BIT:  # its words are in the mask, its leftover regex is not
-            boiler = _BOILER.residual.search(cls + " " + ident) is not None
-        if (overlay or boiler) and mask & _NOT_BOILER_BIT:  # a content class named like boilerplate
+        both = cls + " " + ident
+        tier = -1
+        for k, (class_re, id_re, _, _) in enumerate(_TIERS):
+            if class_re is not None and ((cls and class_re.search(cls)) or (ident and id_re.search(ident))):
+                tier = k
+                break
+        overlay, boiler = _OVERLAYS.search(both) is not None, bool(_BOILER.search(both))
+        if (overlay or boiler) and _NOT_BOILER.search(both):  # a content class named like boilerplate
             overlay = boiler = False
         result = (tier, overlay, boiler)
     _KEY_CACHE[key] = result
     return result
-
-
-def _classify_slow(cls: str, ident: str) -> tuple[int, bool, bool]:
-    """`_classify` without its cache, pattern by pattern (the reference the tests hold it to)."""
-    cls, ident = cls.lower(), ident.lower()
-    if not (_may_match(cls) or (ident and _may_match(ident))):  # anchored patterns: apart
-        return _NOTHING
-    both = cls + " " + ident
-    tier = -1
-    for k, (class_re, id_re, _, _) in enumerate(_TIERS):
-        if class_re is not None and ((cls and class_re.search(cls)) or (ident and id_re.search(ident))):
-            tier = k
-            break
-    overlay, boiler = _OVERLAYS.search(both) is not None, bool(_BOILER.search(both))
-    if (overlay or boiler) and _NOT_BOILER.search(both):
-        overlay = boiler = False
-    return (tier, overlay, boiler)
-
-
-def _longest_trie(words) -> re.Pattern:
-    """A regex whose group 1 is the longest of `words` starting where it is tried, as a
-    zero-width lookahead: `finditer` then finds every position where one of them starts.
-    ("post", "post-body") -> "(?=(p(?:ost(?:\\-body)?)))"; every shorter word starting at the same
-    place is a prefix of the one found."""
-    root: dict = {}
-    for word in words:
-        node = root
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: dict) -> str:
-        children = [(ch, child) for ch, child in sorted(node.items()) if ch]
-        if not children:
-            return ""
-        branches = [re.escape(ch) + emit(child) for ch, child in children]
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return re.compile(f"(?=({emit(root)}))")
-
-
-def _build_word_classifier():
-    """The tables of `_word_mask`: each pattern's literal words (`_Gated`'s expansion), anchored
-    literals and leftover regexes as bits (`_TIER_BITS`, `_ID_SHIFT`, `_OVERLAY_BIT` ...): one
-    trie for the words of every pattern, the anchored literals and leftovers per side."""
-    bits: dict[str, int] = {}
-    sides = ({}, [], [], []), ({}, [], [], [])  # per side: exact literals, prefixes, suffixes, leftover regexes
-
-    def add(gated: _Gated, bit: int, side: tuple) -> None:
-        exact, prefixes, suffixes, residual = side
-        for word in gated.words:
-            bits[word] = bits.get(word, 0) | bit
-        for text in gated.exact:
-            exact[text] = exact.get(text, 0) | bit
-        if gated.prefixes:
-            prefixes.append((gated.prefixes, bit))
-        if gated.suffixes:
-            suffixes.append((gated.suffixes, bit))
-        if gated.residual is not None:
-            residual.append((gated, bit))
-
-    for k, (class_re, id_re, _, _) in enumerate(_TIERS):
-        if class_re is not None:
-            add(class_re, 1 << k, sides[_CLASS_SIDE])
-            add(id_re, 1 << (_ID_SHIFT + k), sides[_ID_SIDE])
-    # the boilerplate pattern's leftover regex is tried where one of its gate words is
-    gate = _BOILER.fragments if _BOILER.residual is not None else ()
-    for words, bit in ((_OVERLAY_WORDS, _OVERLAY_BIT), (_BOILER.words, _BOILER_BIT), (_NOT_BOILER_WORDS, _NOT_BOILER_BIT),
-                       (gate, _BOILER_GATE_BIT)):
-        for word in words:
-            bits[word] = bits.get(word, 0) | bit
-    # a word found stands for every word it begins with (they start at the same place too)
-    masks = {w: m for w, m in bits.items()}
-    for w in bits:
-        for v, m in bits.items():
-            if w != v and w.startswith(v):
-                masks[w] |= m
-    return _longest_trie(bits), masks, sides
-
-
-# `_classify`'s bits: tier k's class pattern 1 << k, its id pattern 1 << (_ID_SHIFT + k)
-_TIER_BITS = (1 << len(_TIERS)) - 1
-_OVERLAY_BIT, _BOILER_BIT, _NOT_BOILER_BIT, _BOILER_GATE_BIT = 1 << 8, 1 << 9, 1 << 10, 1 << 11
-_ID_SHIFT = 16
-_BOTH_SIDES = _OVERLAY_BIT | _BOILER_BIT | _NOT_BOILER_BIT | _BOILER_GATE_BIT
-_SIDE_BITS = (_TIER_BITS | _BOTH_SIDES, (_TIER_BITS << _ID_SHIFT) | _BOTH_SIDES)
-_CLASS_SIDE, _ID_SIDE = 0, 1
-
-
-def _word_mask(s: str, side: int) -> int:
-    """The bits of every pattern of `side` (class or id) that matches `s` (lowercased), and of
-    the overlay, boilerplate and not-boilerplate words; not the boilerplate pattern's leftover
-    regex (`_BOILER.residual`: the caller tries it on class and id joined, as before, where
-    `_BOILER_GATE_BIT` is set). One scan finds the words of all patterns at once."""
-    mask = 0
-    for word in _WORDS.findall(s):
-        mask |= _WORD_MASKS[word]
-    exact, prefixes, suffixes, residual = _SIDES[side]
-    mask = (mask & _SIDE_BITS[side]) | exact.get(s, 0)
-    for texts, bit in prefixes:
-        if s.startswith(texts):
-            mask |= bit
-    for texts, bit in suffixes:
-        if s.endswith(texts):
-            mask |= bit
-    for gated, bit in residual:
-        if not mask & bit and gated.search(s):
-            mask |= bit
-    return mask
-
-
-_WORDS, _WORD_MASKS, _SIDES = _build_word_classifier()
 
 
 def _scan(root) -> tuple[list[list], list, bool]:
