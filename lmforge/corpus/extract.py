@@ -95,9 +95,10 @@ Per page, in one process (CPU time, same load): fast path 6.1 ms, fallback 1.4 (
 Later (interleaved with the code before, best of 3-8): the command's start 1.9 -> 1.37 s
 (datatrove no longer imports the Hub client, see corpus/execution.py); the 181 news pages at
 load ~2 3.54 -> 3.07 s against trafilatura's 9.33 (2.64x -> 3.04x); at load 5-9, CPU time:
-news 4.03 -> 2.98 s (2.7x -> 3.65x), all 1,169 pages 25.7 -> 22.6 s (6.2x -> 7.1x). A news page now: WARC 1.0 ms, fast path 5.9 (parse 1.9, junk 0.75,
-`_scan` 2.3 of which new class strings ~1, container 0.5, render 0.5), fallback 1.2, language
-ID 2.0 (fastText on ~2,000 characters: 1.5). Tried and not kept: a one-scan classifier over
+news 4.03 -> 2.98 s (2.7x -> 3.65x), all 1,169 pages 25.7 -> 22.6 s (6.2x -> 7.1x). A news
+page now: WARC 1.0 ms, fast path 5.9 (parse 1.9, junk 0.75, `_scan` 2.3 of which new class
+strings ~1, container 0.5, render 0.5), fallback 1.2, language ID 2.0 (fastText on ~2,000
+characters: 1.5). Tried and not kept: a one-scan classifier over
 all patterns' expanded literals (a new class string 11.2 -> 8.7 us, but 25 ms more import: a
 wash on 181 pages), lexbor selectors instead of the `traverse()` walk or `strip_tags` (slower),
 a 1,000-character LID probe (one texinfo page's label changed).
