@@ -243,4 +243,3 @@ def test_a_slow_trafilatura_import_does_not_turn_the_fallback_off(monkeypatch):
     out = list(step.run(iter([Document(text=page, id=str(i), metadata={"kind": "html"}) for i in range(2)])))
     assert [d.text for d in out] == ["the fallback's text"] * 2
     assert step.stats[EXTRACT_FALLBACK].total == 2
-
