@@ -25,6 +25,19 @@ def test_executor_config_validates():
         ExecutorConfig(tasks=0)
 
 
+def test_datatrove_io_sees_the_real_hf_filesystem_only_through_isinstance():
+    """execution.py's import stand-in: datatrove.io's `isinstance(fs, HfFileSystem)` stays
+    exact (true for a Hub file system, false for others), and everyone else imports the real
+    class."""
+    import datatrove.io
+    from fsspec.implementations.local import LocalFileSystem
+    from huggingface_hub import HfFileSystem
+
+    assert HfFileSystem.__module__ == "huggingface_hub.hf_file_system"
+    assert isinstance(HfFileSystem(), datatrove.io.HfFileSystem)
+    assert not isinstance(LocalFileSystem(), datatrove.io.HfFileSystem)
+
+
 def test_slurm_executor_is_built_from_the_same_pipeline(tmp_path):
     from datatrove.executor import SlurmPipelineExecutor
 
