@@ -992,8 +992,9 @@ def _schema_types(obj: dict) -> set[str]:
     return {str(k).rsplit("/", 1)[-1] for k in (kind if isinstance(kind, list) else [kind])}
 
 
-def _recipe_objects(doc) -> list[dict]:
-    """The schema.org Recipe objects of the page's JSON-LD blocks (top level, lists, `@graph`)."""
+def _schema_objects(doc, kind: str) -> list[dict]:
+    """The schema.org objects of type `kind` (Recipe, Product) in the page's JSON-LD blocks (top
+    level, lists, `@graph`)."""
     found: list[dict] = []
 
     def walk(obj) -> None:
@@ -1001,7 +1002,7 @@ def _recipe_objects(doc) -> list[dict]:
             for item in obj:
                 walk(item)
         elif isinstance(obj, dict):
-            if "Recipe" in _schema_types(obj):
+            if kind in _schema_types(obj):
                 found.append(obj)
             walk(obj.get("@graph"))
 
@@ -1038,7 +1039,7 @@ def recipe_truth(doc) -> tuple[list[str], list[str]]:
     else microdata (`itemprop` recipeIngredient / ingredients / recipeInstructions)."""
     ingredients: list[str] = []
     steps: list[str] = []
-    for obj in _recipe_objects(doc):
+    for obj in _schema_objects(doc, "Recipe"):
         items = obj.get("recipeIngredient") or obj.get("ingredients") or []
         ingredients += [_plain(str(x)) for x in (items if isinstance(items, list) else [items])]
         steps += [_plain(s) for s in _steps(obj.get("recipeInstructions"))]
@@ -1258,26 +1259,6 @@ _PRODUCT_BOILER = re.compile(r"related|also|recommend|upsell|up-sell|cross-?sell
                              r"login|signin|account|cart|newsletter|breadcrumb", re.I)
 
 
-def _product_objects(doc) -> list[dict]:
-    found: list[dict] = []
-
-    def walk(obj) -> None:
-        if isinstance(obj, list):
-            for item in obj:
-                walk(item)
-        elif isinstance(obj, dict):
-            if "Product" in _schema_types(obj):
-                found.append(obj)
-            walk(obj.get("@graph"))
-
-    for script in doc.xpath("//script[@type='application/ld+json']"):
-        try:
-            walk(json.loads(script.text or ""))
-        except ValueError:
-            continue
-    return found
-
-
 _DESCRIPTION_NAME = re.compile(r"(^|[\s_-])(product[-_]?)?desc(ription)?([-_]?(text|content|body|long|full))?($|[\s_-])|"
                                r"productDescription|product_description", re.I)
 
@@ -1290,7 +1271,7 @@ def product_truth(doc) -> tuple[str, list[str], list]:
     name = ""
     paragraphs: list[str] = []
     elements: list = []
-    for obj in _product_objects(doc):
+    for obj in _schema_objects(doc, "Product"):
         name = name or _plain(str(obj.get("name") or ""))
         if obj.get("description"):
             paragraphs += [_plain(x) for x in re.split(r"\n\s*\n|<br\s*/?>\s*<br\s*/?>|</p>",
