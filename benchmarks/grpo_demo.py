@@ -65,6 +65,7 @@ canonical form "a + b = s\\n#### s"); newline = p of the "\\n" that opens `####`
   sft                               0.593       0.819       0.659    0.93
   demo GRPO (30 steps, lr 3e-5)     0.591       0.818       0.797    0.92
   lr 1e-4, gsm8k+number             0.582       0.808       0.905    0.86
+  32 x 8 samples, number (seed 0)   0.607       0.822       0.612    0.92   held-out P(content) 0.602 (sft 0.600)
 
 The content does not move even on the training prompts; the format does. Why, from 16 batches of
 GRPO gradients at the SFT policy (8 x 8 samples each, no update):
@@ -80,6 +81,13 @@ GRPO gradients at the SFT policy (8 x 8 samples each, no update):
     gradient's own direction, not noise. So a higher lr loses (measured above: 1e-4 drops greedy
     EM), and more samples per step help slowly (the first-order gain of a unit sign step 45 / 73 /
     97 / 128 / 161 for the mean of 1 / 2 / 4 / 8 / 16 batches: ~sqrt of the samples).
+    Measured: 4x the samples (32 prompts x 8 a step, 30 steps, lr 3e-5, `number`; ~4x GRPO's time,
+    ~+60 s of demo) raise P(content) on the training prompts by 0.014 (training-batch reward 0.64 ->
+    0.69, first and last 5 steps) and on the held-out questions by 0.002: nothing measurable there.
+  Per parameter group (one sign step along the mean of 4 `number` batches, each group alone):
+  block 0's qkv and output projections carry most of the first-order gain and of the harm (lr
+  3e-4, qkv: +0.009 to first order, -0.031 measured); blocks 1-3 respond almost linearly (up to
+  3e-4) but gain ~10x less per unit step.
 
 Usage (after `lmforge demo -o demo-out`, or any demo folder with a finished `sft` run):
   nice -n 10 python benchmarks/grpo_demo.py --demo demo-out                 # the grid, 3 seeds
