@@ -455,3 +455,30 @@ def test_reward_spec_makes_rm_paths_absolute_at_the_edge(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = RewardSpec().convert("gsm8k, rm:runs/rm@0.5,format@0.1,pkg.mod:fn", None, None)
     assert spec == f"gsm8k,rm:{tmp_path / 'runs' / 'rm'}@0.5,format@0.1,pkg.mod:fn"
+
+
+def test_grpo_rollout_logprobs_are_the_samplers_own_and_the_mask_is_the_completion(base_run, odd_length_reward, monkeypatch):
+    """What GRPO's ratios and advantages rest on: the trainer's teacher-forced log-probability of
+    every sampled token equals the sampler's (left-padded, shared-prompt KV cache), and the mask
+    covers each completion exactly, its end token included, nothing of the prompt or padding."""
+    import lmforge.train.sample as sample
+    from lmforge.alignment.data import PromptExample
+    from lmforge.alignment.dpo import token_logprobs
+    from lmforge.alignment.reward import load_base
+    from lmforge.alignment.rl import RLConfig, RLTrainer
+
+    policy, _, tok = load_base(base_run)
+    cfg = RLConfig(method="grpo", policy=str(base_run), prompts="-", out_dir="-", reward_fn=odd_length_reward,
+                   prompts_per_step=2, group_size=3, max_new_tokens=6, temperature=0.7)
+    trainer = RLTrainer(cfg, policy, tok)
+    seen, draw = [], sample._sample
+    monkeypatch.setattr(sample, "_sample", lambda last, t, k, g: (seen.append(torch.log_softmax(last / t, -1)), draw(last, t, k, g))[1])
+    examples = [PromptExample([{"role": "user", "content": q}], "#### 1") for q in ("hi", "a much longer question than the first")]
+    ro = trainer.rollout(examples)
+    logp = token_logprobs(trainer.policy, ro.ids, tok.vocab_size, cfg.temperature)
+    for i, n in enumerate(ro.completion_lens):
+        first = int(ro.mask[i].nonzero()[0])  # logp[:, t] scores ids[:, t + 1]
+        assert ro.mask[i].tolist() == [0.0] * first + [1.0] * n + [0.0] * (ro.mask.size(1) - first - n)
+        for j in range(n):
+            token = ro.ids[i, first + 1 + j]
+            assert seen[j][i, token].item() == pytest.approx(logp[i, first + j].item(), abs=1e-4)

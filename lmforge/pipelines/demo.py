@@ -144,7 +144,10 @@ ALIGN_NOTES = {
           "0.93 -> 0.93 +- 0.01, sampled answers formatted 0.67 -> 0.80 +- 0.02, accuracy among formatted 0.68 -> 0.67 "
           "+- 0.02 (gain -0.01: none), sampled exact match 0.45 -> 0.53 +- 0.01. At lr 1e-4 greedy exact match fell "
           "to 0.87 +- 0.01 (formatted 0.93, accuracy among formatted 0.64); training at T 0.7 (0.93, 0.81, 0.66) or 4 prompts x 16 "
-          "samples (0.92, 0.79, 0.67) changed nothing. So within the demo's ~30 steps GRPO teaches the `####` format, not the sums.",
+          "samples (0.92, 0.79, 0.67) changed nothing. So within the demo's ~30 steps GRPO teaches the `####` format, not the sums. "
+          "Not a bug (benchmarks/grpo_diagnose.py, teacher-forced on its training prompts: P(right sum | form) 0.593 -> "
+          "0.591, p(choosing `####`) 0.66 -> 0.80): a batch's gradient is mostly format (with `gsm8k`) or noise (without), "
+          "and a step along it harms the sums by curvature before it sharpens them (see benchmarks/grpo_demo.py).",
 }
 
 
