@@ -141,6 +141,19 @@ GRID = {
 FIGURES = ("greedy_reward", "greedy_accuracy_formatted", "sampled_formatted", "sampled_accuracy_formatted", "sampled_reward")
 
 
+def demo_folder(path: str) -> Path:
+    """A finished `lmforge demo` folder: `path` as it is when its report.json exists, else the demo is
+    run into it first (`lmforge demo --quick -o PATH`: a few minutes; it resumes), so the benchmark
+    runs with no arguments as every other one does."""
+    import subprocess
+
+    demo = Path(path)
+    if not (demo / "report.json").is_file():
+        print(f"no finished demo in {demo}: running `lmforge demo --quick -o {demo}` first", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "lmforge.cli", "demo", "--quick", "-o", str(demo)], check=True)
+    return demo
+
+
 def mean_se(values: list[float]) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
@@ -182,7 +195,8 @@ def grpo_run(sft: Path, prompts: Path, out: Path, changes: dict, seed: int, thre
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--demo", required=True, help="a `lmforge demo` output folder with a finished sft run")
+    p.add_argument("--demo", default="demo-out", help="a `lmforge demo` output folder; one is made there first if it "
+                                                      "holds no finished demo [demo-out]")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", choices=list(GRID), help="these settings of the grid only")
     p.add_argument("--eval-samples", type=int, default=HELDOUT_SAMPLES, help="sampled answers per held-out question")
@@ -194,7 +208,7 @@ def main(argv=None) -> dict:
     from lmforge.pipelines.sample_align import ALIGN_FILES, write_align_data
 
     torch.set_num_threads(args.threads)
-    demo = Path(args.demo)
+    demo = demo_folder(args.demo)
     data = demo / "align-data"
     if not all((data / f"{name}.jsonl").exists() for name in ALIGN_FILES):
         write_align_data(data)

@@ -21,6 +21,7 @@ Measured on the demo's SFT run and its 30-step GRPO run (lr 3e-5, `gsm8k`): see 
 section of `benchmarks/grpo_demo.py`. Prints the figures, then one JSON line (last).
 
 Usage:
+  nice -n 10 python benchmarks/grpo_diagnose.py      # demo-out/sft against demo-out/rl (a demo is run there first if none is)
   nice -n 10 python benchmarks/grpo_diagnose.py --demo demo-out --runs demo-out/sft demo-out/rl
   nice -n 10 python benchmarks/grpo_diagnose.py --demo demo-out --runs demo-out/sft --gradients 16 --reward number
 """
@@ -164,8 +165,9 @@ def gradients(sft: str, prompts: str, reward: str, k: int, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--demo", required=True, help="a `lmforge demo` output folder (its align-data/ is read)")
-    p.add_argument("--runs", nargs="+", required=True, help="policy runs to measure; the first is the baseline")
+    p.add_argument("--demo", default="demo-out", help="a `lmforge demo` output folder (its align-data/ is read); one is "
+                                                      "made there first if it holds no finished demo [demo-out]")
+    p.add_argument("--runs", nargs="+", help="policy runs to measure; the first is the baseline [the demo's sft and rl]")
     p.add_argument("--gradients", type=int, default=0, metavar="K", help="K batches of GRPO gradients at the first run")
     p.add_argument("--reward", default="gsm8k", help="reward spec of --gradients [gsm8k]")
     p.add_argument("--seed", type=int, default=0)
@@ -177,7 +179,11 @@ def main(argv=None) -> dict:
     from lmforge.alignment.rl import read_prompts
 
     torch.set_num_threads(args.threads)
-    data = Path(args.demo) / "align-data"
+    from grpo_demo import demo_folder  # this folder is on sys.path when the script runs
+
+    demo = demo_folder(args.demo)
+    args.runs = args.runs or [str(demo / "sft"), str(demo / "rl")]
+    data = demo / "align-data"
     sets = {name: read_prompts(data / f"{name}.jsonl", "gsm8k") for name in ("prompts", "heldout")}
     result: dict = {"runs": {}}
     for run in args.runs:
