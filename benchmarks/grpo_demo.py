@@ -143,14 +143,14 @@ FIGURES = ("greedy_reward", "greedy_accuracy_formatted", "sampled_formatted", "s
 
 def demo_folder(path: str) -> Path:
     """A finished `lmforge demo` folder: `path` as it is when its report.json exists, else the demo is
-    run into it first (`lmforge demo --quick -o PATH`: a few minutes; it resumes), so the benchmark
+    run into it first (`lmforge demo -o PATH`: about four minutes; it resumes), so the benchmark
     runs with no arguments as every other one does."""
     import subprocess
 
     demo = Path(path)
     if not (demo / "report.json").is_file():
-        print(f"no finished demo in {demo}: running `lmforge demo --quick -o {demo}` first", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "lmforge.cli", "demo", "--quick", "-o", str(demo)], check=True)
+        print(f"no finished demo in {demo}: running `lmforge demo -o {demo}` first", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "lmforge.cli", "demo", "-o", str(demo)], check=True)
     return demo
 
 
