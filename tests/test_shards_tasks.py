@@ -65,7 +65,7 @@ def test_a_failed_task_names_itself_and_its_log_then_the_rerun_builds_only_it(tm
     blocker.rmdir()
     r = build(*args)
     assert r.exit_code == 0, r.output
-    assert "2 of 3 files already done" in said(r)
+    assert "2 of 3 files done by an earlier run" in said(r)
     after = {p.name: p.stat().st_mtime_ns for p in (out / "shards").iterdir() if not p.name.startswith("00001-")}
     assert after == before  # the files of tasks 0 and 2 were not built again
     ref = build(inputs, "--tokenizer", tok_dir, "-o", tmp_path / "ref", "--shard-tokens", "1500")
@@ -84,7 +84,7 @@ def test_a_killed_task_resumes_and_another_task_count_rebuilds_nothing_twice(tmp
     (out / "source.json").unlink()
     r = build(inputs, "--tokenizer", tok_dir, "-o", out, "--shard-tokens", "1500", "--tasks", "2")  # other task count
     assert r.exit_code == 0, r.output
-    assert "2 of 3 files already done" in said(r) and tree(out) == ref
+    assert "2 of 3 files done by an earlier run" in said(r) and tree(out) == ref
 
 
 def test_slurm_without_sbatch_and_url_outputs_are_one_line_errors(tmp_path, tok_dir, inputs, monkeypatch):

@@ -200,8 +200,9 @@ def _print_build(result, shown: str | None = None, tasks=None) -> None:
     console.print(
         f"{_bytes(src['bytes'])} on disk = {src['compression']:.3f} of raw {src['dtype']} ({_bytes(src['raw_bytes'])}); "
         f"{src['text_bytes'] / max(src['tokens'], 1):.2f} text bytes/token; "
-        f"{result.files_skipped} of {result.files_total} files already done, {result.shards_written} shards written, "
-        f"{result.shards_kept} kept; {result.seconds:.1f}s" + (f" ({_human(tps)} tokens/s)" if tps else "")
+        + (f"{result.files_skipped} of {result.files_total} files done by an earlier run ({result.shards_kept} shards kept), "
+           if result.files_skipped else f"{result.files_total} files, ")
+        + f"{result.shards_written} shards written; {result.seconds:.1f}s" + (f" ({_human(tps)} tokens/s)" if tps else "")
         + (f"; {result.tasks} {tasks.executor} task{'s' if result.tasks > 1 else ''}" if tasks is not None else "")
     )
     if src["errors"]:
