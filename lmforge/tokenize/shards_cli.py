@@ -201,8 +201,8 @@ def _print_build(result, shown: str | None = None, tasks=None) -> None:
         f"{_bytes(src['bytes'])} on disk = {src['compression']:.3f} of raw {src['dtype']} ({_bytes(src['raw_bytes'])}); "
         f"{src['text_bytes'] / max(src['tokens'], 1):.2f} text bytes/token; "
         + (f"{result.files_skipped} of {result.files_total} files done by an earlier run ({result.shards_kept} shards kept), "
-           if result.files_skipped else f"{result.files_total} files, ")
-        + f"{result.shards_written} shards written; {result.seconds:.1f}s" + (f" ({_human(tps)} tokens/s)" if tps else "")
+           if result.files_skipped else f"{result.files_total} file{'s' if result.files_total != 1 else ''}, ")
+        + f"{result.shards_written} shard{'s' if result.shards_written != 1 else ''} written; {result.seconds:.1f}s" + (f" ({_human(tps)} tokens/s)" if tps else "")
         + (f"; {result.tasks} {tasks.executor} task{'s' if result.tasks > 1 else ''}" if tasks is not None else "")
     )
     if src["errors"]:
