@@ -44,14 +44,15 @@ def dpo(policy, data, out_dir, steps, batch_size, beta, lr, warmup, val_fraction
           -o runs/dpo --steps 200 --beta 0.1 --lr 5e-5
     """
     from lmforge.alignment.dpo import DPOConfig, train_dpo
-    from lmforge.alignment.reward import AlignmentError, Progress, print_summary
+    from lmforge.alignment.reward import AlignmentError, print_summary
+    from lmforge.progress import ProgressBar
 
     try:
         cfg = DPOConfig(policy=policy, data=data, out_dir=out_dir, steps=steps, batch_size=batch_size, beta=beta, lr=lr,
                         warmup=warmup, val_fraction=val_fraction, max_len=max_len, eval_every=eval_every,
                         checkpoint_every=checkpoint_every, seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers, precision=precision)
-        with Progress("dpo", steps, ("loss", "margin", "accuracy")) as on_step:
-            summary = train_dpo(cfg, on_step)
+        with ProgressBar("dpo", steps, info=True, transient=False, lazy=True) as bar:
+            summary = train_dpo(cfg, bar.on_step(("loss", "margin", "accuracy")))
     except AlignmentError as exc:
         raise click.ClickException(str(exc)) from None
     print_summary("lmforge align dpo", summary, [("loss", "train loss"), ("margin", "train margin"), ("accuracy", "train accuracy"),

@@ -676,38 +676,7 @@ def train_reward_model(cfg: RewardConfig, on_step: Callable[[dict], None] | None
     return RunSummary(run_dir, step, first, row, last_eval, time.perf_counter() - t_start, saved, resumed_from, info)
 
 
-# ---- what the three commands share: a progress bar and the end-of-run table ----------------
-class Progress:
-    """A rich progress bar on stderr fed by metrics rows; `fields` picks what it shows."""
-
-    def __init__(self, label: str, total: int, fields: tuple[str, ...]):
-        self.label, self.total, self.fields = label, total, fields
-
-    def __enter__(self):
-        self.bar = None  # drawn on the first row, so a run that fails to start prints only its error
-        return self
-
-    def _start(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
-
-        self.bar = Bar(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                       TimeRemainingColumn(), console=Console(stderr=True))
-        self.bar.start()
-        self.task = self.bar.add_task(self.label, total=self.total, info="")
-
-    def __call__(self, row: dict) -> None:
-        if self.bar is None:
-            self._start()
-        info = "  ".join(f"{k} {row[k]:.4g}" for k in self.fields if k in row)
-        self.bar.update(self.task, completed=row["step"], info=info)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
-
-
+# ---- what the three commands share: the end-of-run table ----------------
 def print_summary(title: str, s: RunSummary, keys: list[tuple[str, str]]) -> None:
     """The end-of-run table: each (metrics key, label) as 'first -> last', then eval and files."""
     from rich.console import Console

@@ -45,14 +45,15 @@ def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len
       lmforge align rm --base runs/sft --data ../shared/data/align/preference-en-300.json \\
           -o runs/rm --steps 200 --batch-size 8 --lr 1e-4
     """
-    from lmforge.alignment.reward import AlignmentError, Progress, RewardConfig, print_summary, train_reward_model
+    from lmforge.alignment.reward import AlignmentError, RewardConfig, print_summary, train_reward_model
+    from lmforge.progress import ProgressBar
 
     try:
         cfg = RewardConfig(base=base, data=data, out_dir=out_dir, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
                            val_fraction=val_fraction, max_len=max_len, eval_every=eval_every, checkpoint_every=checkpoint_every,
                            seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers, precision=precision, pool=pool)
-        with Progress("rm", steps, ("loss", "accuracy", "val_accuracy")) as on_step:
-            summary = train_reward_model(cfg, on_step)
+        with ProgressBar("rm", steps, info=True, transient=False, lazy=True) as bar:
+            summary = train_reward_model(cfg, bar.on_step(("loss", "accuracy", "val_accuracy")))
     except AlignmentError as exc:
         raise click.ClickException(str(exc)) from None
     print_summary("lmforge align rm", summary, [("loss", "train loss"), ("accuracy", "train accuracy"), ("margin", "train margin")])

@@ -70,8 +70,9 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
       lmforge align rl --method grpo --policy runs/sft --reward-fn rm:runs/rm,format@0.1 \\
           --prompts prompts.jsonl -o runs/grpo-rm --num-iterations 2 --epsilon-high 0.28
     """
-    from lmforge.alignment.reward import AlignmentError, Progress, print_summary
+    from lmforge.alignment.reward import AlignmentError, print_summary
     from lmforge.alignment.rl import RLConfig, train_rl
+    from lmforge.progress import ProgressBar
 
     try:
         cfg = RLConfig(method=method, policy=policy, prompts=prompts, out_dir=out_dir, reward=reward, reward_fn=reward_fn,
@@ -80,8 +81,8 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
                        loss_type=loss_type, scale_rewards=scale_rewards, clip_high=clip_high, mask_truncated=mask_truncated,
                        gamma=gamma, lam=lam, vf_coef=vf_coef, checkpoint_every=checkpoint_every, seed=seed, device=device,
                        resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers)
-        with Progress(method, steps, ("reward", "kl", "completion_len")) as on_step:
-            summary = train_rl(cfg, on_step)
+        with ProgressBar(method, steps, info=True, transient=False, lazy=True) as bar:
+            summary = train_rl(cfg, bar.on_step(("reward", "kl", "completion_len")))
     except AlignmentError as exc:
         raise click.ClickException(str(exc)) from None
     print_summary(f"lmforge align rl ({method})", summary,

@@ -56,6 +56,7 @@ def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, v
       lmforge chat runs/sft --prompt "Give three tips for staying healthy."
     """
     from lmforge.alignment.sft import SFTConfig, sft as run_sft
+    from lmforge.progress import ProgressBar
     from lmforge.train.trainer import TrainingError
 
     try:
@@ -63,35 +64,16 @@ def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, v
                         lr=lr, warmup=warmup, seed=seed, val_fraction=val_fraction, max_tokens=max_tokens, fmt=fmt,
                         eval_every=eval_every, checkpoint_every=checkpoint_every, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir,
                         device=device, threads=threads, trackers=trackers, precision=precision)
-        with _Progress(steps) as on_step:
-            summary = run_sft(cfg, on_step=on_step)
+        with ProgressBar("sft", steps, info=True, transient=False) as bar:
+            summary = run_sft(cfg, on_step=bar.on_step(_step_info))
     except TrainingError as exc:  # SFTError included
         raise click.ClickException(str(exc)) from None
     _print_summary(summary)
 
 
-class _Progress:
-    def __init__(self, total: int):
-        self.total = total
-
-    def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                            TimeRemainingColumn(), console=_console())
-        self.bar.start()
-        self.task = self.bar.add_task("sft", total=self.total, info="")
-
-        def on_step(row):
-            val = row.get("val_loss/heldout")
-            info = f"loss {row['loss']:.4f}" + (f"  val {val:.4f}" if val is not None else "")
-            self.bar.update(self.task, completed=row["step"], info=info)
-
-        return on_step
-
-    def __exit__(self, *exc):
-        self.bar.stop()
-        return False
+def _step_info(row: dict) -> str:
+    val = row.get("val_loss/heldout")
+    return f"loss {row['loss']:.4f}" + (f"  val {val:.4f}" if val is not None else "")
 
 
 def _print_summary(s) -> None:

@@ -34,8 +34,9 @@ from lmforge.locks import locks_output
 @click.option("--tasks", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks per stage (files and bucket shards are spread over them).")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Tasks running at once [local: 1; slurm, ray: every task].")
 @slurm_options
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 @locks_output("output", clean=lambda kw: kw["executor"] != "slurm", skip=lambda kw: kw["explain"])
-def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, **slurm):
+def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verify_threshold, seed, hash_, exact, near, bucket_shards, text_key, explain, executor, tasks, workers, no_progress, **slurm):
     """Remove near-duplicate (and with --exact, exact duplicate) documents.
 
     INPUTS are document folders, files or globs (`DIR/documents/**/*.jsonl.zst`, `.jsonl`,
@@ -62,6 +63,7 @@ def dedup(inputs, output, threshold, ngram, num_perm, bands, rows, verify, verif
         config = DedupConfig(
             threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, rows=rows, seed=seed, hash=hash_,
             verify=verify, verify_threshold=verify_threshold, near=near, exact=exact, bucket_shards=bucket_shards, text_key=text_key,
+            progress=not no_progress,
         )
         ex = ExecutorConfig(executor=executor, tasks=tasks, workers=workers, **slurm_settings(slurm))
     except ValueError as exc:

@@ -48,12 +48,11 @@ def parquet(corpus, output, rows_per_group, file_rows, overwrite, no_progress) -
     if no_progress:
         stats = write_parquet(corpus, output, config, overwrite=overwrite)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from lmforge.progress import ProgressBar
 
-        with Progress(TextColumn("parquet"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
-            task = bar.add_task("files", total=None)
+        with ProgressBar("parquet", elapsed=True, stderr=False) as bar:
             stats = write_parquet(corpus, output, config, overwrite=overwrite,
-                                  on_file=lambda done, total: bar.update(task, completed=done, total=total))
+                                  on_file=lambda done, total: bar.update(completed=done, total=total))
     _print_parquet_summary(stats, output)
 
 

@@ -454,18 +454,10 @@ class PipelineRunner:
         """Run `fn(on_step)` under a progress bar fed by its per-step rows."""
         if not self.progress:
             return fn(None)
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from lmforge.progress import ProgressBar
 
-        with Progress(TextColumn(name), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(name, total=total, info="")
-
-            def on_step(row: dict) -> None:
-                loss = row.get("loss")
-                bar.update(task, completed=row.get("step", 0), info=f"loss {loss:.4f}" if isinstance(loss, float) else "")
-
-            return fn(on_step)
+        with ProgressBar(name, total, info=True) as bar:
+            return fn(bar.on_step(lambda row: f"loss {row['loss']:.4f}" if isinstance(row.get("loss"), float) else ""))
 
     def _run_entry(self, run: Path, figures: dict) -> dict:
         from lmforge.train.trainer import latest_checkpoint

@@ -97,9 +97,8 @@ def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, dig
     Example:
       lmforge tokenizer train corpus/ -o tok/ --vocab-size 32768 --sample-bytes 200MB
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from lmforge.documents import DocumentFileError
+    from lmforge.progress import ProgressBar
     from lmforge.tokenize.tokenizer import TokenizerError
     from lmforge.tokenize.train import TrainConfig, train_tokenizer
 
@@ -110,24 +109,22 @@ def train(inputs, output_dir, vocab_size, sample_bytes, max_doc_chars, seed, dig
         flag = str(exc).split(" ", 1)[0]
         raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint=flag) from None
     files = _files(inputs)
-    console = _console()
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, disable=no_progress, transient=True)
-    state = {"task": None, "bytes": 0, "shown": 0}
+    progress = ProgressBar("sampling documents", spinner=True, elapsed=True, lazy=True, disable=no_progress, stderr=False)
+    console = progress.console
+    state = {"bytes": 0, "shown": 0}
 
     def on_event(event, info):
         if event == "files":
-            state["task"] = progress.add_task("sampling documents", total=len(info["files"]))
+            progress.update(total=len(info["files"]))
         elif event == "document":
             state["bytes"] += info["bytes"]
             if state["bytes"] - state["shown"] > 1_000_000:
                 state["shown"] = state["bytes"]
-                progress.update(state["task"], description=f"sampling documents ({state['bytes'] / 1e6:,.0f} MB read)")
+                progress.update(description=f"sampling documents ({state['bytes'] / 1e6:,.0f} MB read)")
         elif event == "file":
-            progress.advance(state["task"])
+            progress.advance()
         elif event == "training":
-            progress.update(state["task"], visible=False)
-            progress.add_task(f"training BPE on {info['documents']:,} documents, {info['bytes'] / 1e6:.1f} MB", total=None)
+            progress.next_phase(f"training BPE on {info['documents']:,} documents, {info['bytes'] / 1e6:.1f} MB")
 
     try:
         with progress:
@@ -235,30 +232,29 @@ def stats(inputs, tokenizer_dir, max_documents, text_key, as_json, no_progress) 
       lmforge tokenizer stats --tokenizer tok/ corpus/ --max-documents 10000
     """
     import orjson
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from lmforge.documents import DocumentFileError
+    from lmforge.progress import ProgressBar
     from lmforge.tokenize.stats import compression_stats
 
     tok = _load(tokenizer_dir)
     files = _files(inputs)
-    console = _console()
-    progress = Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TextColumn("files · {task.fields[docs]:,} docs"),
-                        TimeElapsedColumn(), console=console, disable=no_progress or as_json, transient=True)
+    progress = ProgressBar("encoding", len(files), info=True, elapsed=True, disable=no_progress or as_json, stderr=False)
+    console = progress.console
     try:
         with progress:
-            task = progress.add_task("encoding", total=len(files), docs=0)
+            progress.update(info="files · 0 docs")
             done = {"docs": 0}
 
             def on_batch(n, _bytes):
                 done["docs"] += n
-                progress.update(task, docs=done["docs"])
+                progress.update(info=f"files · {done['docs']:,} docs")
 
             def each_file():
                 for f in files:
                     yield f
-                    progress.advance(task)
+                    progress.advance()
 
             result = compression_stats(tok, each_file(), text_key=text_key, max_documents=max_documents, on_batch=on_batch)
     except DocumentFileError as exc:

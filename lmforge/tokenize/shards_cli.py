@@ -78,9 +78,10 @@ def shards():
 @click.option("--strict", is_flag=True, help="A malformed JSONL line is an error naming file and line (default: counted and skipped).")
 @click.option("--overwrite", "--force", "force", is_flag=True,
               help="Rebuild OUT from scratch even if it holds a build with other settings (otherwise refused by name).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 @locks_output("out_dir", clean=lambda kw: kw["executor"] != "slurm")
 def shards_build(inputs, tokenizer_dir, out_dir, workers, tasks, executor, shard_tokens, frame_tokens, level, text_key, strict, force,
-                 **slurm):
+                 no_progress, **slurm):
     """Tokenise documents (.jsonl.zst, .jsonl, .txt, Parquet; folders and globs) into shards.
 
     Every document starts with BOS. Resumable: a rerun skips finished shards and gives the
@@ -96,10 +97,8 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, tasks, executor, shard
       lmforge shards build /shared/dedup --tokenizer /shared/tok -o /shared/shards/web --executor slurm --slurm-partition cpu --tasks 64
       lmforge shards build dedup/ --tokenizer tok/ -o shards/web --executor ray --tasks 16
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from lmforge.documents import DocumentFileError
+    from lmforge.progress import ProgressBar
     from lmforge.tokenize.build import BuildConfig, BuildError, build_shards
     from lmforge.tokenize.mix import parse_tokens
     from lmforge.tokenize.tokenizer import TokenizerError
@@ -118,22 +117,18 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, tasks, executor, shard
         _fail(str(exc), 2)
     if cluster is not None:
         return _build_on(cluster, inputs, tokenizer_dir, out_dir, cfg, force)
-    console = Console(stderr=True)
     counts = {"tokens": 0}
-    with Progress(
-        TextColumn("[bold]shards build"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-        TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), console=console, transient=True,
-    ) as bar:
-        task = bar.add_task("files", total=None, tokens="0")
+    with ProgressBar("[bold]shards build", info=True, elapsed=True, disable=no_progress) as bar:
+        bar.update(info="files 0 tokens")
 
         def progress(kind, value):
             if kind == "files":
-                bar.update(task, total=value)
+                bar.update(total=value)
             elif kind == "file":
-                bar.advance(task, value)
+                bar.advance(value)
             elif kind == "tokens":
                 counts["tokens"] += value
-                bar.update(task, tokens=_human(counts["tokens"]))
+                bar.update(info=f"files {_human(counts['tokens'])} tokens")
 
         try:
             with staged_shards(out_dir) as local:
@@ -515,14 +510,11 @@ def mix_inspect(manifest, as_json, quick):
 
 
 def _verify_with_bar(m, verify_shards) -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from lmforge.progress import ProgressBar
 
     total = sum(e.bytes for s in m.sources for e in s.shards)
-    with Progress(TextColumn("[bold]sha256 of the shards"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("sha256", total=total)
-        verify_shards(m, on_shard=lambda n: bar.advance(task, n))
+    with ProgressBar("[bold]sha256 of the shards", total, bytes=True) as bar:
+        verify_shards(m, on_shard=bar.advance)
 
 
 def _print_mix(m) -> None:

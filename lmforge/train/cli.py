@@ -86,6 +86,7 @@ def train(manifest, preset, init_from, steps, seed, out_dir, batch_tokens, micro
       lmforge train -m mix/mix.json --init-from hf/my-llama --steps 300 -o runs/llama
       lmforge train -m s3://bucket/mix.json -p tiny --steps 300 -o runs/tiny   # fetched to the staging cache
     """
+    from lmforge.progress import ProgressBar
     from lmforge.train.data import DataError
     from lmforge.train.trainer import TrainConfig, TrainingError, train as run_training
 
@@ -101,40 +102,17 @@ def train(manifest, preset, init_from, steps, seed, out_dir, batch_tokens, micro
             optimizer=optimizer, muon_lr=muon_lr, precision=precision, checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens=eval_tokens, resume=resume, overwrite=overwrite, threads=threads,
             log_every=log_every, fsdp=fsdp, trackers=trackers,
         )
-        with _progress(cfg, enabled=rank0 and progress) as on_step:
-            summary = run_training(cfg, on_step=on_step)
+        shown = rank0 and progress  # the bar: rank 0 only
+        with ProgressBar("train", cfg.steps, info=True, transient=False, disable=not shown) as bar:
+            summary = run_training(cfg, on_step=bar.on_step(_step_info) if shown else None)
     except (TrainingError, DataError) as exc:
         raise click.ClickException(str(exc)) from None
     if rank0:
         _print_summary(summary)
 
 
-class _progress:
-    """A rich progress bar fed by the trainer's per-step rows (rank 0 only)."""
-
-    def __init__(self, cfg, enabled: bool):
-        self.cfg, self.enabled = cfg, enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                            TimeRemainingColumn(), console=_console(), transient=False)
-        self.bar.start()
-        self.task = self.bar.add_task("train", total=self.cfg.steps, info="")
-
-        def on_step(row):
-            info = f"loss {row['loss']:.4f}  {row['tokens_per_s']:,.0f} tok/s"
-            self.bar.update(self.task, completed=row["step"], info=info)
-
-        return on_step
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False
+def _step_info(row: dict) -> str:
+    return f"loss {row['loss']:.4f}  {row['tokens_per_s']:,.0f} tok/s"
 
 
 def _print_summary(s) -> None:

@@ -1,0 +1,87 @@
+"""The one progress bar every command draws: a label, the bar, done/total, an optional info
+text, and the time elapsed or left.
+
+    with ProgressBar("train", total=steps, info=True, transient=False) as bar:
+        run(on_step=bar.on_step(lambda row: f"loss {row['loss']:.4f}"))
+
+`disable=True` (a command's --no-progress) draws nothing; rich itself draws nothing live when
+the console is not a terminal (a non-transient bar then prints its last state once, at the
+end). rich is imported when a bar is built, never when this module is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+class ProgressBar:
+    """One rich progress bar (one task), used as a context manager.
+
+    label: the text before the bar (rich markup allowed); `update(description=...)` changes it.
+    total: the steps, files or bytes to do (None: not known yet, set later with `update(total=)`).
+    info: a text column after the count, set with `update(info=...)`.
+    bytes: show done/total as sizes (MB/GB) instead of counts.
+    elapsed: show the time elapsed instead of the time left.
+    spinner: a spinner before the label.
+    transient: clear the bar when done (False: leave its last state on screen).
+    lazy: draw the bar on the first update, so a run that fails before its first step prints
+    only its error.
+    stderr: draw on stderr (False: stdout); `console` is that console, to print under the bar.
+    """
+
+    def __init__(self, label: str, total: float | None = None, *, info: bool = False, bytes: bool = False, elapsed: bool = False,
+                 spinner: bool = False, transient: bool = True, lazy: bool = False, disable: bool = False, stderr: bool = True):
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        columns: list[Any] = [SpinnerColumn()] if spinner else []
+        columns += [TextColumn("{task.description}"), BarColumn(), DownloadColumn() if bytes else MofNCompleteColumn()]
+        if info:
+            columns.append(TextColumn("{task.fields[info]}"))
+        columns.append(TimeElapsedColumn() if elapsed else TimeRemainingColumn())
+        self.console = Console(stderr=stderr)
+        self.progress = Progress(*columns, console=self.console, transient=transient, disable=disable)
+        self.label, self.total, self.lazy = label, total, lazy
+        self.task = None
+
+    def __enter__(self) -> ProgressBar:
+        if not self.lazy:
+            self._start()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.stop()
+        return False
+
+    def _start(self) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task(self.label, total=self.total, info="")
+
+    def update(self, **kwargs) -> None:
+        """rich's `Progress.update` of the task: completed=, total=, advance=, description=, info=."""
+        if self.task is None:
+            self._start()
+        self.progress.update(self.task, **kwargs)
+
+    def advance(self, n: float = 1) -> None:
+        self.update(advance=n)
+
+    def next_phase(self, description: str, total: float | None = None) -> None:
+        """Hide the current task and start a new one (its own count and clock) under `description`."""
+        if self.task is None:
+            self._start()
+        self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(description, total=total, info="")
+
+    def on_step(self, info: Callable[[dict], str] | tuple[str, ...]) -> Callable[[dict], None]:
+        """A trainer's `on_step`: each metrics row moves the bar to `row["step"]` and shows `info(row)`,
+        or with a tuple of metrics keys, those of them the row has as `key value` (4 digits)."""
+        if not callable(info):
+            keys = info
+            info = lambda row: "  ".join(f"{k} {row[k]:.4g}" for k in keys if k in row)  # noqa: E731
+        return lambda row: self.update(completed=row.get("step", 0), info=info(row))
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
