@@ -297,7 +297,7 @@ def test_corrupted_zst_is_an_error_naming_the_file(tmp_path):
 def test_command_prints_summary_and_help(tmp_path):
     write_docs(tmp_path / "in" / "documents" / "x.jsonl.zst", [(f"d{i}", t) for i, t in enumerate(c4_texts()[:10])] + [("dup", c4_texts()[0])])
     runner = CliRunner()
-    result = runner.invoke(dedup, [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--exact"])
+    result = runner.invoke(dedup, [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--exact", "--no-progress"])
     assert result.exit_code == 0, result.output
     for label in ("documents in", "exact duplicates removed", "clusters", "near-duplicates removed", "kept", "docs/s"):
         assert label in result.output

@@ -334,6 +334,9 @@ def test_cli_build_inspect_verify(tmp_path, tok_dir, tok, inputs):
                       env={"COLUMNS": "300"})
     assert r.exit_code == 0, r.output
     assert "total" in r.output and "source.json" in r.output
+    r = runner.invoke(shards, ["build", str(inputs), "--tokenizer", str(tok_dir), "-o", str(out), "--shard-tokens", "2k", "--no-progress"],
+                      env={"COLUMNS": "300"})
+    assert r.exit_code == 0 and "done by an earlier run" in r.output, r.output
     first = find_shards(out)[0]
     r = runner.invoke(shards, ["inspect", str(first)])
     assert r.exit_code == 0 and "frame_tokens" in r.output and "uint16" in r.output
