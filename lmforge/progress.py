@@ -7,6 +7,8 @@ text, and the time elapsed or left.
 `disable=True` (a command's --no-progress) draws nothing; rich itself draws nothing live when
 the console is not a terminal (a non-transient bar then prints its last state once, at the
 end). rich is imported when a bar is built, never when this module is.
+
+`task_bar` is the corpus readers' bar: one per datatrove task, in the task's own process.
 """
 
 from __future__ import annotations
@@ -85,3 +87,20 @@ class ProgressBar:
     def stop(self) -> None:
         if self.task is not None:
             self.progress.stop()
+
+
+def task_bar(rank: int, world_size: int, desc: str, progress: bool = True):
+    """The progress bar of one datatrove reader task (records read): one line per task, `task N`
+    when there are several; off with `progress=False` or when stderr is not a terminal. tqdm,
+    not rich: the tasks run in processes of their own, and tqdm's `position` keeps their lines
+    apart where one rich display per process would draw over the others."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        desc=f"task {rank}" if world_size > 1 else desc,
+        unit=" rec",
+        disable=None if progress else True,
+        leave=False,
+        mininterval=0.5,
+        position=rank % 8 if world_size > 1 else None,
+    )

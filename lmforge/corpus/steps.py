@@ -21,6 +21,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from lmforge.corpus.base import REJECTED_KEY
 from lmforge.corpus.langid import CONTENT_LANGUAGE_KEY, HTML_KEY
+from lmforge.progress import task_bar
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +33,6 @@ EXTRACT_ERROR = "dropped_extract_error"
 # pages per extraction path (lmforge.corpus.extract: its fast path, the trafilatura fallback)
 EXTRACT_FAST = "extract_fast"
 EXTRACT_FALLBACK = "extract_fallback"
-
-
-def task_bar(rank: int, world_size: int, desc: str, progress: bool = True):
-    """The progress bar of one reader task (records read): one line per task, `task N` when
-    there are several; off with `progress=False` or when stderr is not a terminal."""
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        desc=f"task {rank}" if world_size > 1 else desc,
-        unit=" rec",
-        disable=None if progress else True,
-        leave=False,
-        mininterval=0.5,
-        position=rank % 8 if world_size > 1 else None,
-    )
 
 
 class WarcPages(PipelineStep):

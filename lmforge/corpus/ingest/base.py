@@ -175,7 +175,7 @@ class SourceReader(PipelineStep):
         log.log(logging.WARNING if self._warnings <= MAX_WARNINGS else logging.DEBUG, message, *args)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from lmforge.corpus.steps import task_bar
+        from lmforge.progress import task_bar
 
         if data:
             yield from data
