@@ -21,7 +21,7 @@ class ProgressBar:
 
     label: the text before the bar (rich markup allowed); `update(description=...)` changes it.
     total: the steps, files or bytes to do (None: not known yet, set later with `update(total=)`).
-    info: a text column after the count, set with `update(info=...)`.
+    info: a text column after the count (a string: its first text), set with `update(info=...)`.
     bytes: show done/total as sizes (MB/GB) instead of counts.
     elapsed: show the time elapsed instead of the time left.
     spinner: a spinner before the label.
@@ -31,7 +31,7 @@ class ProgressBar:
     stderr: draw on stderr (False: stdout); `console` is that console, to print under the bar.
     """
 
-    def __init__(self, label: str, total: float | None = None, *, info: bool = False, bytes: bool = False, elapsed: bool = False,
+    def __init__(self, label: str, total: float | None = None, *, info: bool | str = False, bytes: bool = False, elapsed: bool = False,
                  spinner: bool = False, transient: bool = True, lazy: bool = False, disable: bool = False, stderr: bool = True):
         from rich.console import Console
         from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
@@ -39,12 +39,13 @@ class ProgressBar:
 
         columns: list[Any] = [SpinnerColumn()] if spinner else []
         columns += [TextColumn("{task.description}"), BarColumn(), DownloadColumn() if bytes else MofNCompleteColumn()]
-        if info:
+        if info is not False:
             columns.append(TextColumn("{task.fields[info]}"))
         columns.append(TimeElapsedColumn() if elapsed else TimeRemainingColumn())
         self.console = Console(stderr=stderr)
         self.progress = Progress(*columns, console=self.console, transient=transient, disable=disable)
         self.label, self.total, self.lazy = label, total, lazy
+        self.info = info if isinstance(info, str) else ""
         self.task = None
 
     def __enter__(self) -> ProgressBar:
@@ -58,11 +59,12 @@ class ProgressBar:
 
     def _start(self) -> None:
         self.progress.start()
-        self.task = self.progress.add_task(self.label, total=self.total, info="")
+        self.task = self.progress.add_task(self.label, total=self.total, info=self.info)
 
     def update(self, **kwargs) -> None:
         """rich's `Progress.update` of the task: completed=, total=, advance=, description=, info=."""
-        if self.task is None:
+        if self.task is None:  # lazy: drawn now, with the total this first update brings
+            self.total = kwargs.get("total", self.total)
             self._start()
         self.progress.update(self.task, **kwargs)
 

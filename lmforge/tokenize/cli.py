@@ -240,11 +240,10 @@ def stats(inputs, tokenizer_dir, max_documents, text_key, as_json, no_progress) 
 
     tok = _load(tokenizer_dir)
     files = _files(inputs)
-    progress = ProgressBar("encoding", len(files), info=True, elapsed=True, disable=no_progress or as_json, stderr=False)
+    progress = ProgressBar("encoding", len(files), info="files · 0 docs", elapsed=True, disable=no_progress or as_json, stderr=False)
     console = progress.console
     try:
         with progress:
-            progress.update(info="files · 0 docs")
             done = {"docs": 0}
 
             def on_batch(n, _bytes):

@@ -118,8 +118,7 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, tasks, executor, shard
     if cluster is not None:
         return _build_on(cluster, inputs, tokenizer_dir, out_dir, cfg, force)
     counts = {"tokens": 0}
-    with ProgressBar("[bold]shards build", info=True, elapsed=True, disable=no_progress) as bar:
-        bar.update(info="files 0 tokens")
+    with ProgressBar("[bold]shards build", info="files 0 tokens", elapsed=True, disable=no_progress) as bar:
 
         def progress(kind, value):
             if kind == "files":
