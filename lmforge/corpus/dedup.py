@@ -128,6 +128,7 @@ class DedupConfig:
     #: documents per signature batch
     batch_size: int = 2000
     text_key: str = "text"
+    #: a bar over the stages (signatures, buckets, clusters, filter) on this machine's runs
     progress: bool = False
 
     def __post_init__(self):
@@ -988,16 +989,20 @@ def run_stages(stages, files: list[str], out: Path, config: DedupConfig, executo
     """Run `stages` one after the other on this machine (local or Ray executor), each to completion."""
     from lmforge.corpus.execution import release_ray_actors
     from lmforge.corpus.pipeline import failed_tasks_message, unfinished_tasks
+    from lmforge.progress import ProgressBar
 
     try:
-        for stage, ex in zip(stages, build_executors(stages, files, out, config, executor)):
-            ex.run()
-            _raise_input_errors(Path(out) / WORK, _logging_dir(out, stage), files, ex.world_size)
-            # a Ray run returns when its tasks end, failed or not: the next stage must not
-            # start on a partial one
-            if unfinished_tasks(_logging_dir(out, stage), ex.world_size):
-                raise DedupError(f"{stage.name} stage: {failed_tasks_message(_logging_dir(out, stage), ex.world_size)}; "
-                                 "run the same command again to resume (finished tasks are skipped)")
+        with ProgressBar("corpus dedup", total=len(stages), info=True, elapsed=True, disable=not config.progress) as bar:
+            for stage, ex in zip(stages, build_executors(stages, files, out, config, executor)):
+                bar.update(info=f"stage {stage.name}")
+                ex.run()
+                _raise_input_errors(Path(out) / WORK, _logging_dir(out, stage), files, ex.world_size)
+                # a Ray run returns when its tasks end, failed or not: the next stage must not
+                # start on a partial one
+                if unfinished_tasks(_logging_dir(out, stage), ex.world_size):
+                    raise DedupError(f"{stage.name} stage: {failed_tasks_message(_logging_dir(out, stage), ex.world_size)}; "
+                                     "run the same command again to resume (finished tasks are skipped)")
+                bar.advance()
     finally:
         release_ray_actors()  # the Ray workers served every stage; their CPUs go back to the cluster
 
