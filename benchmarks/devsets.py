@@ -334,6 +334,12 @@ def make_page(family: str, pid: str, language: str, source: str, data: bytes, co
 _LID = None
 
 
+def html_lang(doc) -> str | None:
+    """The two-letter language of the page's `<html lang>` (lower case), or None."""
+    declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
+    return declared.group(0).lower() if declared else None
+
+
 def confirmed_language(declared: str | None, truth: str) -> str | None:
     """`declared` when LID-176 on the whole ground-truth text agrees, else None (unknown).
 
@@ -1091,8 +1097,7 @@ def recipe_page(family: str, pid: str, source: str, data: bytes) -> Page | None:
     boiler = [el for el in structural_boilerplate(doc) if el not in holders and (
         not post & set(el.iterancestors()) or re.search(r"comment", f"{el.get('class', '')} {el.get('id', '')}", re.I))]
     without = without_snippets(boiler, truth + "\n" + titles, titles=titles)
-    declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
-    declared_lang = declared.group(0).lower() if declared else None
+    declared_lang = html_lang(doc)
     return Page(pid, family, confirmed_language(declared_lang, truth), source, data, truth, with_, without,
                 set(), declared_lang, word_f1=False)
 
@@ -1199,8 +1204,7 @@ def thread_page(family: str, pid: str, source: str, data: bytes, *, min_posts: i
     boiler = [el for el in boiler if el not in inside_comments]
     titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2", "h3"))
     without = without_snippets(boiler, truth, titles=titles)
-    declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
-    declared_lang = declared.group(0).lower() if declared else None
+    declared_lang = html_lang(doc)
     return Page(pid, family, confirmed_language(declared_lang, truth), source, data, truth, with_, without,
                 features(content), declared_lang)
 
@@ -1339,8 +1343,7 @@ def product_page(family: str, pid: str, source: str, data: bytes) -> Page | None
     boiler += [el for el in body.iter() if isinstance(el.tag, str) and el not in holders
                and _PRODUCT_BOILER.search(f"{el.get('class', '')} {el.get('id', '')}")]
     without = without_snippets(boiler, truth + "\n" + titles, titles=titles)
-    declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
-    declared_lang = declared.group(0).lower() if declared else None
+    declared_lang = html_lang(doc)
     return Page(pid, family, confirmed_language(declared_lang, truth), source, data, truth, with_, without,
                 set(), declared_lang, word_f1=False)
 
@@ -1450,8 +1453,7 @@ def blog_page(family: str, pid: str, source: str, data: bytes) -> Page | None:
     boiler = [el for el in boiler if el not in in_meta] + chrome
     titles = " | ".join(norm(h.text_content()) for h in doc.iter("title", "h1", "h2", "h3", "h4"))
     without = without_snippets(boiler, truth, titles=titles)
-    declared = re.match(r"[a-zA-Z]{2}", doc.get("lang") or "")
-    declared_lang = declared.group(0).lower() if declared else None
+    declared_lang = html_lang(doc)
     return Page(pid, family, confirmed_language(declared_lang, truth), source, data, truth, with_, without,
                 features(content), declared_lang)
 
