@@ -43,6 +43,9 @@ class ProgressBar:
             columns.append(TextColumn("{task.fields[info]}"))
         columns.append(TimeElapsedColumn() if elapsed else TimeRemainingColumn())
         self.console = Console(stderr=stderr)
+        # off a terminal a transient bar has nothing to leave behind, yet rich still ends it with a
+        # blank line: one per bar in a piped log
+        disable = disable or (transient and not self.console.is_terminal)
         self.progress = Progress(*columns, console=self.console, transient=transient, disable=disable)
         self.label, self.total, self.lazy = label, total, lazy
         self.info = info if isinstance(info, str) else ""
