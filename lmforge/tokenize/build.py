@@ -312,7 +312,7 @@ def build_shards(
     notify = progress or (lambda kind, value: None)
     notify("files", len(files))
     parts, todo = _finished_parts(out, len(files), notify)
-    skipped = len(parts)
+    done_before = set(parts)
 
     args = [(i, str(files[i]), str(out), tok.fingerprint, tok.vocab_size, asdict(cfg)) for i in todo]
     workers = min(cfg.workers, max(1, len(todo)))
@@ -338,16 +338,17 @@ def build_shards(
             f"fix or remove them and run the same command again: the {len(parts)} finished files are kept"
         )
     source = merge_parts(out, len(files), tokenizer_dir, cfg)
-    new_parts = [parts[i] for i in todo]
+    return _result(out, source, [parts[i] for i in range(len(files))], done_before, t0)
+
+
+def _result(out: Path, source: dict, parts: list[dict], done_before: set[int], t0: float, tasks: int = 0) -> BuildResult:
+    """The summary of a finished build: `parts` of every input, `done_before` the inputs an earlier run finished."""
+    new = [p for i, p in enumerate(parts) if i not in done_before]
     return BuildResult(
-        out_dir=out,
-        source=source,
-        files_total=len(files),
-        files_skipped=skipped,
-        shards_written=sum(len(p["shards"]) - p.get("shards_kept", 0) for p in new_parts),
-        shards_kept=sum(p.get("shards_kept", 0) for p in new_parts),
-        seconds=time.perf_counter() - t0,
-        per_file=[parts[i] for i in range(len(files))],
+        out_dir=out, source=source, files_total=len(parts), files_skipped=len(done_before),
+        shards_written=sum(len(p["shards"]) - p.get("shards_kept", 0) for p in new),
+        shards_kept=sum(p.get("shards_kept", 0) for p in new),
+        seconds=time.perf_counter() - t0, per_file=parts, tasks=tasks,
     )
 
 
@@ -437,11 +438,11 @@ def merge_parts(out: Path, n_files: int, tokenizer_dir: str | os.PathLike, cfg: 
     atomically) and return it: shards in input order, then shard order within a file, so the
     same inputs give the same source whichever tasks or processes built the parts."""
     plan = orjson.loads((out / BUILD_DIR / "plan.json").read_bytes())
-    missing = [i for i in range(n_files) if _read_part(out, i) is None]
+    ordered = [_read_part(out, i) for i in range(n_files)]  # each part read (and its shards checked) once
+    missing = [i for i, p in enumerate(ordered) if p is None]
     if missing:
         raise BuildError(f"{out}: {len(missing)} of {n_files} input files have no finished shards (first: input {missing[0]}); "
                          "run the same command again to build them")
-    ordered = [_read_part(out, i) for i in range(n_files)]
     vocab_size = plan["tokenizer"]["vocab_size"]
     shard_list = [s for p in ordered for s in p["shards"]]
     errors: dict[str, int] = {}
@@ -599,14 +600,7 @@ def build_with_executor(inputs, tokenizer_dir, out_dir, cfg: BuildConfig, execut
         raise BuildError(f"{failed_tasks_message(logging_dir, tasks)}; run the same command again to resume "
                          "(finished files are kept)")
     source = merge_parts(out, len(files), tokenizer_dir, cfg)
-    parts = [_read_part(out, i) for i in range(len(files))]
-    new = [parts[i] for i in range(len(files)) if i not in done_before]
-    return BuildResult(
-        out_dir=out, source=source, files_total=len(files), files_skipped=len(done_before),
-        shards_written=sum(len(p["shards"]) - p.get("shards_kept", 0) for p in new),
-        shards_kept=sum(p.get("shards_kept", 0) for p in new),
-        seconds=time.perf_counter() - t0, per_file=parts, tasks=tasks,
-    )
+    return _result(out, source, [_read_part(out, i) for i in range(len(files))], done_before, t0, tasks)
 
 
 def _run_pool(args, workers, tokenizer_dir, threads, notify, parts, failed) -> None:
