@@ -178,10 +178,10 @@ class _Tables:
     def classes_for(self, cp: np.ndarray) -> np.ndarray:
         """uint8 per code point: 0 separator, 1 word character (regex `\\w`), 2 no-space script;
         the table is complete for every code point in `cp`."""
-        if cp.size:
-            blocks = np.unique(cp >> self.BLOCK_BITS)
-            for block in blocks[~self._built[blocks]].tolist():
-                self._build(block)
+        blocks = cp >> self.BLOCK_BITS
+        missing = blocks[~self._built[blocks]]  # one gather per code point: no sort on the hot path once built
+        for block in np.unique(missing).tolist():
+            self._build(block)
         return self._classes
 
     @property
