@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-
 @contextlib.contextmanager
 def _hf_filesystem_deferred():
     """While importing datatrove: its `datatrove.io` imports huggingface_hub's `HfFileSystem`
