@@ -300,6 +300,12 @@ def threads_option(f):
                         help="CPU threads per process [torch's default; 1 is best on a busy machine].")(f)
 
 
+def progress_option(f):
+    """`--progress/--no-progress`: the step bar of a training command (the summary table is printed either way)."""
+    return click.option("--progress/--no-progress", default=True, show_default=True,
+                        help="A progress bar (the summary table is printed either way).")(f)
+
+
 def tracker_option(f):
     """`--log tensorboard|wandb` (repeatable): mirrors of RUN/metrics.jsonl (lmforge.train.metrics)."""
     from lmforge.train.metrics import TRACKERS, TrackerError, check_trackers

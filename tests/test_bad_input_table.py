@@ -275,7 +275,7 @@ WRITERS = [
     ("train", lambda w, o: ["train", "-m", w / "mix.json", "-o", o, "--steps", "2", "--batch-tokens", "512", "--micro-batch", "4",
                             "--eval-every", "0", "--threads", "1", "--no-progress"]),
     ("sft", lambda w, o: ["align", "sft", "--base", R(w), "--data", w / "chats.jsonl", "-o", o, "--steps", "1", "--batch-size", "2",
-                          "--eval-every", "0", "--threads", "1"]),
+                          "--eval-every", "0", "--threads", "1", "--no-progress"]),
 ]
 if WHIRLWIND.exists():
     WRITERS.append(("process", lambda w, o: ["corpus", "process", WHIRLWIND, "-o", o, "--no-progress"]))

@@ -137,6 +137,7 @@ def test_sft_cli_learns_writes_checkpoints_metrics_and_a_table(base, tmp_path):
                          "--checkpoint-every", 10, *FAST])
     assert r.exit_code == 0, r.output
     assert "train loss (assistant tokens)" in r.output and "16 train, 4 val" in r.output
+    assert "30/30" in r.output  # off a terminal the bar prints its last state once
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == list(range(1, 31))
     vals = [row["val_loss/heldout"] for row in rows if "val_loss/heldout" in row]
@@ -152,8 +153,9 @@ def test_sft_cli_learns_writes_checkpoints_metrics_and_a_table(base, tmp_path):
     assert model.config.n_layer == 2
     assert invoke(sample, [out, "--prompt", "The capital", "--max-tokens", 5]).exit_code == 0
     # and it can chain: SFT on top of an SFT run
-    r2 = invoke(sft_cmd, ["--base", out, "--data", base.data, "-o", tmp_path / "sft2", "--steps", 1, *FAST])
+    r2 = invoke(sft_cmd, ["--base", out, "--data", base.data, "-o", tmp_path / "sft2", "--steps", 1, *FAST, "--no-progress"])
     assert r2.exit_code == 0, r2.output
+    assert "1/1" not in r2.output and "train loss (assistant tokens)" in r2.output  # no bar; the summary still
 
 
 def test_resume_is_exact(base, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option, threads_option
+from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option, progress_option, threads_option
 from lmforge.locks import locks_output
 
 
@@ -29,9 +29,10 @@ from lmforge.locks import locks_output
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 @tracker_option
+@progress_option
 @locks_output("out_dir")
 def dpo(policy, data, out_dir, steps, batch_size, beta, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every,
-        seed, device, tokenizer_dir, resume, overwrite, threads, precision, trackers):
+        seed, device, tokenizer_dir, resume, overwrite, threads, precision, trackers, progress):
     """Direct Preference Optimisation against a frozen copy of the starting policy.
 
     Reports the implied rewards beta * (log pi - log ref) of chosen and rejected answers,
@@ -51,7 +52,7 @@ def dpo(policy, data, out_dir, steps, batch_size, beta, lr, warmup, val_fraction
         cfg = DPOConfig(policy=policy, data=data, out_dir=out_dir, steps=steps, batch_size=batch_size, beta=beta, lr=lr,
                         warmup=warmup, val_fraction=val_fraction, max_len=max_len, eval_every=eval_every,
                         checkpoint_every=checkpoint_every, seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers, precision=precision)
-        with ProgressBar("dpo", steps, info=True, transient=False, lazy=True) as bar:
+        with ProgressBar("dpo", steps, info=True, transient=False, lazy=True, disable=not progress) as bar:
             summary = train_dpo(cfg, bar.on_step(("loss", "margin", "accuracy")))
     except AlignmentError as exc:
         raise click.ClickException(str(exc)) from None

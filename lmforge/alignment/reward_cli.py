@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option, threads_option
+from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option, progress_option, threads_option
 from lmforge.locks import locks_output
 
 
@@ -32,9 +32,10 @@ from lmforge.locks import locks_output
                    "Measured (tiny, hh-rlhf harmless, validation split): mean follows length less (score/length "
                    "correlation -0.31 vs -0.69) but is less accurate (0.515 vs 0.585), so last stays the default.")
 @tracker_option
+@progress_option
 @locks_output("out_dir")
 def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len, eval_every, checkpoint_every, seed,
-       device, tokenizer_dir, resume, overwrite, threads, precision, trackers, pool):
+       device, tokenizer_dir, resume, overwrite, threads, precision, trackers, pool, progress):
     """Train a reward model (scalar head, Bradley–Terry loss) on preference pairs.
 
     Reports pairwise accuracy on a held-out split (chance: 0.5). The checkpoint holds the
@@ -52,7 +53,7 @@ def rm(base, data, out_dir, steps, batch_size, lr, warmup, val_fraction, max_len
         cfg = RewardConfig(base=base, data=data, out_dir=out_dir, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
                            val_fraction=val_fraction, max_len=max_len, eval_every=eval_every, checkpoint_every=checkpoint_every,
                            seed=seed, device=device, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers, precision=precision, pool=pool)
-        with ProgressBar("rm", steps, info=True, transient=False, lazy=True) as bar:
+        with ProgressBar("rm", steps, info=True, transient=False, lazy=True, disable=not progress) as bar:
             summary = train_reward_model(cfg, bar.on_step(("loss", "accuracy", "val_accuracy")))
     except AlignmentError as exc:
         raise click.ClickException(str(exc)) from None

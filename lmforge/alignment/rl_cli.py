@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, RewardSpec, run_folder_options, tracker_option, threads_option
+from lmforge.cli import Finite, LocalPath, RewardSpec, run_folder_options, tracker_option, progress_option, threads_option
 from lmforge.locks import locks_output
 
 
@@ -50,10 +50,11 @@ from lmforge.locks import locks_output
 @run_folder_options(more_steps_continue=True)
 @threads_option
 @tracker_option
+@progress_option
 @locks_output("out_dir")
 def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_step, group_size, max_new_tokens, temperature,
        top_k, lr, clip, kl_coef, epochs, loss_type, scale_rewards, clip_high, mask_truncated, gamma, lam, vf_coef, checkpoint_every,
-       seed, device, tokenizer_dir, resume, overwrite, threads, trackers):
+       seed, device, tokenizer_dir, resume, overwrite, threads, trackers, progress):
     """Reinforcement learning on a policy: GRPO with verifiable rewards, or PPO against a reward model.
 
     Each step samples --group-size completions for each of --prompts-per-step prompts with
@@ -81,7 +82,7 @@ def rl(method, policy, prompts, out_dir, reward, reward_fn, steps, prompts_per_s
                        loss_type=loss_type, scale_rewards=scale_rewards, clip_high=clip_high, mask_truncated=mask_truncated,
                        gamma=gamma, lam=lam, vf_coef=vf_coef, checkpoint_every=checkpoint_every, seed=seed, device=device,
                        resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir, threads=threads, trackers=trackers)
-        with ProgressBar(method, steps, info=True, transient=False, lazy=True) as bar:
+        with ProgressBar(method, steps, info=True, transient=False, lazy=True, disable=not progress) as bar:
             summary = train_rl(cfg, bar.on_step(("reward", "kl", "completion_len")))
     except AlignmentError as exc:
         raise click.ClickException(str(exc)) from None

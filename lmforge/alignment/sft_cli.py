@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option, threads_option
+from lmforge.cli import Finite, LocalPath, run_folder_options, tracker_option, progress_option, threads_option
 from lmforge.locks import locks_output
 
 
@@ -38,9 +38,10 @@ def _console():
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
               help="auto: bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX, float32 elsewhere; a resumed run keeps its precision.")
 @tracker_option
+@progress_option
 @locks_output("out_dir")
 def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, val_fraction, max_tokens, fmt, eval_every,
-        checkpoint_every, resume, overwrite, tokenizer_dir, device, threads, precision, trackers):
+        checkpoint_every, resume, overwrite, tokenizer_dir, device, threads, precision, trackers, progress):
     """Supervised fine-tuning of a pretrained run on conversations (loss on assistant tokens only).
 
     The run folder records the settings, base checkpoint and data it was made with: the same
@@ -64,7 +65,7 @@ def sft(base, data, out_dir, steps, batch_size, micro_batch, lr, warmup, seed, v
                         lr=lr, warmup=warmup, seed=seed, val_fraction=val_fraction, max_tokens=max_tokens, fmt=fmt,
                         eval_every=eval_every, checkpoint_every=checkpoint_every, resume=resume, overwrite=overwrite, tokenizer_dir=tokenizer_dir,
                         device=device, threads=threads, trackers=trackers, precision=precision)
-        with ProgressBar("sft", steps, info=True, transient=False) as bar:
+        with ProgressBar("sft", steps, info=True, transient=False, disable=not progress) as bar:
             summary = run_sft(cfg, on_step=bar.on_step(_step_info))
     except TrainingError as exc:  # SFTError included
         raise click.ClickException(str(exc)) from None

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from lmforge.cli import Finite, LocalPath, tracker_option, threads_option
+from lmforge.cli import Finite, LocalPath, progress_option, tracker_option, threads_option
 from lmforge.locks import locks_output
 
 from lmforge.train.presets import PRESETS
@@ -55,7 +55,7 @@ def _console():
                    "copying them (DDP), for models that do not fit one device; a run resumes the way it started.")
 @click.option("--log-every", type=click.IntRange(min=1), default=None,
               help="Steps between reads of the loss from the device [1 on CPU; 10 on CUDA, where each read waits for the GPU].")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar (the summary table is printed either way).")
+@progress_option
 @tracker_option
 @locks_output("out_dir")
 def train(manifest, preset, init_from, steps, seed, out_dir, batch_tokens, micro_batch, lr, warmup, schedule, device, compile_,
