@@ -317,3 +317,24 @@ def test_corpus_status_reports_a_dedup_stage_by_stage_and_the_cancelled_stages_a
     result = CliRunner().invoke(main, ["corpus", "status", str(out)])
     assert result.exit_code == 0 and "all stages of `corpus dedup` done" in result.output
     assert wait_for_run(out, poll=0) == {"kept": 3}
+
+
+def test_a_failure_report_shows_the_exception_line_of_the_log_not_its_last_200_characters():
+    """A failed task's log ends with loguru's traceback (variable annotations under the frames,
+    maybe a message over several lines): the report shows the exception's first line whole,
+    with its type, where the last 200 characters of the last line cut a long path's exception
+    type off; a task still running shows its latest line; an over-long line keeps both ends."""
+    from lmforge.corpus.pipeline import SHOWN_CHARS, why_it_stopped
+
+    path = "/shared/" + "very-long-folder/" * 20 + "stats/00001.json"
+    failed = ["2026-12-01 16:39:59.023 | ERROR    | datatrove.executor.base:_run_for_rank:150 - [Errno 21] Is a directory",
+              "Traceback (most recent call last):", "  File \"x.py\", line 3, in run", "    open(path)",
+              "> File \"y.py\", line 9, in open", "    |    -> None", f"IsADirectoryError: [Errno 21] Is a directory: '{path}'",
+              "second line of the message"]
+    assert why_it_stopped(failed) == f"IsADirectoryError: [Errno 21] Is a directory: '{path}'"
+    running = ["2026-12-01 16:39:55.247 | WARNING  | a caught error", "Traceback (most recent call last):",
+               "ValueError: bad page", "2026-12-01 16:39:56.000 | INFO     | step 3 of 9"]
+    assert why_it_stopped(running) == "2026-12-01 16:39:56.000 | INFO     | step 3 of 9"
+    long = "RuntimeError: " + "x" * 2000 + " the end"
+    shown = why_it_stopped([long])
+    assert len(shown) <= SHOWN_CHARS and shown.startswith("RuntimeError: xxx") and shown.endswith("x the end") and " … " in shown

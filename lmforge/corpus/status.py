@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmforge.corpus.pipeline import STATE_DIR, collect_stats, unfinished_tasks, write_json_atomic
+from lmforge.corpus.pipeline import STATE_DIR, collect_stats, unfinished_tasks, why_it_stopped, write_json_atomic
 from lmforge.errors import UserError
 
 MODES = ("process", "extract", "ingest")
@@ -224,7 +224,7 @@ def _slurm_output(logging_dir: Path, rank: int) -> str:
         return "(no log: it never started, or was cancelled before it did)"
     # srun's closing "task 0: Exited with exit code 2" says less than the error before it
     said = [line for line in lines if not line.startswith("srun: error:")] or lines
-    return (said[-1][-200:] + f" (Slurm's output: slurm_logs/{job}_{element}.out)") if said else "(empty Slurm output)"
+    return (why_it_stopped(said) + f" (Slurm's output: {logging_dir / 'slurm_logs' / f'{job}_{element}.out'})") if said else "(empty Slurm output)"
 
 
 def slurm_queue(logging_dir: Path) -> tuple[str | None, dict[int, str] | None]:
