@@ -15,6 +15,7 @@ replaced atomically), a rerun with other settings is refused rather than mixed i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -248,7 +249,8 @@ def _run(config: CorpusConfig, executor: ExecutorConfig, files: list[str], overw
     try:
         engine = make_executor(pipeline, executor, logging_dir, verbose=verbose)
         todo = len(engine.get_incomplete_ranks()) if executor.executor == "slurm" else None
-        engine.run()
+        with _ray_tasks_bar(f"corpus {config.mode}", executor, logging_dir, progress):
+            engine.run()
     except BaseException:
         release_ray_actors()
         raise
@@ -317,6 +319,29 @@ def write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False))
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _ray_tasks_bar(label: str, executor: ExecutorConfig, logging_dir: Path, progress: bool):
+    """On Ray, a bar here of the tasks done (their completion markers): the readers' bars are
+    drawn in the Ray workers, whose output never reaches this terminal. Elsewhere nothing: the
+    local executor's task processes draw their own bars, and a Slurm submission returns at once."""
+    if executor.executor != "ray" or not progress:
+        yield
+        return
+    from lmforge.progress import ProgressBar
+
+    with ProgressBar(label, executor.tasks, info="ray tasks", elapsed=True) as bar:
+        with bar.polling(lambda: {"completed": tasks_done(logging_dir)}):
+            yield
+
+
+def tasks_done(logging_dir: str | Path) -> int:
+    """How many tasks of the datatrove run in `logging_dir` are done (their completion markers)."""
+    try:
+        return sum(1 for _ in (Path(logging_dir) / "completions").iterdir())
+    except FileNotFoundError:
+        return 0
 
 
 def unfinished_tasks(logging_dir: str | Path, tasks: int) -> dict[int, str]:
