@@ -9,10 +9,13 @@ the console is not a terminal (a non-transient bar then prints its last state on
 end). rich is imported when a bar is built, never when this module is.
 
 `task_bar` is the corpus readers' bar: one per datatrove task, in the task's own process.
+`ProgressBar.polling` draws work done elsewhere (Ray workers, the processes of datatrove's
+local executor) from what it leaves in files: completion markers, part records.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable
 
 
@@ -92,6 +95,38 @@ class ProgressBar:
     def stop(self) -> None:
         if self.task is not None:
             self.progress.stop()
+
+    @contextlib.contextmanager
+    def polling(self, look: Callable[[], dict | None], interval: float = 0.5):
+        """While the block runs, a thread calls `look()` every `interval` seconds and gives what
+        it returns to `update` (completed=, total=, info=; None: no change), and once more when
+        the block ends: the bar of work whose progress only shows in files other processes or
+        machines write (a Ray worker's own bar never reaches this terminal). A `look` that
+        fails to read (a file being replaced) is tried again at the next tick."""
+        import threading
+
+        stop = threading.Event()
+
+        def tick() -> None:
+            try:
+                changes = look()
+            except (OSError, ValueError):
+                return
+            if changes:
+                self.update(**changes)
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                tick()
+
+        thread = threading.Thread(target=loop, name="progress-poll", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            tick()
 
 
 def task_bar(rank: int, world_size: int, desc: str, progress: bool = True):

@@ -317,3 +317,83 @@ def test_corpus_status_reports_a_dedup_stage_by_stage_and_the_cancelled_stages_a
     result = CliRunner().invoke(main, ["corpus", "status", str(out)])
     assert result.exit_code == 0 and "all stages of `corpus dedup` done" in result.output
     assert wait_for_run(out, poll=0) == {"kept": 3}
+
+
+def test_a_failure_report_shows_the_exception_line_of_the_log_not_its_last_200_characters():
+    """A failed task's log ends with loguru's traceback (variable annotations under the frames,
+    maybe a message over several lines): the report shows the exception's first line whole,
+    with its type, where the last 200 characters of the last line cut a long path's exception
+    type off; a task still running shows its latest line; an over-long line keeps both ends."""
+    from lmforge.corpus.pipeline import SHOWN_CHARS, why_it_stopped
+
+    path = "/shared/" + "very-long-folder/" * 20 + "stats/00001.json"
+    failed = ["2026-12-01 16:39:59.023 | ERROR    | datatrove.executor.base:_run_for_rank:150 - [Errno 21] Is a directory",
+              "Traceback (most recent call last):", "  File \"x.py\", line 3, in run", "    open(path)",
+              "> File \"y.py\", line 9, in open", "    |    -> None", f"IsADirectoryError: [Errno 21] Is a directory: '{path}'",
+              "second line of the message"]
+    assert why_it_stopped(failed) == f"IsADirectoryError: [Errno 21] Is a directory: '{path}'"
+    running = ["2026-12-01 16:39:55.247 | WARNING  | a caught error", "Traceback (most recent call last):",
+               "ValueError: bad page", "2026-12-01 16:39:56.000 | INFO     | step 3 of 9"]
+    assert why_it_stopped(running) == "2026-12-01 16:39:56.000 | INFO     | step 3 of 9"
+    long = "RuntimeError: " + "x" * 2000 + " the end"
+    shown = why_it_stopped([long])
+    assert len(shown) <= SHOWN_CHARS and shown.startswith("RuntimeError: xxx") and shown.endswith("x the end") and " … " in shown
+
+
+def test_the_slurm_wait_ends_at_once_on_a_failed_or_cancelled_task_and_after_its_time_limit(tmp_path, monkeypatch):
+    """The pipeline's wait for a Slurm stage (`wait_for_run`): one failed task ends it at once,
+    while the others still run, naming the task, its log and the jobs left running; a task
+    cancelled before it started is named with Slurm's output for it; a run still going after
+    the time limit ends it with the way to follow it; a task that ended between the look at its
+    marker and squeue's answer is done, not failed."""
+    from lmforge.corpus.status import StatusError, WaitTimeout, submission_in_flight, wait_for_run
+
+    _stand_in_squeue(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    state = out / ".lmforge" / "process"
+    _fake_stage(state, 4, done=[0], logs={1: "step 1", 2: "ValueError: bad page"}, slurm={"job_id": "90", "ranks": [0, 1, 2, 3]})
+    (tmp_path / "queue-90").write_text("1 RUNNING\n3 PENDING\n")
+    assert submission_in_flight(out) == ["90"]
+    with pytest.raises(StatusError) as failed:
+        wait_for_run(out, poll=0, timeout=60)
+    message = str(failed.value)
+    assert message.startswith("1 of 4 tasks failed: task 2 failed: ValueError: bad page (log: ") and "task_00002.log" in message
+    assert "2 other tasks of Slurm job 90 are still queued or running (scancel 90 stops them)" in message
+
+    (tmp_path / "queue-90").write_text("1 RUNNING\n2 RUNNING\n")  # task 3 cancelled while pending: no log of its own
+    (state / "slurm_logs").mkdir()
+    with pytest.raises(StatusError, match=r"task 3 failed: \(no log: it never started, or was cancelled before it did\)"):
+        wait_for_run(out, poll=0, timeout=60)
+
+    (tmp_path / "queue-90").write_text("1 RUNNING\n2 RUNNING\n3 PENDING\n")
+    with pytest.raises(WaitTimeout, match=rf"{out}: not done after waiting 0:00:00; its Slurm jobs keep running: follow them "
+                                          rf"with `lmforge corpus status {out}`"):
+        wait_for_run(out, poll=0, timeout=0.01)
+
+    # task 2 writes its marker and leaves the queue between the two looks: done, not failed
+    import lmforge.corpus.status as status
+
+    real = status.slurm_queue
+
+    def queue_after_task_2_ended(logging_dir):
+        (state / "completions" / "00002").write_text("")
+        return "90", {1: "running", 3: "pending"}
+
+    monkeypatch.setattr(status, "slurm_queue", queue_after_task_2_ended)
+    run = status.corpus_status(out, write=False)
+    assert run.failed == [] and run.done == [0, 2]
+    monkeypatch.setattr(status, "slurm_queue", real)
+    (tmp_path / "queue-90").write_text("")
+    assert submission_in_flight(out) == []  # nothing left in the queue: a rerun submits what is not done
+
+
+def test_the_slurm_wait_is_a_recipe_setting_and_a_flag_in_slurm_s_time_format(tmp_path):
+    from lmforge.corpus.execution import ExecutorConfig, parse_duration
+
+    assert parse_duration("48:00:00") == 48 * 3600 == parse_duration("2-00:00:00") == parse_duration("2-0")
+    assert parse_duration("90") == 90 * 60 and parse_duration("1:30") == 90 and ExecutorConfig().slurm_wait == "48:00:00"
+    for bad in ("soon", "-1", "0", "1:2:3:4"):
+        with pytest.raises(ValueError, match="slurm_wait"):
+            ExecutorConfig(slurm_wait=bad)
+    result = CliRunner().invoke(main, ["pipeline", "run", str(tmp_path / "r.toml"), "--slurm-wait", "later"])
+    assert result.exit_code == 2 and "--slurm-wait" in result.output and "HH:MM:SS" in result.output, result.output

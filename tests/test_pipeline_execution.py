@@ -23,6 +23,7 @@ def recipe(**execution):
     ({"tasks": "many"}, "[execution].tasks: 'many' is a string; expected an integer"),
     ({"extra": {}}, "[execution]: unknown key extra"),
     ({"ray_env": [1]}, "[execution].ray_env: 1 is an integer; expected a string"),
+    ({"slurm_wait": "a day"}, "[execution]: slurm_wait 'a day': not a time; write HH:MM:SS"),
 ])
 def test_a_bad_execution_table_is_refused_by_name(table, message):
     with pytest.raises(RecipeError) as err:

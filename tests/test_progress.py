@@ -40,3 +40,24 @@ def test_on_step_takes_a_formatter_and_the_step_of_each_row(capsys):
 def test_importing_the_helper_does_not_import_rich():
     code = "import sys, lmforge.progress; assert 'rich' not in sys.modules, 'rich imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_polling_moves_the_bar_to_what_the_files_say_and_looks_once_more_at_the_end(capsys, tmp_path):
+    """`polling` is the bar of work done in other processes: a look that fails to read (a file
+    being replaced) is skipped, and the last look is taken when the block ends."""
+    done = tmp_path / "done"
+    done.mkdir()
+
+    def look():
+        if (tmp_path / "torn").exists():
+            raise OSError("being replaced")
+        return {"completed": len(list(done.iterdir())), "info": "tasks"}
+
+    (tmp_path / "torn").write_text("")
+    with ProgressBar("corpus process", 3, info=True, transient=False) as bar:
+        with bar.polling(look, interval=0.01):
+            (tmp_path / "torn").unlink()
+            for name in "abc":
+                (done / name).write_text("")
+    err = capsys.readouterr().err
+    assert "corpus process" in err and "3/3" in err and "tasks" in err

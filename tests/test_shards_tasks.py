@@ -98,3 +98,16 @@ def test_slurm_without_sbatch_and_url_outputs_are_one_line_errors(tmp_path, tok_
     r = CliRunner().invoke(main, ["shards", "build", str(inputs), "--tokenizer", str(tok_dir), "-o", str(tmp_path / "o"),
                                   "--executor", "slurm"])
     assert r.exit_code == 2 and "--slurm-partition" in r.output
+
+
+def test_a_task_build_draws_its_files_done_on_a_terminal_and_nothing_with_no_progress(tmp_path, tok_dir, inputs, monkeypatch):
+    """The tasks run in processes of their own (or on Ray's workers) and draw nothing here: the
+    bar counts the input files done from their part records, up to all of them."""
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
+    args = [inputs, "--tokenizer", tok_dir, "--shard-tokens", "1500", "--tasks", "2"]
+    drawn = build(*args, "-o", tmp_path / "drawn")
+    assert drawn.exit_code == 0, drawn.output
+    files = len(json.loads((tmp_path / "drawn" / "source.json").read_text())["inputs"])
+    assert "shards build" in drawn.output and "files · 2 local tasks" in drawn.output and f"{files}/{files}" in drawn.output
+    quiet = build(*args, "-o", tmp_path / "quiet", "--no-progress")
+    assert quiet.exit_code == 0 and "files · 2 local tasks" not in quiet.output

@@ -988,14 +988,17 @@ def submit_slurm(files: list[str], out: Path, config: DedupConfig, executor) -> 
 def run_stages(stages, files: list[str], out: Path, config: DedupConfig, executor) -> None:
     """Run `stages` one after the other on this machine (local or Ray executor), each to completion."""
     from lmforge.corpus.execution import release_ray_actors
-    from lmforge.corpus.pipeline import failed_tasks_message, unfinished_tasks
+    from lmforge.corpus.pipeline import failed_tasks_message, tasks_done, unfinished_tasks
     from lmforge.progress import ProgressBar
 
     try:
         with ProgressBar("corpus dedup", total=len(stages), info=True, elapsed=True, disable=not config.progress) as bar:
             for stage, ex in zip(stages, build_executors(stages, files, out, config, executor)):
-                bar.update(info=f"stage {stage.name}")
-                ex.run()
+                # the stage's tasks done, from their completion markers (its tasks run in other
+                # processes, or on Ray's workers, which draw nothing here)
+                logs, n = _logging_dir(out, stage), ex.world_size
+                with bar.polling(lambda: {"info": f"stage {stage.name} · {tasks_done(logs)}/{n} tasks"}):  # noqa: B023
+                    ex.run()
                 _raise_input_errors(Path(out) / WORK, _logging_dir(out, stage), files, ex.world_size)
                 # a Ray run returns when its tasks end, failed or not: the next stage must not
                 # start on a partial one

@@ -76,6 +76,10 @@ class ExecutorConfig:
     #: names of environment variables sent to its workers on top of `RAY_ENV_ALWAYS`
     ray_address: str | None = None
     ray_env: tuple = ()
+    #: `lmforge pipeline run` only: how long it waits for a stage's Slurm jobs (Slurm's time
+    #: format) before it stops, saying that they keep running and how to follow them; twice a
+    #: task's default time limit
+    slurm_wait: str = "48:00:00"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -89,8 +93,39 @@ class ExecutorConfig:
             raise ValueError(f"workers must be >= 1 (got {self.workers})")
         if self.executor == "slurm" and not self.slurm_partition:
             raise ValueError("the slurm executor needs a partition: pass --slurm-partition NAME")
+        parse_duration(self.slurm_wait, "slurm_wait")
         if self.executor == "ray":
             ray_env_vars(self.ray_env)  # a --ray-env name not set here is refused before any work
+
+
+def format_duration(seconds: float) -> str:
+    """`1:30:00` (h:mm:ss), as Slurm writes times."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def parse_duration(text: str, what: str = "--slurm-wait") -> float:
+    """Seconds of a Slurm-style time: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`
+    (`48:00:00`, `2-00:00:00`). Raises ValueError naming `what` and the forms it takes."""
+    text = str(text).strip()
+    days, _, rest = text.rpartition("-") if "-" in text else ("0", "", text)
+    try:
+        parts = [int(p) for p in rest.split(":")]
+        d = int(days)
+    except ValueError:
+        parts, d = [], -1
+    if d < 0 or not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        raise ValueError(f"{what} {text!r}: not a time; write HH:MM:SS, D-HH:MM:SS or minutes (e.g. 48:00:00)")
+    if "-" in text:  # D-HH, D-HH:MM, D-HH:MM:SS
+        h, m, sec = (parts + [0, 0])[:3]
+    elif len(parts) == 3:  # HH:MM:SS
+        h, m, sec = parts
+    else:  # MM, MM:SS
+        h, m, sec = 0, parts[0], parts[1] if len(parts) > 1 else 0
+    seconds = ((d * 24 + h) * 60 + m) * 60 + sec
+    if seconds <= 0:
+        raise ValueError(f"{what} {text!r}: must be longer than 0")
+    return float(seconds)
 
 
 def check_engine(config: ExecutorConfig) -> None:
@@ -180,6 +215,7 @@ class SlurmExecutor(SlurmPipelineExecutor):
     def launch_job(self):
         import subprocess
 
+        self._refuse_a_second_submission()
         recorder = _JobIds(self.job_id_retriever)
         self.job_id_retriever = recorder
         try:
@@ -201,6 +237,22 @@ class SlurmExecutor(SlurmPipelineExecutor):
             with self.logging_dir.open(SLURM_JOB_FILE, "w") as f:
                 json.dump({"job_id": str(self.job_id), "jobs": [str(j) for j in jobs], "max_array": self.max_array_size,
                            "ranks": ranks, "submitted": time.time()}, f)
+
+
+    def _refuse_a_second_submission(self) -> None:
+        """The same command run again while the tasks of its last submission are still queued
+        or running (a pipeline whose wait ran out, a second shell) would submit those tasks a
+        second time, two processes then writing each one's files: refused, saying how to follow
+        or cancel the first."""
+        from lmforge.corpus.status import slurm_queue
+
+        logging_dir = Path(self.logging_dir.path)
+        jobs, queued = slurm_queue(logging_dir)
+        if queued:
+            out = logging_dir.parents[1]
+            raise RuntimeError(f"Slurm job {jobs} of an earlier submission into {out} still has {len(queued)} tasks queued or "
+                               f"running; follow it with `lmforge corpus status {out}` and run the same command again when it "
+                               f"is done (finished tasks are skipped), or stop it first (scancel {jobs.replace(',', '')})")
 
 
 class _JobIds:

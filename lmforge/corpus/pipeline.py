@@ -15,10 +15,12 @@ replaced atomically), a rerun with other settings is refused rather than mixed i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -30,6 +32,8 @@ from lmforge.errors import UserError
 
 MODES = ("extract", "process", "ingest")
 STATE_DIR = ".lmforge"
+#: a line loguru writes for a log record (`2026-12-01 16:39:59.022 | ERROR    | ...`)
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +249,8 @@ def _run(config: CorpusConfig, executor: ExecutorConfig, files: list[str], overw
     try:
         engine = make_executor(pipeline, executor, logging_dir, verbose=verbose)
         todo = len(engine.get_incomplete_ranks()) if executor.executor == "slurm" else None
-        engine.run()
+        with _ray_tasks_bar(f"corpus {config.mode}", executor, logging_dir, progress):
+            engine.run()
     except BaseException:
         release_ray_actors()
         raise
@@ -316,6 +321,29 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _ray_tasks_bar(label: str, executor: ExecutorConfig, logging_dir: Path, progress: bool):
+    """On Ray, a bar here of the tasks done (their completion markers): the readers' bars are
+    drawn in the Ray workers, whose output never reaches this terminal. Elsewhere nothing: the
+    local executor's task processes draw their own bars, and a Slurm submission returns at once."""
+    if executor.executor != "ray" or not progress:
+        yield
+        return
+    from lmforge.progress import ProgressBar
+
+    with ProgressBar(label, executor.tasks, info="ray tasks", elapsed=True) as bar:
+        with bar.polling(lambda: {"completed": tasks_done(logging_dir)}):
+            yield
+
+
+def tasks_done(logging_dir: str | Path) -> int:
+    """How many tasks of the datatrove run in `logging_dir` are done (their completion markers)."""
+    try:
+        return sum(1 for _ in (Path(logging_dir) / "completions").iterdir())
+    except FileNotFoundError:
+        return 0
+
+
 def unfinished_tasks(logging_dir: str | Path, tasks: int) -> dict[int, str]:
     """Tasks without datatrove's completion marker -> the last line of their log (the error of
     a failed task, the latest step of a running one; "(no log)" for a task never started)."""
@@ -330,8 +358,43 @@ def unfinished_tasks(logging_dir: str | Path, tasks: int) -> dict[int, str]:
         except OSError:
             left[rank] = "(no log)"
             continue
-        left[rank] = lines[-1][-200:] if lines else "(empty log)"
+        left[rank] = why_it_stopped(lines) if lines else "(empty log)"
     return left
+
+
+#: the longest log line a failure report shows whole; a longer one keeps its start (the
+#: exception's type and message) and its end, joined by " … "
+SHOWN_CHARS = 500
+
+
+def why_it_stopped(lines: list[str]) -> str:
+    """The line of a task's log (`lines`, blank ones left out) that says where it stands: the
+    exception a failed task ended with, else the last line (a running task's latest step).
+
+    loguru's traceback ends a failed task's log with the exception line, often below a dozen
+    lines of variable annotations, and after it may come the rest of a multi-line message:
+    the line shown is the exception's first line (`IsADirectoryError: [Errno 21] Is a
+    directory: '/…/stats/00001.json'`), whole up to `SHOWN_CHARS` (the last 200 characters
+    used to be shown: a long path cut the exception's type off)."""
+    last = max((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), default=None)
+    shown = lines[-1]
+    if last is not None:
+        after = lines[last + 1:]
+        # a log record after the traceback: the task went on (the exception was a caught one)
+        if not any(_LOG_RECORD.match(line) for line in after):
+            shown = next((line for line in after if not line[:1].isspace() and not line.startswith(("> File", "During handling",
+                                                                                                       "The above exception"))),
+                         shown)
+    return shorten(shown)
+
+
+def shorten(line: str, limit: int = SHOWN_CHARS) -> str:
+    """`line` whole when it fits in `limit` characters, else its start and its end around " … "."""
+    line = line.strip()
+    if len(line) <= limit:
+        return line
+    tail = limit // 4
+    return f"{line[:limit - tail - 3]} … {line[-tail:]}"
 
 
 def failed_tasks_message(logging_dir: str | Path, tasks: int, limit: int = 3) -> str:

@@ -20,7 +20,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmforge.corpus.pipeline import STATE_DIR, collect_stats, unfinished_tasks, write_json_atomic
+from lmforge.corpus.pipeline import STATE_DIR, collect_stats, unfinished_tasks, why_it_stopped, write_json_atomic
+from lmforge.corpus.execution import format_duration
 from lmforge.errors import UserError
 
 MODES = ("process", "extract", "ingest")
@@ -111,16 +112,24 @@ def staged_status(out: str | Path) -> StagedStatus | None:
 POLL_SECONDS = 15.0
 
 
-def wait_for_run(out: str | Path, poll: float | None = None) -> dict:
+class WaitTimeout(StatusError):
+    """The Slurm jobs `wait_for_run` waits for were not done in time (they keep running)."""
+
+
+def wait_for_run(out: str | Path, poll: float | None = None, timeout: float | None = None) -> dict:
     """Wait until the Slurm submission in `out` (corpus process/extract/ingest, dedup, shards)
-    is done; return its stats (`stats.json`; for shards, `source.json`). Raises StatusError
-    naming the failed tasks and their logs as soon as a task failed and nothing of the run is
-    queued or running any more. (Where squeue does not answer, it waits for the files.)"""
+    is done; return its stats (`stats.json`; for shards, `source.json`).
+
+    Raises StatusError naming the failed task and its log as soon as one task has failed (not
+    done and no longer in Slurm's queue: it raised, was cancelled, or its node died), while
+    the other tasks may still run; WaitTimeout after `timeout` seconds (None: no limit),
+    saying the jobs keep running and how to follow them. (Where squeue does not answer, a
+    failure is known only from the files: it waits for them, up to `timeout`.)"""
     import time
 
-    from lmforge.corpus.pipeline import failed_tasks_message
-
     out = Path(out)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    resume = "run the same command again to resume (finished tasks are skipped)"
     while True:
         try:
             run = corpus_status(out)
@@ -129,9 +138,8 @@ def wait_for_run(out: str | Path, poll: float | None = None) -> dict:
         if run is not None:
             if run.finished:
                 return run.stats
-            if run.queued == {} and run.failed:
-                raise StatusError(f"{failed_tasks_message(out / STATE_DIR / run.mode, run.tasks)}; "
-                                  "run the same command again to resume (finished tasks are skipped)")
+            if run.failed:
+                raise StatusError(f"{failed_message(run, out / STATE_DIR / run.mode)}{_still_queued(run)}; {resume}")
         else:
             staged = staged_status(out)
             if staged is None:
@@ -139,11 +147,51 @@ def wait_for_run(out: str | Path, poll: float | None = None) -> dict:
             if staged.finished:
                 return json.loads(staged.output.read_text())
             failed = staged.failed_stage
-            if failed is not None and not any(s is not None and s.queued for s in staged.stages.values()):
-                folder = STAGED[staged.kind][0][failed]
-                raise StatusError(f"{staged.kind} stage {failed}: {failed_tasks_message(out / STATE_DIR / folder, staged.stages[failed].tasks)}; "
-                                  "run the same command again to resume (finished tasks are skipped)")
-        time.sleep(POLL_SECONDS if poll is None else poll)
+            if failed is not None:
+                stage = staged.stages[failed]
+                still = "".join(_still_queued(s) for s in staged.stages.values() if s is not None)
+                raise StatusError(f"{staged.kind} stage {failed}: "
+                                  f"{failed_message(stage, out / STATE_DIR / STAGED[staged.kind][0][failed])}{still}; {resume}")
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise WaitTimeout(f"{out}: not done after waiting {format_duration(timeout)}; its Slurm jobs keep running: follow them with "
+                              f"`lmforge corpus status {out}`, and run the same command again to wait for them (nothing is "
+                              "submitted twice), or raise the limit (`slurm_wait` in [execution], `--slurm-wait`)")
+        time.sleep(max(0.0, min(POLL_SECONDS if poll is None else poll, left if left is not None else float("inf"))))
+
+
+def failed_message(run: RunStatus, logging_dir: Path, limit: int = 3) -> str:
+    """`1 of 4 tasks failed: task 2 failed: ValueError: bad page (log: …/logs/task_00002.log)`
+    for the tasks of `run` known to have failed (a task that wrote no log of its own, being
+    cancelled or dead before Python ran: the last line of Slurm's output for it, and its file)."""
+    parts = []
+    for rank in run.failed[:limit]:
+        if rank in run.started:
+            parts.append(f"task {rank} failed: {run.started[rank]} (log: {logging_dir / 'logs' / f'task_{rank:05d}.log'})")
+        else:
+            parts.append(f"task {rank} failed: {run.slurm_output.get(rank, '(no log)')}")
+    more = f"; and {len(run.failed) - limit} more" if len(run.failed) > limit else ""
+    return f"{len(run.failed)} of {run.tasks} tasks failed: " + "; ".join(parts) + more
+
+
+def _still_queued(run: RunStatus | None) -> str:
+    """`; 3 other tasks of job 812 are still queued or running (scancel 812 stops them)`, or ""."""
+    if run is None or not run.queued:
+        return ""
+    return f"; {len(run.queued)} other tasks of Slurm job {run.job_id} are still queued or running (scancel {run.job_id.replace(',', '')} stops them)"
+
+
+def submission_in_flight(out: str | Path) -> list[str]:
+    """The Slurm job ids of the run in `out` (any stage) that still have tasks queued or
+    running; [] when none (or no run, or no squeue here). A pipeline run again after its wait
+    ran out waits for these instead of submitting the same tasks twice."""
+    out = Path(out)
+    try:
+        runs = [corpus_status(out, write=False)]
+    except StatusError:
+        staged = staged_status(out)
+        runs = [] if staged is None else [s for s in staged.stages.values() if s is not None]
+    return [r.job_id for r in runs if r.queued]
 
 
 def _stage_status(out: Path, mode: str, logging_dir: Path) -> RunStatus:
@@ -159,6 +207,14 @@ def _stage_status(out: Path, mode: str, logging_dir: Path) -> RunStatus:
     status.started = {rank: line for rank, line in left.items() if line != "(no log)"}
     if left:
         status.job_id, status.queued = slurm_queue(logging_dir)
+        if status.queued is not None:
+            # a task that ended between reading its markers and asking squeue is out of the queue
+            # with its marker written: done, not failed
+            late = [rank for rank in left if rank not in status.queued and (logging_dir / "completions" / f"{rank:05d}").exists()]
+            if late:
+                status.done = sorted(status.done + late)
+                for rank in late:
+                    status.started.pop(rank, None)
         for rank in status.failed:
             if rank not in status.started:
                 status.slurm_output[rank] = _slurm_output(logging_dir, rank)
@@ -224,7 +280,7 @@ def _slurm_output(logging_dir: Path, rank: int) -> str:
         return "(no log: it never started, or was cancelled before it did)"
     # srun's closing "task 0: Exited with exit code 2" says less than the error before it
     said = [line for line in lines if not line.startswith("srun: error:")] or lines
-    return (said[-1][-200:] + f" (Slurm's output: slurm_logs/{job}_{element}.out)") if said else "(empty Slurm output)"
+    return (why_it_stopped(said) + f" (Slurm's output: {logging_dir / 'slurm_logs' / f'{job}_{element}.out'})") if said else "(empty Slurm output)"
 
 
 def slurm_queue(logging_dir: Path) -> tuple[str | None, dict[int, str] | None]:

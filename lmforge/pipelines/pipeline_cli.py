@@ -39,17 +39,38 @@ def pipeline() -> None:
     """
 
 
+def _slurm_wait(value: str | None) -> str | None:
+    """--slurm-wait checked as the recipe's `slurm_wait` is (Slurm's time format)."""
+    if value is None:
+        return None
+    from lmforge.corpus.execution import parse_duration
+
+    try:
+        parse_duration(value, "--slurm-wait")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--slurm-wait") from None
+    return value
+
+
 @pipeline.command("run")
 @click.argument("recipe", type=LocalPath())
 @click.option("-o", "--output", type=LocalPath(), default=None, help="Output folder [the recipe's [pipeline].output].")
 @click.option("--until", default=None, help="Stop after this stage (corpus, dedup, tokenizer, shards, mix, train, sft, rm, dpo, rl).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
-def run(recipe, output, until, progress):
+@click.option("--slurm-wait", default=None, metavar="HH:MM:SS", callback=lambda ctx, param, value: _slurm_wait(value),
+              help="With [execution] executor = \"slurm\": how long to wait for a stage's jobs before stopping (they keep "
+                   "running; the same command again waits for them) [the recipe's slurm_wait, else 48:00:00].")
+def run(recipe, output, until, progress, slurm_wait):
     """Run (or resume) every stage of RECIPE; finished stages are skipped.
+
+    With `executor = "slurm"` in [execution] the corpus, dedup, ingest and shards stages are
+    submitted as job arrays and waited for: a failed or cancelled task stops the run at once
+    (exit 1, naming the task and its log); after --slurm-wait it stops, and the jobs keep running.
 
     \b
     Example:
       lmforge pipeline run recipes/tiny-shared-data.toml -o runs/tiny
+      lmforge pipeline run cluster.toml -o /shared/runs/web --slurm-wait 12:00:00
     """
     from lmforge.pipelines.recipe import RecipeError
     from lmforge.pipelines.runner import PipelineError, run_pipeline
@@ -57,6 +78,10 @@ def run(recipe, output, until, progress):
     from lmforge.locks import hold
 
     rcp = _load(recipe, output)
+    if slurm_wait is not None and rcp.execution is not None:
+        import dataclasses
+
+        rcp.execution = dataclasses.replace(rcp.execution, slurm_wait=slurm_wait)
     console = _console()
     try:
         with hold(rcp.output, click.ClickException):

@@ -70,7 +70,10 @@ and the key (`RecipeError`); nothing runs until the whole recipe is valid.
 `[execution]` is not a stage: without it the corpus stages run `workers` tasks in `workers`
 processes here, as before. With `executor = "slurm"` each of those stages is submitted as
 job arrays and the pipeline waits for them (polling `squeue`, as `lmforge corpus status`
-does), so run it where it may wait: a login node, or inside an allocation. The executor is
+does), so run it where it may wait: a login node, or inside an allocation. A failed or
+cancelled task stops the wait at once (exit 1, naming the task and its log); after
+`slurm_wait` (Slurm's time format, default "48:00:00"; `pipeline run --slurm-wait`) it stops
+too, the jobs keep running, and the same command again waits for them. The executor is
 recorded in `pipeline.json`; changing it does not make finished stages stale (the same
 documents and shards come out on every engine).
 """

@@ -210,18 +210,37 @@ class PipelineRunner:
     def _wait(self, out: Path, what: str):
         """Wait for the Slurm submission of a stage into `out` (returns the stats it wrote, or
         raises naming the failed tasks and their logs)."""
+        from lmforge.corpus.execution import parse_duration
         from lmforge.corpus.status import wait_for_run
 
-        self.log(f"pipeline: {what} stage submitted to Slurm; waiting for it (`lmforge corpus status {out}` shows it)")
-        return wait_for_run(out)
+        limit = self._executor().slurm_wait
+        self.log(f"pipeline: {what} stage submitted to Slurm; waiting for it, at most {limit} "
+                 f"(`lmforge corpus status {out}` shows it)")
+        return wait_for_run(out, timeout=parse_duration(limit, "slurm_wait"))
+
+    def _in_flight(self, out: Path, what: str) -> bool:
+        """Whether the stage's Slurm jobs of an earlier run of the pipeline (one whose wait ran
+        out, or was interrupted) are still queued or running: they are waited for, not
+        submitted a second time."""
+        if self._executor().executor != "slurm":
+            return False
+        from lmforge.corpus.status import submission_in_flight
+
+        jobs = submission_in_flight(out)
+        if jobs:
+            self.log(f"pipeline: {what} stage: Slurm job {', '.join(jobs)} of an earlier run is still queued or running")
+        return bool(jobs)
 
     def _corpus(self) -> dict:
         from lmforge.corpus.pipeline import run_corpus
 
         cfg = dataclasses.replace(self.recipe.stages["corpus"], output_dir=str(self.out / "corpus"), dedup=False)
-        stats = run_corpus(cfg, self._executor(), progress=self.progress)
-        if stats.get("submitted"):
+        if self._in_flight(self.out / "corpus", "corpus"):
             stats = self._wait(self.out / "corpus", "corpus")
+        else:
+            stats = run_corpus(cfg, self._executor(), progress=self.progress)
+            if stats.get("submitted"):
+                stats = self._wait(self.out / "corpus", "corpus")
         s = stats.get("summary", {})
         dropped = _drops(s)
         if not s.get("kept"):
@@ -243,9 +262,12 @@ class PipelineRunner:
             raise RecipeError(f"{self.out / 'dedup'} was made from other corpus documents (the corpus was rebuilt); "
                               f"delete {self.out / 'dedup'} and the stages after it to deduplicate the new ones")
         cfg = dataclasses.replace(self.recipe.stages["dedup"], progress=self.progress)
-        stats = run_dedup([str(self.out / "corpus" / "documents")], str(self.out / "dedup"), cfg, self._executor())
-        if stats.get("submitted"):
+        if self._in_flight(self.out / "dedup", "dedup"):
             stats = self._wait(self.out / "dedup", "dedup")
+        else:
+            stats = run_dedup([str(self.out / "corpus" / "documents")], str(self.out / "dedup"), cfg, self._executor())
+            if stats.get("submitted"):
+                stats = self._wait(self.out / "dedup", "dedup")
         keys = ("documents_in", "exact_duplicates_removed", "near_duplicates_removed", "kept")
         return {"outputs": {"documents": str(self.out / "dedup" / "documents"), "stats": str(self.out / "dedup" / "stats.json")},
                 "figures": {k: stats[k] for k in keys if k in stats}, "upstream": upstream}
@@ -265,19 +287,25 @@ class PipelineRunner:
             folder = self.out / "ingest" / src.name
             cfg = CorpusConfig(inputs=list(src.inputs), output_dir=str(folder / "raw"), mode="ingest",
                                source=src.source, source_config=src.options)
-            stats = run_corpus(cfg, self._executor(), progress=self.progress)
-            if stats.get("submitted"):
+            if self._in_flight(folder / "raw", f"ingest {src.name}"):
                 stats = self._wait(folder / "raw", f"ingest {src.name}")
+            else:
+                stats = run_corpus(cfg, self._executor(), progress=self.progress)
+                if stats.get("submitted"):
+                    stats = self._wait(folder / "raw", f"ingest {src.name}")
             s = stats.get("summary", {})
             if not s.get("kept"):
                 raise RecipeError(f"[[ingest]] {src.name}: kept no documents of {s.get('records', 0)} records "
                                   f"(dropped: {_top(_drops(s))}); see {folder / 'raw' / 'stats.json'}")
             line = f"{s.get('records', 0)} records, {s['kept']} kept"
             if src.dedup:
-                d = run_dedup([str(folder / "raw" / "documents")], str(folder / "dedup"),
-                              dataclasses.replace(dedup_cfg, progress=self.progress), self._executor())
-                if d.get("submitted"):
+                if self._in_flight(folder / "dedup", f"ingest {src.name} dedup"):
                     d = self._wait(folder / "dedup", f"ingest {src.name} dedup")
+                else:
+                    d = run_dedup([str(folder / "raw" / "documents")], str(folder / "dedup"),
+                                  dataclasses.replace(dedup_cfg, progress=self.progress), self._executor())
+                    if d.get("submitted"):
+                        d = self._wait(folder / "dedup", f"ingest {src.name} dedup")
                 line += f", {d.get('kept', s['kept'])} after dedup"
             outputs[src.name] = str(self._ingest_documents(src))
             figures[src.name] = line
@@ -325,16 +353,18 @@ class PipelineRunner:
         for name, docs in self._document_sources():
             target = self.out / "shards" / name
             try:
-                res = build_shards([docs], str(self.out / "tokenizer"), str(target), cfg, executor=self._shards_executor())
-                if res.submitted:
-                    res.source = self._wait(target, f"shards {name}")
+                if self._shards_executor() is not None and self._in_flight(target, f"shards {name}"):
+                    source = self._wait(target, f"shards {name}")
+                else:
+                    res = build_shards([docs], str(self.out / "tokenizer"), str(target), cfg, executor=self._shards_executor())
+                    source = self._wait(target, f"shards {name}") if res.submitted else res.source
             except BuildError as exc:
                 if "already holds a build" not in str(exc):
                     raise
                 raise BuildError(f"{target} holds shards of other documents or another tokenizer (the stages before it "
                                  f"changed); delete {target} and the stages after it to rebuild") from None
             outputs[name] = str(target)
-            figures[f"{name}_tokens"] = res.source.get("tokens")
+            figures[f"{name}_tokens"] = source.get("tokens")
         return {"outputs": outputs, "figures": figures}
 
     def _shards_executor(self):

@@ -419,6 +419,18 @@ def _finished_parts(out: Path, n_files: int, notify=lambda kind, value: None) ->
     return parts, todo
 
 
+def build_progress(out: str | os.PathLike) -> dict | None:
+    """`{"completed": input files done, "total": input files}` of the build in `out`, from its
+    plan and part records: what a progress bar shows of a build whose tasks run in other
+    processes or on other machines (`--tasks N`); None before the plan is written."""
+    build_dir = Path(out) / BUILD_DIR
+    try:
+        total = len(orjson.loads((build_dir / "plan.json").read_bytes())["inputs"])
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return {"completed": sum(1 for p in build_dir.glob("part-*.json") if p.is_file()), "total": total}
+
+
 def _read_part(out: Path, i: int) -> dict | None:
     """The part record of input `i` when it and all its shards are there, else None."""
     part_path = out / BUILD_DIR / f"part-{i:05d}.json"

@@ -116,7 +116,7 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, tasks, executor, shard
     except ValueError as exc:
         _fail(str(exc), 2)
     if cluster is not None:
-        return _build_on(cluster, inputs, tokenizer_dir, out_dir, cfg, force)
+        return _build_on(cluster, inputs, tokenizer_dir, out_dir, cfg, force, no_progress)
     counts = {"tokens": 0}
     with ProgressBar("[bold]shards build", info="files 0 tokens", elapsed=True, disable=no_progress) as bar:
 
@@ -138,21 +138,29 @@ def shards_build(inputs, tokenizer_dir, out_dir, workers, tasks, executor, shard
     _print_build(result, shown=out_dir)
 
 
-def _build_on(cluster, inputs, tokenizer_dir, out_dir, cfg, force) -> None:
+def _build_on(cluster, inputs, tokenizer_dir, out_dir, cfg, force, no_progress: bool = False) -> None:
     """`shards build --tasks N` on `cluster` (an ExecutorConfig): wait and print the summary,
-    or for Slurm print the submitted job ids and how to follow them."""
+    or for Slurm print the submitted job ids and how to follow them. While local or Ray tasks
+    run, the bar counts the input files done from their part records (the tasks' processes
+    draw nothing here)."""
     from lmforge.documents import DocumentFileError
-    from lmforge.tokenize.build import BuildError, build_shards
+    from lmforge.progress import ProgressBar
+    from lmforge.tokenize.build import BuildError, build_progress, build_shards
     from lmforge.tokenize.tokenizer import TokenizerError
 
     if cluster.executor == "slurm" and "://" in out_dir:
         _fail(f"-o {out_dir}: a Slurm submission returns before anything is written, so nothing would upload it; write to the "
               "shared filesystem and copy (aws s3 sync), or use --executor local/ray", 2)
-    try:
-        with staged_shards(out_dir) as local:
-            result = build_shards(inputs, tokenizer_dir, local, cfg, force=force, executor=cluster)
-    except (FileNotFoundError, TokenizerError, BuildError, DocumentFileError, RuntimeError) as exc:
-        _fail(str(exc).strip("'\""))
+    tasks = f"files · {cluster.tasks} {cluster.executor} task{'s' if cluster.tasks > 1 else ''}"
+    with ProgressBar("[bold]shards build", info=tasks, elapsed=True, lazy=True,
+                     disable=no_progress or cluster.executor == "slurm") as bar:
+        try:
+            with staged_shards(out_dir) as local:
+                with bar.polling(lambda: build_progress(local)):
+                    result = build_shards(inputs, tokenizer_dir, local, cfg, force=force, executor=cluster)
+        except (FileNotFoundError, TokenizerError, BuildError, DocumentFileError, RuntimeError) as exc:
+            bar.stop()
+            _fail(str(exc).strip("'\""))
     if result.submitted:
         sub = result.submitted
         click.echo(f"submitted to Slurm: {sub['tasks']} tasks as job {sub['tasks_job']}, the merge into source.json as job "
