@@ -287,6 +287,10 @@ class Finite(click.FloatRange):
 
     name = "finite float"
 
+    def _describe_range(self) -> str:
+        # click writes "[x<=None]" in --help for a range with neither bound
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
     def convert(self, value, param, ctx):
         number = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(number):

@@ -154,3 +154,14 @@ def test_a_question_without_text_is_dropped_as_empty(tmp_path):
     (site / "Posts.xml").write_text('<posts><row Id="1" PostTypeId="1" Score="3" Title="T" Body="&lt;p&gt; &lt;/p&gt;" />'
                                     '<row Id="2" PostTypeId="2" ParentId="1" Score="1" Body="&lt;p&gt;a&lt;/p&gt;" /></posts>')
     assert read_all(site / "Posts.xml")[1] == {EMPTY: 1}
+
+
+def test_a_folder_of_linked_site_folders_is_read(tmp_path):
+    """A dump folder whose sites are links to where they were unpacked (and a link loop)."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    for site in ("cstheory.meta.stackexchange.com", "stackoverflow.com"):
+        (dump / site).symlink_to(DATA / site, target_is_directory=True)
+    (dump / "loop").symlink_to(dump, target_is_directory=True)
+    units = Reader.expand_inputs([str(dump)])
+    assert [Path(u).parent.name for u in units] == ["cstheory.meta.stackexchange.com", "stackoverflow.com"]

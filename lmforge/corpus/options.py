@@ -3,6 +3,8 @@
 `dataclass_options(FilterConfig)` adds one option per field of each nested config
 (`--gopher-quality-min-doc-words 50`), with the field's default and its docstring comment as
 help; `build_dataclass(FilterConfig, kwargs)` turns the parsed values back into the config.
+A nested config that is off by default (`c4_badwords: C4BadWordsConfig | None = None`) also
+gets a switch (`--c4-badwords`) that turns it on; its own options need the switch.
 """
 
 from __future__ import annotations
@@ -47,6 +49,18 @@ def _dataclass_of(hint):
         if dataclasses.is_dataclass(arg):
             return arg
     return None
+
+
+def _off_sections(cls, path: tuple[str, ...] = ()):
+    """(path, field) of every nested config whose default is None: off unless switched on."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        nested = _dataclass_of(hints.get(f.name, f.type))
+        if nested is None:
+            continue
+        if f.default is None:
+            yield path + (f.name,), f
+        yield from _off_sections(nested, path + (f.name,))
 
 
 def _leaves(cls, path: tuple[str, ...] = ()):
@@ -151,6 +165,13 @@ def dataclass_options(cls, exclude: tuple[str, ...] = ()):
                 opt = click.option(f"--{name}", param, type=ptype, default=None,
                                    help=f"{help_text} [default: {default}]")
             func = opt(func)
+        for path, f in _off_sections(cls):
+            name = "-".join(path).replace("_", "-")
+            if name in exclude or any(name.startswith(prefix + "-") for prefix in exclude):
+                continue
+            help_text = f.metadata.get("help") or _field_docs(cls).get(f.name, "")
+            func = click.option(f"--{name}/--no-{name}", "cfg__" + "__".join(path), default=None,
+                                help=f"{help_text} [default: off]")(func)
         return func
 
     return decorate
@@ -165,6 +186,14 @@ def build_dataclass(cls, values: dict[str, Any]):
             hint = klass_hints.get(f.name, f.type)
             if _dataclass_of(hint):
                 hint = _dataclass_of(hint)
+                if f.default is None and not values.get(f"cfg__{prefix}{f.name}"):  # a section that is off
+                    given = sorted(k for k, v in values.items() if k.startswith(f"cfg__{prefix}{f.name}__") and v is not None)
+                    if given:
+                        flag = "--" + f"{prefix}{f.name}".replace("__", "-").replace("_", "-")
+                        shown = ", ".join("--" + k[5:].replace("__", "-").replace("_", "-") for k in given)
+                        raise ValueError(f"{shown} needs {flag} (that filter is off unless {flag} is given)")
+                    kwargs[f.name] = None
+                    continue
                 kwargs[f.name] = build(hint, f"{prefix}{f.name}__")
                 continue
             key = f"cfg__{prefix}{f.name}"

@@ -2,7 +2,8 @@
 
     extract:  WARC pages -> main text -> language label -> write
     process:  WARC pages -> URL filter -> main text -> language label -> language filter
-              -> Gopher repetition -> Gopher quality -> C4 quality -> FineWeb quality -> write
+              -> Gopher repetition -> Gopher quality -> C4 quality [-> C4 bad words]
+              -> FineWeb quality -> write
               [-> MinHash dedup, with --dedup]
     ingest:   a source's reader (code repositories, LaTeX, ... : `lmforge.corpus.ingest`)
               -> that source's filters -> write
@@ -95,11 +96,19 @@ class CorpusConfig:
         if self.lid_model is not None and not Path(self.lid_model).is_file():
             raise CorpusRunError(f"--lid-model {self.lid_model}: no such file (give a fastText LID model such as lid.176.bin)")
         self.languages = sorted({lang.strip().lower() for lang in (self.languages or []) if lang.strip()}) or None
+        badwords = getattr(self.filters, "c4_badwords", None)
+        if self.mode == "process" and badwords is not None:
+            try:
+                badwords.check_languages(self.languages)
+            except ValueError as exc:
+                raise CorpusRunError(str(exc)) from None
 
     def fingerprint(self) -> dict:
         """The settings that decide the output (not how it is executed)."""
         data = dataclasses.asdict(self)
         data.pop("output_dir", None)
+        if isinstance(data.get("filters"), dict) and data["filters"].get("c4_badwords", 0) is None:
+            data["filters"].pop("c4_badwords")  # off: runs recorded before the filter existed still resume
         if data["format"] == "jsonl":  # the only format before --format: an earlier run's record resumes
             data.pop("format")
         if self.mode != "ingest":  # runs of extract/process recorded before ingest existed still resume

@@ -20,13 +20,16 @@ def process(dedup: bool, **kwargs) -> None:
     URL blocklist -> main text -> language ID (--languages en, --min-language-score 0.65)
     -> Gopher repetition -> Gopher quality -> C4 (no terminal-punctuation rule) -> FineWeb
     quality -> OUT/documents/. Every drop is counted by reason in OUT/stats.json; a
-    threshold set to 'none' is switched off.
+    threshold set to 'none' is switched off. C4's own recipe adds its terminal-punctuation
+    rule and its bad-words page filter (LDNOOBW lists, shipped): --c4-filter-no-terminal-punct
+    --c4-badwords.
 
     \b
     Example:
       lmforge corpus process ../shared/data/warc/*.warc.gz -o corpus/ --workers 2 --keep-rejected
       lmforge corpus process crawl/ -o corpus-de/ --languages de --gopher-quality-min-stop-words none
       lmforge corpus process ../shared/data/warc/*.warc.gz -o corpus/ --format parquet   # FineWeb-shaped
+      lmforge corpus process crawl/ -o c4/ --c4-filter-no-terminal-punct --c4-badwords   # C4's rules
       lmforge corpus process "s3://bucket/crawl/*.warc.gz" -o s3://bucket/corpus --executor ray --tasks 64
     """
     cfg_values = {k: v for k, v in kwargs.items() if k.startswith("cfg__")}

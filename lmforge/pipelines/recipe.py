@@ -19,7 +19,9 @@ inputs = ["crawl/*.warc.gz"]      # WARC/WET paths, globs or URLs (relative to t
 languages = ["en"]
 workers = 2                       # processes (and tasks) for the corpus stages
 [corpus.filters.c4]               # lmforge.corpus.filters.FilterConfig; `c4 = false` skips a filter
-min_sentences = 3
+min_num_sentences = 3
+[corpus.filters.c4_badwords]      # off unless its table is given (C4's recipe; FineWeb's leaves it out)
+keep_fraction = 0.0
 
 [dedup]                           # lmforge.corpus.dedup.DedupConfig (MinHash LSH)
 threshold = 0.8

@@ -1,6 +1,7 @@
 """FineWeb's filter chain as lmforge steps: language ID, Gopher repetition and quality, C4
-quality and FineWeb quality (in that order, after text extraction), plus the URL filter the
-pipeline applies before extraction.
+quality, C4 bad words (off by default, as in FineWeb; on in C4's recipe) and FineWeb quality
+(in that order, after text extraction), plus the URL filter the pipeline applies before
+extraction.
 
 Same rules and FineWeb thresholds as datatrove 0.10.1's filters, with regex word splitting in
 place of spaCy: on the 300 C4 documents + 30 Wikipedia articles in shared data, keep/drop
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from datatrove.pipeline.base import PipelineStep
 
+from lmforge.corpus.filters.c4_badwords import C4_BADWORDS, C4BadWordsConfig, C4BadWordsFilter
 from lmforge.corpus.filters.c4 import C4_CURLY_BRACKET, C4_LOREM_IPSUM, C4_TOO_FEW_SENTENCES, C4QualityConfig, C4QualityFilter
 from lmforge.corpus.filters.fineweb import (
     FINEWEB_DUPLICATE_LINE_CHARS,
@@ -65,7 +67,8 @@ from lmforge.corpus.langid import LANGUAGE_LOW_SCORE, LANGUAGE_NOT_WANTED, Langu
 @dataclass
 class FilterConfig:
     """Every filter's configuration, FineWeb's values by default. A `None` section skips
-    that filter (e.g. `FilterConfig(c4=None)`)."""
+    that filter (e.g. `FilterConfig(c4=None)`); C4's bad-words filter is not in FineWeb, so it
+    is None unless given (`FilterConfig(c4_badwords=C4BadWordsConfig())`, `--c4-badwords`)."""
 
     url: URLFilterConfig | None = field(default_factory=URLFilterConfig, metadata={"help": "URL block lists"})
     language: LanguageFilterConfig | None = field(default_factory=LanguageFilterConfig, metadata={"help": "language ID"})
@@ -76,6 +79,9 @@ class FilterConfig:
         default_factory=GopherQualityConfig, metadata={"help": "Gopher quality rules"}
     )
     c4: C4QualityConfig | None = field(default_factory=C4QualityConfig, metadata={"help": "C4 line and page rules"})
+    c4_badwords: C4BadWordsConfig | None = field(
+        default=None, metadata={"help": "C4's bad-words page filter (LDNOOBW lists; C4's recipe, not FineWeb's)"}
+    )
     fineweb: FineWebQualityConfig | None = field(
         default_factory=FineWebQualityConfig, metadata={"help": "FineWeb line statistics rules"}
     )
@@ -87,6 +93,7 @@ class FilterConfig:
             "gopher_repetition": GopherRepetitionConfig,
             "gopher_quality": GopherQualityConfig,
             "c4": C4QualityConfig,
+            "c4_badwords": C4BadWordsConfig,
             "fineweb": FineWebQualityConfig,
         }
         for name, cls in expected.items():
@@ -105,14 +112,15 @@ def url_filter(config: FilterConfig | None = None, keep_rejected: bool = False) 
 
 def fineweb_filters(config: FilterConfig | None = None, keep_rejected: bool = False) -> list[PipelineStep]:
     """The post-extraction chain in FineWeb order: language, Gopher repetition, Gopher quality,
-    C4 quality, FineWeb quality (sections set to None are left out; the URL filter is not here,
-    see `url_filter`)."""
+    C4 quality, C4 bad words, FineWeb quality (sections set to None are left out; the URL filter
+    is not here, see `url_filter`)."""
     config = config or FilterConfig()
     chain: list[tuple[object, type]] = [
         (config.language, LanguageFilter),
         (config.gopher_repetition, GopherRepetitionFilter),
         (config.gopher_quality, GopherQualityFilter),
         (config.c4, C4QualityFilter),
+        (config.c4_badwords, C4BadWordsFilter),
         (config.fineweb, FineWebQualityFilter),
     ]
     return [cls(cfg, keep_rejected=keep_rejected) for cfg, cls in chain if cfg is not None]
@@ -132,6 +140,8 @@ __all__ = [
     "GopherQualityConfig",
     "C4QualityFilter",
     "C4QualityConfig",
+    "C4BadWordsFilter",
+    "C4BadWordsConfig",
     "FineWebQualityFilter",
     "FineWebQualityConfig",
     # reasons
@@ -163,6 +173,7 @@ __all__ = [
     "C4_LOREM_IPSUM",
     "C4_CURLY_BRACKET",
     "C4_TOO_FEW_SENTENCES",
+    "C4_BADWORDS",
     "FINEWEB_FEW_PUNCTUATED_LINES",
     "FINEWEB_MANY_SHORT_LINES",
     "FINEWEB_DUPLICATE_LINE_CHARS",

@@ -133,10 +133,16 @@ class SourceReader(PipelineStep):
     @classmethod
     def input_units(cls, path: str) -> list[str]:
         """The units of work one existing input path stands for: a file is itself, a folder
-        every file below it whose name ends with one of `suffixes`."""
+        every file below it whose name ends with one of `suffixes`. Linked folders are followed
+        (a dump folder of links to where the sites are), each real folder once."""
         if os.path.isdir(path):
-            found = []
-            for root, dirs, names in os.walk(path):
+            found, seen = [], set()
+            for root, dirs, names in os.walk(path, followlinks=True):
+                real = os.path.realpath(root)
+                if real in seen:  # a link loop, or a folder reached twice
+                    dirs[:] = []
+                    continue
+                seen.add(real)
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(os.path.join(root, n) for n in names if n.lower().endswith(cls.suffixes))
             return found
