@@ -86,3 +86,45 @@ def engine_reference(tmp_path_factory):
     result = CliRunner().invoke(main, ["corpus", "dedup", str(base / "corpus"), "-o", str(base / "dedup"), "--tasks", "2"])
     assert result.exit_code == 0, result.output
     return warcs, base
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on a free port of 127.0.0.1, the environment pointing at it (the
+    credentials s3fs and Ray workers read) and a bucket `lmforge`; yields an s3fs filesystem.
+    One per test module (tests/test_s3.py, tests/test_ray.py); skipped where moto or s3fs is missing."""
+    pytest.importorskip("s3fs", reason="s3fs is not installed: pip install 'lmforge[s3]' to run the S3 tests")
+    moto_server = pytest.importorskip("moto.server", reason="moto is not installed: pip install 'moto[server]' to run the S3 tests")
+    import socket
+
+    import s3fs
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        mp.setenv("LMFORGE_STAGING", str(tmp_path_factory.mktemp("staging")))
+        s3fs.S3FileSystem.clear_instance_cache()
+        fs = s3fs.S3FileSystem()
+        fs.mkdir("lmforge")
+        yield fs
+        s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
+def s3_documents(fs, url: str) -> list[tuple[str, str]]:
+    """Sorted (id, text) of every document under URL/documents/ in the store `fs`."""
+    import orjson
+    import zstandard
+
+    docs = []
+    for key in sorted(fs.find(f"{url}/documents")):
+        data = zstandard.ZstdDecompressor().stream_reader(fs.open(key, "rb")).read()
+        docs += [(d["id"], d["text"]) for d in map(orjson.loads, data.splitlines())]
+    return sorted(docs)

@@ -51,7 +51,8 @@ def test_the_pipeline_records_its_executor_and_refuses_slurm_without_sbatch(tmp_
             "execution": {"executor": "slurm", "slurm_partition": "cpu", "tasks": 4}}
     runner = PipelineRunner(parse_recipe(data), progress=False, log=lambda line: None)
     assert runner.record["execution"] == {"executor": "slurm", "tasks": 4, "workers": 4, "slurm_partition": "cpu",
-                                          "slurm_time": "24:00:00", "slurm_cpus_per_task": 1, "slurm_mem_per_cpu_gb": 2}
+                                          "slurm_time": "24:00:00", "slurm_cpus_per_task": 1, "slurm_mem_per_cpu_gb": 2,
+                                          "slurm_wait": "48:00:00"}
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch
     with pytest.raises(RecipeError, match=r"\[execution\] --executor slurm needs Slurm's sbatch on PATH"):
         runner.run()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import documents_of
+from conftest import documents_of, s3_documents
 
 from lmforge.cli import main
 
@@ -20,10 +20,12 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'ray[
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    """`ray start --head --block` on a free port of 127.0.0.1 (2 CPUs), as a user starts a
-    cluster: in its own folder (where workers resolve relative paths) and without this
-    process's PYTHONPATH (lmforge's import path reaches the workers only because --executor ray
-    sends it). Yields its address; stopped by its process id at the end."""
+    """A Ray cluster of two nodes on this machine, started as a user starts one: `ray start
+    --head --block` on a free port of 127.0.0.1, then `ray start --address HEAD --block` (two
+    raylets, 1 CPU each, each in a folder of its own: where its workers resolve relative paths),
+    without this process's PYTHONPATH (lmforge's import path reaches the workers only because
+    --executor ray sends it). Two tasks at once run one on each node. Yields the head's
+    address; both stopped by their process ids at the end."""
     import signal
     import socket
     import subprocess
@@ -40,17 +42,34 @@ def ray_cluster(tmp_path_factory):
     mp.setenv("RAY_AUTH_MODE", "disabled")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
     mp.setenv("LMFORGE_RAY_PROBE", "sent")  # here, not in `ray start`'s environment: --ray-env sends it
-    log = open(folder / "ray.log", "w")
     ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
-    proc = subprocess.Popen([*ray_cli, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
-                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while "Ray runtime started" not in (folder / "ray.log").read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"ray start did not start: {(folder / 'ray.log').read_text()[-2000:]}")
-        time.sleep(0.5)
+    nodes = []
+
+    def start(name: str, *flags: str) -> None:
+        (folder / name).mkdir()
+        log = open(folder / f"{name}.log", "w")
+        proc = subprocess.Popen([*ray_cli, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                                 "--disable-usage-stats", *flags],
+                                cwd=folder / name, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        nodes.append((proc, log))
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in (folder / f"{name}.log").read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop()
+                pytest.fail(f"ray start ({name}) did not start: {(folder / f'{name}.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+
+    def stop() -> None:
+        for proc, log in reversed(nodes):
+            proc.send_signal(signal.SIGTERM)  # --block: ray stops what it started
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            log.close()
+
+    start("head", "--head", f"--port={port}", "--include-dashboard=false")
+    start("node2", f"--address=127.0.0.1:{port}")
     try:
         yield f"127.0.0.1:{port}"
     finally:
@@ -59,12 +78,7 @@ def ray_cluster(tmp_path_factory):
         ray.shutdown()
         execution._ACTORS.clear()
         execution._RAY_CONNECTED = None
-        proc.send_signal(signal.SIGTERM)  # --block: ray stops what it started
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        stop()
         mp.undo()
 
 
@@ -117,6 +131,28 @@ def test_process_on_ray_names_a_failed_task_then_resumes_to_what_a_local_run_wri
     local = json.loads((local_runs / "corpus" / "stats.json").read_text())
     assert stats["tasks_done"] == stats["tasks"] == 2 and stats["summary"]["kept"] == local["summary"]["kept"]
     assert "kept" in result.output and "stats.json" in result.output  # the summary table
+
+
+def test_two_nodes_read_s3_inputs_and_write_an_s3_output_with_the_documents_of_a_local_run(ray_cluster, s3, warcs,
+                                                                                          local_runs):
+    """Multi-node Ray with object storage, as docs/cluster.md (3c) says to run it: the WARCs in
+    `s3://`, `-o s3://…` through `LMFORGE_STAGING` (a folder both nodes see; on a real cluster
+    the shared filesystem), the S3 credentials and endpoint sent to the workers from this
+    process's environment. The two tasks run one on each node (1 CPU each, a worker per task):
+    the documents and counts of a local run of the same files, `stats.json` uploaded last, the
+    run's state left in staging."""
+    for path in warcs:
+        s3.put(str(path), f"lmforge/crawl/{path.name}")
+    result = run("corpus", "process", "s3://lmforge/crawl/*.warc.gz", "-o", "s3://lmforge/ray-corpus", "--tasks", "2",
+                 *on_ray(ray_cluster), "--no-progress")
+    assert result.exit_code == 0, result.output
+    alive = [node for node in ray.nodes() if node["Alive"]]
+    assert len(alive) == 2 and all(node["Resources"].get("CPU") == 1 for node in alive)  # so one task on each
+    assert s3_documents(s3, "lmforge/ray-corpus") == documents(local_runs / "corpus") != []
+    stats = json.loads(s3.cat("lmforge/ray-corpus/stats.json"))
+    local = json.loads((local_runs / "corpus" / "stats.json").read_text())
+    assert stats["tasks_done"] == 2 and stats["summary"] == local["summary"]
+    assert not s3.exists("lmforge/ray-corpus/.lmforge")
 
 
 def test_dedup_on_ray_stops_at_a_failed_stage_then_resumes_to_what_a_local_run_writes(ray_cluster, local_runs, tmp_path,

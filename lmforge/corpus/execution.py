@@ -452,15 +452,43 @@ def connect_ray(config: ExecutorConfig, verbose: bool = False) -> None:
             return
         ray.shutdown()
         _ACTORS.clear()
+    if joining and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
+        # Ray >= 2.5x: `ray start --head` turns token authentication on, and a driver joining by
+        # address sends the token only with RAY_AUTH_MODE=token (Ray does it itself for "auto"
+        # alone); without, "cannot reach a Ray cluster". A token sent to a cluster without
+        # authentication is ignored. Ray reads the mode into its config once: refreshed as its own
+        # `ray start` does (private; where it is missing, the variable alone, read at start-up)
+        os.environ["RAY_AUTH_MODE"] = "token"
+        try:
+            from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+            _enable_token_auth()
+        except ImportError:
+            pass
     try:
         # "local": a new cluster, not one a `ray start` on this machine left running (Ray's default)
         ray.init(address=config.ray_address or ("auto" if joining else "local"),
                  runtime_env={"env_vars": env} if env else None, log_to_driver=verbose,
                  **({} if joining else {"include_dashboard": False}))  # a cluster started here: no dashboard
     except ConnectionError as exc:
+        token = ("" if _ray_token_available() else
+                 "; a cluster with token authentication (the default of `ray start` from Ray 2.5x) also wants its token "
+                 "here: copy the head's ~/.ray/auth_token (`ray get-auth-token`) or export RAY_AUTH_TOKEN")
         raise RuntimeError(f"--ray-address {config.ray_address or '(RAY_ADDRESS)'}: cannot reach a Ray cluster ({exc}); "
-                           "start one with `ray start --head` or leave --ray-address out to start a local one") from None
+                           f"start one with `ray start --head` or leave --ray-address out to start a local one{token}") from None
     _RAY_CONNECTED = key
+
+
+def _ray_token_available() -> bool:
+    """Whether this machine has a Ray authentication token: RAY_AUTH_TOKEN, the file
+    RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token (where `ray start` and `ray get-auth-token
+    --generate` write it)."""
+    import os
+
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    return os.path.isfile(path)
 
 
 class QuietLocalExecutor(LocalPipelineExecutor):

@@ -278,8 +278,11 @@ def _slurm_output(logging_dir: Path, rank: int) -> str:
                  if line.strip()]
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return "(no log: it never started, or was cancelled before it did)"
-    # srun's closing "task 0: Exited with exit code 2" says less than the error before it
-    said = [line for line in lines if not line.startswith("srun: error:")] or lines
+    # slurmstepd's "*** JOB 198 ON node CANCELLED AT … ***" (or TIME LIMIT, PREEMPTION, NODE
+    # FAILURE) says why Slurm ended it; srun's closing lines ("task 0: Exited with exit code 2",
+    # "Job step aborted") say less than the error before them
+    said = ([line for line in lines if "*** " in line and line.rstrip().endswith("***")][-1:]
+            or [line for line in lines if not line.startswith("srun: ")] or lines)
     return (why_it_stopped(said) + f" (Slurm's output: {logging_dir / 'slurm_logs' / f'{job}_{element}.out'})") if said else "(empty Slurm output)"
 
 

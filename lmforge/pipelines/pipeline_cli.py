@@ -84,7 +84,8 @@ def run(recipe, output, until, progress, slurm_wait):
         rcp.execution = dataclasses.replace(rcp.execution, slurm_wait=slurm_wait)
     console = _console()
     try:
-        with hold(rcp.output, click.ClickException):
+        # Slurm tasks of an earlier run (its wait ran out) may be writing their temporary files
+        with hold(rcp.output, click.ClickException, clean=rcp.executor().executor != "slurm"):
             record = run_pipeline(rcp, until=until, progress=progress, log=lambda msg: console.print(msg, style="dim"))
     except (RecipeError, PipelineError) as exc:
         raise click.ClickException(str(exc)) from None

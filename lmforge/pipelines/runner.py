@@ -153,7 +153,9 @@ class PipelineRunner:
                 raise RecipeError(f"[execution] {exc}") from None
         from lmforge.locks import hold
 
-        with hold(self.out, PipelineError):  # reentrant: `pipeline run` and `demo` took it already
+        # reentrant: `pipeline run` and `demo` took it already. With Slurm stages no temporary file
+        # is stale: a task of an earlier run (whose wait ran out) may be writing it now
+        with hold(self.out, PipelineError, clean=self.recipe.executor().executor != "slurm"):
             return self._run_plan(plan)
 
     def _run_plan(self, plan: list[str]) -> dict:
@@ -214,7 +216,7 @@ class PipelineRunner:
         from lmforge.corpus.status import wait_for_run
 
         limit = self._executor().slurm_wait
-        self.log(f"pipeline: {what} stage submitted to Slurm; waiting for it, at most {limit} "
+        self.log(f"pipeline: {what} stage on Slurm; waiting for it, at most {limit} "
                  f"(`lmforge corpus status {out}` shows it)")
         return wait_for_run(out, timeout=parse_duration(limit, "slurm_wait"))
 
@@ -520,6 +522,8 @@ def _execution_record(config) -> dict:
     """The executor settings worth reading back: the engine, its tasks, and the cluster options given."""
     data = dataclasses.asdict(config)
     data.pop("extra", None)
+    if config.executor != "slurm":  # the pipeline waits for Slurm stages only
+        data.pop("slurm_wait", None)
     return {k: v for k, v in data.items() if v not in (None, {}, (), [])}
 
 
