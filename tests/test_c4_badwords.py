@@ -5,6 +5,7 @@ the shipped lists are LDNOOBW's, the trie matcher accepts what datatrove's regex
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import re
 from importlib import resources
@@ -98,6 +99,12 @@ def test_c4_badwords_is_c4s_recipe_not_finewebs():
     names = [type(step).__name__ for step in fineweb_filters(FilterConfig(c4_badwords=C4BadWordsConfig()))]
     assert names.index("C4QualityFilter") + 1 == names.index("C4BadWordsFilter")
     assert FilterConfig(c4_badwords={"keep_fraction": 0.1}).c4_badwords.keep_fraction == 0.1
+    # the steps travel to worker processes (local workers, Ray, Slurm) pickled: the seeded
+    # generator travels with them, the compiled lists stay behind (module cache)
+    flt = C4BadWordsFilter(keep_fraction=0.5, seed=3)
+    clone = pickle.loads(pickle.dumps(flt))
+    assert [decide(clone, "porn") for _ in range(20)] == [decide(flt, "porn") for _ in range(20)]
+    assert len(pickle.dumps(flt)) < 5000
 
 
 def test_c4_badwords_agree_with_datatrove_on_real_documents():

@@ -74,6 +74,9 @@ def test_macros_without_arguments_only():
     assert macros["etal"] == "\\foreign{et\\,al.}" and macros["this"] == "\\project{\\thisplain}"
     assert "project" not in macros and "Fig" not in macros  # [1] arguments: not expanded
     assert arxiv.macros_without_arguments(r"\def\sun{\odot}\def\arg#1{#1}") == {"sun": "\\odot"}
+    # nested groups and escaped braces inside a value; a group never closed is no macro
+    assert arxiv.macros_without_arguments(r"\newcommand{\m}{\vec{\Theta}\}x}") == {"m": r"\vec{\Theta}\}x"}
+    assert arxiv.macros_without_arguments(r"\newcommand{\m}{\vec{x}") == {}
     assert arxiv.expand_macros(r"\sun and \sunny", {"sun": "S"}) == r"S and \sunny"
 
 

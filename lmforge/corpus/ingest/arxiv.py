@@ -75,6 +75,7 @@ _COMMENT_ENV = re.compile(r"\\begin\{comment\}.*?\\end\{comment\}", re.DOTALL)
 _NEWCOMMAND = re.compile(r"newcommand\*?\s*(?:\{\s*(\\[a-zA-Z@]+)\s*\}|(\\[a-zA-Z@]+))\s*\{")
 _DEF = re.compile(r"\\def\s*(\\[a-zA-Z@]+)\s*\{")
 _MACRO_PASSES = 5
+_GROUP_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
 
 
 @dataclass
@@ -106,19 +107,15 @@ def _braced(text: str, start: int) -> int | None:
     close = text.find("}", start)
     if close >= 0 and "{" not in text[start:close] and "\\" not in text[close - 1: close]:
         return close + 1  # no nested group (most macro values): one find
-    depth, i = 1, start
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
+    depth = 1  # nested groups: jump from brace to brace (an escaped character is skipped whole)
+    for m in _GROUP_TOKEN.finditer(text, start):
+        token = m.group()
+        if token == "{":
             depth += 1
-        elif c == "}":
+        elif token == "}":
             depth -= 1
             if depth == 0:
-                return i + 1
-        i += 1
+                return m.end()
     return None
 
 
