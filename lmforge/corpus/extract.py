@@ -282,18 +282,20 @@ def extract_main_text(html: str, url: str | None = None) -> str:
     return extract_main_text_with_info(html, url)[0]
 
 
-def extract_main_text_with_info(html: str, url: str | None = None, fallback: bool = True) -> tuple[str, dict]:
+def extract_main_text_with_info(
+        html: str, url: str | None = None, fallback: bool = True, html_utf8: bytes | None = None) -> tuple[str, dict]:
     """(main text, info): `extract_main_text` plus how the text was obtained.
 
     info["path"] is "fast" (this module's extractor), "fallback" (trafilatura with datatrove's
     settings, taken when the fast path's confidence is below `FALLBACK_BELOW` and `fallback`
     is on) or "empty" (no text either way); info["confidence"] is the fast path's, in [0, 1].
-    Never raises.
+    `html_utf8`, when the caller has it, is `html.encode("utf-8")` (a WARC page's own bytes):
+    the parser reads it as is, where it would encode `html` first. Never raises.
     """
     try:
         if not isinstance(html, str) or not html.strip():
             return "", {"path": EMPTY, "confidence": 0.0}
-        text, signals = _extract(html)
+        text, signals = _extract(html if html_utf8 is None else html_utf8)
     except Exception:  # noqa: BLE001 - the contract is "never raises"
         text, signals = "", {"page_chars": 1 << 30}
     confidence = _confidence(text, signals)
@@ -380,7 +382,7 @@ def _trafilatura_extract():
     return extract
 
 
-def _extract(html: str) -> tuple[str, dict]:
+def _extract(html: str | bytes) -> tuple[str, dict]:
     from selectolax.lexbor import LexborHTMLParser
 
     if len(_OVERLAY_CACHE) > _KEY_CACHE_MAX or len(_BOILER_CACHE) > _KEY_CACHE_MAX:  # _TIER_CACHE: fewer
