@@ -21,13 +21,13 @@ from datatrove.pipeline.base import PipelineStep
 
 from lmforge.corpus.base import REJECTED_KEY
 from lmforge.corpus.langid import CONTENT_LANGUAGE_KEY, HTML_KEY
+from lmforge.progress import task_bar
+
+log = logging.getLogger(__name__)
 
 #: metadata key (internal, never written): the page's UTF-8 bytes as read, when its text is their
 #: decoding (`WarcPage.utf8`); `MainText` hands them to the extractor's parser and drops them
 UTF8_KEY = "html_utf8"
-from lmforge.progress import task_bar
-
-log = logging.getLogger(__name__)
 
 # stat names shown in the summary table
 EXTRACTED = "extracted"
