@@ -106,11 +106,11 @@ def test_extraction_timeout_is_counted(tmp_path, sample_warc, monkeypatch):
 
     real = extract.extract_main_text_with_info
 
-    def sometimes_hangs(html, url=None, fallback=True):
+    def sometimes_hangs(html, url=None, fallback=True, html_utf8=None):
         if "mirror0" in (url or ""):
             while True:  # a pathological page
                 pass
-        return real(html, url, fallback)
+        return real(html, url, fallback, html_utf8)
 
     monkeypatch.setattr(extract, "extract_main_text_with_info", sometimes_hangs)
     config = CorpusConfig(inputs=[str(sample_warc)], output_dir=str(tmp_path / "out"), mode="extract", extract_timeout=0.2)
@@ -129,9 +129,9 @@ def test_extraction_timeout_is_not_swallowed_by_the_extractor(tmp_path, sample_w
     real, real_info = extract._extract, extract.extract_main_text_with_info
     page_url, fallbacks = [""], []
 
-    def remember_url(html, url=None, fallback=True):
+    def remember_url(html, url=None, fallback=True, html_utf8=None):
         page_url[0] = url or ""
-        return real_info(html, url, fallback)
+        return real_info(html, url, fallback, html_utf8)
 
     def sometimes_hangs(html):
         if "mirror0" in page_url[0]:
@@ -158,10 +158,10 @@ def test_extraction_timeout_counts_cpu_not_wall_time(tmp_path, sample_warc, monk
 
     real = extract.extract_main_text_with_info
 
-    def slow_wall_clock(html, url=None, fallback=True):
+    def slow_wall_clock(html, url=None, fallback=True, html_utf8=None):
         if "mirror0" in (url or ""):
             time.sleep(0.3)  # longer than the limit in wall time, ~0 CPU
-        return real(html, url, fallback)
+        return real(html, url, fallback, html_utf8)
 
     monkeypatch.setattr(extract, "extract_main_text_with_info", slow_wall_clock)
     config = CorpusConfig(inputs=[str(sample_warc)], output_dir=str(tmp_path / "out"), mode="extract", extract_timeout=0.2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 
@@ -361,27 +362,32 @@ def test_legal_footer_does_not_outvote_a_short_article():
     assert "User Agreement" not in text
 
 
-def _class_and_id_strings() -> set[str]:
-    """Every class and id attribute value of the shared news pages, lowercased."""
+@functools.cache
+def _class_id_pairs() -> tuple[tuple[str, str], ...]:
+    """Every distinct (class, id) pair of the shared news pages, as written ("" when absent)."""
     import gzip
 
     from selectolax.lexbor import LexborHTMLParser
 
     folder = shared_path("extraction", "article-extraction-benchmark", "html")
-    out: set[str] = set()
+    out: dict[tuple[str, str], None] = {}
     for path in sorted(folder.iterdir()):
         html = gzip.decompress(path.read_bytes()).decode("utf-8", "replace")
         for node in LexborHTMLParser(html).root.traverse():
             attrs = node.attributes
-            for name in ("class", "id"):
-                if attrs and attrs.get(name):
-                    out.add(attrs[name].lower())
-    return out
+            if attrs:
+                out[(attrs.get("class") or "", attrs.get("id") or "")] = None
+    return tuple(out)
+
+
+def _class_and_id_strings() -> set[str]:
+    """Every class and id attribute value of the shared news pages, lowercased."""
+    return {value.lower() for pair in _class_id_pairs() for value in pair if value}
 
 
 def test_fragment_prefilter_covers_every_pattern_on_real_pages():
-    """`_may_match` may skip a class/id string only when no tier, boilerplate or overlay
-    pattern matches it: on the ~20,000 class and id strings of the shared news pages."""
+    """`_may_match` may skip a class/id string only when no tier pattern matches it: on the
+    ~20,000 class and id strings of the shared news pages."""
     from lmforge.corpus.extract import _ANY, _may_match
 
     strings = _class_and_id_strings()
@@ -426,6 +432,55 @@ def test_fragment_prefilter_covers_every_pattern_on_generated_strings(seed):
     for s in strings:
         assert not (_ANY.search(s) and not _may_match(s)), s
     _assert_gates_change_nothing(strings)
+
+
+def _reference_classify(cls: str, ident: str) -> tuple[int, bool, bool]:
+    """What a class/id pair says, as one function with the plain patterns (no gates, no caches):
+    (first tier whose class or id pattern matches or -1, overlay, boilerplate); a content word
+    (`_NOT_BOILER`) clears both words."""
+    from lmforge.corpus import extract as E
+
+    cls, ident = cls.lower(), ident.lower()
+    both = cls + " " + ident
+    tier = next((k for k, (class_re, id_re, _, _) in enumerate(E._TIERS) if class_re is not None and (
+        (cls and re.search(class_re.pattern, cls)) or (ident and re.search(id_re.pattern, ident)))), -1)
+    overlay = re.search("|".join(E._OVERLAY_WORDS), both) is not None
+    boiler = re.search(E._BOILER.pattern, both) is not None
+    if (overlay or boiler) and E._NOT_BOILER.search(both):
+        overlay = boiler = False
+    return tier, overlay, boiler
+
+
+def _assert_classified_as_reference(pairs) -> None:
+    from lmforge.corpus import extract as E
+
+    E.clear_caches()
+    for cls, ident in pairs:
+        got = (E._tier(cls, ident), E._is_overlay(cls, ident), E._is_boiler(cls, ident))
+        assert got == _reference_classify(cls, ident), (cls, ident)
+
+
+def test_class_words_answer_as_the_plain_patterns_on_real_pages():
+    """`_tier`, `_is_overlay` and `_is_boiler` (each gated and cached on its own, so that an
+    element pays only for what it needs) answer as the plain patterns do, on the ~20,000
+    distinct (class, id) pairs of the shared news pages."""
+    pairs = _class_id_pairs()
+    assert len(pairs) > 5000
+    _assert_classified_as_reference(pairs)
+
+
+def test_class_words_answer_as_the_plain_patterns_on_generated_pairs():
+    """The same on pairs glued from the patterns' own words, content words, separators, case and noise."""
+    import random
+
+    from lmforge.corpus import extract as E
+
+    pieces = ["post", "entry", "text", "body", "content", "article", "story", "main", "primary", "toc", "stock",
+              "commentary", "node-promoted", "Modal", "COOKIE", "x", "1", "-", "_", " ", ""]
+    pieces += list(E._BOILER_WORDS) + list(E._OVERLAY_WORDS)
+    rng = random.Random(0)
+    glue = lambda: "".join(rng.choice(pieces) for _ in range(rng.randint(0, 4)))  # noqa: E731
+    _assert_classified_as_reference({(glue(), glue()) for _ in range(5000)})
 
 
 UNWRAPPED_INTRO = [

@@ -201,6 +201,29 @@ def test_resource_record_with_html(tmp_path):
     assert counts == {W.RECORDS: 3, W.SKIPPED_WARCINFO: 1, W.HTML: 1, W.SKIPPED_OTHER: 1}
 
 
+def test_utf8_bytes_kept_only_when_they_are_the_text(tmp_path):
+    """`WarcPage.utf8` (the bytes the extractor parses instead of encoding the text again) is
+    the payload exactly when the text is its strict UTF-8 decoding: not after a BOM, not for
+    another charset, not when the decoding needed a fallback; and the main text is the same
+    from the bytes as from the text."""
+    from lmforge.corpus.extract import extract_main_text_with_info
+
+    article = "<html><body><article><p>" + "Ünïcödé prose, long enough to be the main text. " * 5 + "</p></article></body></html>"
+    body = article.encode("utf-8")
+    path = build_warc(tmp_path / "u.warc.gz", [
+        resp("http://a/utf8", body, [("Content-Type", "text/html; charset=utf-8")]),
+        resp("http://a/bom", b"\xef\xbb\xbf" + body, [("Content-Type", "text/html")]),
+        resp("http://a/latin", article.encode("cp1252"), [("Content-Type", "text/html; charset=windows-1252")]),
+        resp("http://a/broken", body + b"\xff\xfe", [("Content-Type", "text/html; charset=utf-8")]),
+    ])
+    pages = {p.url.rsplit("/", 1)[1]: p for p in read(path)[0]}
+    assert pages["utf8"].utf8 == body == pages["utf8"].content.encode("utf-8")
+    assert pages["bom"].utf8 is None and pages["latin"].utf8 is None and pages["broken"].utf8 is None
+    page = pages["utf8"]
+    assert extract_main_text_with_info(page.content, fallback=False, html_utf8=page.utf8) == \
+        extract_main_text_with_info(page.content, fallback=False)
+
+
 def test_corrupt_gzip_stream_keeps_records_before(tmp_path):
     full = build_warc(tmp_path / "full.warc.gz",
                       [resp(f"http://a/{i}", os.urandom(3000).hex().encode(), [("Content-Type", "text/html")])

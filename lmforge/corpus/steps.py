@@ -25,6 +25,10 @@ from lmforge.progress import task_bar
 
 log = logging.getLogger(__name__)
 
+#: metadata key (internal, never written): the page's UTF-8 bytes as read, when its text is their
+#: decoding (`WarcPage.utf8`); `MainText` hands them to the extractor's parser and drops them
+UTF8_KEY = "html_utf8"
+
 # stat names shown in the summary table
 EXTRACTED = "extracted"
 EXTRACT_EMPTY = "dropped_no_main_text"
@@ -71,6 +75,8 @@ class WarcPages(PipelineStep):
                         meta = {"url": page.url, "date": page.date, "kind": page.kind, "charset": page.charset, "source": path}
                         if page.content_language:
                             meta[CONTENT_LANGUAGE_KEY] = page.content_language
+                        if page.utf8 is not None:
+                            meta[UTF8_KEY] = page.utf8
                         yield Document(text=page.content, id=page.id, metadata=meta)
                 except warc.WarcInputError as exc:  # a whole file unreadable: say which, go on
                     log.warning("%s", exc)
@@ -133,12 +139,13 @@ class MainText(PipelineStep):
                     yield doc  # rejected upstream, or WET text that needs no extraction
                     continue
                 self.stat_update("documents")
+                utf8 = doc.metadata.pop(UTF8_KEY, None)
                 reason = None
                 with self.track_time():
                     try:
                         if use_alarm:
                             signal.setitimer(_TIMER, self.timeout)
-                        text, info = extract.extract_main_text_with_info(doc.text, doc.metadata.get("url"), self.fallback)
+                        text, info = extract.extract_main_text_with_info(doc.text, doc.metadata.get("url"), self.fallback, utf8)
                         if info["path"] != extract.EMPTY:
                             self.stat_update(EXTRACT_FALLBACK if info["path"] == extract.FALLBACK else EXTRACT_FAST)
                     except _Timeout:
@@ -181,7 +188,7 @@ OUTPUT_FORMATS = ("jsonl", "parquet")
 
 
 #: metadata keys used inside the pipeline, not written to the output
-INTERNAL_KEYS = ("kind", "charset", REJECTED_KEY, HTML_KEY, CONTENT_LANGUAGE_KEY)
+INTERNAL_KEYS = ("kind", "charset", REJECTED_KEY, HTML_KEY, CONTENT_LANGUAGE_KEY, UTF8_KEY)
 
 
 class WriteDocuments(PipelineStep):

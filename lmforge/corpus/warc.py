@@ -88,6 +88,10 @@ class WarcPage:
     source: str  # the input path or URL
     offset: int  # byte offset of the record in the input (compressed offset for .gz)
     content_language: str | None = None  # the HTTP Content-Language header (evidence for language ID)
+    # the payload itself when `content` is its strict UTF-8 decoding (no BOM), else None: the
+    # extractor's parser reads UTF-8, and these bytes spare it encoding `content` again (0.4 ms
+    # of a 173 KB page, 3% of a page's cost in `corpus extract`)
+    utf8: bytes | None = None
 
 
 # --------------------------------------------------------------------------- inputs
@@ -510,6 +514,9 @@ def _page(
     decoded = decode_html(body, declared, html=html)
     if decoded.fallback:
         _bump(counts, CHARSET_FALLBACK)
+    # decode_html's utf-8 without a fallback is a strict decoding of the whole body, or of what
+    # follows a BOM (left out: its bytes are not `content`'s)
+    utf8 = body if html and decoded.charset == "utf-8" and not decoded.fallback and not body.startswith(b"\xef\xbb\xbf") else None
     return WarcPage(
         id=_record_id(record),
         url=(record.headers.get("WARC-Target-URI") or "").strip().strip("<>"),
@@ -519,4 +526,5 @@ def _page(
         charset=decoded.charset,
         source=path,
         offset=offset,
+        utf8=utf8,
     )
