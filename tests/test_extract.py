@@ -774,3 +774,23 @@ def test_page_builder_widgets_inside_the_body_element_are_kept():
                         f'every Friday with the week in pictures</div>')
     text = extract_main_text_with_info(side, fallback=False)[0]
     assert SECOND in text and "every Friday" not in text
+
+
+def test_every_list_of_paragraphs_straight_under_body_is_kept():
+    """Text straight under <body> as several lists of paragraph items of unequal size: the first
+    join was among the voted list's items, and the page's shorter lists were lost (sqlite.org's
+    quickstart and footprint pages: 3 of 5 snippets)."""
+    first = ["Download a precompiled binary for your machine, unpack it, and run it from any folder you like."]
+    second = [f"Step {i}: type the statements at the prompt, one per line, each ending with a semicolon as usual." for i in range(2)]
+    items = lambda texts: "<ul>" + "".join(f"<li><p>{t}</p></li>" for t in texts) + "</ul>"  # noqa: E731
+    page = (
+        '<html><body><div class="nosearch"><div class="menu mainmenu"><ul><li><a href="/">Home</a></li>'
+        '<li><a href="/about">About the project</a></li></ul></div></div>'
+        f"<h1>Quick start</h1><h2>Get the program</h2>{items(first)}<h2>Use it</h2>{items(second)}"
+        f"<h2>Examples</h2>{items(UNWRAPPED_ITEMS)}"
+        "<p><small>This page last modified on 2024-05-01</small></p></body></html>"
+    )
+    text = extract_main_text(page)
+    for line in first + second + UNWRAPPED_ITEMS + ["Use it"]:
+        assert line in text
+    assert "About the project" not in text and "last modified" not in text

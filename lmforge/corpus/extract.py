@@ -730,35 +730,54 @@ def _with_sibling_text(node, under: dict[int, float]):
     the vote picks one of them and the rest was lost (sqlite-famous kept its list without the
     introduction, sqlite-books one book of twelve). At the first level up where some sibling
     joins (see `_SIBLING_SHARE`), the parent becomes the container and its other element
-    children are deleted (headings stay). A sibling that is boilerplate by `_prune`'s tests
-    (comments, related stories, share bars) never joins. Only for a container found by the vote
+    children are deleted (headings stay). When that parent (or the voted element) sits straight
+    under <body>, <body>'s own blocks then join too when made of paragraphs (`_PARAGRAPH_MADE`):
+    the first join was often among the voted list's items, and the page's other lists and tables
+    were lost (sqlite-quickstart, -footprint, -books: 3 of 5 snippets). A sibling that is
+    boilerplate by `_prune`'s tests (comments, related stories, share bars) never joins. Only for a container found by the vote
     alone: a tier match (`.entry-content`, `<article>` ...) is the site's own statement of where
     the text is.
     """
     own = under.get(node.mem_id, 0.0)
     if own <= 0:
         return node
-    level = node
-    for _ in range(4):
+    level = container = node
+    for depth in range(5):
         parent = level.parent
         if parent is None or parent.tag == "html":
-            return node
+            break
+        at_body = parent.tag == "body"
+        if container is not node and not at_body or depth == 4 and container is node:
+            break  # after a join only <body> may add more (`_PARAGRAPH_MADE`); else 4 levels up
         sig = _signature(level)
         drop, joined = [], False
         for child in parent.iter():  # element children
             if child.mem_id == level.mem_id or child.tag in _HEADINGS:
                 continue
             alike = _signature(child) == sig
+            votes = under.get(child.mem_id, 0.0)
             if not _boilerplate(child) and (
-                    _is_prose(child) or under.get(child.mem_id, 0.0) >= own * (_SIBLING_SHARE if alike else 1.0)):
+                    _is_prose(child) or votes >= own * (_SIBLING_SHARE if alike else 1.0)
+                    or at_body and child.tag in _FLOW and votes > 0 and votes >= _PARAGRAPH_MADE * _text_len(child)):
                 joined = True
             else:
                 drop.append(child)
         if joined:
             _remove(drop)
-            return parent
+            container = parent
+        elif container is not node:
+            break
         level = parent
-    return node
+    return container
+
+
+# Straight under <body> (no wrapper at all), a list, table or quote (`_FLOW`: the text's own
+# blocks, not a layout <div>: a site's legal box is a div of paragraphs too) also joins when it
+# is made of paragraphs: voting text is at least this share of its text (sqlite.org: an intro,
+# a list of long items, a second and a third such list, one table per book). Menus and link
+# lists hold no voting <p>.
+_PARAGRAPH_MADE = 0.5
+_FLOW = frozenset(("ul", "ol", "dl", "table", "blockquote"))
 
 
 def _boilerplate(node) -> bool:
