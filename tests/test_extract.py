@@ -794,3 +794,24 @@ def test_every_list_of_paragraphs_straight_under_body_is_kept():
     for line in first + second + UNWRAPPED_ITEMS + ["Use it"]:
         assert line in text
     assert "About the project" not in text and "last modified" not in text
+
+
+def _code_chapter_page() -> str:
+    """A manual's chapter that is mostly listings, its prose in <p>, beside a long site menu."""
+    menu = "".join(f'<li><a href="/m{i}">Manual section number {i} of the learning guide</a></li>' for i in range(60))
+    code = "\n".join(f"violinOne = \\relative c'' {{ c4 d e f g{i} }}" for i in range(12))
+    prose = [f"Step {i} of the score: write each part in its own variable, then combine the parts in one staff group."
+             for i in range(3)]
+    body = "".join(f"<p>{p}</p><pre class='example'>{code}</pre>" for p in prose)
+    return f'<html><body><div class="menu"><ul>{menu}</ul></div><div class="chapter"><h2>String quartet</h2>{body}</div></body></html>'
+
+
+def test_code_heavy_chapter_holding_the_prose_stays_on_the_fast_path():
+    """Most of the text is <pre>, but the container holds every voting paragraph of the page: it
+    is the chapter, not a listing picked instead of the prose (it went to the fallback, whose text
+    kept the menu)."""
+    from lmforge.corpus import extract
+
+    text, info = extract.extract_main_text_with_info(_code_chapter_page(), fallback=False)
+    assert "combine the parts" in text and "violinOne" in text and "Manual section" not in text
+    assert info["confidence"] >= extract.FALLBACK_BELOW

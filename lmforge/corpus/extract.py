@@ -312,13 +312,20 @@ FALLBACK_BELOW = 0.5
 _MIN_PAGE_CHARS = 200
 
 
+# a container holding at least this share of the page's voting paragraph text holds its prose
+_HELD_ALL = 0.9
+
+
 def _confidence(text: str, signals: dict) -> float:
     """How far the fast path's text can be trusted, in [0, 1], from signals it computed anyway.
 
     Low when: nothing came out of a page with text; the text is a small share of the page's
     visible text and short; most of it is <pre>/code (a listing picked instead of the prose
     around it, while the page holds twice as much text); no paragraph voted and the container is
-    the whole <body>; at most 3 paragraphs voted and the text is under 20% of the page. (Also
+    the whole <body>; at most 3 paragraphs voted and the text is under 20% of the page. A
+    code-heavy text whose container holds the page's voting paragraphs (`_HELD_ALL`) is the
+    chapter, not a listing picked instead of it: LilyPond's string-quartet chapter, 72% code in
+    a texinfo page with long menus, went to trafilatura, which kept 6 of its 6 menu snippets. (Also
     tried: the container holding under half the page's voting text, with the text under 25% of
     the page: it sent 2 news pages to trafilatura for -0.06 F1.)
     """
@@ -334,8 +341,8 @@ def _confidence(text: str, signals: dict) -> float:
         score = min(score, 0.2 + n / 1000)
     elif share < 0.05:
         score = min(score, 0.4)
-    if signals.get("pre_chars", 0) > 0.6 * n and share < 0.5:  # a listing, not the page's code-heavy prose
-        score = min(score, 0.3)
+    if signals.get("pre_chars", 0) > 0.6 * n and share < 0.5 and signals.get("held", 0.0) < _HELD_ALL:
+        score = min(score, 0.3)  # a listing, not the page's code-heavy prose
     if signals.get("voters", 0) == 0 and signals.get("on_body"):
         score = min(score, 0.45)
     elif signals.get("voters", 0) <= 3 and share < 0.2:  # a page not written in <p>: we took a corner
@@ -398,13 +405,15 @@ def _extract(html: str) -> tuple[str, dict]:
         gone = {n.mem_id for n in doomed}
         tiers = [[n for n in tier if not (_ancestor_ids(n) & gone)] for tier in tiers]
         _remove(doomed)
-    container, voters = _find_container(body, tiers)
+    container, voters, under = _find_container(body, tiers)
     on_body = container.mem_id == body.mem_id
+    held = under.get(container.mem_id, 0.0) / max(under.get(body.mem_id, 0.0), 1.0)
     _prune(container, docs)
     blocks: list[tuple[str, int, int]] = []
     pre = [0]
     _render(container, blocks, pre)
-    return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body}
+    return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body,
+                                 "held": held}
 
 
 def _remove(nodes) -> None:
@@ -646,7 +655,7 @@ def _doomed(root, candidates: list, max_share: float, total: int | None = None) 
 _GENERIC_TIERS = 5
 
 
-def _find_container(body, tiers: list[list]) -> tuple[object, int]:
+def _find_container(body, tiers: list[list]) -> tuple[object, int, dict[int, float]]:
     """The element holding the article: a selector tier's match that agrees with the vote.
 
     A tier match is taken when it is the voted element or one of its ancestors, or lies inside
@@ -671,11 +680,11 @@ def _find_container(body, tiers: list[list]) -> tuple[object, int]:
             if voted is None or cand.mem_id in voted_line or (
                     voted.mem_id in _ancestor_ids(cand) and n >= 0.5 * voted_len):
                 posts = _with_peer_posts(cand, matches, body) if voted is not None else cand
-                return (_repeated_siblings(cand, under, body) if posts is cand else posts), voters
+                return (_repeated_siblings(cand, under, body) if posts is cand else posts), voters, under
     if voted is None:
-        return body, voters
+        return body, voters, under
     container = _repeated_siblings(voted, under, body)
-    return (_with_sibling_text(container, under) if container is voted else container), voters
+    return (_with_sibling_text(container, under) if container is voted else container), voters, under
 
 
 # A peer post holds at least this many characters; the posts hold at least this share of the
