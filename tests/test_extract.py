@@ -815,3 +815,22 @@ def test_code_heavy_chapter_holding_the_prose_stays_on_the_fast_path():
     text, info = extract.extract_main_text_with_info(_code_chapter_page(), fallback=False)
     assert "combine the parts" in text and "violinOne" in text and "Manual section" not in text
     assert info["confidence"] >= extract.FALLBACK_BELOW
+
+
+def test_sphinx_sidebars_topics_and_footnotes_are_kept():
+    """docutils writes sidebars, topics and footnotes as <aside>: on documentation pages they
+    are the chapter's text, and every one was deleted as a side column."""
+    note = "Mails to the list can be filtered easily by readers who do not want them, by their subject tag."
+    tip = "This page contains only reference information; for a gentler introduction see the tutorial."
+    page = (
+        '<html><body><div class="sphinxsidebar" role="navigation"><a href="/">Index</a></div>'
+        f'<div class="body" role="main"><section id="duties"><h1>Duties<a class="headerlink" href="#duties">¶</a></h1>'
+        f'<aside class="sidebar"><p class="sidebar-title">Tutorial</p><p>{tip}</p></aside>'
+        f"<p>{_para(1)}</p><p>{_para(2)} Announce it on the list.<a class='footnote-reference' href='#f1'>1</a></p>"
+        f'<aside class="footnote-list brackets"><aside class="footnote brackets" id="f1" role="note">'
+        f"<span class='label'>1</span><p>{note}</p></aside></aside></section></div></body></html>"
+    )
+    text = extract_main_text(page)
+    assert note in text and tip in text and _para(1) in text
+    # outside documentation an <aside> is still a side column
+    assert tip not in extract_main_text(page.replace('class="headerlink"', 'class="anchor"'))
