@@ -834,3 +834,14 @@ def test_sphinx_sidebars_topics_and_footnotes_are_kept():
     assert note in text and tip in text and _para(1) in text
     # outside documentation an <aside> is still a side column
     assert tip not in extract_main_text(page.replace('class="headerlink"', 'class="anchor"'))
+
+
+def test_cjk_navigation_row_cells_all_linked_are_dropped():
+    """texinfo's navigation rows, "[ < タイ ] [ 上へ : リズム ] [ 休符 > ]": a short CJK label is half
+    of its bracketed cell, so the link share let "[ 休符 > ]" in; every letter of it is linked."""
+    nav = ('<table class="nav_table"><tr><td>[<a href="ties.ja.html" rel="previous"> &lt; タイ </a>]</td>'
+           '<td>[<a href="rhythms.ja.html" rel="up"> 上へ : リズム </a>]</td>'
+           '<td>[<a href="#rests" rel="next"> 休符 &gt; </a>]</td></tr></table>')
+    body = "".join(f"<p>{p}</p>" for p in CJK_PARAGRAPHS)
+    text = extract_main_text(f'<html lang="ja"><body><div class="contents">{nav}{body}{nav}</div></body></html>')
+    assert text.splitlines() == CJK_PARAGRAPHS

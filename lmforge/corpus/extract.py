@@ -948,16 +948,20 @@ _ROW_CHARS = 300
 
 
 def _row_text(cells: list[list]) -> str:
-    """The line of a short row from its cells ([text parts, link chars] each), joined by tabs
+    """The line of a short row from its cells ([text parts, link chars, link letters and digits]
+    each), joined by tabs
     ("" when no cell is kept). A row with a cell of its own words (no link in it, 3 or more
     letters or digits) is data, and every cell stays: a package table's name and popcon cells
     link, its description does not. In any other row only the cells that pass the per-block
     link test stay: texinfo's `[<< Tweaking output] [Up: Appearance of objects]` rows go, in
-    every language (their link share is no guide: CJK labels are short beside the brackets)."""
-    texts = [(" ".join("".join(parts).split()), links) for parts, links in cells]
-    data = any(links == 0 and sum(ch.isalnum() for ch in text) >= 3 for text, links in texts)
-    return "\t".join(text for text, links in texts
-                     if text and not _BOILER_LINE.match(text) and (data or links <= 0.5 * len(text)))
+    every language (their link share is no guide: CJK labels are short beside the brackets, so
+    a cell whose letters and digits are all in links goes too: "[ 休符 > ]", 4 of 8 characters
+    linked, leaked on the Japanese and Chinese pages)."""
+    texts = [(" ".join("".join(parts).split()), links, words) for parts, links, words in cells]
+    data = any(links == 0 and sum(ch.isalnum() for ch in text) >= 3 for text, links, _ in texts)
+    return "\t".join(text for text, links, words in texts
+                      if text and not _BOILER_LINE.match(text)
+                      and (data or links <= 0.5 * len(text) and words < sum(ch.isalnum() for ch in text)))
 
 
 def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
@@ -967,7 +971,7 @@ def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
     parts: list[str] = []
     link = [0, 0]  # link chars, links (<a href> entered) of the block so far
     in_pre = 0
-    cells: list[list] | None = None  # inside a one-line row: its cells so far, [text parts, link chars] each
+    cells: list[list] | None = None  # inside a one-line row: its cells so far, [text parts, link chars, link letters] each
 
     def flush() -> None:
         if parts:
@@ -1000,10 +1004,11 @@ def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
             if text:
                 if cells is not None:
                     if not cells:
-                        cells.append([[], 0])
+                        cells.append([[], 0, 0])
                     cells[-1][0].append(text)
                     if in_link:
                         cells[-1][1] += len(text.strip())
+                        cells[-1][2] += sum(ch.isalnum() for ch in text)
                     continue
                 parts.append(text)
                 if in_link:
@@ -1014,7 +1019,7 @@ def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
             continue
         elif cells is not None:  # inside a one-line row: a cell starts one, any other element is inline
             if tag == "td" or tag == "th":
-                cells.append([[], 0])
+                cells.append([[], 0, 0])
             elif tag in _BLOCK and cells:
                 cells[-1][0].append(" ")
             stack.append((child.iter(include_text=True), in_link or (tag == "a" and "href" in child.attributes), False))
