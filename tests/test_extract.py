@@ -845,3 +845,16 @@ def test_cjk_navigation_row_cells_all_linked_are_dropped():
     body = "".join(f"<p>{p}</p>" for p in CJK_PARAGRAPHS)
     text = extract_main_text(f'<html lang="ja"><body><div class="contents">{nav}{body}{nav}</div></body></html>')
     assert text.splitlines() == CJK_PARAGRAPHS
+
+
+def test_a_paragraph_sentence_of_links_is_kept_but_not_a_menu_or_tag_line():
+    """A <p> of 3+ links that ends as a sentence ends, with words of its own ("techniques such as
+    [DKIM], [SPF], and [DMARC] are used."), is text; it was dropped as a link list (DocBook's
+    debian-reference, deal posts). A menu, a tag line or a language bar in a <p> still goes."""
+    sentence = ('<p>Techniques such as <a href="/dkim">DomainKeys Identified Mail</a>, '
+                '<a href="/spf">Sender Policy Framework</a>, and <a href="/dmarc">DMARC</a> are used.</p>')
+    tags = '<p>Posted in <a href="/c/a">Activities</a>, <a href="/c/b">Games</a>, <a href="/c/c">Poetry</a>.</p>'
+    menu = '<p><a href="/">home</a> | <a href="/p">products</a> | <a href="/a">about us</a> | <a href="/s">search</a></p>'
+    text = extract_main_text(f"<html><body><article><p>{ARTICLE}</p>{sentence}<p>{SECOND}</p>{tags}{menu}</article></body></html>")
+    assert "such as DomainKeys Identified Mail, Sender Policy Framework, and DMARC are used." in text
+    assert "Activities" not in text and "products" not in text

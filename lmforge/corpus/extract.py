@@ -409,7 +409,7 @@ def _extract(html: str) -> tuple[str, dict]:
     on_body = container.mem_id == body.mem_id
     held = under.get(container.mem_id, 0.0) / max(under.get(body.mem_id, 0.0), 1.0)
     _prune(container, docs)
-    blocks: list[tuple[str, int, int]] = []
+    blocks: list[tuple[str, int, int, int]] = []
     pre = [0]
     _render(container, blocks, pre)
     return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body,
@@ -964,22 +964,22 @@ def _row_text(cells: list[list]) -> str:
                       and (data or links <= 0.5 * len(text) and words < sum(ch.isalnum() for ch in text)))
 
 
-def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
-    """Walk `node`, appending (block text, link chars, links) for each block-level run of text;
-    pre[0] counts the characters inside <pre> (a confidence signal). A short table row is one
+def _render(node, blocks: list[tuple[str, int, int, int]], pre: list[int]) -> None:
+    """Walk `node`, appending (block text, link chars, links, letters and digits in links if
+    the block is a whole <p> else -1) for each block-level run of text; pre[0] counts the characters inside <pre> (a confidence signal). A short table row is one
     block (`_ROW_CHARS`)."""
     parts: list[str] = []
-    link = [0, 0]  # link chars, links (<a href> entered) of the block so far
+    link = [0, 0, 0]  # link chars, links (<a href> entered), link letters and digits of the block so far
     in_pre = 0
     cells: list[list] | None = None  # inside a one-line row: its cells so far, [text parts, link chars, link letters] each
 
-    def flush() -> None:
+    def flush(para: bool = False) -> None:  # para: the block is a whole <p>
         if parts:
             text = " ".join("".join(parts).split())  # = \s+ -> " ", stripped: the same whitespace, 20x faster on long blocks
             if text:
-                blocks.append((text, min(link[0], len(text)), link[1]))
+                blocks.append((text, min(link[0], len(text)), link[1], link[2] if para else -1))
             parts.clear()
-            link[0] = link[1] = 0
+            link[0] = link[1] = link[2] = 0
 
     # An explicit stack, not recursion: pages nest thousands of levels deep.
     stack = [(node.iter(include_text=True), False, False)]  # (children, inside <a>, is a block)
@@ -992,9 +992,9 @@ def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
                 text = _row_text(cells)
                 cells = None
                 if text:
-                    blocks.append((text, 0, 0))
+                    blocks.append((text, 0, 0, -1))
             elif is_block:
-                flush()
+                flush(is_block == 4)
                 if is_block == 2:
                     in_pre -= 1
             continue
@@ -1013,6 +1013,7 @@ def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
                 parts.append(text)
                 if in_link:
                     link[0] += len(text.strip())
+                    link[2] += sum(ch.isalnum() for ch in text)
                 if in_pre:
                     pre[0] += len(text.strip())
         elif tag in _SKIP:
@@ -1031,7 +1032,7 @@ def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
             flush()
             if tag == "pre":
                 in_pre += 1
-            stack.append((child.iter(include_text=True), in_link, 2 if tag == "pre" else 1))
+            stack.append((child.iter(include_text=True), in_link, 2 if tag == "pre" else 4 if tag == "p" else 1))
         else:
             # only a link with an href counts: DocBook's unclosed <a id=...> anchors swallow
             # whole sections when parsed, and their text was dropped as "link lists"
@@ -1048,17 +1049,30 @@ def _render(node, blocks: list[tuple[str, int, int]], pre: list[int]) -> None:
 # still go. Measured on every family: snippet recall up on news, DocBook, readability, recipes;
 # the 0.7 alone, without the link count, let texinfo's language bars in (-0.007 F1 there).
 _PHRASE_LINKS = 2
+# ... and a paragraph (<p>) of 3 or more links that ends as a sentence ends, with at least
+# `_SENTENCE_OWN` letters and digits of its own (about four words outside the links), is a
+# sentence about those links, not a menu: "You'll also find [AirPods ...] and [Black Friday
+# pricing ...].", DocBook's "Anti-spam techniques such as [DKIM], [SPF], and [DMARC] are ...".
+# On every family: 60 lines kept, all in the truth. A label and links ("Other languages:
+# [English], [Deutsch] ...", "Posted in [A], [B], [C]", 8-14 letters of their own) still goes;
+# at 15 "Follow Newsbeat on [Instagram], [Facebook] ..." came in, without the end test tag lines
+# and "home | products | about us" menus in <p>.
+_SENTENCE_LINKS = 3
+_SENTENCE_END = frozenset(".!?。．！？")
+_SENTENCE_OWN = 20
 
 
-def _postprocess(blocks: list[tuple[str, int, int]]) -> str:
+def _postprocess(blocks: list[tuple[str, int, int, int]]) -> str:
     out: list[str] = []
     seen: set[str] = set()
-    for text, link, links in blocks:
+    for text, link, links, para_link_letters in blocks:
         n = len(text)
         if _BOILER_LINE.match(text):
             continue
-        if link > 0.5 * n and n < 300 and not (links <= _PHRASE_LINKS and 3 * link <= 2 * n and "://" not in text
-                                                and "www." not in text):
+        sentence = (para_link_letters >= 0 and links >= _SENTENCE_LINKS and text[-1] in _SENTENCE_END
+                    and sum(ch.isalnum() for ch in text) - para_link_letters >= _SENTENCE_OWN)
+        if link > 0.5 * n and n < 300 and not sentence and not (
+                links <= _PHRASE_LINKS and 3 * link <= 2 * n and "://" not in text and "www." not in text):
             continue
         if text in seen and n < 200:
             continue
