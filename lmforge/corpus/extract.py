@@ -87,7 +87,7 @@ document's own structure; F1 as above, fast path alone -> with the fallback; tra
     rtl-docs-mallard (86)               -     0.9817  0.9892 (1.2%)      0.9122
 (web-sites was 0.9519 before its fixes: text straight under <body>, tables of contents.)
 Issue 10, quality10b (/work/devsets-all + -forum + -blog, with the fallback; word F1 /
-snippet-F1, main 02cb8c9 -> after; trafilatura): every page that moved went up (105 pages).
+snippet-F1, main 02cb8c9 -> after; trafilatura): 104 pages moved, none down (F1, snippets, LID).
 
     family (pages)              before           after            trafilatura
     news, scrapinghub (181)     0.9694 / 0.9889  0.9696 / 0.9895  0.9598 / 0.9763
@@ -760,9 +760,9 @@ def _with_sibling_text(node, under: dict[int, float]):
     under <body>, <body>'s own blocks then join too when made of paragraphs (`_PARAGRAPH_MADE`):
     the first join was often among the voted list's items, and the page's other lists and tables
     were lost (sqlite-quickstart, -footprint, -books: 3 of 5 snippets). A sibling that is
-    boilerplate by `_prune`'s tests (comments, related stories, share bars) never joins. Only for a container found by the vote
-    alone: a tier match (`.entry-content`, `<article>` ...) is the site's own statement of where
-    the text is.
+    boilerplate by `_prune`'s tests (comments, related stories, share bars) never joins. Only
+    for a container found by the vote alone: a tier match (`.entry-content`, `<article>` ...)
+    is the site's own statement of where the text is.
     """
     own = under.get(node.mem_id, 0.0)
     if own <= 0:
@@ -983,12 +983,14 @@ def _row_text(cells: list[list]) -> str:
 
 def _render(node, blocks: list[tuple[str, int, int, int]], pre: list[int]) -> None:
     """Walk `node`, appending (block text, link chars, links, letters and digits in links if
-    the block is a whole <p> else -1) for each block-level run of text; pre[0] counts the characters inside <pre> (a confidence signal). A short table row is one
-    block (`_ROW_CHARS`)."""
+    the block is a whole <p> else -1) for each block-level run of text; pre[0] counts the
+    characters inside <pre> (a confidence signal). A short table row is one block
+    (`_ROW_CHARS`)."""
     parts: list[str] = []
     link = [0, 0, 0]  # link chars, links (<a href> entered), link letters and digits of the block so far
     in_pre = 0
-    cells: list[list] | None = None  # inside a one-line row: its cells so far, [text parts, link chars, link letters] each
+    # inside a one-line row: its cells so far, [text parts, link chars, link letters] each
+    cells: list[list] | None = None
 
     def flush(para: bool = False) -> None:  # para: the block is a whole <p>
         if parts:
