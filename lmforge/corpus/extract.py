@@ -426,7 +426,7 @@ def _extract(html: str) -> tuple[str, dict]:
     on_body = container.mem_id == body.mem_id
     held = under.get(container.mem_id, 0.0) / max(under.get(body.mem_id, 0.0), 1.0)
     _prune(container, docs)
-    blocks: list[tuple[str, int, int, int]] = []
+    blocks: list[tuple[str, int, int, str | None]] = []
     pre = [0]
     _render(container, blocks, pre)
     return _postprocess(blocks), {"page_chars": page_chars, "pre_chars": pre[0], "voters": voters, "on_body": on_body,
@@ -981,13 +981,14 @@ def _row_text(cells: list[list]) -> str:
                       and (data or links <= 0.5 * len(text) and words < sum(ch.isalnum() for ch in text)))
 
 
-def _render(node, blocks: list[tuple[str, int, int, int]], pre: list[int]) -> None:
-    """Walk `node`, appending (block text, link chars, links, letters and digits in links if
-    the block is a whole <p> else -1) for each block-level run of text; pre[0] counts the
+def _render(node, blocks: list[tuple[str, int, int, str | None]], pre: list[int]) -> None:
+    """Walk `node`, appending (block text, link chars, links, its link text if the block is a
+    whole <p> else None) for each block-level run of text; pre[0] counts the
     characters inside <pre> (a confidence signal). A short table row is one block
     (`_ROW_CHARS`)."""
     parts: list[str] = []
-    link = [0, 0, 0]  # link chars, links (<a href> entered), link letters and digits of the block so far
+    link = [0, 0]  # link chars, links (<a href> entered) of the block so far
+    link_parts: list[str] = []  # the block's link text (read only for a <p>: `_SENTENCE_OWN`)
     in_pre = 0
     # inside a one-line row: its cells so far, [text parts, link chars, link letters] each
     cells: list[list] | None = None
@@ -996,9 +997,10 @@ def _render(node, blocks: list[tuple[str, int, int, int]], pre: list[int]) -> No
         if parts:
             text = " ".join("".join(parts).split())  # = \s+ -> " ", stripped: the same whitespace, 20x faster on long blocks
             if text:
-                blocks.append((text, min(link[0], len(text)), link[1], link[2] if para else -1))
+                blocks.append((text, min(link[0], len(text)), link[1], "".join(link_parts) if para else None))
             parts.clear()
-            link[0] = link[1] = link[2] = 0
+            link[0] = link[1] = 0
+            link_parts.clear()
 
     # An explicit stack, not recursion: pages nest thousands of levels deep.
     stack = [(node.iter(include_text=True), False, False)]  # (children, inside <a>, is a block)
@@ -1011,7 +1013,7 @@ def _render(node, blocks: list[tuple[str, int, int, int]], pre: list[int]) -> No
                 text = _row_text(cells)
                 cells = None
                 if text:
-                    blocks.append((text, 0, 0, -1))
+                    blocks.append((text, 0, 0, None))
             elif is_block:
                 flush(is_block == 4)
                 if is_block == 2:
@@ -1032,7 +1034,7 @@ def _render(node, blocks: list[tuple[str, int, int, int]], pre: list[int]) -> No
                 parts.append(text)
                 if in_link:
                     link[0] += len(text.strip())
-                    link[2] += sum(ch.isalnum() for ch in text)
+                    link_parts.append(text)
                 if in_pre:
                     pre[0] += len(text.strip())
         elif tag in _SKIP:
@@ -1081,15 +1083,19 @@ _SENTENCE_END = frozenset(".!?。．！？")
 _SENTENCE_OWN = 20
 
 
-def _postprocess(blocks: list[tuple[str, int, int, int]]) -> str:
+def _letters(text: str) -> int:
+    return sum(ch.isalnum() for ch in text)
+
+
+def _postprocess(blocks: list[tuple[str, int, int, str | None]]) -> str:
     out: list[str] = []
     seen: set[str] = set()
-    for text, link, links, para_link_letters in blocks:
+    for text, link, links, para_links in blocks:
         n = len(text)
         if _BOILER_LINE.match(text):
             continue
-        sentence = (para_link_letters >= 0 and links >= _SENTENCE_LINKS and text[-1] in _SENTENCE_END
-                    and sum(ch.isalnum() for ch in text) - para_link_letters >= _SENTENCE_OWN)
+        sentence = (para_links is not None and links >= _SENTENCE_LINKS and text[-1] in _SENTENCE_END
+                    and _letters(text) - _letters(para_links) >= _SENTENCE_OWN)
         if link > 0.5 * n and n < 300 and not sentence and not (
                 links <= _PHRASE_LINKS and 3 * link <= 2 * n and "://" not in text and "www." not in text):
             continue
