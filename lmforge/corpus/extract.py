@@ -997,7 +997,8 @@ def _render(node, blocks: list[tuple[str, int, int, str | None]], pre: list[int]
         if parts:
             text = " ".join("".join(parts).split())  # = \s+ -> " ", stripped: the same whitespace, 20x faster on long blocks
             if text:
-                blocks.append((text, min(link[0], len(text)), link[1], "".join(link_parts) if para else None))
+                own_links = "".join(link_parts) if para else None
+                blocks.append((text, min(link[0], len(text)), link[1], own_links))
             parts.clear()
             link[0] = link[1] = 0
             link_parts.clear()
