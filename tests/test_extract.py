@@ -829,3 +829,87 @@ def test_page_builder_widgets_inside_the_body_element_are_kept():
                         f'every Friday with the week in pictures</div>')
     text = extract_main_text_with_info(side, fallback=False)[0]
     assert SECOND in text and "every Friday" not in text
+
+
+def test_every_list_of_paragraphs_straight_under_body_is_kept():
+    """Text straight under <body> as several lists of paragraph items of unequal size: the first
+    join was among the voted list's items, and the page's shorter lists were lost (sqlite.org's
+    quickstart and footprint pages: 3 of 5 snippets)."""
+    first = ["Download a precompiled binary for your machine, unpack it, and run it from any folder you like."]
+    second = [f"Step {i}: type the statements at the prompt, one per line, each ending with a semicolon as usual." for i in range(2)]
+    items = lambda texts: "<ul>" + "".join(f"<li><p>{t}</p></li>" for t in texts) + "</ul>"  # noqa: E731
+    page = (
+        '<html><body><div class="nosearch"><div class="menu mainmenu"><ul><li><a href="/">Home</a></li>'
+        '<li><a href="/about">About the project</a></li></ul></div></div>'
+        f"<h1>Quick start</h1><h2>Get the program</h2>{items(first)}<h2>Use it</h2>{items(second)}"
+        f"<h2>Examples</h2>{items(UNWRAPPED_ITEMS)}"
+        "<p><small>This page last modified on 2024-05-01</small></p></body></html>"
+    )
+    text = extract_main_text(page)
+    for line in first + second + UNWRAPPED_ITEMS + ["Use it"]:
+        assert line in text
+    assert "About the project" not in text and "last modified" not in text
+
+
+def _code_chapter_page() -> str:
+    """A manual's chapter that is mostly listings, its prose in <p>, beside a long site menu."""
+    menu = "".join(f'<li><a href="/m{i}">Manual section number {i} of the learning guide</a></li>' for i in range(60))
+    code = "\n".join(f"violinOne = \\relative c'' {{ c4 d e f g{i} }}" for i in range(12))
+    prose = [f"Step {i} of the score: write each part in its own variable, then combine the parts in one staff group."
+             for i in range(3)]
+    body = "".join(f"<p>{p}</p><pre class='example'>{code}</pre>" for p in prose)
+    return f'<html><body><div class="menu"><ul>{menu}</ul></div><div class="chapter"><h2>String quartet</h2>{body}</div></body></html>'
+
+
+def test_code_heavy_chapter_holding_the_prose_stays_on_the_fast_path():
+    """Most of the text is <pre>, but the container holds every voting paragraph of the page: it
+    is the chapter, not a listing picked instead of the prose (it went to the fallback, whose text
+    kept the menu)."""
+    from lmforge.corpus import extract
+
+    text, info = extract.extract_main_text_with_info(_code_chapter_page(), fallback=False)
+    assert "combine the parts" in text and "violinOne" in text and "Manual section" not in text
+    assert info["confidence"] >= extract.FALLBACK_BELOW
+
+
+def test_sphinx_sidebars_topics_and_footnotes_are_kept():
+    """docutils writes sidebars, topics and footnotes as <aside>: on documentation pages they
+    are the chapter's text, and every one was deleted as a side column."""
+    note = "Mails to the list can be filtered easily by readers who do not want them, by their subject tag."
+    tip = "This page contains only reference information; for a gentler introduction see the tutorial."
+    page = (
+        '<html><body><div class="sphinxsidebar" role="navigation"><a href="/">Index</a></div>'
+        f'<div class="body" role="main"><section id="duties"><h1>Duties<a class="headerlink" href="#duties">¶</a></h1>'
+        f'<aside class="sidebar"><p class="sidebar-title">Tutorial</p><p>{tip}</p></aside>'
+        f"<p>{_para(1)}</p><p>{_para(2)} Announce it on the list.<a class='footnote-reference' href='#f1'>1</a></p>"
+        f'<aside class="footnote-list brackets"><aside class="footnote brackets" id="f1" role="note">'
+        f"<span class='label'>1</span><p>{note}</p></aside></aside></section></div></body></html>"
+    )
+    text = extract_main_text(page)
+    assert note in text and tip in text and _para(1) in text
+    # outside documentation an <aside> is still a side column
+    assert tip not in extract_main_text(page.replace('class="headerlink"', 'class="anchor"'))
+
+
+def test_cjk_navigation_row_cells_all_linked_are_dropped():
+    """texinfo's navigation rows, "[ < タイ ] [ 上へ : リズム ] [ 休符 > ]": a short CJK label is half
+    of its bracketed cell, so the link share let "[ 休符 > ]" in; every letter of it is linked."""
+    nav = ('<table class="nav_table"><tr><td>[<a href="ties.ja.html" rel="previous"> &lt; タイ </a>]</td>'
+           '<td>[<a href="rhythms.ja.html" rel="up"> 上へ : リズム </a>]</td>'
+           '<td>[<a href="#rests" rel="next"> 休符 &gt; </a>]</td></tr></table>')
+    body = "".join(f"<p>{p}</p>" for p in CJK_PARAGRAPHS)
+    text = extract_main_text(f'<html lang="ja"><body><div class="contents">{nav}{body}{nav}</div></body></html>')
+    assert text.splitlines() == CJK_PARAGRAPHS
+
+
+def test_a_paragraph_sentence_of_links_is_kept_but_not_a_menu_or_tag_line():
+    """A <p> of 3+ links that ends as a sentence ends, with words of its own ("techniques such as
+    [DKIM], [SPF], and [DMARC] are used."), is text; it was dropped as a link list (DocBook's
+    debian-reference, deal posts). A menu, a tag line or a language bar in a <p> still goes."""
+    sentence = ('<p>Techniques such as <a href="/dkim">DomainKeys Identified Mail</a>, '
+                '<a href="/spf">Sender Policy Framework</a>, and <a href="/dmarc">DMARC</a> are used.</p>')
+    tags = '<p>Posted in <a href="/c/a">Activities</a>, <a href="/c/b">Games</a>, <a href="/c/c">Poetry</a>.</p>'
+    menu = '<p><a href="/">home</a> | <a href="/p">products</a> | <a href="/a">about us</a> | <a href="/s">search</a></p>'
+    text = extract_main_text(f"<html><body><article><p>{ARTICLE}</p>{sentence}<p>{SECOND}</p>{tags}{menu}</article></body></html>")
+    assert "such as DomainKeys Identified Mail, Sender Policy Framework, and DMARC are used." in text
+    assert "Activities" not in text and "products" not in text
