@@ -47,6 +47,7 @@ from numpy.random import default_rng
 
 from lmforge.corpus.base import DocFilter
 from lmforge.corpus.filters._config import build_config, check_fraction
+from lmforge.corpus.trie import trie_pattern
 
 C4_BADWORDS = "c4_badwords"  #: the text holds a whole word of its language's LDNOOBW list
 
@@ -96,26 +97,6 @@ class C4BadWordsConfig:
                 + ", ".join(BADWORDS_LANGUAGES) + "): drop them from --languages or let them pass unchecked "
                 "(--no-c4-badwords-fail-on-missing-language)"
             )
-
-
-def trie_pattern(words) -> str:
-    """A regex matching exactly the strings of `words`, as a trie: ["ab", "abc", "b"] ->
-    `(?:ab(?:c)?|b)`, so a failing position costs one test per distinct first character."""
-    trie: dict = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def build(node: dict) -> str:
-        alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
-        if not alts:
-            return ""
-        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return build(trie)
 
 
 def badwords(lang: str) -> set[str]:
