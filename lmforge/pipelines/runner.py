@@ -233,16 +233,19 @@ class PipelineRunner:
             self.log(f"pipeline: {what} stage: Slurm job {', '.join(jobs)} of an earlier run is still queued or running")
         return bool(jobs)
 
+    def _run_or_wait(self, out: Path, what: str, run: Callable[[], dict]) -> dict:
+        """The stats of a stage into `out`: its Slurm jobs of an earlier run waited for when still
+        in flight, else `run()`, waited for when it only submitted."""
+        if self._in_flight(out, what):
+            return self._wait(out, what)
+        stats = run()
+        return self._wait(out, what) if stats.get("submitted") else stats
+
     def _corpus(self) -> dict:
         from lmforge.corpus.pipeline import run_corpus
 
         cfg = dataclasses.replace(self.recipe.stages["corpus"], output_dir=str(self.out / "corpus"), dedup=False)
-        if self._in_flight(self.out / "corpus", "corpus"):
-            stats = self._wait(self.out / "corpus", "corpus")
-        else:
-            stats = run_corpus(cfg, self._executor(), progress=self.progress)
-            if stats.get("submitted"):
-                stats = self._wait(self.out / "corpus", "corpus")
+        stats = self._run_or_wait(self.out / "corpus", "corpus", lambda: run_corpus(cfg, self._executor(), progress=self.progress))
         s = stats.get("summary", {})
         dropped = _drops(s)
         if not s.get("kept"):
@@ -264,12 +267,8 @@ class PipelineRunner:
             raise RecipeError(f"{self.out / 'dedup'} was made from other corpus documents (the corpus was rebuilt); "
                               f"delete {self.out / 'dedup'} and the stages after it to deduplicate the new ones")
         cfg = dataclasses.replace(self.recipe.stages["dedup"], progress=self.progress)
-        if self._in_flight(self.out / "dedup", "dedup"):
-            stats = self._wait(self.out / "dedup", "dedup")
-        else:
-            stats = run_dedup([str(self.out / "corpus" / "documents")], str(self.out / "dedup"), cfg, self._executor())
-            if stats.get("submitted"):
-                stats = self._wait(self.out / "dedup", "dedup")
+        stats = self._run_or_wait(self.out / "dedup", "dedup", lambda: run_dedup(
+            [str(self.out / "corpus" / "documents")], str(self.out / "dedup"), cfg, self._executor()))
         keys = ("documents_in", "exact_duplicates_removed", "near_duplicates_removed", "kept")
         return {"outputs": {"documents": str(self.out / "dedup" / "documents"), "stats": str(self.out / "dedup" / "stats.json")},
                 "figures": {k: stats[k] for k in keys if k in stats}, "upstream": upstream}
@@ -289,25 +288,17 @@ class PipelineRunner:
             folder = self.out / "ingest" / src.name
             cfg = CorpusConfig(inputs=list(src.inputs), output_dir=str(folder / "raw"), mode="ingest",
                                source=src.source, source_config=src.options)
-            if self._in_flight(folder / "raw", f"ingest {src.name}"):
-                stats = self._wait(folder / "raw", f"ingest {src.name}")
-            else:
-                stats = run_corpus(cfg, self._executor(), progress=self.progress)
-                if stats.get("submitted"):
-                    stats = self._wait(folder / "raw", f"ingest {src.name}")
+            stats = self._run_or_wait(folder / "raw", f"ingest {src.name}",
+                                      lambda: run_corpus(cfg, self._executor(), progress=self.progress))
             s = stats.get("summary", {})
             if not s.get("kept"):
                 raise RecipeError(f"[[ingest]] {src.name}: kept no documents of {s.get('records', 0)} records "
                                   f"(dropped: {_top(_drops(s))}); see {folder / 'raw' / 'stats.json'}")
             line = f"{s.get('records', 0)} records, {s['kept']} kept"
             if src.dedup:
-                if self._in_flight(folder / "dedup", f"ingest {src.name} dedup"):
-                    d = self._wait(folder / "dedup", f"ingest {src.name} dedup")
-                else:
-                    d = run_dedup([str(folder / "raw" / "documents")], str(folder / "dedup"),
-                                  dataclasses.replace(dedup_cfg, progress=self.progress), self._executor())
-                    if d.get("submitted"):
-                        d = self._wait(folder / "dedup", f"ingest {src.name} dedup")
+                d = self._run_or_wait(folder / "dedup", f"ingest {src.name} dedup", lambda: run_dedup(
+                    [str(folder / "raw" / "documents")], str(folder / "dedup"),
+                    dataclasses.replace(dedup_cfg, progress=self.progress), self._executor()))
                 line += f", {d.get('kept', s['kept'])} after dedup"
             outputs[src.name] = str(self._ingest_documents(src))
             figures[src.name] = line
